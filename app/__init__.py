@@ -1,0 +1,133 @@
+"""The admin portal: ``create_app()`` wires FAB, the vault, Talisman, limits and the CLI."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, render_template, request
+from flask_appbuilder import AppBuilder
+from flask_migrate import Migrate
+from flask_talisman import Talisman
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+import config
+from app import jptime, logsafe
+from app.keyring import FileKeyRing
+from app.models import db
+from app.vault import Vault
+
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+
+log = logging.getLogger(__name__)
+
+CSP = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    # FAB's templates still carry style="" attributes; no inline <style> or script is allowed.
+    "style-src-attr": "'unsafe-inline'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """SQLite: enforce foreign keys, zero deleted content (secure_delete), WAL for readers."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the admin portal. ``overrides`` replace settings (tests, CLI)."""
+    app = Flask(__name__)
+    app.config.update(config.load(overrides))
+    home = Path(app.config["MYNUMBER_HOME"])
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    logsafe.install(app.config["LOG_FILE"])
+
+    db.init_app(app)
+    Migrate(app, db, directory=MIGRATIONS)
+    keyring = FileKeyRing(app.config["KEYRING_PATH"])
+    app.extensions["mynumber_keyring"] = keyring
+    app.extensions["mynumber_vault"] = Vault(keyring)
+
+    CSRFProtect(app)
+    https = app.config["MYNUMBER_HTTPS"]
+    Talisman(
+        app,
+        content_security_policy=CSP,
+        content_security_policy_nonce_in=["script-src"],
+        force_https=https,
+        strict_transport_security=https,
+        strict_transport_security_max_age=31536000,
+        frame_options="DENY",
+        session_cookie_secure=https,
+        session_cookie_http_only=True,
+        session_cookie_samesite="Strict",
+        referrer_policy="no-referrer",
+    )
+
+    from app.security import enforce_idle_timeout
+    from app.views import HomeView, register
+
+    with app.app_context():
+        appbuilder = AppBuilder(indexview=HomeView, base_template="mynumber/base.html")
+        appbuilder.init_app(app, db.session)
+        register(appbuilder)
+
+    app.before_request(enforce_idle_timeout)
+    app.after_request(_no_store)
+    app.jinja_env.filters["jst"] = jptime.format_jst
+    _error_pages(app)
+
+    from app.cli import mynumber_group
+
+    app.cli.add_command(mynumber_group)
+    return app
+
+
+def _no_store(response):
+    """Portal pages carry personal data: never cache them anywhere."""
+    if not request.path.startswith("/static"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _error_pages(app: Flask) -> None:
+    """Japanese error pages; a stack trace never reaches the browser."""
+    messages = {
+        400: "リクエストが正しくありません。画面を読み込み直してから、もう一度お試しください。",
+        403: "この操作を行う権限がありません。",
+        404: "お探しのページは見つかりません。",
+        405: "この方法ではアクセスできません。",
+        413: "ファイルが大きすぎます。",
+        429: "短時間にアクセスが集中しました。しばらく待ってからお試しください。",
+        500: "システムエラーが発生しました。時間をおいてもう一度お試しください。",
+    }
+
+    def handler(error):
+        code = getattr(error, "code", 500) or 500
+        if code == 500:
+            log.error("unhandled error on %s: %s", request.path, type(error).__name__)
+        return render_template(
+            "mynumber/error.html", code=code, message=messages.get(code, messages[500])
+        ), code
+
+    for code in messages:
+        app.register_error_handler(code, handler)
+    app.register_error_handler(Exception, handler)

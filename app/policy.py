@@ -1,0 +1,159 @@
+"""Who may do what: the one table of permissions, and the rules around it.
+
+Permissions are ``(permission, view)`` pairs as Flask-AppBuilder names them, kept here in code
+rather than editable in the database: a SystemAdmin manages accounts but cannot widen a role.
+On top of the table, three rules apply to every check, in views, CLI and services alike:
+
+1. Operator and ClientStaff permissions count only while the account is linked to an approved
+   entry of the 情報取扱者名簿 (roster), and only after the TOTP second factor.
+2. An account that holds SystemAdmin never gets a permission that touches personal data, even
+   if someone also gave it another role (separation of duties).
+3. An Operator may reveal a number only for a person whose case they are working.
+"""
+
+from __future__ import annotations
+
+from app.audit import Actor
+
+SYSTEM_ADMIN = "SystemAdmin"
+OPERATOR = "Operator"
+CLIENT_STAFF = "ClientStaff"
+AUDITOR = "Auditor"
+ROLES = (SYSTEM_ADMIN, OPERATOR, CLIENT_STAFF, AUDITOR)
+ROLE_LABELS = {
+    SYSTEM_ADMIN: "システム管理者",
+    OPERATOR: "事務取扱担当者（受注者）",
+    CLIENT_STAFF: "発注者担当者",
+    AUDITOR: "監査担当者",
+}
+
+ROSTER_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
+MFA_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
+
+# Views (FAB permission view names) whose data is personal: never for a SystemAdmin.
+PERSONAL_DATA_VIEWS = frozenset({"People", "Numbers"})
+
+# Menu names (FAB registers "menu_access" on these).
+MENU_PEOPLE = "人物検索"
+MENU_CATEGORY_PEOPLE = "マイナンバー"
+MENU_AUDIT = "監査ログ"
+MENU_AUDIT_VERIFY = "監査チェーン検証"
+MENU_CATEGORY_AUDIT = "監査"
+MENU_ROSTER = "情報取扱者名簿"
+MENU_KEYS = "鍵管理"
+MENU_USERS = "List Users"
+MENU_CATEGORY_ADMIN = "Security"
+
+_FAB_USERS = [
+    ("can_list", "UserDBModelView"),
+    ("can_show", "UserDBModelView"),
+    ("can_add", "UserDBModelView"),
+    ("can_edit", "UserDBModelView"),
+    ("can_userinfo", "UserDBModelView"),
+    ("resetpasswords", "UserDBModelView"),
+    ("can_this_form_get", "ResetPasswordView"),
+    ("can_this_form_post", "ResetPasswordView"),
+]
+_SELF_SERVICE = [
+    ("can_userinfo", "UserDBModelView"),
+    ("resetmypassword", "UserDBModelView"),
+    ("can_this_form_get", "ResetMyPasswordView"),
+    ("can_this_form_post", "ResetMyPasswordView"),
+]
+
+ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
+    SYSTEM_ADMIN: frozenset(
+        _FAB_USERS
+        + _SELF_SERVICE
+        + [
+            ("can_list", "Roster"),
+            ("can_show", "Roster"),
+            ("can_add", "Roster"),
+            ("can_edit", "Roster"),
+            ("can_rotate", "Keys"),
+            ("menu_access", MENU_USERS),
+            ("menu_access", MENU_CATEGORY_ADMIN),
+            ("menu_access", MENU_ROSTER),
+            ("menu_access", MENU_KEYS),
+        ]
+    ),
+    OPERATOR: frozenset(
+        _SELF_SERVICE
+        + [
+            ("can_search", "People"),
+            ("can_show", "People"),
+            ("can_reveal", "People"),  # only for a person whose case they work (rule 3)
+            ("menu_access", MENU_PEOPLE),
+            ("menu_access", MENU_CATEGORY_PEOPLE),
+        ]
+    ),
+    CLIENT_STAFF: frozenset(
+        _SELF_SERVICE
+        + [
+            ("can_search", "People"),
+            ("can_show", "People"),
+            ("can_reveal", "People"),
+            ("menu_access", MENU_PEOPLE),
+            ("menu_access", MENU_CATEGORY_PEOPLE),
+        ]
+    ),
+    AUDITOR: frozenset(
+        _SELF_SERVICE
+        + [
+            ("can_list", "AuditLog"),
+            ("can_show", "AuditLog"),
+            ("can_verify", "AuditLog"),
+            ("can_list", "Roster"),
+            ("can_show", "Roster"),
+            ("menu_access", MENU_AUDIT),
+            ("menu_access", MENU_AUDIT_VERIFY),
+            ("menu_access", MENU_CATEGORY_AUDIT),
+            ("menu_access", MENU_ROSTER),
+        ]
+    ),
+}
+
+
+class PermissionDenied(Exception):
+    """Raised with a Japanese message the user may read."""
+
+
+def effective_roles(actor: Actor) -> set[str]:
+    """The roles whose permissions count right now, after the roster and TOTP rules."""
+    roles = set(actor.roles) & set(ROLE_PERMISSIONS)
+    if not actor.roster_approved:
+        roles -= ROSTER_REQUIRED
+    if not actor.mfa:
+        roles -= MFA_REQUIRED
+    return roles
+
+
+def permissions(actor: Actor) -> set[tuple[str, str]]:
+    """Every ``(permission, view)`` pair the actor holds now."""
+    result: set[tuple[str, str]] = set()
+    for role in effective_roles(actor):
+        result |= ROLE_PERMISSIONS[role]
+    if SYSTEM_ADMIN in actor.roles:
+        result = {p for p in result if p[1] not in PERSONAL_DATA_VIEWS}
+        result -= {
+            ("menu_access", MENU_PEOPLE),
+            ("menu_access", MENU_CATEGORY_PEOPLE),
+        }
+    return result
+
+
+def allows(actor: Actor, permission: str, view: str) -> bool:
+    return (permission, view) in permissions(actor)
+
+
+def require(actor: Actor, permission: str, view: str) -> None:
+    """Raise PermissionDenied unless the actor holds the permission now."""
+    if allows(actor, permission, view):
+        return
+    if SYSTEM_ADMIN in actor.roles and view in PERSONAL_DATA_VIEWS:
+        raise PermissionDenied("システム管理者は個人番号・個人情報にアクセスできません")
+    if set(actor.roles) & ROSTER_REQUIRED and not actor.roster_approved:
+        raise PermissionDenied("承認済みの情報取扱者名簿に登録されていないため、操作できません")
+    if set(actor.roles) & MFA_REQUIRED and not actor.mfa:
+        raise PermissionDenied("二要素認証（TOTP）を完了してください")
+    raise PermissionDenied("この操作を行う権限がありません")

@@ -1,0 +1,135 @@
+"""Every setting of MyNumber Vault, read from the environment.
+
+The defaults are the embedded mode: a SQLite file and the key ring under ``MYNUMBER_HOME``
+(``./instance``), jobs run inline, mail written to ``instance/outbox/``. Setting
+``DATABASE_URL``, ``REDIS_URL`` or ``SMTP_URL`` switches to the real service.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def instance_home() -> Path:
+    """The folder that holds the embedded database, the key ring and the outbox."""
+    return Path(os.environ.get("MYNUMBER_HOME", "instance")).resolve()
+
+
+def database_url(home: Path) -> str:
+    """``DATABASE_URL`` with the psycopg 3 driver forced, or the embedded SQLite file."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return f"sqlite:///{home / 'mynumber.db'}"
+    # psycopg 3 is the only PostgreSQL driver we ship; accept the common spellings.
+    return re.sub(r"^postgres(ql)?(\+psycopg2)?://", "postgresql+psycopg://", url)
+
+
+def _secret_key(home: Path) -> str:
+    """Session-signing key: from the environment, else a 0600 file made once per instance."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    path = home / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def password_complexity(password: str) -> None:
+    """Password policy: 12+ characters drawn from at least three of four character classes."""
+    from wtforms.validators import ValidationError
+
+    classes = [
+        re.search(r"[a-z]", password),
+        re.search(r"[A-Z]", password),
+        re.search(r"[0-9]", password),
+        re.search(r"[^a-zA-Z0-9]", password),
+    ]
+    if len(password) < 12 or sum(1 for c in classes if c) < 3:
+        raise ValidationError(
+            "パスワードは12文字以上で、英大文字・英小文字・数字・記号のうち3種類以上を含めてください。"
+        )
+
+
+def load(overrides: dict | None = None) -> dict:
+    """Build the Flask config mapping for the admin portal (the public form reuses a subset)."""
+    home = instance_home()
+    if overrides and "MYNUMBER_HOME" in overrides:
+        home = Path(overrides["MYNUMBER_HOME"]).resolve()
+    https = _bool("MYNUMBER_HTTPS", False)
+    cfg: dict = {
+        "MYNUMBER_HOME": str(home),
+        "SQLALCHEMY_DATABASE_URI": database_url(home),
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "SMTP_URL": os.environ.get("SMTP_URL") or None,
+        "MAIL_FROM": os.environ.get("MYNUMBER_MAIL_FROM", "mynumber-vault@localhost"),
+        "KEYRING_PATH": os.environ.get("MYNUMBER_KEYRING", str(home / "keyring.json")),
+        "AUDIT_CHECKPOINT_FILE": str(home / "audit_checkpoints.jsonl"),
+        "AUDIT_PUBLIC_KEY_FILE": str(home / "audit_public_key.pem"),
+        "OUTBOX_DIR": str(home / "outbox"),
+        "LOG_FILE": os.environ.get("MYNUMBER_LOG_FILE", str(home / "mynumber.log")),
+        "CLIENT_NAME": os.environ.get("MYNUMBER_CLIENT_NAME", "発注者"),
+        "OPERATOR_NAME": os.environ.get("MYNUMBER_OPERATOR_NAME", "受注者"),
+        "PUBLIC_FORM_URL": os.environ.get("MYNUMBER_PUBLIC_FORM_URL", "http://127.0.0.1:8001"),
+        # Flask-AppBuilder
+        "APP_NAME": "MyNumber Vault",
+        "APP_THEME": "",
+        "FAB_SECURITY_MANAGER_CLASS": "app.security.VaultSecurityManager",
+        "FAB_CREATE_DB": False,  # Alembic owns the schema, FAB's tables included.
+        "FAB_ADD_SECURITY_API": False,  # FAB's REST API is CSRF-exempt: expose none.
+        "FAB_API_SWAGGER_UI": False,
+        "FAB_UPDATE_PERMS": False,  # permissions are synced by `mynumber init`, not at start-up.
+        "FAB_PASSWORD_COMPLEXITY_ENABLED": True,
+        "FAB_PASSWORD_COMPLEXITY_VALIDATOR": password_complexity,
+        "AUTH_TYPE": 1,  # AUTH_DB
+        "AUTH_ROLE_ADMIN": "SystemAdmin",
+        "AUTH_ROLE_PUBLIC": "Public",
+        "AUTH_USER_REGISTRATION": False,
+        "AUTH_RATE_LIMITED": True,
+        "AUTH_RATE_LIMIT": os.environ.get("MYNUMBER_LOGIN_RATE_LIMIT", "10 per 5 minutes"),
+        "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI")
+        or os.environ.get("REDIS_URL")
+        or "memory://",
+        "BABEL_DEFAULT_LOCALE": "ja_JP",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
+        "LANGUAGES": {"ja_JP": {"flag": "jp", "name": "日本語"}},
+        # Sessions and cookies
+        "SECRET_KEY": _secret_key(home),
+        "PERMANENT_SESSION_LIFETIME": timedelta(
+            minutes=int(os.environ.get("MYNUMBER_IDLE_MINUTES", "15"))
+        ),
+        "SESSION_REFRESH_EACH_REQUEST": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "SESSION_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_DURATION": timedelta(seconds=0),
+        "WTF_CSRF_ENABLED": True,
+        "WTF_CSRF_TIME_LIMIT": 3600,
+        "MAX_CONTENT_LENGTH": int(os.environ.get("MYNUMBER_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)),
+        "MYNUMBER_HTTPS": https,
+        "LOGIN_MAX_FAILURES": int(os.environ.get("MYNUMBER_LOGIN_MAX_FAILURES", "5")),
+        "LOGIN_LOCKOUT_MINUTES": int(os.environ.get("MYNUMBER_LOGIN_LOCKOUT_MINUTES", "30")),
+        "MFA_ISSUER": os.environ.get("MYNUMBER_MFA_ISSUER", "MyNumber Vault"),
+        "AUDIT_CHECKPOINT_EVERY": int(os.environ.get("MYNUMBER_AUDIT_CHECKPOINT_EVERY", "500")),
+    }
+    if overrides:
+        cfg.update(overrides)
+    return cfg

@@ -1,0 +1,225 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL.
+
+An initialised "golden" instance (schema, key ring, roles, admin) is built once per backend
+per run; each test gets a copy: the instance folder copied, and on PostgreSQL a new database
+cloned from a template. PostgreSQL is found through ``DATABASE_URL`` (default: the local
+server); when it is absent the PostgreSQL half is skipped with a reason, except under
+``CI=true``, where an absent service is a failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyotp
+import pytest
+
+from tests import support
+
+ADMIN_PASSWORD = "Admin-Passw0rd!"
+USER_PASSWORD = "Str0ng-Passw0rd!"
+
+# Tests must never write into the developer's own instance.
+os.environ.pop("MYNUMBER_HOME", None)
+
+
+def _pg_server_url() -> str:
+    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    return re.sub(r"^postgres(ql)?(\+psycopg2?)?://", "postgresql://", url)
+
+
+def _pg_available() -> str | None:
+    """None when reachable, else the reason."""
+    try:
+        import psycopg
+
+        with psycopg.connect(_pg_server_url(), connect_timeout=3):
+            return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"PostgreSQL に接続できません（{_pg_server_url()}）: {type(exc).__name__}"
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_pg_server_url(), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _pg_db_url(name: str) -> str:
+    base = _pg_server_url().rsplit("/", 1)[0]
+    return f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@dataclass
+class Golden:
+    backend: str
+    home: Path
+    db_name: str | None
+
+
+_RUN = uuid.uuid4().hex[:8]
+_goldens: dict[str, Golden] = {}
+_created_dbs: list[str] = []
+
+
+def _build_golden(backend: str, root: Path) -> Golden:
+    from app import create_app
+    from app.instance import initialise
+
+    home = root / f"golden-{backend}"
+    overrides = {"MYNUMBER_HOME": str(home), "RATELIMIT_ENABLED": False}
+    db_name = None
+    if backend == "postgres":
+        db_name = f"mnv_tpl_{_RUN}"
+        _pg_admin(f'CREATE DATABASE "{db_name}"')
+        _created_dbs.append(db_name)
+        overrides["SQLALCHEMY_DATABASE_URI"] = _pg_db_url(db_name)
+    else:
+        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{home / 'mynumber.db'}"
+    app = create_app(overrides)
+    initialise(app, ADMIN_PASSWORD)
+    from app.models import db
+
+    with app.app_context():
+        db.engine.dispose()
+    return Golden(backend, home, db_name)
+
+
+@pytest.fixture(scope="session")
+def _golden_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("goldens")
+    yield root
+    for name in reversed(_created_dbs):
+        try:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except Exception:  # noqa: BLE001 - best effort clean-up
+            pass
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request) -> str:
+    if request.param == "postgres":
+        reason = _pg_available()
+        if reason:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI=true では PostgreSQL が必須です: {reason}")
+            pytest.skip(reason)
+    return request.param
+
+
+@pytest.fixture
+def instance(backend, _golden_root, tmp_path) -> dict:
+    """A fresh copy of the initialised golden instance: settings for create_app()."""
+    golden = _goldens.get(backend)
+    if golden is None:
+        golden = _goldens[backend] = _build_golden(backend, _golden_root)
+    home = tmp_path / "instance"
+    shutil.copytree(golden.home, home)
+    overrides = {"MYNUMBER_HOME": str(home), "RATELIMIT_ENABLED": False}
+    if backend == "postgres":
+        name = f"mnv_t_{_RUN}_{uuid.uuid4().hex[:10]}"
+        _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{golden.db_name}"')
+        _created_dbs.append(name)
+        overrides["SQLALCHEMY_DATABASE_URI"] = _pg_db_url(name)
+        overrides["TEST_PG_DB"] = name
+    else:
+        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{home / 'mynumber.db'}"
+    return overrides
+
+
+@pytest.fixture
+def app(instance):
+    from app import create_app
+    from app.models import db
+
+    application = create_app(instance)
+    ctx = application.app_context()
+    ctx.push()
+    yield application
+    db.session.remove()
+    db.engine.dispose()
+    ctx.pop()
+
+
+@pytest.fixture
+def session(app):
+    from app.models import db
+
+    return db.session
+
+
+@pytest.fixture
+def vault(app):
+    return app.extensions["mynumber_vault"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a portal user with a role; Operator/ClientStaff get an approved roster entry
+    and an enrolled TOTP secret unless told otherwise. Returns (user, totp_secret)."""
+    from app.models import HandlerRosterEntry, VaultUser, db, utcnow
+
+    def factory(
+        role: str, username: str | None = None, roster: str | None = "approved", totp: bool = True
+    ):
+        sm = app.appbuilder.sm
+        username = username or f"{role.lower()}-{uuid.uuid4().hex[:6]}"
+        user = sm.add_user(
+            username=username,
+            first_name=role,
+            last_name="テスト",
+            email=f"{username}@example.jp",
+            role=sm.find_role(role),
+            password=USER_PASSWORD,
+        )
+        user = db.session.get(VaultUser, user.id)
+        if roster:
+            entry = HandlerRosterEntry(
+                name=f"{role} 担当",
+                department="人事部",
+                title="担当",
+                nationality="日本",
+                status=roster,
+                approved_by="発注者 人事部長" if roster == "approved" else None,
+                approved_at=utcnow() - dt.timedelta(days=1) if roster == "approved" else None,
+            )
+            db.session.add(entry)
+            db.session.flush()
+            user.roster_entry_id = entry.id
+        secret = None
+        if totp:
+            secret = pyotp.random_base32()
+            vault = app.extensions["mynumber_vault"]
+            user.totp_secret_enc = vault.seal_system("totp", f"user:{user.id}", secret.encode())
+            user.totp_enrolled_at = utcnow()
+        db.session.commit()
+        return user, secret
+
+    return factory
+
+
+@pytest.fixture
+def login(client):
+    """Sign a user in through the real login (and TOTP) pages."""
+
+    def do_login(username: str, password: str = USER_PASSWORD, totp_secret: str | None = None):
+        response = support.post_form(
+            client, "/login/", {"username": username, "password": password}
+        )
+        if totp_secret and response.headers.get("Location", "").endswith("/totp/"):
+            response = support.post_form(client, "/totp/", {"code": pyotp.TOTP(totp_secret).now()})
+        return response
+
+    return do_login

@@ -1,0 +1,88 @@
+"""Helpers the tests share: form posts with CSRF, actors, and the bytes-at-rest search."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from app.audit import Actor
+
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token(client, url: str) -> str:
+    html = client.get(url).get_data(as_text=True)
+    match = _CSRF.search(html)
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+def post_form(client, url: str, data: dict, token_from: str | None = None, **kwargs):
+    """POST like a browser: fetch the page first for its CSRF token."""
+    token = csrf_token(client, token_from or url)
+    return client.post(url, data={**data, "csrf_token": token}, **kwargs)
+
+
+def actor(
+    *roles: str,
+    mfa: bool = True,
+    roster: bool = True,
+    user_id: int | None = None,
+    name: str = "tester",
+) -> Actor:
+    return Actor(name=name, user_id=user_id, roles=tuple(roles), mfa=mfa, roster_approved=roster)
+
+
+def number_forms(number: str) -> list[bytes]:
+    """Every way a number could have been written down: plain, grouped, full-width, UTF-16."""
+    grouped = f"{number[:4]} {number[4:8]} {number[8:]}"
+    hyphen = f"{number[:4]}-{number[4:8]}-{number[8:]}"
+    wide = number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    forms = [number, grouped, hyphen, wide]
+    out = []
+    for text in forms:
+        out.append(text.encode("utf-8"))
+        out.append(text.encode("utf-16-le"))
+    return out
+
+
+def written_bytes(app) -> list[tuple[str, bytes]]:
+    """Everything the instance wrote: every file under MYNUMBER_HOME (database, WAL, key
+    ring, logs, outbox) and, on PostgreSQL, every table's rows as COPY text and binary."""
+    found: list[tuple[str, bytes]] = []
+    home = Path(app.config["MYNUMBER_HOME"])
+    for path in sorted(home.rglob("*")):
+        if path.is_file():
+            found.append((str(path), path.read_bytes()))
+    pg_name = app.config.get("TEST_PG_DB")
+    if pg_name:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+        with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
+            tables = [
+                r[0]
+                for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ]
+            for table in tables:
+                for fmt in ("TEXT", "BINARY"):
+                    chunks = []
+                    with conn.cursor().copy(
+                        f'COPY (SELECT * FROM "{table}") TO STDOUT WITH (FORMAT {fmt})'
+                    ) as copy:
+                        for data in copy:
+                            chunks.append(bytes(data))
+                    found.append((f"pg:{table}:{fmt}", b"".join(chunks)))
+    return found
+
+
+def leaks(app, numbers: list[str]) -> list[str]:
+    """Where any of the numbers appear in anything written: should always be empty."""
+    hits = []
+    for label, data in written_bytes(app):
+        for number in numbers:
+            for form in number_forms(number):
+                if form in data:
+                    hits.append(f"{label}: {number[-4:]}")
+    return hits
