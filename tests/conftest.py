@@ -122,7 +122,14 @@ def instance(backend, _golden_root, tmp_path) -> dict:
         golden = _goldens[backend] = _build_golden(backend, _golden_root)
     home = tmp_path / "instance"
     shutil.copytree(golden.home, home)
-    overrides = {"MYNUMBER_HOME": str(home), "RATELIMIT_ENABLED": False}
+    overrides = {
+        "MYNUMBER_HOME": str(home),
+        "RATELIMIT_ENABLED": False,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        # Jobs run inline unless a test asks for Redis itself (see tests/jobs).
+        "REDIS_URL": None,
+        "SMTP_URL": None,
+    }
     if backend == "postgres":
         name = f"mnv_t_{_RUN}_{uuid.uuid4().hex[:10]}"
         _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{golden.db_name}"')

@@ -1,4 +1,4 @@
-"""The database schema (SQLAlchemy 2, FAB's declarative base so FAB's tables share metadata).
+"""Core tables: people, numbers, data keys, users and roster, case assignments, audit chain.
 
 Only ciphertext, blind indexes and the columns needed for 照合 (name, kana, birth date,
 employee / member number) are stored in the clear. Alembic owns the schema: every change here
