@@ -12,6 +12,7 @@ from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
 
 import config
 from app import jptime, logsafe
@@ -121,9 +122,10 @@ def _error_pages(app: Flask) -> None:
     }
 
     def handler(error):
-        code = getattr(error, "code", 500) or 500
+        code = error.code if isinstance(error, HTTPException) else 500
         if code == 500:
-            log.error("unhandled error on %s: %s", request.path, type(error).__name__)
+            # The masking filter scrubs any 12-digit run from the traceback text.
+            log.error("unhandled error on %s", request.path, exc_info=error)
         return render_template(
             "mynumber/error.html", code=code, message=messages.get(code, messages[500])
         ), code

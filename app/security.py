@@ -219,6 +219,13 @@ class VaultSecurityManager(SecurityManager):
     user_model = VaultUser
     authdbview = VaultAuthDBView
 
+    @property
+    def userdbmodelview(self):
+        """The user screen with the roster link (imported late: views import this module)."""
+        from app.views.admin import VaultUserDBModelView
+
+        return VaultUserDBModelView
+
     last_login_message: str | None = None
 
     # -- sign-in ------------------------------------------------------------------------

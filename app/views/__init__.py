@@ -1,0 +1,42 @@
+"""Admin portal screens (Flask-AppBuilder), one module per area. Thin: every decision is
+in a service module; views parse input, call the service, and render.
+
+- ``people``: 照合 (search, person, reveal)
+- ``audit``: audit log and chain verification
+- ``admin``: roster, users, keys
+"""
+
+from __future__ import annotations
+
+from flask_appbuilder import IndexView
+
+from app import policy
+from app.views.admin import KeysView, RosterView
+from app.views.audit import AuditLogView, AuditVerifyView
+from app.views.people import PeopleView
+
+
+class HomeView(IndexView):
+    index_template = "mynumber/index.html"
+
+
+def register(appbuilder) -> None:
+    """Add every screen and menu entry (menu names match app.policy)."""
+    appbuilder.add_view(
+        PeopleView, policy.MENU_PEOPLE, icon="fa-search", category=policy.MENU_CATEGORY_PEOPLE
+    )
+    appbuilder.add_view(
+        AuditLogView, policy.MENU_AUDIT, icon="fa-list", category=policy.MENU_CATEGORY_AUDIT
+    )
+    appbuilder.add_view(
+        AuditVerifyView,
+        policy.MENU_AUDIT_VERIFY,
+        icon="fa-check",
+        category=policy.MENU_CATEGORY_AUDIT,
+    )
+    appbuilder.add_view(
+        RosterView, policy.MENU_ROSTER, icon="fa-id-card", category=policy.MENU_CATEGORY_ADMIN
+    )
+    appbuilder.add_view(
+        KeysView, policy.MENU_KEYS, icon="fa-key", category=policy.MENU_CATEGORY_ADMIN
+    )
