@@ -35,10 +35,11 @@ class SafeGroup(AppGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.UsageError, SystemExit):
             raise
-        except SystemExit:
-            raise
+        except click.ClickException as exc:
+            click.echo(f"エラー: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
         except Exception as exc:  # the one place that hides tracebacks from users
             message = logsafe.scrub(str(exc)) or type(exc).__name__
             click.echo(f"エラー: {message}", err=True)

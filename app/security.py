@@ -203,6 +203,8 @@ def _attempt_actor(username: str | None, user: VaultUser | None) -> Actor:
 
 
 def _complete_login(user: VaultUser, mfa: bool):
+    user.fail_login_count = 0
+    db.session.commit()
     session.clear()
     login_user(user, remember=False)
     session.permanent = True
@@ -250,9 +252,14 @@ class VaultSecurityManager(SecurityManager):
                     commit=True,
                 )
                 return None
+        previous_failures = (user.fail_login_count or 0) if user is not None else 0
         result = super().auth_user_db(username, password)
         if result is not None:
             result.locked_until = None
+            if requires_mfa(result):
+                # Failures are cleared only once the second factor passes, so that a stolen
+                # password cannot be used to guess TOTP codes a few at a time forever.
+                result.fail_login_count = previous_failures
             db.session.commit()
             return result
         audit.record(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from flask.testing import FlaskClient
 
 from tests import support
 
@@ -167,8 +168,18 @@ def vault(app):
     return app.extensions["mynumber_vault"]
 
 
+class FreshContextClient(FlaskClient):
+    """Each request gets its own app context (its own ``g`` and database session), as in a
+    real server, even though the test itself holds one open for its service calls."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = FreshContextClient
     return app.test_client()
 
 

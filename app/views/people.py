@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import abort, current_app, flash, request
+from flask import abort, current_app, flash
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
@@ -22,8 +22,7 @@ def vault():
 
 
 class SearchForm(FlaskForm):
-    class Meta:
-        csrf = False  # a GET search form changes nothing
+    """Posted, never sent as a query string: a number must not end up in a URL."""
 
     code = StringField("職員番号・委員番号", validators=[Optional(), Length(max=50)])
     name = StringField("氏名（部分一致）", validators=[Optional(), Length(max=100)])
@@ -50,12 +49,12 @@ class PeopleView(BaseView):
     method_permission_name = {"search": "search", "show": "show", "reveal": "reveal"}
     default_view = "search"
 
-    @expose("/", methods=["GET"])
+    @expose("/", methods=["GET", "POST"])
     @has_access
     def search(self):
-        form = SearchForm(request.args)
+        form = SearchForm()
         results = None
-        if request.args and form.validate():
+        if form.validate_on_submit():
             try:
                 criteria = _criteria(form)
             except (ValueError, mynumber.InvalidMyNumber) as exc:

@@ -1,0 +1,156 @@
+"""The audit chain: every edit, deletion or reordering is found; writes fail closed."""
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select, text
+
+from app import audit
+from app.audit import Actor, AuditUnavailable
+from app.models import AuditChainHead, AuditEvent
+
+
+def _events(session, count):
+    for i in range(count):
+        audit.record(
+            session,
+            Actor(name=f"user{i}", user_id=i),
+            "test.event",
+            object_type="person",
+            object_ids=[f"id-{i}"],
+            details={"i": i},
+        )
+    session.commit()
+
+
+def _public_key(app):
+    return audit.load_public_key(app.extensions["mynumber_keyring"].audit_public_key_pem())
+
+
+def _drop_append_only_guard(session):
+    """What an attacker with DBA rights would do first."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("DROP TRIGGER audit_event_append_only ON audit_event"))
+    else:
+        session.execute(text("DROP TRIGGER audit_event_no_update"))
+        session.execute(text("DROP TRIGGER audit_event_no_delete"))
+    session.commit()
+
+
+def test_intact_chain_verifies_with_the_public_key_alone(session, app):
+    _events(session, 10)
+    cp = audit.checkpoint(
+        session,
+        app.extensions["mynumber_keyring"].audit_signing_key(),
+        app.config["AUDIT_CHECKPOINT_FILE"],
+    )
+    session.commit()
+    result = audit.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
+    assert result.ok, result.problem
+    assert result.events == cp.seq and result.checkpoints == 2  # table + file
+
+
+def test_the_database_refuses_updates_and_deletes(session):
+    _events(session, 2)
+    with pytest.raises(Exception):
+        session.execute(text("UPDATE audit_event SET action = 'x' WHERE seq = 1"))
+        session.commit()
+    session.rollback()
+    with pytest.raises(Exception):
+        session.execute(text("DELETE FROM audit_event WHERE seq = 1"))
+        session.commit()
+    session.rollback()
+
+
+def test_edit_is_detected_at_that_event(session, app):
+    _events(session, 6)
+    _drop_append_only_guard(session)
+    session.execute(text("UPDATE audit_event SET actor_name = 'someone-else' WHERE seq = 4"))
+    session.commit()
+    result = audit.verify(session, _public_key(app))
+    assert not result.ok and result.first_bad_seq == 4
+
+
+def test_deletion_is_detected(session, app):
+    _events(session, 6)
+    _drop_append_only_guard(session)
+    session.execute(text("DELETE FROM audit_event WHERE seq = 3"))
+    session.commit()
+    result = audit.verify(session, _public_key(app))
+    assert not result.ok and result.first_bad_seq == 4
+
+
+def test_swapping_two_events_is_detected(session, app):
+    _events(session, 6)
+    _drop_append_only_guard(session)
+    session.execute(text("UPDATE audit_event SET seq = -1 WHERE seq = 2"))
+    session.execute(text("UPDATE audit_event SET seq = 2 WHERE seq = 5"))
+    session.execute(text("UPDATE audit_event SET seq = 5 WHERE seq = -1"))
+    session.commit()
+    result = audit.verify(session, _public_key(app))
+    assert not result.ok and result.first_bad_seq == 2
+
+
+def test_truncating_the_tail_is_caught_by_the_checkpoint_file(session, app):
+    _events(session, 5)
+    keyring = app.extensions["mynumber_keyring"]
+    audit.checkpoint(session, keyring.audit_signing_key(), app.config["AUDIT_CHECKPOINT_FILE"])
+    session.commit()
+    _drop_append_only_guard(session)
+    # The attacker removes the tail, the head row and the in-database checkpoint.
+    session.execute(
+        text("DROP TRIGGER IF EXISTS audit_checkpoint_append_only ON audit_checkpoint")
+        if session.get_bind().dialect.name == "postgresql"
+        else text("DROP TRIGGER audit_checkpoint_no_delete")
+    )
+    session.execute(text("DELETE FROM audit_event WHERE seq >= 5"))
+    session.execute(text("DELETE FROM audit_checkpoint"))
+    last = session.execute(select(AuditEvent).where(AuditEvent.seq == 4)).scalar_one()
+    session.execute(text("UPDATE audit_chain_head SET seq = 4, hash = :h"), {"h": last.hash})
+    session.commit()
+    assert audit.verify(session, _public_key(app)).ok  # the database alone cannot tell
+    result = audit.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
+    assert not result.ok and result.first_bad_seq == 5
+
+
+def test_forged_checkpoint_signature_is_refused(session, app, tmp_path):
+    _events(session, 3)
+    head = session.get(AuditChainHead, 1)
+    forged = tmp_path / "cp.jsonl"
+    forged.write_text(
+        f'{{"seq": {head.seq}, "hash": "{head.hash}", "signature": "'
+        + "A" * 86
+        + '==", "signed_at": "x"}\n'
+    )
+    result = audit.verify(session, _public_key(app), forged)
+    assert not result.ok and "署名" in result.problem
+
+
+def test_recording_fails_closed_when_the_table_is_unwritable(session):
+    session.execute(text("DROP TABLE audit_event"))
+    session.commit()
+    with pytest.raises(AuditUnavailable) as info:
+        audit.record(session, Actor(name="x"), "test.event", commit=True)
+    assert "実行されませんでした" in str(info.value)
+
+
+def test_cli_verify_exit_codes(session, app, instance):
+    _events(session, 4)
+    env_home = instance["MYNUMBER_HOME"]
+    cmd = [sys.executable, "-c", "from app.cli import main; main()", "audit", "verify"]
+    env = {
+        "MYNUMBER_HOME": env_home,
+        "DATABASE_URL": instance["SQLALCHEMY_DATABASE_URI"],
+        "PATH": "/usr/bin:/bin",
+    }
+    ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "完全" in ok.stdout
+    _drop_append_only_guard(session)
+    session.execute(text("UPDATE audit_event SET details = '{\"i\": 99}' WHERE seq = 3"))
+    session.commit()
+    bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert "イベント 3" in bad.stderr
+    assert "Traceback" not in bad.stderr

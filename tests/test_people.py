@@ -1,0 +1,127 @@
+"""People and numbers as a service: search, 照合 by number, reveal — each audited."""
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import select
+
+from app import people, policy
+from app.models import AuditEvent, CaseAssignment, PersonKind
+from app.mynumber import make_valid
+from tests.support import actor, leaks
+
+NUMBER = "123456789018"
+
+
+@pytest.fixture
+def household(session, vault):
+    head = people.add_person(
+        session,
+        vault,
+        kind=PersonKind.EMPLOYEE,
+        name="見本 太郎",
+        name_kana="ミホン タロウ",
+        code="E0001",
+        birth_date=dt.date(1980, 4, 1),
+    )
+    spouse = people.add_person(
+        session,
+        vault,
+        kind=PersonKind.DEPENDENT,
+        name="見本 花子",
+        household_head=head,
+        dependent_seq=1,
+        relation="配偶者",
+        birth_date=dt.date(1982, 5, 6),
+    )
+    people.register_number(session, vault, head, NUMBER, "manual")
+    session.commit()
+    return head, spouse
+
+
+def _last_event(session):
+    return session.execute(select(AuditEvent).order_by(AuditEvent.seq.desc())).scalars().first()
+
+
+def test_search_by_each_key_and_by_number(session, vault, household):
+    head, spouse = household
+    staff = actor("ClientStaff")
+    crit = people.SearchCriteria
+    assert [p.id for p in people.search(session, vault, staff, crit(code="E0001"))] == [
+        head.id,
+        spouse.id,
+    ]
+    assert [p.id for p in people.search(session, vault, staff, crit(kana="タロウ"))] == [head.id]
+    assert [p.id for p in people.search(session, vault, staff, crit(name="花子"))] == [spouse.id]
+    assert [
+        p.id for p in people.search(session, vault, staff, crit(birth_date=dt.date(1982, 5, 6)))
+    ] == [spouse.id]
+    assert [p.id for p in people.search(session, vault, staff, crit(number=NUMBER))] == [head.id]
+    assert people.search(session, vault, staff, crit(number=make_valid("98765432109"))) == []
+    event = _last_event(session)
+    assert event.action == "people.search"
+    assert NUMBER not in event.details and "個人番号による完全一致検索" in event.details
+
+
+def test_name_search_treats_wildcards_literally(session, vault, household):
+    staff = actor("ClientStaff")
+    assert people.search(session, vault, staff, people.SearchCriteria(name="%")) == []
+
+
+def test_reveal_is_audited_before_the_plaintext_exists(session, vault, household):
+    head, _ = household
+    staff = actor("ClientStaff", user_id=None, name="client-a")
+    assert people.reveal(session, vault, staff, head.id, "源泉徴収票の作成") == NUMBER
+    event = _last_event(session)
+    assert (event.action, event.outcome, event.purpose) == (
+        "number.reveal",
+        "success",
+        "源泉徴収票の作成",
+    )
+    assert json.loads(event.object_ids) == [str(head.id)]
+    assert NUMBER not in (event.details + event.object_ids)
+
+
+def test_reveal_without_purpose_is_refused_and_audited(session, vault, household):
+    head, _ = household
+    with pytest.raises(policy.PermissionDenied):
+        people.reveal(session, vault, actor("ClientStaff"), head.id, "  ")
+    assert _last_event(session).outcome == "denied"
+
+
+def test_system_admin_reveal_is_refused_and_audited(session, vault, household):
+    head, _ = household
+    with pytest.raises(policy.PermissionDenied) as info:
+        people.reveal(session, vault, actor("SystemAdmin"), head.id, "調査")
+    assert "システム管理者" in str(info.value)
+    event = _last_event(session)
+    assert (event.action, event.outcome) == ("number.reveal", "denied")
+
+
+def test_operator_reveals_only_for_the_case_they_work(session, vault, household, make_user):
+    head, spouse = household
+    user, _ = make_user("Operator")
+    operator = actor("Operator", user_id=user.id)
+    with pytest.raises(policy.PermissionDenied) as info:
+        people.reveal(session, vault, operator, head.id, "本人確認")
+    assert "担当している案件" in str(info.value)
+    session.add(CaseAssignment(person_id=head.id, user_id=user.id, reason="検証"))
+    session.commit()
+    assert people.reveal(session, vault, operator, head.id, "本人確認") == NUMBER
+    # The household is one case: a dependent of that employee is covered too.
+    assert people.works_case(session, operator, spouse.id)
+
+
+def test_auditor_cannot_search_or_reveal(session, vault, household):
+    head, _ = household
+    with pytest.raises(policy.PermissionDenied):
+        people.search(session, vault, actor("Auditor"), people.SearchCriteria(code="E0001"))
+    with pytest.raises(policy.PermissionDenied):
+        people.reveal(session, vault, actor("Auditor"), head.id, "監査")
+
+
+def test_nothing_written_holds_the_number(session, vault, household, app):
+    head, _ = household
+    people.reveal(session, vault, actor("ClientStaff"), head.id, "確認")
+    assert leaks(app, [NUMBER]) == []

@@ -1,0 +1,170 @@
+"""照合 screens through the browser's eyes: who sees what, and the one audited reveal."""
+
+import datetime as dt
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app import people
+from app.models import AuditEvent, CaseAssignment, PersonKind
+from tests.conftest import ADMIN_PASSWORD
+from tests.support import leaks, post_form
+
+NUMBER = "123456789018"
+
+
+@pytest.fixture
+def person(session, vault):
+    head = people.add_person(
+        session,
+        vault,
+        kind=PersonKind.EMPLOYEE,
+        name="見本 太郎",
+        name_kana="ミホン タロウ",
+        code="E0001",
+        birth_date=dt.date(1980, 4, 1),
+    )
+    people.add_person(
+        session,
+        vault,
+        kind=PersonKind.DEPENDENT,
+        name="見本 一郎",
+        household_head=head,
+        dependent_seq=1,
+        relation="子",
+        birth_date=dt.date(2010, 1, 1),
+    )
+    people.register_number(session, vault, head, NUMBER, "manual")
+    session.commit()
+    return head
+
+
+def _signed_in(make_user, login, role, **kwargs):
+    user, secret = make_user(role, **kwargs)
+    login(user.username, totp_secret=secret)
+    return user
+
+
+def test_client_staff_searches_sees_masked_and_reveals_with_purpose(
+    client, make_user, login, person, session, app
+):
+    _signed_in(make_user, login, "ClientStaff")
+    page = post_form(client, "/people/", {"birth_date": "昭和55年4月1日"}).get_data(as_text=True)
+    assert "見本 太郎" in page and "****-****-9018" in page and NUMBER not in page
+    page = post_form(
+        client, "/people/", {"number": f"{NUMBER[:4]}-{NUMBER[4:8]}-{NUMBER[8:]}"}
+    ).get_data(as_text=True)
+    assert "見本 太郎" in page and "9018" in page and NUMBER[:8] not in page
+    detail = client.get(f"/people/{person.id}").get_data(as_text=True)
+    assert "E0001-00" in detail and "E0001-01" in detail and "見本 一郎" in detail
+    assert "1234 5678 9018" not in detail
+    response = post_form(
+        client,
+        f"/people/{person.id}/reveal",
+        {"purpose": "年末調整"},
+        token_from=f"/people/{person.id}",
+    )
+    html = response.get_data(as_text=True)
+    assert "1234 5678 9018" in html
+    assert response.headers["Cache-Control"] == "no-store"
+    event = (
+        session.execute(select(AuditEvent).where(AuditEvent.action == "number.reveal"))
+        .scalars()
+        .one()
+    )
+    assert event.outcome == "success" and event.purpose == "年末調整"
+    assert leaks(app, [NUMBER]) == []
+
+
+def test_reveal_without_purpose_shows_a_message(client, make_user, login, person):
+    _signed_in(make_user, login, "ClientStaff")
+    response = post_form(
+        client, f"/people/{person.id}/reveal", {"purpose": ""}, token_from=f"/people/{person.id}"
+    )
+    html = response.get_data(as_text=True)
+    assert "利用目的を入力してください" in html and "1234 5678 9018" not in html
+
+
+def test_bad_search_input_gets_a_japanese_message(client, make_user, login, person):
+    _signed_in(make_user, login, "ClientStaff")
+    html = post_form(client, "/people/", {"number": "1234"}).get_data(as_text=True)
+    assert "個人番号は12桁です" in html
+    html = post_form(client, "/people/", {"birth_date": "2001/02/30"}).get_data(as_text=True)
+    assert "存在しない日付" in html
+
+
+def test_system_admin_is_refused_people_and_reveal(client, login, person):
+    login("admin", ADMIN_PASSWORD)
+    assert client.get("/people/").status_code == 403
+    assert client.get(f"/people/{person.id}").status_code == 403
+    response = client.post(f"/people/{person.id}/reveal", data={"purpose": "x"})
+    assert response.status_code in (400, 403)
+    assert "9018" not in response.get_data(as_text=True)
+    menu = client.get("/").get_data(as_text=True)
+    assert "人物検索" not in menu
+
+
+def test_auditor_is_refused_people_but_reads_the_audit_log(client, make_user, login, person):
+    _signed_in(make_user, login, "Auditor", roster=None, totp=False)
+    assert client.get("/people/").status_code == 403
+    assert client.get("/auditlogview/list/").status_code == 200
+    verify = client.get("/audit-verify/").get_data(as_text=True)
+    assert "監査ログは完全です" in verify
+
+
+def test_operator_without_a_case_sees_no_reveal(client, make_user, login, person, session):
+    user = _signed_in(make_user, login, "Operator")
+    detail = client.get(f"/people/{person.id}").get_data(as_text=True)
+    assert "権限がありません" in detail
+    # A hand-made POST (token taken from another form) is still refused by the service.
+    response = post_form(
+        client,
+        f"/people/{person.id}/reveal",
+        {"purpose": "確認"},
+        token_from="/resetmypassword/form",
+    )
+    assert "担当している案件" in response.get_data(as_text=True)
+    session.add(CaseAssignment(person_id=person.id, user_id=user.id, reason="検証"))
+    session.commit()
+    response = post_form(
+        client,
+        f"/people/{person.id}/reveal",
+        {"purpose": "確認"},
+        token_from=f"/people/{person.id}",
+    )
+    assert "1234 5678 9018" in response.get_data(as_text=True)
+
+
+def test_unapproved_roster_entry_means_no_access(client, make_user, login, person):
+    _signed_in(make_user, login, "ClientStaff", roster="pending")
+    assert client.get("/people/").status_code == 403
+
+
+def test_unknown_or_malformed_person_ids_are_404(client, make_user, login):
+    _signed_in(make_user, login, "ClientStaff")
+    assert client.get("/people/not-a-uuid").status_code == 404
+    response = client.get("/people/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+    assert re.search(r"Traceback|File \"", response.get_data(as_text=True)) is None
+
+
+def test_system_admin_manages_roster_and_keys(client, login, session):
+    login("admin", ADMIN_PASSWORD)
+    response = post_form(
+        client,
+        "/rosterview/add",
+        {
+            "name": "名簿 一郎",
+            "department": "BPO運用部",
+            "title": "主任",
+            "nationality": "日本",
+            "note": "",
+        },
+    )
+    assert response.status_code == 302
+    assert client.get("/rosterview/list/").status_code == 200
+    response = post_form(client, "/keys/rotate", {}, token_from="/keys/")
+    assert response.status_code == 302
+    actions = [e.action for e in session.execute(select(AuditEvent)).scalars()]
+    assert "roster.add" in actions and "keys.rotate" in actions
