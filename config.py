@@ -109,6 +109,10 @@ def load(overrides: dict | None = None) -> dict:
         or os.environ.get("REDIS_URL")
         or "memory://",
         "BABEL_DEFAULT_LOCALE": "ja_JP",
+        # Our catalog completes FAB's partial ja_JP one (later directories override).
+        "BABEL_TRANSLATION_DIRECTORIES": str(
+            Path(__file__).resolve().parent / "app" / "translations"
+        ),
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "LANGUAGES": {"ja_JP": {"flag": "jp", "name": "日本語"}},
         # Sessions and cookies
