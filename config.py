@@ -78,6 +78,7 @@ def load(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url(home),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "JOB_QUEUE": os.environ.get("MYNUMBER_JOB_QUEUE", "mynumber"),
         "SMTP_URL": os.environ.get("SMTP_URL") or None,
         "MAIL_FROM": os.environ.get("MYNUMBER_MAIL_FROM", "mynumber-vault@localhost"),
         "KEYRING_PATH": os.environ.get("MYNUMBER_KEYRING", str(home / "keyring.json")),

@@ -176,6 +176,37 @@ def keys_rotate() -> None:
     click.echo(f"KEK をバージョン {version} に更新し、{count} 件のデータ鍵を再ラップしました")
 
 
+@mynumber_group.command("worker")
+@click.option("--burst", is_flag=True, help="キューが空になったら終了する（RQ）")
+def worker_command(burst: bool) -> None:
+    """ジョブを処理する（REDIS_URL があれば RQ ワーカーとスケジューラ、なければ定期ジョブを内部で実行）。"""
+    from app.jobs import worker
+
+    url = current_app.config.get("REDIS_URL")
+    if url:
+        name = current_app.config.get("JOB_QUEUE") or worker.QUEUE
+        click.echo(f"RQ ワーカーを起動します（キュー {name}）")
+        worker.run_rq(url, queue_name=name, burst=burst)
+    else:
+        click.echo("組み込みモード: 定期ジョブをこのプロセスで実行します")
+        worker.run_inline()
+
+
+@mynumber_group.command("job")
+@click.argument("name")
+def job_command(name: str) -> None:
+    """定期ジョブを名前で今すぐ実行する（例: dunning）。"""
+    from app.jobs import worker
+
+    try:
+        item = worker.find(name)
+    except KeyError as exc:
+        names = ", ".join(s.name for s in worker.load_schedule()) or "なし"
+        raise click.ClickException(f"{exc.args[0]}（登録済み: {names}）") from None
+    result = item.func()
+    click.echo(f"ジョブ {name} を実行しました: {result}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point: ``mynumber <command>``."""
     from app import create_app

@@ -241,3 +241,87 @@ def login(client):
         return response
 
     return do_login
+
+
+def _service_missing(reason: str) -> None:
+    """Skip with the reason on a user's machine; fail under CI=true."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true では必須のサービスがありません: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def redis_url():
+    """A reachable Redis (``REDIS_URL`` or the local one)."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    try:
+        from redis import Redis
+
+        Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        _service_missing(f"Redis に接続できません（{url}）: {type(exc).__name__}")
+    return url
+
+
+@pytest.fixture
+def rq_app(app, redis_url):
+    """The app switched to Redis, with a queue of its own so parallel runs never meet."""
+    app.config["REDIS_URL"] = redis_url
+    app.config["JOB_QUEUE"] = f"mnv-test-{uuid.uuid4().hex[:10]}"
+    yield app
+    from app.jobs import queue
+
+    q = queue()
+    q.empty()
+    q.delete(delete_jobs=True)
+
+
+@dataclass
+class SmtpSink:
+    url: str
+    messages: list
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server in-process (aiosmtpd) that keeps what it receives."""
+    import socket
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    received: list = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+            received.append(message_from_bytes(envelope.original_content, policy=policy.default))
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield SmtpSink(f"smtp://127.0.0.1:{port}", received)
+    controller.stop()
+
+
+def pdf_text(data: bytes) -> str:
+    """All text of a PDF (pypdf), for assertions on Japanese content."""
+    import io
+
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
+
+
+@pytest.fixture
+def needs_pdf():
+    from app.pdf import japanese_font_installed
+
+    try:
+        import weasyprint  # noqa: F401
+    except OSError as exc:
+        _service_missing(f"WeasyPrint のライブラリがありません: {exc}")
+    if not japanese_font_installed():
+        _service_missing("日本語フォント（fonts-ipaexfont）がありません")

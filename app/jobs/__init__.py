@@ -1,0 +1,126 @@
+"""Background jobs: one ``enqueue()`` decides between RQ (``REDIS_URL`` set) and inline.
+
+Jobs take ids, never personal data: ``enqueue`` refuses any argument that is not an int, a
+UUID or a short identifier, and anything that contains a run of 12 digits. Job functions are
+idempotent (they check the database before acting), so a retry never repeats an effect.
+
+Embedded mode calls the function directly instead of using RQ's synchronous queue: RQ's sync
+mode needs Redis anyway and swallows exceptions.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app, has_app_context
+
+log = logging.getLogger(__name__)
+
+QUEUE = "mynumber"
+_SAFE = re.compile(r"^[A-Za-z0-9_:.\-]{1,80}$")
+_TWELVE_DIGITS = re.compile(r"[0-9]{12}")
+RETRY_INTERVALS = [30, 120, 600]
+
+
+class UnsafeJobArgument(ValueError):
+    """A job argument that could carry personal data."""
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A job the worker runs on a cron schedule (UTC), e.g. a daily check at 09:00 JST."""
+
+    name: str
+    cron: str
+    func: Callable[[], object]
+
+
+SCHEDULE: list[Scheduled] = []
+
+
+def scheduled(name: str, cron: str):
+    """Register a no-argument job on the worker's schedule (decorator)."""
+
+    def decorate(func):
+        SCHEDULE.append(Scheduled(name, cron, func))
+        return func
+
+    return decorate
+
+
+def check_args(args: tuple) -> tuple:
+    """Refuse anything but ids: personal data never goes into Redis."""
+    for value in args:
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | uuid.UUID):
+            continue
+        if isinstance(value, str) and _SAFE.match(value) and not _TWELVE_DIGITS.search(value):
+            continue
+        raise UnsafeJobArgument("ジョブの引数には ID のみを渡せます")
+    return tuple(str(v) if isinstance(v, uuid.UUID) else v for v in args)
+
+
+_app_for_worker = None
+
+
+def job(func):
+    """Make a function runnable as a job: it gets an app context in an RQ worker process."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if has_app_context():
+            return func(*args, **kwargs)
+        global _app_for_worker
+        if _app_for_worker is None:
+            from app import create_app
+
+            _app_for_worker = create_app()
+        with _app_for_worker.app_context():
+            try:
+                return func(*args, **kwargs)
+            finally:
+                from app.models import db
+
+                db.session.remove()
+
+    return wrapper
+
+
+def redis_connection(url: str | None = None):
+    from redis import Redis
+
+    return Redis.from_url(url or current_app.config["REDIS_URL"])
+
+
+def queue_name() -> str:
+    """The queue's name (``JOB_QUEUE``): separate deployments or test runs never share one."""
+    return current_app.config.get("JOB_QUEUE") or QUEUE
+
+
+def queue(url: str | None = None, name: str | None = None):
+    from rq import Queue
+
+    return Queue(name or queue_name(), connection=redis_connection(url))
+
+
+def enqueue(func: Callable, *args, job_id: str | None = None, retry: bool = True):
+    """Run ``func(*args)`` in the background (RQ) or now (embedded mode).
+
+    Returns the RQ job, or the function's result when run inline.
+    """
+    args = check_args(args)
+    url = current_app.config.get("REDIS_URL")
+    if not url:
+        return func(*args)
+    from rq import Retry
+
+    options = {"job_id": job_id} if job_id else {}
+    if retry:
+        options["retry"] = Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
+    return queue(url).enqueue(func, *args, **options)

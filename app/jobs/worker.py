@@ -1,0 +1,81 @@
+"""Running jobs: an RQ worker with its scheduler (retries) and the cron schedule.
+
+``mynumber worker`` with ``REDIS_URL``: an RQ worker (``with_scheduler=True``, needed for
+retries) in this process and RQ's CronScheduler for ``SCHEDULE`` in a child process.
+Without Redis (embedded mode) the same schedule runs inline in a simple loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import multiprocessing
+import time
+
+from croniter import croniter
+
+from app.jobs import QUEUE, SCHEDULE, Scheduled, redis_connection
+
+log = logging.getLogger(__name__)
+
+# Modules whose @scheduled jobs make up the schedule (each registers itself on import).
+JOB_MODULES: list[str] = []
+
+
+def load_schedule() -> list[Scheduled]:
+    for name in JOB_MODULES:
+        importlib.import_module(name)
+    return list(SCHEDULE)
+
+
+def find(name: str) -> Scheduled:
+    for item in load_schedule():
+        if item.name == name:
+            return item
+    raise KeyError(f"ジョブ {name} はありません")
+
+
+def _cron_process(redis_url: str, queue_name: str) -> None:
+    from rq.cron import CronScheduler
+
+    scheduler = CronScheduler(connection=redis_connection(redis_url))
+    for item in load_schedule():
+        scheduler.register(item.func, queue_name, cron=item.cron, name=item.name)
+    scheduler.start()
+
+
+def run_rq(
+    redis_url: str, queue_name: str = QUEUE, burst: bool = False, with_cron: bool = True
+) -> None:
+    from rq import Worker
+
+    cron = None
+    if with_cron and not burst:
+        cron = multiprocessing.Process(
+            target=_cron_process, args=(redis_url, queue_name), daemon=True
+        )
+        cron.start()
+    try:
+        worker = Worker([queue_name], connection=redis_connection(redis_url))
+        worker.work(with_scheduler=True, burst=burst)
+    finally:
+        if cron is not None:
+            cron.terminate()
+
+
+def run_inline(stop_after: float | None = None) -> None:
+    """Embedded mode: run each scheduled job when its cron time comes (checked every 30 s)."""
+    schedule = load_schedule()
+    start = dt.datetime.now(dt.UTC)
+    next_runs = {item.name: croniter(item.cron, start).get_next(dt.datetime) for item in schedule}
+    while stop_after is None or (dt.datetime.now(dt.UTC) - start).total_seconds() < stop_after:
+        now = dt.datetime.now(dt.UTC)
+        for item in schedule:
+            if next_runs[item.name] <= now:
+                try:
+                    item.func()
+                except Exception:  # one failing job must not stop the others
+                    log.exception("scheduled job %s failed", item.name)
+                next_runs[item.name] = croniter(item.cron, now).get_next(dt.datetime)
+        time.sleep(30)
