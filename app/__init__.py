@@ -82,7 +82,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         referrer_policy="no-referrer",
     )
 
-    from app.security import enforce_idle_timeout
+    from app.security import enforce_idle_timeout, enforce_password_change
     from app.views import HomeView, register
 
     with app.app_context():
@@ -91,6 +91,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         register(appbuilder)
 
     app.before_request(enforce_idle_timeout)
+    app.before_request(enforce_password_change)
     app.after_request(_no_store)
     app.jinja_env.filters["jst"] = jptime.format_jst
     _error_pages(app)

@@ -176,6 +176,37 @@ def keys_rotate() -> None:
     click.echo(f"KEK をバージョン {version} に更新し、{count} 件のデータ鍵を再ラップしました")
 
 
+@mynumber_group.group("roster")
+def roster_group() -> None:
+    """情報取扱者名簿。"""
+
+
+@roster_group.command("add")
+@click.option("--name", required=True, help="氏名")
+@click.option("--department", required=True, help="所属部署")
+@click.option("--title", required=True, help="役職")
+@click.option("--nationality", required=True, help="国籍")
+@click.option(
+    "--approved-by",
+    required=True,
+    help="契約前に名簿を書面で承認した発注者側の担当者（氏名・役職）",
+)
+def roster_add(name: str, department: str, title: str, nationality: str, approved_by: str) -> None:
+    """契約前に発注者が書面で承認した名簿の登録（以後の変更はポータルで申請・承認）。"""
+    from app import roster
+
+    try:
+        entry = roster.add_preapproved(
+            db.session,
+            cli_actor(),
+            roster.EntryFields(name, department, title, nationality),
+            approved_by,
+        )
+    except roster.RosterError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"名簿に登録しました: ID {entry.id} {entry.name}（承認: {entry.approved_by}）")
+
+
 @mynumber_group.command("worker")
 @click.option("--burst", is_flag=True, help="キューが空になったら終了する（RQ）")
 def worker_command(burst: bool) -> None:

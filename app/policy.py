@@ -40,9 +40,11 @@ MENU_AUDIT = "監査ログ"
 MENU_AUDIT_VERIFY = "監査チェーン検証"
 MENU_CATEGORY_AUDIT = "監査"
 MENU_ROSTER = "情報取扱者名簿"
+MENU_ROSTER_CHANGES = "名簿の変更申請"
+MENU_CATEGORY_ROSTER = "情報管理体制"
 MENU_KEYS = "鍵管理"
 MENU_USERS = "List Users"
-MENU_CATEGORY_ADMIN = "Security"
+MENU_CATEGORY_ADMIN = "Security"  # FAB's own category for its user screens
 
 _FAB_USERS = [
     ("can_list", "UserDBModelView"),
@@ -68,12 +70,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         + [
             ("can_list", "Roster"),
             ("can_show", "Roster"),
-            ("can_add", "Roster"),
-            ("can_edit", "Roster"),
+            ("can_list", "RosterChange"),
+            ("can_propose", "RosterChange"),
             ("can_rotate", "Keys"),
             ("menu_access", MENU_USERS),
             ("menu_access", MENU_CATEGORY_ADMIN),
             ("menu_access", MENU_ROSTER),
+            ("menu_access", MENU_ROSTER_CHANGES),
+            ("menu_access", MENU_CATEGORY_ROSTER),
             ("menu_access", MENU_KEYS),
         ]
     ),
@@ -93,8 +97,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("can_search", "People"),
             ("can_show", "People"),
             ("can_reveal", "People"),
+            ("can_list", "Roster"),
+            ("can_show", "Roster"),
+            ("can_list", "RosterChange"),
+            ("can_approve", "RosterChange"),
             ("menu_access", MENU_PEOPLE),
             ("menu_access", MENU_CATEGORY_PEOPLE),
+            ("menu_access", MENU_ROSTER),
+            ("menu_access", MENU_ROSTER_CHANGES),
+            ("menu_access", MENU_CATEGORY_ROSTER),
         ]
     ),
     AUDITOR: frozenset(
@@ -105,10 +116,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("can_verify", "AuditLog"),
             ("can_list", "Roster"),
             ("can_show", "Roster"),
+            ("can_list", "RosterChange"),
             ("menu_access", MENU_AUDIT),
             ("menu_access", MENU_AUDIT_VERIFY),
             ("menu_access", MENU_CATEGORY_AUDIT),
             ("menu_access", MENU_ROSTER),
+            ("menu_access", MENU_ROSTER_CHANGES),
+            ("menu_access", MENU_CATEGORY_ROSTER),
         ]
     ),
 }

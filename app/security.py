@@ -274,6 +274,23 @@ class VaultSecurityManager(SecurityManager):
             self._lock(user)
         return None
 
+    def reset_password(self, userid, password):
+        """FAB's reset, plus: a password set by someone else must be replaced at next login."""
+        super().reset_password(userid, password)
+        user = db.session.get(VaultUser, int(userid))
+        actor = current_actor()
+        own = actor.user_id == user.id
+        user.password_change_required = not own
+        db.session.commit()
+        audit.record(
+            db.session,
+            actor,
+            "user.password_changed" if own else "user.password_reset",
+            object_type="user",
+            object_ids=[user.id],
+            commit=True,
+        )
+
     def register_failure(self, user: VaultUser, factor: str) -> None:
         """A wrong TOTP code counts like a wrong password."""
         user.fail_login_count = (user.fail_login_count or 0) + 1
@@ -320,6 +337,32 @@ class VaultSecurityManager(SecurityManager):
 
     def is_item_public(self, permission_name, view_name):
         return False
+
+
+PASSWORD_CHANGE_ENDPOINTS = {
+    "ResetMyPasswordView.this_form_get",
+    "ResetMyPasswordView.this_form_post",
+    "VaultAuthDBView.logout",
+    "static",
+    "appbuilder.static",
+}
+
+
+def enforce_password_change():
+    """Until a user replaces a password someone else chose, only that form is reachable."""
+    user = getattr(g, "user", None)
+    if not user or not getattr(user, "is_authenticated", False):
+        return None
+    if not getattr(user, "password_change_required", False):
+        return None
+    if request.endpoint in PASSWORD_CHANGE_ENDPOINTS:
+        return None
+    flash(
+        "初回ログインのため（または管理者がパスワードを再設定したため）、"
+        "パスワードを変更してください。",
+        "warning",
+    )
+    return redirect(url_for("ResetMyPasswordView.this_form_get"))
 
 
 def enforce_idle_timeout() -> None:

@@ -163,3 +163,31 @@ def test_every_string_fab_shows_has_a_japanese_translation(app):
             if gettext(s) == s and re.search("[A-Za-z]", s) and s not in {"OK", "%(name)s"}
         )
     assert untranslated == []
+
+
+def test_a_password_chosen_by_the_admin_must_be_replaced_first(client, login, session, app):
+    login("admin", ADMIN_PASSWORD)
+    role = app.appbuilder.sm.find_role("Auditor")
+    post_form(
+        client,
+        "/users/add",
+        {
+            "first_name": "監査",
+            "last_name": "一郎",
+            "username": "auditor1",
+            "email": "a1@example.jp",
+            "active": "y",
+            "password": USER_PASSWORD,
+            "conf_password": USER_PASSWORD,
+            "roles": [str(role.id)],
+        },
+    )
+    client.get("/logout/")
+    login("auditor1", USER_PASSWORD)
+    response = client.get("/auditlogview/list/")
+    assert response.status_code == 302 and "resetmypassword" in response.headers["Location"]
+    new = "An0ther-Passw0rd!"
+    post_form(client, "/resetmypassword/form", {"password": new, "conf_password": new})
+    assert client.get("/auditlogview/list/").status_code == 200
+    actions = _actions(session)
+    assert ("user.password_changed", "success") in actions

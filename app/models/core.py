@@ -14,6 +14,7 @@ from flask_appbuilder import Model
 from flask_appbuilder.models.sqla.base import SQLA
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import (
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -81,6 +82,11 @@ class VaultUser(User):
         DateTime(timezone=True), nullable=True
     )
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Set when someone other than the user chose the password (creation, reset): the user
+    # must replace it before anything else, so an administrator never knows a live password.
+    password_change_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     roster_entry: Mapped[HandlerRosterEntry | None] = relationship(HandlerRosterEntry)
 
 

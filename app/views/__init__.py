@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask_appbuilder import IndexView
 
 from app import policy
-from app.views.admin import KeysView, RosterView
+from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
 from app.views.people import PeopleView
 
@@ -35,7 +35,13 @@ def register(appbuilder) -> None:
         category=policy.MENU_CATEGORY_AUDIT,
     )
     appbuilder.add_view(
-        RosterView, policy.MENU_ROSTER, icon="fa-id-card", category=policy.MENU_CATEGORY_ADMIN
+        RosterView, policy.MENU_ROSTER, icon="fa-id-card", category=policy.MENU_CATEGORY_ROSTER
+    )
+    appbuilder.add_view(
+        RosterChangeView,
+        policy.MENU_ROSTER_CHANGES,
+        icon="fa-pencil",
+        category=policy.MENU_CATEGORY_ROSTER,
     )
     appbuilder.add_view(
         KeysView, policy.MENU_KEYS, icon="fa-key", category=policy.MENU_CATEGORY_ADMIN

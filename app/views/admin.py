@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.views import UserDBModelView
 from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
-from app import audit, jptime
+from app import audit, jptime, policy, roster
 from app.audit import AuditUnavailable
-from app.models import HandlerRosterEntry, db
+from app.models import HandlerRosterEntry, RosterChange, db
 from app.security import current_actor
 from app.vault import VaultError
 
 
 class RosterView(ModelView):
-    """情報取扱者名簿. SystemAdmin records entries and the client's approval; Auditors read."""
+    """情報取扱者名簿, read-only: every change goes through RosterChangeView."""
 
     datamodel = SQLAInterface(HandlerRosterEntry)
     class_permission_name = "Roster"
-    method_permission_name = {"list": "list", "show": "show", "add": "add", "edit": "edit"}
-    base_permissions = ["can_list", "can_show", "can_add", "can_edit"]
+    method_permission_name = {"list": "list", "show": "show"}
+    base_permissions = ["can_list", "can_show"]
     list_title = "情報取扱者名簿"
-    add_title = "情報取扱者の登録"
-    edit_title = "情報取扱者の編集"
     show_title = "情報取扱者"
     list_columns = [
         "name",
@@ -34,17 +35,6 @@ class RosterView(ModelView):
         "status",
         "approved_by",
         "approved_at",
-    ]
-    add_columns = ["name", "department", "title", "nationality", "note"]
-    edit_columns = [
-        "name",
-        "department",
-        "title",
-        "nationality",
-        "status",
-        "approved_by",
-        "approved_at",
-        "note",
     ]
     show_columns = list_columns + ["note", "created_at"]
     label_columns = {
@@ -65,34 +55,118 @@ class RosterView(ModelView):
             v, v
         ),
     }
-    description_columns = {
-        "status": "pending（承認待ち）/ approved（承認済み）/ revoked（取消）",
-        "approved_by": "名簿を承認した発注者側の担当者名",
-    }
-
-    def post_add(self, item: HandlerRosterEntry) -> None:
-        _audit_roster(item, "roster.add")
-
-    def post_update(self, item: HandlerRosterEntry) -> None:
-        _audit_roster(item, "roster.edit")
-
-    def pre_update(self, item: HandlerRosterEntry) -> None:
-        if item.status not in {"pending", "approved", "revoked"}:
-            raise ValueError("状態は pending / approved / revoked のいずれかです")
-        if item.status == "approved" and (not item.approved_by or not item.approved_at):
-            raise ValueError("承認済みにするには承認者と承認日時を入力してください")
 
 
-def _audit_roster(item: HandlerRosterEntry, action: str) -> None:
-    audit.record(
-        db.session,
-        current_actor(),
-        action,
-        object_type="roster",
-        object_ids=[item.id],
-        details={"status": item.status},
-        commit=True,
+class ProposeForm(FlaskForm):
+    action = SelectField(
+        "変更の種類", choices=[("add", "追加"), ("update", "変更"), ("revoke", "削除（取消）")]
     )
+    entry_id = SelectField(
+        "対象（変更・削除のとき）", coerce=int, choices=[], validate_choice=False
+    )
+    name = StringField("氏名", validators=[Optional(), Length(max=100)])
+    department = StringField("所属部署", validators=[Optional(), Length(max=100)])
+    title = StringField("役職", validators=[Optional(), Length(max=100)])
+    nationality = StringField("国籍", validators=[Optional(), Length(max=100)])
+    reason = TextAreaField(
+        "理由", validators=[DataRequired(message="変更の理由を入力してください"), Length(max=1000)]
+    )
+
+
+class DecideForm(FlaskForm):
+    """The decision itself comes from the pressed button (name="decision")."""
+
+    note = StringField("コメント", validators=[Optional(), Length(max=500)])
+
+
+class RosterChangeView(BaseView):
+    """Proposals by the SystemAdmin; approval or rejection by a ClientStaff user (spec 7.5-4)."""
+
+    route_base = "/roster-changes"
+    class_permission_name = "RosterChange"
+    method_permission_name = {"index": "list", "propose": "propose", "decide": "approve"}
+    default_view = "index"
+
+    @expose("/", methods=["GET"])
+    @has_access
+    def index(self):
+        changes = (
+            db.session.execute(select(RosterChange).order_by(RosterChange.requested_at.desc()))
+            .scalars()
+            .all()
+        )
+        actor = current_actor()
+        return self.render_template(
+            "mynumber/roster_changes.html",
+            changes=changes,
+            decide_form=DecideForm(),
+            can_propose=policy.allows(actor, "can_propose", "RosterChange"),
+            can_approve=policy.allows(actor, "can_approve", "RosterChange"),
+            me=actor.user_id,
+        )
+
+    @expose("/propose", methods=["GET", "POST"])
+    @has_access
+    def propose(self):
+        form = ProposeForm()
+        entries = (
+            db.session.execute(
+                select(HandlerRosterEntry)
+                .where(HandlerRosterEntry.status != "revoked")
+                .order_by(HandlerRosterEntry.name)
+            )
+            .scalars()
+            .all()
+        )
+        form.entry_id.choices = [(0, "（追加のときは選択不要）")] + [
+            (e.id, f"{e.name}（{e.department}）") for e in entries
+        ]
+        if form.validate_on_submit():
+            fields = None
+            if form.action.data in ("add", "update"):
+                fields = roster.EntryFields(
+                    form.name.data or "",
+                    form.department.data or "",
+                    form.title.data or "",
+                    form.nationality.data or "",
+                )
+            try:
+                roster.propose(
+                    db.session,
+                    current_actor(),
+                    form.action.data,
+                    form.reason.data,
+                    fields,
+                    form.entry_id.data or None,
+                )
+            except roster.RosterError as exc:
+                flash(str(exc), "warning")
+            else:
+                flash("変更を申請しました。発注者担当者の承認後に名簿へ反映されます。", "success")
+                return redirect(url_for("RosterChangeView.index"))
+        return self.render_template("mynumber/roster_propose.html", form=form)
+
+    @expose("/<int:change_id>/decide", methods=["POST"])
+    @has_access
+    def decide(self, change_id: int):
+        form = DecideForm()
+        decision = request.form.get("decision")
+        if not form.validate_on_submit() or decision not in ("approve", "reject"):
+            abort(400)
+        try:
+            roster.decide(
+                db.session, current_actor(), change_id, decision == "approve", form.note.data
+            )
+        except roster.RosterError as exc:
+            flash(str(exc), "warning")
+        else:
+            flash(
+                "承認しました。名簿に反映されました。"
+                if decision == "approve"
+                else "却下しました。",
+                "success",
+            )
+        return redirect(url_for("RosterChangeView.index"))
 
 
 class VaultUserDBModelView(UserDBModelView):
@@ -130,6 +204,8 @@ class VaultUserDBModelView(UserDBModelView):
     }
 
     def post_add(self, item) -> None:
+        item.password_change_required = True  # the administrator chose it: the user replaces it
+        db.session.commit()
         _audit_user(item, "user.add")
 
     def post_update(self, item) -> None:

@@ -4,7 +4,7 @@ import json
 
 from sqlalchemy import select
 
-from app.models import AuditEvent, HandlerRosterEntry, VaultUser
+from app.models import AuditEvent, HandlerRosterEntry, RosterChange, VaultUser
 from tests.conftest import ADMIN_PASSWORD
 from tests.support import post_form
 
@@ -47,28 +47,53 @@ def test_roles_cannot_be_edited_from_the_portal(client, login):
     assert client.get("/roles/list/").status_code in (403, 404)
 
 
-def test_roster_approval_needs_approver_and_time(client, login, session):
-    entry = HandlerRosterEntry(
-        name="担当 三郎", department="人事部", title="係員", nationality="日本", status="pending"
-    )
-    session.add(entry)
-    session.commit()
+def test_roster_change_flow_on_the_portal(client, login, session, make_user, app):
     login("admin", ADMIN_PASSWORD)
+    assert client.get("/rosterview/add").status_code in (403, 404)  # no direct edits
     response = post_form(
         client,
-        f"/rosterview/edit/{entry.id}",
+        "/roster-changes/propose",
         {
-            "name": "担当 三郎",
-            "department": "人事部",
-            "title": "係員",
+            "action": "add",
+            "entry_id": "0",
+            "name": "名簿 一郎",
+            "department": "BPO運用部",
+            "title": "主任",
             "nationality": "日本",
-            "status": "approved",
-            "approved_by": "",
-            "approved_at": "",
-            "note": "",
+            "reason": "新任の事務取扱担当者",
         },
-        follow_redirects=True,
     )
+    assert response.status_code == 302
     session.expire_all()
-    assert session.get(HandlerRosterEntry, entry.id).status == "pending"
-    assert "承認者と承認日時" in response.get_data(as_text=True)
+    assert (
+        session.execute(
+            select(HandlerRosterEntry).where(HandlerRosterEntry.name == "名簿 一郎")
+        ).first()
+        is None
+    )  # not before approval
+    client.get("/logout/")
+
+    staff, secret = make_user("ClientStaff")
+    from tests.support import csrf_token
+
+    client.get("/logout/")
+    import pyotp
+
+    from tests.conftest import USER_PASSWORD
+
+    post_form(client, "/login/", {"username": staff.username, "password": USER_PASSWORD})
+    post_form(client, "/totp/", {"code": pyotp.TOTP(secret).now()})
+    page = client.get("/roster-changes/").get_data(as_text=True)
+    assert "名簿 一郎" in page and "承認" in page
+    change_id = session.execute(select(RosterChange.id)).scalar_one()
+    token = csrf_token(client, "/roster-changes/")
+    response = client.post(
+        f"/roster-changes/{change_id}/decide",
+        data={"csrf_token": token, "decision": "approve", "note": "了承"},
+    )
+    assert response.status_code == 302
+    session.expire_all()
+    entry = session.execute(
+        select(HandlerRosterEntry).where(HandlerRosterEntry.name == "名簿 一郎")
+    ).scalar_one()
+    assert entry.is_approved and entry.approved_by == staff.username

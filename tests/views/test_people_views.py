@@ -149,17 +149,19 @@ def test_unknown_or_malformed_person_ids_are_404(client, make_user, login):
     assert re.search(r"Traceback|File \"", response.get_data(as_text=True)) is None
 
 
-def test_system_admin_manages_roster_and_keys(client, login, session):
+def test_system_admin_proposes_roster_changes_and_rotates_keys(client, login, session):
     login("admin", ADMIN_PASSWORD)
     response = post_form(
         client,
-        "/rosterview/add",
+        "/roster-changes/propose",
         {
+            "action": "add",
+            "entry_id": "0",
             "name": "名簿 一郎",
             "department": "BPO運用部",
             "title": "主任",
             "nationality": "日本",
-            "note": "",
+            "reason": "増員",
         },
     )
     assert response.status_code == 302
@@ -167,4 +169,4 @@ def test_system_admin_manages_roster_and_keys(client, login, session):
     response = post_form(client, "/keys/rotate", {}, token_from="/keys/")
     assert response.status_code == 302
     actions = [e.action for e in session.execute(select(AuditEvent)).scalars()]
-    assert "roster.add" in actions and "keys.rotate" in actions
+    assert "roster.change_requested" in actions and "keys.rotate" in actions

@@ -1,0 +1,41 @@
+"""情報取扱者名簿 changes: proposed by the operator, approved by the client before they apply."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_appbuilder import Model
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.core import HandlerRosterEntry, utcnow
+
+
+class RosterChange(Model):
+    """A proposed addition, change or revocation of a roster entry (spec 7.5-4)."""
+
+    __tablename__ = "roster_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("handler_roster_entry.id"), nullable=True
+    )
+    action: Mapped[str] = mapped_column(String(20))  # add|update|revoke
+    name: Mapped[str | None] = mapped_column(String(100))
+    department: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(100))
+    nationality: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by_id: Mapped[int | None] = mapped_column(Integer)
+    requested_by_name: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|rejected
+    decided_by_id: Mapped[int | None] = mapped_column(Integer)
+    decided_by_name: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+    entry: Mapped[HandlerRosterEntry | None] = relationship(HandlerRosterEntry)
+
+    ACTION_LABELS = {"add": "追加", "update": "変更", "revoke": "削除（取消）"}
+    STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み", "rejected": "却下"}
