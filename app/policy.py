@@ -42,6 +42,10 @@ MENU_CATEGORY_AUDIT = "監査"
 MENU_ROSTER = "情報取扱者名簿"
 MENU_ROSTER_CHANGES = "名簿の変更申請"
 MENU_CATEGORY_ROSTER = "情報管理体制"
+MENU_CATEGORY_BILLING = "請求・郵送費"
+MENU_UNIT_PRICES = "収集料金単価表"
+MENU_POSTAGE_RATES = "運送・郵送料金表"
+MENU_POSTAGE_LEDGER = "郵送費台帳"
 MENU_KEYS = "鍵管理"
 MENU_USERS = "List Users"
 MENU_CATEGORY_ADMIN = "Security"  # FAB's own category for its user screens
@@ -79,6 +83,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_ROSTER_CHANGES),
             ("menu_access", MENU_CATEGORY_ROSTER),
             ("menu_access", MENU_KEYS),
+            ("can_list", "UnitPrice"),
+            ("can_add", "UnitPrice"),
+            ("menu_access", MENU_UNIT_PRICES),
+            ("menu_access", MENU_CATEGORY_BILLING),
         ]
     ),
     OPERATOR: frozenset(
@@ -87,8 +95,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("can_search", "People"),
             ("can_show", "People"),
             ("can_reveal", "People"),  # only for a person whose case they work (rule 3)
+            ("can_list", "Postage"),
+            ("can_add", "Postage"),
+            ("can_list", "UnitPrice"),
             ("menu_access", MENU_PEOPLE),
             ("menu_access", MENU_CATEGORY_PEOPLE),
+            ("menu_access", MENU_POSTAGE_RATES),
+            ("menu_access", MENU_POSTAGE_LEDGER),
+            ("menu_access", MENU_UNIT_PRICES),
+            ("menu_access", MENU_CATEGORY_BILLING),
         ]
     ),
     CLIENT_STAFF: frozenset(
@@ -101,6 +116,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("can_show", "Roster"),
             ("can_list", "RosterChange"),
             ("can_approve", "RosterChange"),
+            ("can_list", "UnitPrice"),
+            ("can_list", "Postage"),
+            ("menu_access", MENU_UNIT_PRICES),
+            ("menu_access", MENU_POSTAGE_RATES),
+            ("menu_access", MENU_POSTAGE_LEDGER),
+            ("menu_access", MENU_CATEGORY_BILLING),
             ("menu_access", MENU_PEOPLE),
             ("menu_access", MENU_CATEGORY_PEOPLE),
             ("menu_access", MENU_ROSTER),
@@ -117,6 +138,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("can_list", "Roster"),
             ("can_show", "Roster"),
             ("can_list", "RosterChange"),
+            ("can_list", "UnitPrice"),
+            ("can_list", "Postage"),
+            ("menu_access", MENU_UNIT_PRICES),
+            ("menu_access", MENU_POSTAGE_RATES),
+            ("menu_access", MENU_POSTAGE_LEDGER),
+            ("menu_access", MENU_CATEGORY_BILLING),
             ("menu_access", MENU_AUDIT),
             ("menu_access", MENU_AUDIT_VERIFY),
             ("menu_access", MENU_CATEGORY_AUDIT),

@@ -2,11 +2,19 @@
 
 - ``core``: people, numbers, data keys, users and roster, case assignments, audit chain.
 - ``roster``: proposed roster changes awaiting the client's approval.
+- ``billing``: unit prices, billable events, the carrier's fee table, postage entries.
 
 Every table lives on FAB's declarative ``Model.metadata`` (Alembic's target); every change
 comes with a migration in ``migrations/versions``.
 """
 
+from app.models.billing import (  # noqa: F401, E402
+    BillableEvent,
+    BillingCategory,
+    PostageEntry,
+    PostageRate,
+    UnitPrice,
+)
 from app.models.core import (  # noqa: F401
     AuditChainHead,
     AuditCheckpoint,

@@ -4,6 +4,7 @@ in a service module; views parse input, call the service, and render.
 - ``people``: 照合 (search, person, reveal)
 - ``audit``: audit log and chain verification
 - ``admin``: roster, users, keys
+- ``billing``: unit prices, carrier fee table, postage ledger
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask_appbuilder import IndexView
 from app import policy
 from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
+from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
 from app.views.people import PeopleView
 
 
@@ -46,3 +48,9 @@ def register(appbuilder) -> None:
     appbuilder.add_view(
         KeysView, policy.MENU_KEYS, icon="fa-key", category=policy.MENU_CATEGORY_ADMIN
     )
+    for view, name, icon in (
+        (UnitPriceView, policy.MENU_UNIT_PRICES, "fa-yen"),
+        (PostageRateView, policy.MENU_POSTAGE_RATES, "fa-table"),
+        (PostageEntryView, policy.MENU_POSTAGE_LEDGER, "fa-envelope"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_BILLING)
