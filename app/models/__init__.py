@@ -1,6 +1,8 @@
 """The database schema, one module per area; import models from here.
 
 - ``core``: people, numbers, data keys, users and roster, case assignments, audit chain.
+- ``intake``: collection requests (token hash, second factor, status history), sealed
+  submissions and their parts, inquiries from the public contact form.
 
 Every table lives on FAB's declarative ``Model.metadata`` (Alembic's target); every change
 comes with a migration in ``migrations/versions``.
@@ -19,4 +21,13 @@ from app.models.core import (  # noqa: F401
     VaultUser,
     db,
     utcnow,
+)
+from app.models.intake import (  # noqa: F401
+    CollectionRequest,
+    CollectionRequestStatus,
+    Inquiry,
+    RequestStatus,
+    Submission,
+    SubmissionPart,
+    SubmissionStatus,
 )
