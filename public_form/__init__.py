@@ -90,8 +90,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     https = cfg["MYNUMBER_HTTPS"]
     app.config.update(
         MAX_CONTENT_LENGTH=cfg["INTAKE_MAX_REQUEST_BYTES"],
-        # Non-file fields are small; files are bounded by MAX_CONTENT_LENGTH.
-        MAX_FORM_MEMORY_SIZE=64 * 1024,
+        # Text fields stay at werkzeug's 500 KB (its multipart decoder buffers up to that much
+        # of a file part too, so a smaller value refuses ordinary uploads).
         SESSION_COOKIE_NAME="mnv_form",
         SESSION_COOKIE_HTTPONLY=True,
         # Lax, not Strict: the first visit comes from a mail app or a QR scanner (cross-site),
