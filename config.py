@@ -35,12 +35,12 @@ def database_url(home: Path) -> str:
     return re.sub(r"^postgres(ql)?(\+psycopg2)?://", "postgresql+psycopg://", url)
 
 
-def _secret_key(home: Path) -> str:
+def _secret_key(home: Path, env: str = "SECRET_KEY", filename: str = "secret_key") -> str:
     """Session-signing key: from the environment, else a 0600 file made once per instance."""
-    key = os.environ.get("SECRET_KEY")
+    key = os.environ.get(env)
     if key:
         return key
-    path = home / "secret_key"
+    path = home / filename
     if path.exists():
         return path.read_text().strip()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -113,6 +113,9 @@ def load(overrides: dict | None = None) -> dict:
         "LANGUAGES": {"ja_JP": {"flag": "jp", "name": "日本語"}},
         # Sessions and cookies
         "SECRET_KEY": _secret_key(home),
+        # The public form signs its sessions with its own key: a compromised form host must
+        # not be able to forge a portal session (the portal's key signs logins and MFA state).
+        "FORM_SECRET_KEY": _secret_key(home, "MYNUMBER_FORM_SECRET_KEY", "form_secret_key"),
         "PERMANENT_SESSION_LIFETIME": timedelta(
             minutes=int(os.environ.get("MYNUMBER_IDLE_MINUTES", "15"))
         ),

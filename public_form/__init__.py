@@ -45,7 +45,6 @@ DESK_HOURS = "平日（月〜金）10:00〜17:00（土日祝日・12月29日〜1
 
 # Only what the form needs: never the key ring path, the vault or any private key.
 FORM_SETTINGS = (
-    "SECRET_KEY",
     "MYNUMBER_HOME",
     "SQLALCHEMY_DATABASE_URI",
     "SQLALCHEMY_TRACK_MODIFICATIONS",
@@ -87,6 +86,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.request_class = InMemoryRequest
     for key in FORM_SETTINGS:
         app.config[key] = cfg[key]
+    app.config["SECRET_KEY"] = cfg["FORM_SECRET_KEY"]  # never the portal's session key
     https = cfg["MYNUMBER_HTTPS"]
     app.config.update(
         MAX_CONTENT_LENGTH=cfg["INTAKE_MAX_REQUEST_BYTES"],
