@@ -508,6 +508,7 @@ def _store_part(
         media_type=media_type,
         size_bytes=len(sealed),
         sealed=sealed,
+        digest=hashlib.sha256(sealed).hexdigest(),
         created_at=utcnow(),
     )
     session.add(row)
@@ -801,11 +802,17 @@ def submit(
     missing = [p.subject.display_name() for p in items if not p.complete]
     if missing:
         raise IntakeError("まだ入力が終わっていない方がいます: " + "、".join(missing))
-    parts = list(
-        session.execute(
-            select(SubmissionPart).where(SubmissionPart.submission_id == draft.id)
-        ).scalars()
-    )
+    # Metadata only: the sealed bytes are not read back (their digest was taken on storing).
+    parts = session.execute(
+        select(
+            SubmissionPart.id,
+            SubmissionPart.subject_ref,
+            SubmissionPart.part,
+            SubmissionPart.doc_type,
+            SubmissionPart.media_type,
+            SubmissionPart.digest,
+        ).where(SubmissionPart.submission_id == draft.id)
+    ).all()
     if not parts:
         raise IntakeError("提出する内容がありません")
     now = utcnow()
@@ -828,7 +835,7 @@ def submit(
                 "part": p.part,
                 "doc_type": p.doc_type,
                 "media_type": p.media_type,
-                "sha256": hashlib.sha256(p.sealed).hexdigest(),
+                "sha256": p.digest,
             }
             for p in parts
         ],
@@ -1101,9 +1108,8 @@ def open_submission(
         )
     for row in rows:
         meta = expected[str(row.id)]
-        if meta["sha256"] != hashlib.sha256(row.sealed).hexdigest() or meta["ref"] != (
-            row.subject_ref
-        ):
+        actual = hashlib.sha256(row.sealed).hexdigest()
+        if meta["sha256"] != actual or row.digest != actual or meta["ref"] != row.subject_ref:
             raise sealing.SealError("提出の部品が封緘時と一致しません（差し替え）")
         data = sealing.open_sealed(
             key, sealing.part_info(req.id, submission.id, row.id), row.sealed

@@ -181,6 +181,9 @@ class SubmissionPart(Model):
     media_type: Mapped[str | None] = mapped_column(String(50))
     size_bytes: Mapped[int] = mapped_column(Integer)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # SHA-256 of ``sealed``, taken when it was stored: the manifest binds parts by it without
+    # reading megabytes back, and opening checks it against the bytes actually found.
+    digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     submission: Mapped[Submission] = relationship(Submission, back_populates="parts")

@@ -101,6 +101,7 @@ def upgrade():
     sa.Column('media_type', sa.String(length=50), nullable=True),
     sa.Column('size_bytes', sa.Integer(), nullable=False),
     sa.Column('sealed', sa.LargeBinary(), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['submission_id'], ['submission.id'], ),
     sa.PrimaryKeyConstraint('id'),
