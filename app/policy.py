@@ -31,7 +31,7 @@ ROSTER_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 MFA_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 
 # Views (FAB permission view names) whose data is personal: never for a SystemAdmin.
-PERSONAL_DATA_VIEWS = frozenset({"People", "Numbers"})
+PERSONAL_DATA_VIEWS = frozenset({"People", "Numbers", "Intake", "Inquiries"})
 
 # Menu names (FAB registers "menu_access" on these).
 MENU_PEOPLE = "人物検索"
@@ -49,6 +49,13 @@ MENU_POSTAGE_LEDGER = "郵送費台帳"
 MENU_KEYS = "鍵管理"
 MENU_USERS = "List Users"
 MENU_CATEGORY_ADMIN = "Security"  # FAB's own category for its user screens
+MENU_INTAKE = "受付一覧"
+MENU_INQUIRIES = "お問い合わせ"
+MENU_CATEGORY_INTAKE = "収集"
+# Menus that lead to personal data: hidden from a SystemAdmin together with the views.
+PERSONAL_DATA_MENUS = frozenset(
+    {MENU_PEOPLE, MENU_CATEGORY_PEOPLE, MENU_INTAKE, MENU_INQUIRIES, MENU_CATEGORY_INTAKE}
+)
 
 _FAB_USERS = [
     ("can_list", "UserDBModelView"),
@@ -104,6 +111,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_POSTAGE_LEDGER),
             ("menu_access", MENU_UNIT_PRICES),
             ("menu_access", MENU_CATEGORY_BILLING),
+            # Intake: the operator collects directly (spec 5.2-2); the client does not see
+            # what a subject submitted, only the request's status (issue 5).
+            ("can_list", "Intake"),
+            ("can_open", "Intake"),  # unseal a submission (audited; assigns the case)
+            ("can_decide", "Intake"),  # 確認中 / 不備 / 完了, unlock a locked link
+            ("can_list", "Inquiries"),
+            ("can_show", "Inquiries"),
+            ("can_edit", "Inquiries"),
+            ("menu_access", MENU_INTAKE),
+            ("menu_access", MENU_INQUIRIES),
+            ("menu_access", MENU_CATEGORY_INTAKE),
         ]
     ),
     CLIENT_STAFF: frozenset(
@@ -176,10 +194,7 @@ def permissions(actor: Actor) -> set[tuple[str, str]]:
         result |= ROLE_PERMISSIONS[role]
     if SYSTEM_ADMIN in actor.roles:
         result = {p for p in result if p[1] not in PERSONAL_DATA_VIEWS}
-        result -= {
-            ("menu_access", MENU_PEOPLE),
-            ("menu_access", MENU_CATEGORY_PEOPLE),
-        }
+        result -= {("menu_access", menu) for menu in PERSONAL_DATA_MENUS}
     return result
 
 

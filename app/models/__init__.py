@@ -3,6 +3,8 @@
 - ``core``: people, numbers, data keys, users and roster, case assignments, audit chain.
 - ``roster``: proposed roster changes awaiting the client's approval.
 - ``billing``: unit prices, billable events, the carrier's fee table, postage entries.
+- ``intake``: collection requests (token hash, second factor, status history), sealed
+  submissions and their parts, inquiries from the public contact form.
 
 Every table lives on FAB's declarative ``Model.metadata`` (Alembic's target); every change
 comes with a migration in ``migrations/versions``.
@@ -28,5 +30,14 @@ from app.models.core import (  # noqa: F401
     VaultUser,
     db,
     utcnow,
+)
+from app.models.intake import (  # noqa: F401
+    CollectionRequest,
+    CollectionRequestStatus,
+    Inquiry,
+    RequestStatus,
+    Submission,
+    SubmissionPart,
+    SubmissionStatus,
 )
 from app.models.roster import RosterChange  # noqa: F401, E402
