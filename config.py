@@ -67,7 +67,7 @@ def password_complexity(password: str) -> None:
         )
 
 
-def load(overrides: dict | None = None) -> dict:
+def load(overrides: dict | None = None, component: str = "portal") -> dict:
     """Build the Flask config mapping for the admin portal (the public form reuses a subset)."""
     home = instance_home()
     if overrides and "MYNUMBER_HOME" in overrides:
@@ -117,10 +117,15 @@ def load(overrides: dict | None = None) -> dict:
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "LANGUAGES": {"ja_JP": {"flag": "jp", "name": "日本語"}},
         # Sessions and cookies
-        "SECRET_KEY": _secret_key(home),
+        # Each app reads only its own session key: a form host must never hold the portal's.
+        "SECRET_KEY": _secret_key(home) if component == "portal" else None,
         # The public form signs its sessions with its own key: a compromised form host must
         # not be able to forge a portal session (the portal's key signs logins and MFA state).
-        "FORM_SECRET_KEY": _secret_key(home, "MYNUMBER_FORM_SECRET_KEY", "form_secret_key"),
+        "FORM_SECRET_KEY": (
+            _secret_key(home, "MYNUMBER_FORM_SECRET_KEY", "form_secret_key")
+            if component == "form"
+            else None
+        ),
         "PERMANENT_SESSION_LIFETIME": timedelta(
             minutes=int(os.environ.get("MYNUMBER_IDLE_MINUTES", "15"))
         ),

@@ -23,23 +23,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 import config
-from app import logsafe
+from app import csp, logsafe
 from app.sealing import IntakePublicKey
 
 log = logging.getLogger(__name__)
 
-CSP = {
-    "default-src": "'self'",
-    "script-src": "'self'",
-    "style-src": "'self'",
-    "img-src": "'self' data:",
-    "font-src": "'self'",
-    "connect-src": "'self'",
-    "object-src": "'none'",
-    "base-uri": "'none'",
-    "form-action": "'self'",
-    "frame-ancestors": "'none'",
-}
 
 DESK_HOURS = "平日（月〜金）10:00〜17:00（土日祝日・12月29日〜1月3日を除く）"
 
@@ -81,7 +69,7 @@ class InMemoryRequest(Request):
 
 
 def create_app(overrides: dict | None = None) -> Flask:
-    cfg = config.load(overrides)
+    cfg = config.load(overrides, component="form")
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     for key in FORM_SETTINGS:
@@ -112,7 +100,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     CSRFProtect(app)
     Talisman(
         app,
-        content_security_policy=CSP,
+        content_security_policy=csp.STRICT,
         force_https=https,
         strict_transport_security=https,
         frame_options="DENY",
