@@ -4,6 +4,8 @@ in a service module; views parse input, call the service, and render.
 - ``people``: 照合 (search, person, reveal)
 - ``audit``: audit log and chain verification
 - ``admin``: roster, users, keys
+- ``io``: CSV import (preview, confirm), export, bulk 照合, layout editor
+- ``records``: adding and editing people, households, names, numbers
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from flask_appbuilder import IndexView
 from app import policy
 from app.views.admin import KeysView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
+from app.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.views.people import PeopleView
+from app.views.records import RecordsView
 
 
 class HomeView(IndexView):
@@ -25,6 +29,14 @@ def register(appbuilder) -> None:
     appbuilder.add_view(
         PeopleView, policy.MENU_PEOPLE, icon="fa-search", category=policy.MENU_CATEGORY_PEOPLE
     )
+    for view, menu, icon in (
+        (MatchView, policy.MENU_MATCH, "fa-users"),
+        (ExportView, policy.MENU_EXPORT, "fa-download"),
+        (ImportView, policy.MENU_IMPORT, "fa-upload"),
+        (RecordsView, policy.MENU_RECORD_ADD, "fa-user-plus"),
+        (LayoutView, policy.MENU_LAYOUTS, "fa-table"),
+    ):
+        appbuilder.add_view(view, menu, icon=icon, category=policy.MENU_CATEGORY_PEOPLE)
     appbuilder.add_view(
         AuditLogView, policy.MENU_AUDIT, icon="fa-list", category=policy.MENU_CATEGORY_AUDIT
     )
