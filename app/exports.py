@@ -16,18 +16,19 @@ cells, dates in the layout's format, numbers as 12 digits.
 from __future__ import annotations
 
 import hashlib
+import operator
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from sqlalchemy import String, and_, cast, insert, literal, null, select
+from sqlalchemy import String, and_, cast, func, insert, literal, null, select, text
 from sqlalchemy.orm import Session
 
 from app import audit, policy
 from app.audit import Actor
-from app.io.bulk import BulkWriter, Opener, stream_query
-from app.io.csvio import CsvWriteError, CsvWriter
+from app.io.bulk import BulkWriter, Opener, is_postgres, stream_query
+from app.io.csvio import FORMULA_START, CsvWriteError, CsvWriter
 from app.io.layouts import Layout
 from app.models import DataKey, ExportItem, MyNumberRecord, Person, PersonKind
 from app.vault import Vault
@@ -73,13 +74,25 @@ def _refuse(session: Session, actor: Actor, action: str, purpose: str | None, re
 
 
 def manifest_digest(session: Session, export_id: uuid.UUID) -> tuple[int, str]:
-    """Count and SHA-256 of an export's person ids (sorted, one per line)."""
+    """Count and SHA-256 of an export's person ids, in the file's order, one per line.
+
+    PostgreSQL computes it where the rows are; elsewhere they are streamed. Same digest."""
+    if is_postgres(session):
+        count, digest = session.execute(
+            text(
+                "SELECT count(*), encode(sha256(convert_to(coalesce(string_agg("
+                "person_id::text || chr(10), '' ORDER BY position), ''), 'UTF8')), 'hex') "
+                "FROM export_item WHERE export_id = :export_id"
+            ),
+            {"export_id": export_id},
+        ).one()
+        return count, digest
     digest = hashlib.sha256()
     count = 0
     query = (
         select(ExportItem.person_id)
         .where(ExportItem.export_id == export_id)
-        .order_by(ExportItem.person_id)
+        .order_by(ExportItem.position)
     )
     for (person_id,) in stream_query(session, query, ["uuid"]):
         digest.update(f"{person_id}\n".encode("ascii"))
@@ -92,7 +105,7 @@ def manifest_ids(session: Session, export_id: uuid.UUID) -> list[uuid.UUID]:
         session.execute(
             select(ExportItem.person_id)
             .where(ExportItem.export_id == export_id)
-            .order_by(ExportItem.position, ExportItem.person_id)
+            .order_by(ExportItem.position)
         ).scalars()
     )
 
@@ -103,39 +116,34 @@ def _write_manifest(
     layout: Layout,
     person_ids: Iterable[uuid.UUID] | None,
 ) -> None:
+    """Who is in the export, in the file's order: 職員番号 then 扶養者コード, or the given order."""
     if person_ids is None:
-        # Everyone of the layout's kind, chosen by the database in one statement.
+        # Everyone of the layout's kind, chosen and numbered by the database in one statement.
+        position = func.row_number().over(order_by=(Person.code, Person.dependent_seq, Person.id))
         session.execute(
             insert(ExportItem).from_select(
                 ["export_id", "person_id", "position"],
-                select(literal(export_id, ExportItem.export_id.type), Person.id, null()).where(
+                select(literal(export_id, ExportItem.export_id.type), Person.id, position).where(
                     Person.status == "active", Person.kind.in_(layout.person_kinds)
                 ),
             )
         )
         return
-    writer = BulkWriter(session)
-    seen: set[uuid.UUID] = set()
-    rows = []
-    for position, person_id in enumerate(person_ids):
-        if person_id in seen:
-            continue
-        seen.add(person_id)
-        rows.append((export_id, person_id, position))
-    # Only people of the layout's kind can be written in it.
-    allowed = set()
-    for start in range(0, len(rows), BATCH):
-        chunk = [r[1] for r in rows[start : start + BATCH]]
+    wanted: list[uuid.UUID] = list(dict.fromkeys(person_ids))
+    # Only active people of the layout's kind can be written in it.
+    allowed: set[uuid.UUID] = set()
+    for start in range(0, len(wanted), BATCH):
         allowed.update(
             session.execute(
                 select(Person.id).where(
-                    Person.id.in_(chunk),
+                    Person.id.in_(wanted[start : start + BATCH]),
                     Person.status == "active",
                     Person.kind.in_(layout.person_kinds),
                 )
             ).scalars()
         )
-    writer.write("export_item", [r for r in rows if r[1] in allowed])
+    rows = [(export_id, pid, n) for n, pid in enumerate((p for p in wanted if p in allowed), 1)]
+    BulkWriter(session).write("export_item", rows)
 
 
 def export_csv(
@@ -245,79 +253,95 @@ def _write_rows(
         .outerjoin(key, key.c.person_id == person.c.id)
         .outerjoin(record, and_(record.c.person_id == person.c.id, record.c.status == "active"))
         .where(item.c.export_id == export_id)
-        .order_by(item.c.position, person.c.code, person.c.dependent_seq, person.c.id)
+        .order_by(item.c.position)
     )
+    if is_postgres(session):
+        # Sort in memory rather than on disk, and skip JIT compilation for a one-off query.
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+        session.execute(text("SET LOCAL jit = off"))
     types = [
         "text", "text", "text", "int4", "text", "text", "text", "date", "text", "bytea",
         "date", "text", "int4", "bytea", "text", "bytea",
     ]  # fmt: skip
     opener = Opener(vault)
     writer = CsvWriter(out, encoding, layout.headers)
-    fmt = layout.format_date
-    getters = [_getter(f, fmt) for f in layout.fields]
+    pick = operator.itemgetter(*[_SLOTS[f] for f in layout.fields])
+    single = len(layout.fields) == 1
+    dates = _DateCache(layout.format_date)
+    hyphenate = not is_postgres(session)  # SQLite hands UUIDs back as 32 hex digits
+    start = FORMULA_START
+    person_key, open_field = opener.person_key, opener.open_field
     batch: list[list[str]] = []
     for row in stream_query(session, query, types):
         (pid, kind, code, seq, relation, name, kana, birth, postal, address_enc, ended_on,
          key_id, kek_version, wrapped, record_id, ciphertext) = row  # fmt: skip
-        pid = _uuid_text(pid)
+        if hyphenate:
+            pid, key_id, record_id = _hyphenated(pid), _hyphenated(key_id), _hyphenated(record_id)
         number = address = ""
         if ciphertext is not None or address_enc is not None:
             if key_id is None:
                 raise ExportRefused("データ鍵のない人物が含まれています（破棄済みの可能性）")
-            aead = opener.person_key(_uuid_text(key_id), pid, kek_version, wrapped)
+            aead = person_key(key_id, pid, kek_version, wrapped)
             if ciphertext is not None:
-                number = opener.open_field(
-                    aead, "my_number_record", "ciphertext", _uuid_text(record_id), ciphertext
-                )
+                number = open_field(aead, "my_number_record", "ciphertext", record_id, ciphertext)
             if address_enc is not None:
-                address = opener.open_field(aead, "person", "address_enc", pid, address_enc)
-        values = (kind, code, seq, relation, name, kana, birth, postal, address, ended_on, number)
-        batch.append([get(values) for get in getters])
+                address = open_field(aead, "person", "address_enc", pid, address_enc)
+        if kind == PersonKind.EXTERNAL:
+            kubun = dependent_code = ""
+        else:
+            kubun = "本人" if kind == PersonKind.EMPLOYEE else "扶養家族"
+            dependent_code = f"{code}-{seq:02d}" if code else ""
+        values = (
+            code or "", name, kana or "", kubun, dependent_code, relation or "",
+            dates(birth), postal or "", address, dates(ended_on), number,
+        )  # fmt: skip
+        cells = [pick(values)] if single else pick(values)
+        # Neutralise formulas inline (the writer's per-cell function, without the call).
+        batch.append([("'" + c) if c[:1] in start else c for c in cells])
         if len(batch) >= BATCH:
-            writer.write_rows(batch)
+            writer.write_rows(batch, neutral=False)
             batch = []
-    writer.write_rows(batch)
+    writer.write_rows(batch, neutral=False)
 
 
-def _uuid_text(value) -> str:
-    """SQLite stores UUIDs as 32 hex digits; the AAD uses the canonical hyphenated form."""
-    text = str(value)
-    if len(text) == 32:
-        return str(uuid.UUID(text))
-    return text
+# Where each layout field sits in the values tuple built per row in _write_rows.
+_SLOTS = {
+    "code": 0,
+    "name": 1,
+    "name_kana": 2,
+    "kubun": 3,
+    "dependent_code": 4,
+    "relation": 5,
+    "birth_date": 6,
+    "postal_code": 7,
+    "address": 8,
+    "ended_on": 9,
+    "number": 10,
+}
 
 
-def _getter(field: str, fmt):
-    """How one layout column is computed from a row's values (see ``_write_rows``)."""
-    if field == "code":
-        return lambda v: v[1] or ""
-    if field == "name":
-        return lambda v: v[4]
-    if field == "name_kana":
-        return lambda v: v[5] or ""
-    if field == "kubun":
-        return lambda v: (
-            "本人"
-            if v[0] == PersonKind.EMPLOYEE
-            else "扶養家族"
-            if v[0] == PersonKind.DEPENDENT
-            else ""
-        )
-    if field == "dependent_code":
-        return lambda v: f"{v[1]}-{v[2]:02d}" if v[0] != PersonKind.EXTERNAL and v[1] else ""
-    if field == "relation":
-        return lambda v: v[3] or ""
-    if field == "birth_date":
-        return lambda v: fmt(v[6])
-    if field == "postal_code":
-        return lambda v: v[7] or ""
-    if field == "address":
-        return lambda v: v[8]
-    if field == "ended_on":
-        return lambda v: fmt(v[9])
-    if field == "number":
-        return lambda v: v[10]
-    raise ValueError(f"unknown field {field}")
+class _DateCache(dict):
+    """Formatted dates by value: a staff list has far fewer distinct dates than rows."""
+
+    def __init__(self, fmt):
+        super().__init__()
+        self._fmt = fmt
+
+    def __call__(self, value) -> str:
+        if value is None:
+            return ""
+        text_ = self.get(value)
+        if text_ is None:
+            text_ = self[value] = self._fmt(value)
+        return text_
+
+
+def _hyphenated(value) -> str | None:
+    """The canonical UUID text the AAD uses."""
+    if value is None:
+        return None
+    text_ = str(value)
+    return str(uuid.UUID(text_)) if len(text_) == 32 else text_
 
 
 __all__ = ["CsvWriteError", "ExportRefused", "ExportResult", "export_csv", "manifest_digest"]

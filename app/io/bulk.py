@@ -72,6 +72,8 @@ class Sealer:
 class Opener:
     """Unwrap data keys and open fields for many rows; refuses shredded keys."""
 
+    _PREFIX = MAGIC + bytes([FORMAT_VERSION])
+
     def __init__(self, vault: Vault):
         self._keys = vault.keys
         self._keks: dict[int, AESGCM] = {}
@@ -83,27 +85,27 @@ class Opener:
             aead = self._keks[version] = AESGCM(self._keys.kek(version))
         return aead
 
-    @staticmethod
-    def _split(blob: bytes) -> tuple[int, bytes, bytes]:
-        if len(blob) < HEADER_SIZE + 16 or blob[:2] != MAGIC or blob[2] != FORMAT_VERSION:
+    @classmethod
+    def _split(cls, blob: bytes) -> tuple[int, bytes, bytes]:
+        """Key version, nonce, ciphertext: the same checks as ``app.vault.parse_envelope``."""
+        if len(blob) < HEADER_SIZE + 16 or blob[:3] != cls._PREFIX:
             raise EnvelopeError("暗号文の形式が不明です")
-        magic, fmt, version, nonce = _HEADER.unpack_from(blob)
-        return version, nonce, blob[HEADER_SIZE:]
+        return int.from_bytes(blob[3:7], "big"), blob[7:HEADER_SIZE], blob[HEADER_SIZE:]
 
     def person_key(self, key_id: str, person_id: str, kek_version: int, wrapped: bytes) -> AESGCM:
         if key_id in self._shredded:
             raise ShreddedError("この人物のデータ鍵は破棄済みです（復元できません）")
-        version, nonce, body = self._split(bytes(wrapped))
+        version, nonce, body = self._split(wrapped)
         if version != kek_version:
             raise EnvelopeError("データ鍵の KEK バージョンが一致しません")
+        kek = self._keks.get(version) or self._kek(version)
         try:
-            dek = self._kek(version).decrypt(nonce, body, dek_aad(person_id, version))
+            return AESGCM(kek.decrypt(nonce, body, dek_aad(person_id, version)))
         except InvalidTag:
             raise EnvelopeError("データ鍵を復号できません") from None
-        return AESGCM(dek)
 
     def open_field(self, aead: AESGCM, table: str, column: str, row_id: str, blob: bytes) -> str:
-        _version, nonce, body = self._split(bytes(blob))
+        _version, nonce, body = self._split(blob)
         try:
             return aead.decrypt(nonce, body, field_aad(table, column, row_id)).decode("utf-8")
         except InvalidTag:
@@ -160,7 +162,7 @@ RECORD_COLUMNS = (
     "registered_at",
 )
 RECORD_TYPES = ("uuid", "uuid", "bytea", "bytea", "text", "text", "text", "timestamptz")
-ITEM_COLUMNS = ("export_id", "person_id", "position")
+ITEM_COLUMNS = ("export_id", "person_id", "position")  # rows given in this order
 ITEM_TYPES = ("uuid", "uuid", "int4")
 
 _TABLES = {

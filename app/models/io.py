@@ -82,10 +82,12 @@ class IoTicket(Model):
 
 
 class ExportItem(Model):
-    """Whose data one export contained (append-only; no foreign key, so it outlives disposal)."""
+    """Whose data one export contained, in the file's order (append-only; no foreign key, so
+    it outlives disposal). Keyed by position: a 200,000-row manifest is appended, not scattered
+    through a second index on random UUIDs; "who exported this person" scans, which is rare."""
 
     __tablename__ = "export_item"
 
     export_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, index=True)
-    position: Mapped[int | None] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)

@@ -53,12 +53,10 @@ DEFAULT_LAYOUTS = [
 def upgrade():
     op.create_table('export_item',
     sa.Column('export_id', sa.Uuid(), nullable=False),
+    sa.Column('position', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('person_id', sa.Uuid(), nullable=False),
-    sa.Column('position', sa.Integer(), nullable=True),
-    sa.PrimaryKeyConstraint('export_id', 'person_id')
+    sa.PrimaryKeyConstraint('export_id', 'position')
     )
-    with op.batch_alter_table('export_item', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_export_item_person_id'), ['person_id'], unique=False)
 
     layout = op.create_table('export_layout',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -152,7 +150,4 @@ def downgrade():
 
     op.drop_table('name_change')
     op.drop_table('export_layout')
-    with op.batch_alter_table('export_item', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_export_item_person_id'))
-
     op.drop_table('export_item')
