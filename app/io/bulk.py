@@ -214,6 +214,22 @@ class BulkWriter:
             self.session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
 
 
+def fetch_all(session: Session, query: Select) -> list[tuple]:
+    """All rows of a bounded Core SELECT as tuples. On PostgreSQL straight from the driver
+    (binary, parsed in C), without SQLAlchemy's per-row processing; parameters are rendered
+    as literals, so callers pass only values they generated (ids, positions, kinds)."""
+    if is_postgres(session):
+        sql = str(
+            query.compile(
+                dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
+            )
+        )
+        with _driver_connection(session).cursor(binary=True) as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+    return [tuple(r) for r in session.execute(query)]
+
+
 def stream_query(
     session: Session, query: Select, pg_types: Sequence[str], batch: int = 5000
 ) -> Iterator[tuple]:
