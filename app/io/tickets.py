@@ -34,7 +34,10 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 def purge_expired(session: Session) -> None:
-    session.execute(delete(IoTicket).where(IoTicket.expires_at < utcnow()))
+    session.execute(
+        delete(IoTicket).where(IoTicket.expires_at < utcnow()),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def create(
@@ -62,26 +65,27 @@ def create(
 def take(
     session: Session, vault: Vault, ticket_id: str, user_id: int, purpose: str
 ) -> tuple[int, bytes]:
-    """Open and delete the ticket (committed): ``(layout_id, payload)``. Used once."""
+    """Open and delete the ticket: ``(layout_id, payload)``.
+
+    The DELETE … RETURNING is the claim: of two concurrent confirmations (a double click),
+    exactly one gets the row, so a ticket is used once."""
+    gone = "確認の期限が切れたか、既に処理されています。最初からやり直してください"
     try:
         key = uuid.UUID(str(ticket_id))
     except ValueError:
-        raise TicketError(
-            "確認の期限が切れたか、既に処理されています。最初からやり直してください"
-        ) from None
-    ticket = session.get(IoTicket, key)
-    if (
-        ticket is None
-        or ticket.user_id != user_id
-        or ticket.purpose != purpose
-        or _aware(ticket.expires_at) < utcnow()
-    ):
-        raise TicketError("確認の期限が切れたか、既に処理されています。最初からやり直してください")
+        raise TicketError(gone) from None
+    claimed = session.execute(
+        delete(IoTicket)
+        .where(IoTicket.id == key, IoTicket.user_id == user_id, IoTicket.purpose == purpose)
+        .returning(IoTicket.layout_id, IoTicket.payload, IoTicket.expires_at),
+        execution_options={"synchronize_session": False},
+    ).first()
+    purge_expired(session)
+    session.commit()
+    if claimed is None or _aware(claimed.expires_at) < utcnow():
+        raise TicketError(gone)
     try:
-        payload = vault.open_system("io_ticket", _aad(key, user_id, purpose), ticket.payload)
+        payload = vault.open_system("io_ticket", _aad(key, user_id, purpose), claimed.payload)
     except VaultError as exc:
         raise TicketError("確認データを復号できません。最初からやり直してください") from exc
-    layout_id = ticket.layout_id
-    session.delete(ticket)
-    session.commit()
-    return layout_id, payload
+    return claimed.layout_id, payload

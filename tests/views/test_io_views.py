@@ -219,3 +219,32 @@ def test_uploads_never_spool_to_disk(app):
 
         stream = request.files["file"].stream
         assert isinstance(stream, io.BytesIO) and len(stream.getvalue()) == len(big)
+
+
+def test_a_ticket_is_used_once_by_its_owner_within_its_lifetime(app, session, vault, make_user):
+    import datetime as dt
+
+    from app.io import tickets
+    from app.models import IoTicket
+
+    user, _ = make_user("Operator")
+    other, _ = make_user("Operator")
+    layout_id = layouts.get(session, "staff").id
+    ticket = tickets.create(session, vault, user.id, "import", layout_id, b"auto\npayload")
+    stored = session.get(IoTicket, ticket)
+    assert b"payload" not in stored.payload
+    for who, purpose in ((other.id, "import"), (user.id, "match")):
+        with pytest.raises(tickets.TicketError):
+            tickets.take(session, vault, str(ticket), who, purpose)
+    assert tickets.take(session, vault, str(ticket), user.id, "import") == (
+        layout_id,
+        b"auto\npayload",
+    )
+    with pytest.raises(tickets.TicketError):
+        tickets.take(session, vault, str(ticket), user.id, "import")
+    old = tickets.create(session, vault, user.id, "import", layout_id, b"x")
+    session.get(IoTicket, old).expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    session.commit()
+    with pytest.raises(tickets.TicketError):
+        tickets.take(session, vault, str(old), user.id, "import")
+    assert session.get(IoTicket, old) is None
