@@ -51,3 +51,33 @@ def test_the_shell_is_trusted_by_type_only():
     assert not policy.allows(
         dataclasses.replace(shell, roles=("SystemAdmin",)), "can_export", "Numbers"
     )
+
+
+def test_system_admin_is_refused_reveal_of_imported_people(session, vault):
+    import io
+    import json
+
+    from sqlalchemy import select
+
+    from app import imports, people
+    from app.io import layouts
+    from app.models import AuditEvent, Person
+    from tests.io.helpers import STAFF_HEADER, csv_bytes, staff_rows
+
+    rows = staff_rows(1, 0, seed=81)
+    report = imports.import_csv(
+        session,
+        vault,
+        ShellActor(name="cli:t"),
+        io.BytesIO(csv_bytes(STAFF_HEADER, rows)),
+        layouts.get(session, "staff"),
+    )
+    assert report.ok
+    person = session.execute(select(Person)).scalar_one()
+    with pytest.raises(policy.PermissionDenied, match="システム管理者"):
+        people.reveal(session, vault, actor("SystemAdmin"), person.id, "確認")
+    event = session.execute(
+        select(AuditEvent).where(AuditEvent.action == "number.reveal")
+    ).scalar_one()
+    assert event.outcome == "denied" and rows[0][5] not in json.dumps(event.details)
+    assert people.reveal(session, vault, actor("ClientStaff"), person.id, "年末調整") == rows[0][5]
