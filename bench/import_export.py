@@ -8,7 +8,9 @@ For each round, on a fresh PostgreSQL database and a fresh instance (key ring, m
 1. a synthetic staff CSV of N rows (households of an employee and 0-2 dependents, valid check
    digits, fictional names) is written to a temporary folder (synthetic data only);
 2. baseline: plaintext ``COPY FROM`` of that same file into a table with a unique index on the
-   number, and ``COPY TO`` of it into a file — what moving these bytes costs at least;
+   number, and ``COPY TO`` of it into a file — what moving these bytes costs at least; and the
+   schema floor: ``COPY`` of ready-made (random) ciphertext rows into the vault's three tables,
+   rolled back — what the schema itself costs before any parsing or encryption;
 3. ``mynumber import`` and ``mynumber export`` do the same work through the same functions the
    CLI calls (``app.imports.import_csv``, ``app.exports.export_csv``), each in its own process
    so that its peak memory (ru_maxrss) is its own.
@@ -109,6 +111,69 @@ def baseline(db_url: str, csv_path: Path, out_path: Path) -> tuple[float, float]
     return copy_in, copy_out
 
 
+def schema_floor(db_url: str, rows: int) -> float:
+    """COPY of already-encrypted rows into the three real tables (person, data_key,
+    my_number_record: ten indexes, two foreign-key checks per person), rolled back. What the
+    schema costs per person before any Python work: the import's floor on this machine."""
+    import datetime as dt
+
+    import psycopg
+
+    from app.io.bulk import (
+        KEY_COLUMNS,
+        KEY_TYPES,
+        PERSON_COLUMNS,
+        PERSON_TYPES,
+        RECORD_COLUMNS,
+        RECORD_TYPES,
+    )
+
+    now = dt.datetime.now(dt.UTC)
+    birth = dt.date(1980, 4, 1)
+    people, keys, records = [], [], []
+    for i in range(rows):
+        pid = uuid.uuid4()
+        people.append(
+            (
+                pid,
+                "employee",
+                f"F{i:07d}",
+                None,
+                0,
+                None,
+                f"見本 太郎{i}",
+                None,
+                birth,
+                None,
+                None,
+                None,
+                "active",
+                now,
+                now,
+            )
+        )
+        keys.append((uuid.uuid4(), pid, 1, 1, os.urandom(67), now))
+        records.append(
+            (uuid.uuid4(), pid, os.urandom(47), os.urandom(32), "0000", "active", "import", now)
+        )
+    with psycopg.connect(admin_url(db_url)) as conn:
+        started = time.perf_counter()
+        for table, columns, types, data in (
+            ("person", PERSON_COLUMNS, PERSON_TYPES, people),
+            ("data_key", KEY_COLUMNS, KEY_TYPES, keys),
+            ("my_number_record", RECORD_COLUMNS, RECORD_TYPES, records),
+        ):
+            with conn.cursor().copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(list(types))
+                for row in data:
+                    copy.write_row(row)
+        elapsed = time.perf_counter() - started
+        conn.rollback()
+    return elapsed
+
+
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
@@ -193,6 +258,7 @@ def one_round(server_url: str, rows: int, seed: int, keep: bool) -> dict:
         csv_path = work / "staff.csv"
         generate(csv_path, rows, seed)
         copy_in, copy_out = baseline(db_url, csv_path, work / "plain_out.csv")
+        floor = schema_floor(db_url, rows)
         with psycopg.connect(admin_url(db_url), autocommit=True) as conn:
             conn.execute("CHECKPOINT")
         imported = child("import", csv_path, env)
@@ -204,6 +270,7 @@ def one_round(server_url: str, rows: int, seed: int, keep: bool) -> dict:
             "rows": rows,
             "copy_in": copy_in,
             "copy_out": copy_out,
+            "floor": floor,
             "import": imported["seconds"],
             "export": exported["seconds"],
             "import_peak_mb": imported["peak_rss_mb"],
@@ -242,6 +309,7 @@ def main() -> None:
         results.append(result)
         print(
             f"round {index + 1}: {result['rows']:,} rows | COPY FROM {result['copy_in']:.2f}s, "
+            f"schema floor {result['floor']:.2f}s ({result['floor'] / result['copy_in']:.1f}x), "
             f"import {result['import']:.2f}s ({result['import'] / result['copy_in']:.1f}x) | "
             f"COPY TO {result['copy_out']:.2f}s, export {result['export']:.2f}s "
             f"({result['export'] / result['copy_out']:.1f}x) | peak RSS import "
@@ -252,7 +320,8 @@ def main() -> None:
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
     print(
         f"median of {len(results)}: import {med['import']:.2f}s vs COPY FROM {med['copy_in']:.2f}s "
-        f"= {med['import'] / med['copy_in']:.1f}x; export {med['export']:.2f}s vs COPY TO "
+        f"= {med['import'] / med['copy_in']:.1f}x (schema floor {med['floor']:.2f}s = "
+        f"{med['floor'] / med['copy_in']:.1f}x); export {med['export']:.2f}s vs COPY TO "
         f"{med['copy_out']:.2f}s = {med['export'] / med['copy_out']:.1f}x; peak RSS import "
         f"{med['import_peak_mb']:.0f} MB, export {med['export_peak_mb']:.0f} MB"
     )
