@@ -19,6 +19,7 @@ import hashlib
 import operator
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app import audit, policy
 from app.audit import Actor
-from app.io.bulk import BulkWriter, Opener, fetch_all, is_postgres, stream_query
+from app.io.bulk import BulkWriter, Fetcher, Opener, is_postgres, stream_query
 from app.io.csvio import FORMULA_START, CsvWriteError, CsvWriter
 from app.io.layouts import Layout
 from app.models import DataKey, ExportItem, MyNumberRecord, Person, PersonKind
@@ -302,9 +303,24 @@ def _write_rows(
 def _in_order(session: Session, query, position, count: int):
     """The manifest's rows, a slice of positions at a time: each slice is a few index probes
     per person on the server and a bounded list here, so neither side ever sorts or holds the
-    whole export, however large."""
-    for start in range(0, count, BATCH):
-        yield from fetch_all(session, query.where(position > start, position <= start + BATCH))
+    whole export. On PostgreSQL the next slice is fetched on a second thread while this one is
+    decrypted (the wait for the server releases the GIL); only that thread touches the
+    connection meanwhile."""
+    fetch = Fetcher(session)
+    slices = [
+        query.where(position > start, position <= start + BATCH) for start in range(0, count, BATCH)
+    ]
+    if not fetch.postgres or len(slices) < 2:
+        for piece in slices:
+            yield from fetch(piece)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="mnv-export") as pool:
+        pending = pool.submit(fetch, slices[0])
+        for following in [*slices[1:], None]:
+            rows = pending.result()
+            if following is not None:
+                pending = pool.submit(fetch, following)
+            yield from rows
 
 
 # Where each layout field sits in the values tuple built per row in _write_rows.

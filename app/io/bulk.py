@@ -214,20 +214,27 @@ class BulkWriter:
             self.session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
 
 
-def fetch_all(session: Session, query: Select) -> list[tuple]:
-    """All rows of a bounded Core SELECT as tuples. On PostgreSQL straight from the driver
-    (binary, parsed in C), without SQLAlchemy's per-row processing; parameters are rendered
-    as literals, so callers pass only values they generated (ids, positions, kinds)."""
-    if is_postgres(session):
-        sql = str(
-            query.compile(
-                dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
-            )
-        )
-        with _driver_connection(session).cursor(binary=True) as cursor:
+class Fetcher:
+    """All rows of bounded Core SELECTs as tuples. On PostgreSQL straight from the driver
+    (binary, parsed in C) without SQLAlchemy's per-row processing, through the connection of
+    the session's transaction, taken here once so another thread may use it (one at a time).
+    Parameters are rendered as literals: callers pass only values they generated (ids,
+    positions, kinds)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.postgres = is_postgres(session)
+        if self.postgres:
+            self._dialect = session.get_bind().dialect
+            self._raw = _driver_connection(session)
+
+    def __call__(self, query: Select) -> list[tuple]:
+        if not self.postgres:
+            return [tuple(r) for r in self.session.execute(query)]
+        sql = str(query.compile(dialect=self._dialect, compile_kwargs={"literal_binds": True}))
+        with self._raw.cursor(binary=True) as cursor:
             cursor.execute(sql)
             return cursor.fetchall()
-    return [tuple(r) for r in session.execute(query)]
 
 
 def stream_query(
