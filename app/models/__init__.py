@@ -5,6 +5,7 @@
 - ``billing``: unit prices, billable events, the carrier's fee table, postage entries.
 - ``intake``: collection requests (token hash, second factor, status history), sealed
   submissions and their parts, inquiries from the public contact form.
+- ``io``: CSV layouts, name-change history, pending portal tickets, export manifests.
 
 Every table lives on FAB's declarative ``Model.metadata`` (Alembic's target); every change
 comes with a migration in ``migrations/versions``.
@@ -40,4 +41,5 @@ from app.models.intake import (  # noqa: F401
     SubmissionPart,
     SubmissionStatus,
 )
+from app.models.io import ExportItem, ExportLayout, IoTicket, NameChange  # noqa: F401
 from app.models.roster import RosterChange  # noqa: F401, E402
