@@ -31,7 +31,19 @@ ROSTER_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 MFA_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 
 # Views (FAB permission view names) whose data is personal: never for a SystemAdmin.
-PERSONAL_DATA_VIEWS = frozenset({"People", "Numbers", "Intake", "Inquiries"})
+PERSONAL_DATA_VIEWS = frozenset(
+    {
+        "People",
+        "Numbers",
+        "Intake",
+        "Inquiries",
+        # Collection operations (issue 5): target lists, letters, scans, keyed numbers.
+        "Campaigns",
+        "Mailings",
+        "PaperIntake",
+        "Verification",
+    }
+)
 
 # Menu names (FAB registers "menu_access" on these).
 MENU_PEOPLE = "人物検索"
@@ -52,10 +64,59 @@ MENU_CATEGORY_ADMIN = "Security"  # FAB's own category for its user screens
 MENU_INTAKE = "受付一覧"
 MENU_INQUIRIES = "お問い合わせ"
 MENU_CATEGORY_INTAKE = "収集"
+MENU_CAMPAIGNS = "収集キャンペーン"
+MENU_VERIFICATION = "確認キュー"
+MENU_PAPER = "郵送受付"
+MENU_MAILINGS = "送付・印刷"
 # Menus that lead to personal data: hidden from a SystemAdmin together with the views.
 PERSONAL_DATA_MENUS = frozenset(
-    {MENU_PEOPLE, MENU_CATEGORY_PEOPLE, MENU_INTAKE, MENU_INQUIRIES, MENU_CATEGORY_INTAKE}
+    {
+        MENU_PEOPLE,
+        MENU_CATEGORY_PEOPLE,
+        MENU_INTAKE,
+        MENU_INQUIRIES,
+        MENU_CATEGORY_INTAKE,
+        MENU_CAMPAIGNS,
+        MENU_VERIFICATION,
+        MENU_PAPER,
+        MENU_MAILINGS,
+    }
 )
+
+# Campaigns: the client orders a collection (spec 5.2-6: it hands over the target list and
+# its wording, 5.2-1) and follows it at any time (5.2-5); both sides may prepare one.
+_CAMPAIGN_SHARED = [
+    ("can_list", "Campaigns"),
+    ("can_show", "Campaigns"),
+    ("can_add", "Campaigns"),
+    ("can_upload", "Campaigns"),
+    ("can_letters", "Campaigns"),
+    ("can_export", "Campaigns"),
+    ("menu_access", MENU_CAMPAIGNS),
+    ("menu_access", MENU_CATEGORY_INTAKE),
+]
+# The collection work itself is the operator's alone (spec 5.2-2: 発注者を介さず直接収集).
+_COLLECTION_WORK = [
+    ("can_send", "Campaigns"),
+    ("can_print", "Campaigns"),
+    ("can_list", "Mailings"),
+    ("can_retry", "Mailings"),
+    ("can_bounce", "Mailings"),
+    ("can_print", "Mailings"),
+    ("can_post", "Mailings"),
+    ("can_list", "PaperIntake"),
+    ("can_add", "PaperIntake"),
+    ("can_scan", "PaperIntake"),
+    ("can_key", "PaperIntake"),
+    ("can_finish", "PaperIntake"),
+    ("can_return", "PaperIntake"),
+    ("can_list", "Verification"),
+    ("can_claim", "Verification"),
+    ("can_decide", "Verification"),
+    ("menu_access", MENU_VERIFICATION),
+    ("menu_access", MENU_PAPER),
+    ("menu_access", MENU_MAILINGS),
+]
 
 _FAB_USERS = [
     ("can_list", "UserDBModelView"),
@@ -123,6 +184,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_INQUIRIES),
             ("menu_access", MENU_CATEGORY_INTAKE),
         ]
+        + _CAMPAIGN_SHARED
+        + _COLLECTION_WORK
     ),
     CLIENT_STAFF: frozenset(
         _SELF_SERVICE
@@ -146,6 +209,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_ROSTER_CHANGES),
             ("menu_access", MENU_CATEGORY_ROSTER),
         ]
+        + _CAMPAIGN_SHARED
     ),
     AUDITOR: frozenset(
         _SELF_SERVICE
