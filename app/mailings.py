@@ -354,7 +354,10 @@ def record_bounce(
         raise MailingError("該当する送信記録が見つかりません")
     if delivery.channel != Channel.EMAIL:
         raise MailingError("郵送の送付には不達を記録できません")
-    reason = intake._free_text(reason, "不達の理由", 200) or "不達の通知あり"
+    try:
+        reason = intake._free_text(reason, "不達の理由", 200) or "不達の通知あり"
+    except intake.IntakeError as exc:
+        raise MailingError(str(exc)) from None
     audit.record(
         session,
         actor,

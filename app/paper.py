@@ -23,6 +23,8 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 
@@ -53,6 +55,27 @@ class PaperError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+def _free_text(value, label: str, max_len: int, required: bool = False, field=None):
+    try:
+        return intake._free_text(value, label, max_len, required=required, field=field)
+    except intake.IntakeError as exc:
+        raise PaperError(str(exc), exc.field) from None
+
+
+def tracking_number(value: str | None, field: str = "tracking_number") -> str | None:
+    """A carrier's tracking number (追跡番号): digits, letters and hyphens. Twelve digits are
+    normal here (ゆうパック, レターパック and most couriers use them), so the free-text rule
+    that refuses 12-digit runs does not apply; the field accepts nothing but this shape."""
+    text = re.sub(r"[\s‐－ー-]+", "-", unicodedata.normalize("NFKC", value or "").strip()).strip(
+        "-"
+    )
+    if not text:
+        return None
+    if len(text) > 30 or not re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", text):
+        raise PaperError("追跡番号: 英数字とハイフンで30文字以内で入力してください", field)
+    return text.upper()
 
 
 def public_key(keyring) -> sealing.IntakePublicKey:
@@ -86,7 +109,7 @@ def receive_envelope(
     *,
     request_code: str,
     received_on: dt.date | str | None,
-    tracking_number: str | None,
+    tracking: str | None,
     carrier: str,
     method: str,
     cost_yen: int | None = None,
@@ -112,7 +135,7 @@ def receive_envelope(
             raise PaperError(f"到着日: {exc}", "received_on") from None
     if received_on > jptime.today_jst():
         raise PaperError("到着日: 未来の日付は指定できません", "received_on")
-    tracking = intake._free_text(tracking_number, "追跡番号", 50, field="tracking_number")
+    tracking = tracking_number(tracking)
     if not (carrier or "").strip() or not (method or "").strip():
         raise PaperError("運送事業者と種別を入力してください", "method")
     if cost_yen is not None and cost_yen < 0:
@@ -230,7 +253,7 @@ def state(session: Session, item: PaperIntake, actor: Actor | None = None) -> li
 
 def _agreed(numbers: list[PaperPart]) -> PaperPart | None:
     """The earliest entry that a different operator keyed identically, if any."""
-    ordered = sorted(numbers, key=lambda p: p.created_at)
+    ordered = sorted(numbers, key=lambda p: intake._aware(p.created_at))
     for i, first in enumerate(ordered):
         for other in ordered[i + 1 :]:
             if other.entered_by_id != first.entered_by_id and hmac.compare_digest(
@@ -428,9 +451,9 @@ def add_dependent(
     req = session.get(CollectionRequest, item.request_id)
     if not intake.is_employee_request(session, req) or req.status != RequestStatus.ISSUED:
         raise PaperError("扶養親族の追加は役職員の初回の提出でのみできます")
-    name = intake._free_text(name, "氏名", 100, required=True, field="name")
-    kana = intake._free_text(kana, "氏名（フリガナ）", 100, field="kana")
-    relation = intake._free_text(relation, "続柄", 20, required=True, field="relation")
+    name = _free_text(name, "氏名", 100, required=True, field="name")
+    kana = _free_text(kana, "氏名（フリガナ）", 100, field="kana")
+    relation = _free_text(relation, "続柄", 20, required=True, field="relation")
     if isinstance(birth_date, str):
         try:
             birth_date = jptime.parse_date(birth_date)
@@ -592,7 +615,7 @@ def return_documents(
     carrier: str,
     method: str,
     cost_yen: int | None = None,
-    tracking_number: str | None = None,
+    tracking: str | None = None,
 ) -> None:
     """Paper documents sent back to the subject (spec 5.2-5 提出書類等の返送); the postage is
     recorded on the return side. Audited."""
@@ -606,7 +629,7 @@ def return_documents(
             raise PaperError(f"返送日: {exc}", "sent_on") from None
     if sent_on > jptime.today_jst():
         raise PaperError("返送日: 未来の日付は指定できません", "sent_on")
-    tracking = intake._free_text(tracking_number, "追跡番号", 50, field="tracking_number")
+    tracking = tracking_number(tracking)
     if not (carrier or "").strip() or not (method or "").strip():
         raise PaperError("運送事業者と種別を入力してください", "method")
     try:

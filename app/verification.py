@@ -72,6 +72,13 @@ class VerificationError(ValueError):
     """A Japanese message for the operator; never contains a number."""
 
 
+def _note(value: str | None, max_len: int = 500) -> str | None:
+    try:
+        return intake._free_text(value, "メモ", max_len)
+    except intake.IntakeError as exc:
+        raise VerificationError(str(exc)) from None
+
+
 # -- the queue ---------------------------------------------------------------------------------
 @dataclass
 class QueueItem:
@@ -428,7 +435,7 @@ def accept(
     """Accept a case (see module docstring). Commits; raises without any effect when the
     checklist is incomplete or a number belongs to someone else."""
     policy.require(actor, "can_decide", VIEW)
-    note = intake._free_text(note, "メモ", 500)
+    note = _note(note)
     view = open_case(session, keyring, actor, case_id, "確認結果の登録（受理）")
     case, req = view.case, view.request
     stored = check_checklist(view, checklist)
@@ -646,7 +653,7 @@ def deficient(
     req = session.get(CollectionRequest, case.request_id)
     reopened = intake.mark_deficient(session, actor, req, items, note)
     case.reasons = json.dumps([{"ref": r, "code": c} for r, c in items])
-    case.note = intake._free_text(note, "メモ", 500)
+    case.note = _note(note)
     _close(case, actor, Decision.DEFICIENT)
     delivery = None
     if req.campaign_id is not None and req.channel:
@@ -672,7 +679,7 @@ def refuse(
     _require_worker(session, actor, case, "refuse")
     if code not in REFUSAL_REASONS:
         raise VerificationError("不受理の理由を選んでください")
-    note = intake._free_text(note, "メモ", 400)
+    note = _note(note, 400)
     req = session.get(CollectionRequest, case.request_id)
     audit.record(
         session,
