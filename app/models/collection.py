@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.core import utcnow
+from app.models.intake import CollectionRequest
 
 
 class CampaignKind:
@@ -314,6 +315,7 @@ class PaperIntake(Model):
     parts: Mapped[list[PaperPart]] = relationship(
         "PaperPart", back_populates="intake", order_by="PaperPart.created_at"
     )
+    request: Mapped[CollectionRequest] = relationship("CollectionRequest")
 
     @property
     def status_label(self) -> str:

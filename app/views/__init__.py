@@ -6,6 +6,7 @@ in a service module; views parse input, call the service, and render.
 - ``admin``: roster, users, keys
 - ``billing``: unit prices, carrier fee table, postage ledger
 - ``intake``: received submissions (audited unseal, decision), inquiries
+- ``collection``: campaigns, deliveries and print batches, paper intake, verification queue
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app import policy
 from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
 from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
+from app.views.collection import CampaignView, MailingView, PaperView, VerificationView
 from app.views.intake import InquiryView, IntakeView
 from app.views.people import PeopleView
 
@@ -32,6 +34,13 @@ def register(appbuilder) -> None:
     appbuilder.add_view(
         IntakeView, policy.MENU_INTAKE, icon="fa-inbox", category=policy.MENU_CATEGORY_INTAKE
     )
+    for view, name, icon in (
+        (CampaignView, policy.MENU_CAMPAIGNS, "fa-bullhorn"),
+        (VerificationView, policy.MENU_VERIFICATION, "fa-check-square-o"),
+        (PaperView, policy.MENU_PAPER, "fa-envelope-open"),
+        (MailingView, policy.MENU_MAILINGS, "fa-print"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_INTAKE)
     appbuilder.add_view(
         InquiryView,
         policy.MENU_INQUIRIES,
