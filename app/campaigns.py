@@ -601,6 +601,7 @@ def timeline(session: Session, req: CollectionRequest) -> list[TimelineEntry]:
     their attempts, reminders, paper envelopes, verification decisions. No number, ever."""
     out: list[TimelineEntry] = []
     for h in req.history:
+        label = "作成（リンク発行）" if h.status == RequestStatus.ISSUED else h.label
         detail = h.note or ""
         if h.reasons:
             texts = [
@@ -611,7 +612,7 @@ def timeline(session: Session, req: CollectionRequest) -> list[TimelineEntry]:
                 for r in h.reasons
             ]
             detail = "／".join(t for t in [*texts, detail] if t)
-        out.append(TimelineEntry(h.at, h.label, h.actor_name, detail))
+        out.append(TimelineEntry(h.at, label, h.actor_name, detail))
     for d in session.execute(select(Delivery).where(Delivery.request_id == req.id)).scalars():
         text = f"{Channel.LABELS.get(d.channel, d.channel)}・{d.status_label}"
         if d.attempts:

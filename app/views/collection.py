@@ -454,10 +454,10 @@ class MailingView(BaseView):
     @has_access
     def batch_file(self, bid: str, part: str):
         batch = _get(PrintBatch, bid)
+        if not part.isdigit():
+            abort(404)
         try:
             data = kits.batch_file(db.session, _vault(), current_actor(), batch, int(part))
-        except ValueError:
-            abort(404)
         except USER_ERRORS as exc:
             _fail(exc)
             return redirect(url_for("MailingView.index"))
@@ -622,10 +622,12 @@ class PaperView(BaseView):
         _csrf()
         item = _get(PaperIntake, pid, uuid.UUID)
         try:
-            paper.remove_scan(db.session, current_actor(), item, uuid.UUID(part_id))
-            flash("スキャン画像を削除しました。", "success")
+            part_uuid = uuid.UUID(part_id)
         except ValueError:
             abort(404)
+        try:
+            paper.remove_scan(db.session, current_actor(), item, part_uuid)
+            flash("スキャン画像を削除しました。", "success")
         except USER_ERRORS as exc:
             _fail(exc)
         return self._back(item)
