@@ -285,7 +285,7 @@ def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> Ta
         bad(code_label, "入力してください")
     elif len(code) > 50:
         bad(code_label, "50文字以内で入力してください")
-    role = "self"
+    role: str | None = "self"
     if kind == CampaignKind.EMPLOYEE:
         value = cells["本人区分"]
         if value in SELF_VALUES:
@@ -293,8 +293,10 @@ def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> Ta
         elif value in DEPENDENT_VALUES:
             role = "dependent"
         elif not value:
+            role = None
             bad("本人区分", "入力してください（本人 または 扶養親族）")
         else:
+            role = None
             bad("本人区分", f"「{value}」は使えません（本人 または 扶養親族）")
     name = unicodedata.normalize("NFC", cells["氏名"])
     if not name:
@@ -324,6 +326,8 @@ def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> Ta
             bad("続柄", "扶養親族の行では入力してください")
         elif relation and len(relation) > 20:
             bad("続柄", "20文字以内で入力してください")
+    if role is None:  # which other fields apply depends on it: nothing more to say
+        return None
     row = TargetRow(line, role, code, name, kana, birth, relation)
     if role == "self":
         postal = unicodedata.normalize("NFKC", cells["郵便番号"])
