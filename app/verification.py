@@ -105,13 +105,25 @@ def _latest_received(session: Session, request_id: uuid.UUID) -> Submission | No
     ).scalar_one_or_none()
 
 
-def _open_case(session: Session, request_id: uuid.UUID) -> VerificationCase | None:
-    return session.execute(
+def _open_cases(session: Session, request_ids: list[uuid.UUID]) -> dict:
+    """Open cases by request, ignoring stale ones: a case opened on a submission that is no
+    longer the newest (a deficiency was recorded elsewhere, e.g. on the 受付一覧 screen, and
+    the subject resubmitted) belongs to a round that is over."""
+    out = {}
+    for case in session.execute(
         select(VerificationCase).where(
-            VerificationCase.request_id == request_id,
+            VerificationCase.request_id.in_(request_ids),
             VerificationCase.status.in_(CaseStatus.OPEN),
         )
-    ).scalar_one_or_none()
+    ).scalars():
+        latest = _latest_received(session, case.request_id)
+        if latest is not None and latest.id == case.submission_id:
+            out[case.request_id] = case
+    return out
+
+
+def _open_case(session: Session, request_id: uuid.UUID) -> VerificationCase | None:
+    return _open_cases(session, [request_id]).get(request_id)
 
 
 def queue(session: Session, actor: Actor, limit: int = 500) -> Queue:
@@ -128,16 +140,7 @@ def queue(session: Session, actor: Actor, limit: int = 500) -> Queue:
     out = Queue()
     if not reqs:
         return out
-    ids = [r.id for r in reqs]
-    cases = {
-        c.request_id: c
-        for c in session.execute(
-            select(VerificationCase).where(
-                VerificationCase.request_id.in_(ids),
-                VerificationCase.status.in_(CaseStatus.OPEN),
-            )
-        ).scalars()
-    }
+    cases = _open_cases(session, [r.id for r in reqs])
     for req in reqs:
         submission = _latest_received(session, req.id)
         if submission is None:
@@ -171,6 +174,13 @@ def claim(session: Session, actor: Actor, request_id: uuid.UUID) -> Verification
         raise VerificationError(f"この依頼は「{req.status_label}」のため確認できません")
     if _open_case(session, req.id) is not None:
         raise VerificationError("この依頼は別の担当者が確認中です")
+    for stale in session.execute(
+        select(VerificationCase).where(
+            VerificationCase.request_id == req.id, VerificationCase.status.in_(CaseStatus.OPEN)
+        )
+    ).scalars():
+        _close(stale, actor, Decision.RELEASED)
+        stale.note = "再提出により終了"
     submission = _latest_received(session, req.id)
     if submission is None:
         raise VerificationError("確認する提出がありません")

@@ -115,9 +115,12 @@ class Jobs:
             SimpleWorker([q], connection=q.connection).work(burst=True)
 
     def redis_dump(self) -> list[bytes]:
-        """Every key and value under rq:* (job hashes, queues, registries)."""
+        """Every key and value under rq:* (job hashes with their compressed payload opened,
+        queues, registries, result streams)."""
         if self.mode != "rq":
             return []
+        import zlib
+
         from app.jobs import redis_connection
 
         conn = redis_connection()
@@ -128,6 +131,12 @@ class Jobs:
             if kind == b"hash":
                 for k, v in conn.hgetall(key).items():
                     out += [k, v]
+                    if k == b"data":
+                        out.append(zlib.decompress(v))
+            elif kind == b"stream":
+                for _id, fields in conn.xrange(key):
+                    for k, v in fields.items():
+                        out += [k, v]
             elif kind == b"string":
                 out.append(conn.get(key) or b"")
             elif kind == b"list":
@@ -137,6 +146,19 @@ class Jobs:
             elif kind == b"set":
                 out += list(conn.smembers(key))
         return out
+
+    def job_arguments(self) -> list[tuple]:
+        """The arguments of every job this test's queue ran."""
+        if self.mode != "rq":
+            return []
+        from rq.job import Job
+        from rq.registry import FinishedJobRegistry
+
+        from app.jobs import queue
+
+        q = queue()
+        ids = FinishedJobRegistry(queue=q).get_job_ids()
+        return [Job.fetch(i, connection=q.connection).args for i in ids]
 
 
 @pytest.fixture(params=["inline", pytest.param("rq", marks=pytest.mark.redis)])

@@ -164,7 +164,12 @@ def test_a_whole_campaign(app, session, staff, operators, smtp_server, subject, 
         for form in support.number_forms(NUMBER_TARO):
             assert form not in message.as_bytes()
     assert all(n not in text for n in NUMBERS)
+    for args in jobs.job_arguments():
+        assert all(isinstance(a, int) for a in args), args  # ids only
+    if jobs.mode == "rq":
+        assert len(jobs.job_arguments()) >= 2  # the e-mail and the print batch ran on the worker
     dump = jobs.redis_dump()
+    assert any(b"send_delivery" in blob for blob in dump) == (jobs.mode == "rq")
     assert not [
         blob for blob in dump for n in NUMBERS for f in support.number_forms(n) if f in blob
     ]

@@ -239,3 +239,27 @@ def test_kept_images_are_encrypted_under_the_persons_key(app, session, vault, op
     session.commit()
     with pytest.raises(ShreddedError):
         vault.data_key_row(session, person_id)
+
+
+def test_a_case_from_an_earlier_round_does_not_block_the_resubmission(
+    app, session, operators, submitted, form_app
+):
+    from app import intake
+
+    op1, op2, _ = operators
+    req = submitted["req"]
+    stale = verification.claim(session, op1, req.id)
+    # The deficiency is recorded on the older 受付一覧 screen, not through the case.
+    intake.mark_deficient(session, op1, req, [(submitted["ref"], "identity_doc_unreadable")])
+    session.commit()
+    subject = Subject(form_app.test_client())
+    subject.login(submitted["token"], ICHIRO_BIRTH)
+    subject.consent()
+    assert subject.card(submitted["ref"]).status_code == 302
+    assert subject.submit().headers["Location"].endswith("/done")
+    session.expire_all()
+    assert [i.request.id for i in verification.queue(session, op2).waiting] == [req.id]
+    fresh = verification.claim(session, op2, req.id)
+    assert session.get(VerificationCase, stale.id).status == CaseStatus.CLOSED
+    view = verification.open_case(session, app.extensions["mynumber_keyring"], op2, fresh.id)
+    assert view.subjects[0].number == NUMBER_ICHIRO
