@@ -177,7 +177,7 @@ def load(overrides: dict | None = None) -> dict:
         ),
         "DUNNING_MAX_REMINDERS": int(os.environ.get("MYNUMBER_DUNNING_MAX_REMINDERS", "3")),
         "MAIL_MAX_ATTEMPTS": int(os.environ.get("MYNUMBER_MAIL_MAX_ATTEMPTS", "5")),
-        "PRINT_CHUNK_LETTERS": int(os.environ.get("MYNUMBER_PRINT_CHUNK_LETTERS", "100")),
+        "PRINT_CHUNK_LETTERS": int(os.environ.get("MYNUMBER_PRINT_CHUNK_LETTERS", "50")),
         "KIT_CARRIER": os.environ.get("MYNUMBER_KIT_CARRIER", "日本郵便"),
         "KIT_SEND_METHOD": os.environ.get("MYNUMBER_KIT_SEND_METHOD", "定形外郵便（規格内）"),
         # The return envelope must be trackable (spec 5.2-3: 履歴が追えるもの).

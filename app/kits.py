@@ -252,7 +252,7 @@ def render_batch(session: Session, vault, keyring, batch_id: int, actor: Actor) 
         details={"letters": len(letters)},
         commit=True,
     )
-    chunk = max(1, int(config.get("PRINT_CHUNK_LETTERS", 100)))
+    chunk = max(1, int(config.get("PRINT_CHUNK_LETTERS", 50)))
     try:
         for part_no, start in enumerate(range(0, len(letters), chunk), 1):
             group = letters[start : start + chunk]
