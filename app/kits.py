@@ -7,7 +7,8 @@ return must be trackable: 履歴が追えるもの). Reminder and deficiency let
 with the client's reminder or deficiency text.
 
 A print batch takes a campaign's pending letters in postal-code order and a job renders them
-(WeasyPrint, Japanese font embedded) in parts of ``PRINT_CHUNK_LETTERS``. Rendered parts hold
+(WeasyPrint, Japanese font embedded) in parts of ``PRINT_CHUNK_LETTERS`` (memory grows with
+the part size); the download merges the parts into one PDF. Rendered parts hold
 names, addresses and link QR codes: they are sealed under a KEK-derived key, downloaded by an
 operator (audited) and deleted when the batch is marked posted, which records postage per
 letter (send side) and the billable 案内 / 督促 events.
@@ -307,6 +308,39 @@ def batch_file(session: Session, vault, actor: Actor, batch: PrintBatch, part_no
         commit=True,
     )
     return vault.open_system(SEAL_PURPOSE, _seal_aad(batch.id, part_no), row.sealed)
+
+
+def batch_pdf(session: Session, vault, actor: Actor, batch: PrintBatch) -> bytes:
+    """The whole batch as one PDF, in postal-code order: the parts merged (pypdf) at download
+    time, so a worker never holds more than one part while rendering. Audited first."""
+    policy.require(actor, "can_print", VIEW)
+    rows = list(
+        session.execute(
+            select(PrintBatchFile)
+            .where(PrintBatchFile.batch_id == batch.id)
+            .order_by(PrintBatchFile.part_no)
+        ).scalars()
+    )
+    if not rows:
+        raise KitError("印刷ファイルがありません（発送済み、または作成前です）")
+    audit.record(
+        session,
+        actor,
+        "print.download",
+        object_type="print_batch",
+        object_ids=[batch.id],
+        details={"part": "all", "parts": len(rows)},
+        commit=True,
+    )
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for row in rows:
+        data = vault.open_system(SEAL_PURPOSE, _seal_aad(batch.id, row.part_no), row.sealed)
+        writer.append(PdfReader(io.BytesIO(data)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def mark_posted(

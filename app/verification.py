@@ -166,7 +166,10 @@ def claim(session: Session, actor: Actor, request_id: uuid.UUID) -> Verification
     if actor.user_id is None:
         raise VerificationError("確認はポータルの利用者として行ってください")
     req = session.execute(
-        select(CollectionRequest).where(CollectionRequest.id == request_id).with_for_update()
+        select(CollectionRequest)
+        .where(CollectionRequest.id == request_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # what is true under the lock, not before
     ).scalar_one_or_none()
     if req is None:
         raise LookupError("依頼が見つかりません")

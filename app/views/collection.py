@@ -454,14 +454,17 @@ class MailingView(BaseView):
     @has_access
     def batch_file(self, bid: str, part: str):
         batch = _get(PrintBatch, bid)
-        if not part.isdigit():
+        if not (part.isdigit() or part == "all"):
             abort(404)
         try:
-            data = kits.batch_file(db.session, _vault(), current_actor(), batch, int(part))
+            if part == "all":
+                data = kits.batch_pdf(db.session, _vault(), current_actor(), batch)
+            else:
+                data = kits.batch_file(db.session, _vault(), current_actor(), batch, int(part))
         except USER_ERRORS as exc:
             _fail(exc)
             return redirect(url_for("MailingView.index"))
-        return _pdf_response(data, f"print-batch-{batch.id}-{int(part)}.pdf")
+        return _pdf_response(data, f"print-batch-{batch.id}-{part}.pdf")
 
     @expose("/delivery/<string:did>/preview.pdf", methods=["GET"])
     @has_access
