@@ -531,19 +531,23 @@ def progress(session: Session, campaign: Campaign, today: dt.date | None = None)
     return points
 
 
-def progress_svg(points: list[DayPoint], total: int) -> str:
-    """A line chart of the cumulative counts, as a self-contained SVG element."""
+def progress_svg(points: list[DayPoint], total: int, deadline: dt.date | None = None) -> str:
+    """A line chart of the cumulative counts, as a self-contained SVG element: integer ticks,
+    a marker on each day's value, the deadline as a dashed line."""
     from markupsafe import escape
 
     width, height, left, bottom, top, right = 720, 260, 48, 36, 16, 12
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = max([total, 1, *[p.sent for p in points]])
+    highest = max([total, 1, *[p.sent for p in points]])
+    step = max(1, -(-highest // 4))
+    top_value = step * -(-highest // step)
     n = max(len(points) - 1, 1)
 
-    def xy(i: int, value: int) -> str:
-        x = left + plot_w * i / n
-        y = top + plot_h * (1 - value / top_value)
-        return f"{x:.1f},{y:.1f}"
+    def x_of(i: int) -> float:
+        return left + (plot_w * i / n if len(points) > 1 else plot_w / 2)
+
+    def y_of(value: int) -> float:
+        return top + plot_h * (1 - value / top_value)
 
     series = (
         ("sent", "送付済", "#1f77b4"),
@@ -557,25 +561,39 @@ def progress_svg(points: list[DayPoint], total: int) -> str:
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fff" '
         'stroke="#ccc"/>',
     ]
-    for frac in (0, 0.25, 0.5, 0.75, 1):
-        y = top + plot_h * (1 - frac)
+    for value in range(0, top_value + 1, step):
+        y = y_of(value)
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#eee"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{round(top_value * frac)}</text>"
+            f"{value}</text>"
         )
     if points:
         for i in sorted({0, len(points) // 2, len(points) - 1}):
-            x = left + plot_w * i / n
             parts.append(
-                f'<text x="{x:.1f}" y="{height - 12}" font-size="11" text-anchor="middle">'
-                f"{points[i].day:%m/%d}</text>"
+                f'<text x="{x_of(i):.1f}" y="{height - 12}" font-size="11" '
+                f'text-anchor="middle">{points[i].day:%m/%d}</text>'
+            )
+        if deadline is not None and points[0].day <= deadline <= points[-1].day:
+            x = x_of((deadline - points[0].day).days)
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" '
+                'stroke="#b00" stroke-dasharray="4 3"/>'
+                f'<text x="{x + 3:.1f}" y="{top + plot_h - 4}" font-size="11" fill="#b00">期限</text>'
             )
         for key, label, color in series:
-            coords = " ".join(xy(i, getattr(p, key)) for i, p in enumerate(points))
+            coords = " ".join(
+                f"{x_of(i):.1f},{y_of(getattr(p, key)):.1f}" for i, p in enumerate(points)
+            )
             parts.append(
                 f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}">'
                 f"<title>{escape(label)}</title></polyline>"
+            )
+            last = points[-1]
+            parts.append(
+                f'<circle cx="{x_of(len(points) - 1):.1f}" cy="{y_of(getattr(last, key)):.1f}" '
+                f'r="3.5" fill="{color}"><title>{escape(label)} {getattr(last, key)}</title>'
+                "</circle>"
             )
     for i, (_key, label, color) in enumerate(series):
         x = left + 8 + i * 90

@@ -194,7 +194,7 @@ class CampaignView(BaseView):
             counts=counts,
             total=total,
             stage_labels=Stage.LABELS,
-            chart=campaigns.progress_svg(points, total),
+            chart=campaigns.progress_svg(points, total, campaign.deadline),
             overdue=campaigns.overdue(db.session, campaign.id),
             requests=reqs[:500],
             more=max(0, len(reqs) - 500),
