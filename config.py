@@ -170,6 +170,27 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "INTAKE_RATE_LIMIT_TOKEN": os.environ.get(
             "MYNUMBER_INTAKE_RATE_LIMIT_TOKEN", "120 per minute"
         ),
+        # Collection operations (issue 5). The client's policy: acceptance by a second operator
+        # (four-eyes) and whether ID images are kept (encrypted under the person's DEK) after
+        # verification; both default to the stricter/leaner choice a campaign can override.
+        "COLLECTION_FOUR_EYES": _bool("MYNUMBER_FOUR_EYES", False),
+        "COLLECTION_KEEP_ID_IMAGES": _bool("MYNUMBER_KEEP_ID_IMAGES", False),
+        # A campaign link stays usable this many days after the deadline (reminders follow it).
+        "COLLECTION_LINK_GRACE_DAYS": int(os.environ.get("MYNUMBER_LINK_GRACE_DAYS", "60")),
+        "DUNNING_INTERVAL_BUSINESS_DAYS": int(
+            os.environ.get("MYNUMBER_DUNNING_INTERVAL_BUSINESS_DAYS", "5")
+        ),
+        "DUNNING_MAX_REMINDERS": int(os.environ.get("MYNUMBER_DUNNING_MAX_REMINDERS", "3")),
+        "MAIL_MAX_ATTEMPTS": int(os.environ.get("MYNUMBER_MAIL_MAX_ATTEMPTS", "5")),
+        "PRINT_CHUNK_LETTERS": int(os.environ.get("MYNUMBER_PRINT_CHUNK_LETTERS", "50")),
+        "KIT_CARRIER": os.environ.get("MYNUMBER_KIT_CARRIER", "日本郵便"),
+        "KIT_SEND_METHOD": os.environ.get("MYNUMBER_KIT_SEND_METHOD", "定形外郵便（規格内）"),
+        # The return envelope must be trackable (spec 5.2-3: 履歴が追えるもの).
+        "KIT_RETURN_METHOD": os.environ.get("MYNUMBER_KIT_RETURN_METHOD", "特定記録郵便"),
+        # Where return envelopes go: printed on every kit (no default: a kit must not carry a
+        # made-up address; print batches refuse to start until these are set).
+        "OPERATOR_POSTAL_CODE": os.environ.get("MYNUMBER_OPERATOR_POSTAL_CODE", ""),
+        "OPERATOR_ADDRESS": os.environ.get("MYNUMBER_OPERATOR_ADDRESS", ""),
         "DESK_PHONE": os.environ.get("MYNUMBER_DESK_PHONE", "0120-000-000"),
         "DESK_EMAIL": os.environ.get("MYNUMBER_DESK_EMAIL", "mynumber-desk@example.jp"),
     }

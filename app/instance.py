@@ -38,6 +38,9 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
     Path(app.config["OUTBOX_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
     Path(app.config["AUDIT_PUBLIC_KEY_FILE"]).write_bytes(keyring.audit_public_key_pem())
     created_intake_key = ensure_intake_key(app)
+    from app import links
+
+    links.ensure_key(keyring)
 
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)

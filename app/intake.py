@@ -78,6 +78,8 @@ DOC_TYPES = {
     "passport": "パスポート",
     "residence_card": "在留カード・特別永住者証明書",
     "other_photo_id": "その他の顔写真付き公的身分証明書",
+    # Paper route (issue 5): the scanned application form itself, beside the ID copies.
+    "application_form": "申請用紙（郵送で届いたもの）",
 }
 NUMBER_DOCS = ("notice_card", "juminhyo")
 IDENTITY_DOCS = ("license", "passport", "residence_card", "other_photo_id")
@@ -152,6 +154,8 @@ _TRANSITIONS = {
         RequestStatus.VERIFYING,
         RequestStatus.DEFICIENT,
     },
+    # The operator refuses a submission (issue 5's verification; reason recorded).
+    RequestStatus.REFUSED: {RequestStatus.SUBMITTED, RequestStatus.VERIFYING},
 }
 
 
@@ -197,6 +201,30 @@ def _free_text(
     if logsafe.has_number_like(text):
         raise IntakeError(f"{label}: 個人番号と思われる12桁の数字は入力しないでください", field)
     return text
+
+
+def record_event(
+    session: Session,
+    req: CollectionRequest,
+    event: str,
+    actor: Actor,
+    note: str | None = None,
+    reasons: list[dict] | None = None,
+) -> None:
+    """A history row that does not change the status: sent, reminded, deficiency notice,
+    paper received, documents returned (``RequestStatus.EVENT_LABELS``)."""
+    if event not in RequestStatus.EVENT_LABELS:
+        raise ValueError(f"unknown history event {event}")
+    session.add(
+        CollectionRequestStatus(
+            request_id=req.id,
+            status=event,
+            at=utcnow(),
+            actor_name=actor.name,
+            reason_codes=json.dumps(reasons or [], ensure_ascii=False),
+            note=note,
+        )
+    )
 
 
 def _history(
@@ -802,6 +830,35 @@ def submit(
     missing = [p.subject.display_name() for p in items if not p.complete]
     if missing:
         raise IntakeError("まだ入力が終わっていない方がいます: " + "、".join(missing))
+    return receive(
+        session,
+        req,
+        draft,
+        public_key,
+        actor,
+        consented_at=consented_at,
+        subjects=[
+            {"ref": p.subject.ref, "role": p.subject.role, "excluded": p.excluded} for p in items
+        ],
+    )
+
+
+def receive(
+    session: Session,
+    req: CollectionRequest,
+    draft: Submission,
+    public_key: sealing.IntakePublicKey,
+    actor: Actor,
+    *,
+    consented_at: dt.datetime,
+    subjects: list[dict],
+    action: str = "intake.submit",
+    note: str | None = None,
+) -> Submission:
+    """Seal the manifest over the stored parts, give a receipt number, move the request to
+    受付済, audit. Shared by the web form (``submit``) and paper intake (issue 5), so both
+    kinds of submission look the same to verification. Commits."""
+    _require_open(req)
     # Metadata only: the sealed bytes are not read back (their digest was taken on storing).
     parts = session.execute(
         select(
@@ -825,9 +882,7 @@ def submit(
         "consented_at": consented_at.astimezone(dt.UTC).isoformat(),
         "submitted_at": now.isoformat(),
         "reopened": req.reopened_items if req.status == RequestStatus.DEFICIENT else None,
-        "subjects": [
-            {"ref": p.subject.ref, "role": p.subject.role, "excluded": p.excluded} for p in items
-        ],
+        "subjects": subjects,
         "parts": [
             {
                 "id": str(p.id),
@@ -852,13 +907,24 @@ def submit(
     audit.record(
         session,
         actor,
-        "intake.submit",
+        action,
         object_type="submission",
         object_ids=[draft.id, req.id],
-        details={"seq": draft.seq, "parts": len(parts), "bytes": draft.size_bytes},
+        details={
+            "seq": draft.seq,
+            "parts": len(parts),
+            "bytes": draft.size_bytes,
+            "kind": draft.kind,
+        },
     )
     req.reopened = "[]"
-    _history(session, req, RequestStatus.SUBMITTED, actor, note=f"受付番号 {draft.receipt_no}")
+    _history(
+        session,
+        req,
+        RequestStatus.SUBMITTED,
+        actor,
+        note=f"{note + ' ' if note else ''}受付番号 {draft.receipt_no}",
+    )
     session.commit()
     return draft
 
@@ -920,6 +986,8 @@ def subject_status(session: Session, req: CollectionRequest) -> StatusView:
         RequestStatus.COMPLETED: "確認が完了しました。ご協力ありがとうございました。",
         RequestStatus.DECLINED: "提供しない旨の届出を受け付けました。",
         RequestStatus.CANCELLED: "このリンクは無効です。",
+        RequestStatus.REFUSED: "ご提出の内容を受け付けることができませんでした。"
+        "詳しくはお問い合わせ窓口にご連絡ください。",
     }
     fixes: list[tuple[str, str]] = []
     if req.status == RequestStatus.DEFICIENT:

@@ -39,7 +39,19 @@ ROSTER_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 MFA_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 
 # Views (FAB permission view names) whose data is personal: never for a SystemAdmin.
-PERSONAL_DATA_VIEWS = frozenset({"People", "Numbers", "Intake", "Inquiries"})
+PERSONAL_DATA_VIEWS = frozenset(
+    {
+        "People",
+        "Numbers",
+        "Intake",
+        "Inquiries",
+        # Collection operations (issue 5): target lists, letters, scans, keyed numbers.
+        "Campaigns",
+        "Mailings",
+        "PaperIntake",
+        "Verification",
+    }
+)
 
 # Menu names (FAB registers "menu_access" on these).
 MENU_PEOPLE = "人物検索"
@@ -60,6 +72,10 @@ MENU_CATEGORY_ADMIN = "Security"  # FAB's own category for its user screens
 MENU_INTAKE = "受付一覧"
 MENU_INQUIRIES = "お問い合わせ"
 MENU_CATEGORY_INTAKE = "収集"
+MENU_CAMPAIGNS = "収集キャンペーン"
+MENU_VERIFICATION = "確認キュー"
+MENU_PAPER = "郵送受付"
+MENU_MAILINGS = "送付・印刷"
 # Menus that lead to personal data: hidden from a SystemAdmin together with the views.
 MENU_IMPORT = "CSV取込"
 MENU_EXPORT = "CSV出力"
@@ -77,8 +93,47 @@ PERSONAL_DATA_MENUS = frozenset(
         MENU_EXPORT,
         MENU_MATCH,
         MENU_RECORD_ADD,
+        MENU_CAMPAIGNS,
+        MENU_VERIFICATION,
+        MENU_PAPER,
+        MENU_MAILINGS,
     }
 )
+
+# Campaigns: the client orders a collection (spec 5.2-6: it hands over the target list and
+# its wording, 5.2-1) and follows it at any time (5.2-5); both sides may prepare one.
+_CAMPAIGN_SHARED = [
+    ("can_list", "Campaigns"),
+    ("can_show", "Campaigns"),
+    ("can_add", "Campaigns"),
+    ("can_upload", "Campaigns"),
+    ("can_letters", "Campaigns"),
+    ("can_export", "Campaigns"),
+    ("menu_access", MENU_CAMPAIGNS),
+    ("menu_access", MENU_CATEGORY_INTAKE),
+]
+# The collection work itself is the operator's alone (spec 5.2-2: 発注者を介さず直接収集).
+_COLLECTION_WORK = [
+    ("can_send", "Campaigns"),
+    ("can_print", "Campaigns"),
+    ("can_list", "Mailings"),
+    ("can_retry", "Mailings"),
+    ("can_bounce", "Mailings"),
+    ("can_print", "Mailings"),
+    ("can_post", "Mailings"),
+    ("can_list", "PaperIntake"),
+    ("can_add", "PaperIntake"),
+    ("can_scan", "PaperIntake"),
+    ("can_key", "PaperIntake"),
+    ("can_finish", "PaperIntake"),
+    ("can_return", "PaperIntake"),
+    ("can_list", "Verification"),
+    ("can_claim", "Verification"),
+    ("can_decide", "Verification"),
+    ("menu_access", MENU_VERIFICATION),
+    ("menu_access", MENU_PAPER),
+    ("menu_access", MENU_MAILINGS),
+]
 
 _FAB_USERS = [
     ("can_list", "UserDBModelView"),
@@ -153,6 +208,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_IMPORT),
             ("menu_access", MENU_LAYOUTS),
         ]
+        + _CAMPAIGN_SHARED
+        + _COLLECTION_WORK
     ),
     CLIENT_STAFF: frozenset(
         _SELF_SERVICE
@@ -187,6 +244,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_LAYOUTS),
             ("menu_access", MENU_RECORD_ADD),
         ]
+        + _CAMPAIGN_SHARED
     ),
     AUDITOR: frozenset(
         _SELF_SERVICE

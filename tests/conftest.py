@@ -70,6 +70,50 @@ _goldens: dict[str, Golden] = {}
 _created_dbs: list[str] = []
 
 
+class _Dropper:
+    """Drops finished test databases on a background thread.
+
+    PostgreSQL checkpoints on every DROP DATABASE; done at the end of the session that is
+    hundreds of checkpoints in a row. Dropping each one as its test ends hides that cost
+    behind the next tests.
+    """
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            name = self.queue.get()
+            try:
+                if name is not None:
+                    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception:  # noqa: BLE001 - best effort; the session end retries
+                pass
+            finally:
+                self.queue.task_done()
+
+    def drop_later(self, name: str) -> None:
+        self.queue.put(name)
+
+    def wait(self) -> None:
+        self.queue.join()
+
+
+_dropper: _Dropper | None = None
+
+
+def _drop_later(name: str) -> None:
+    global _dropper
+    if _dropper is None:
+        _dropper = _Dropper()
+    _dropper.drop_later(name)
+
+
 def _build_golden(backend: str, root: Path) -> Golden:
     from app import create_app
     from app.instance import initialise
@@ -97,6 +141,8 @@ def _build_golden(backend: str, root: Path) -> Golden:
 def _golden_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("goldens")
     yield root
+    if _dropper is not None:
+        _dropper.wait()
     for name in reversed(_created_dbs):
         try:
             _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -134,12 +180,14 @@ def instance(backend, _golden_root, tmp_path) -> dict:
     if backend == "postgres":
         name = f"mnv_t_{_RUN}_{uuid.uuid4().hex[:10]}"
         _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{golden.db_name}"')
-        _created_dbs.append(name)
+        _created_dbs.append(name)  # the session end drops any the dropper could not
         overrides["SQLALCHEMY_DATABASE_URI"] = _pg_db_url(name)
         overrides["TEST_PG_DB"] = name
     else:
         overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{home / 'mynumber.db'}"
-    return overrides
+    yield overrides
+    if "TEST_PG_DB" in overrides:
+        _drop_later(overrides["TEST_PG_DB"])
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@
 - ``intake``: collection requests (token hash, second factor, status history), sealed
   submissions and their parts, inquiries from the public contact form.
 - ``io``: CSV layouts, name-change history, pending portal tickets, export manifests.
+- ``collection``: campaigns and the client's letter texts, deliveries (e-mail / post) with
+  retry state, print batches, reminders, paper intake with double keying, verification cases,
+  ID images kept under the person's DEK when the client's policy says so.
 
 Every table lives on FAB's declarative ``Model.metadata`` (Alembic's target); every change
 comes with a migration in ``migrations/versions``.
@@ -17,6 +20,27 @@ from app.models.billing import (  # noqa: F401, E402
     PostageEntry,
     PostageRate,
     UnitPrice,
+)
+from app.models.collection import (  # noqa: F401
+    Campaign,
+    CampaignKind,
+    CaseStatus,
+    Channel,
+    Decision,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    LetterKind,
+    LetterTemplate,
+    PaperIntake,
+    PaperIntakeStatus,
+    PaperPart,
+    PrintBatch,
+    PrintBatchFile,
+    Reminder,
+    RetainedDocument,
+    Stage,
+    VerificationCase,
 )
 from app.models.core import (  # noqa: F401
     AuditChainHead,

@@ -17,6 +17,7 @@ import uuid
 
 from flask_appbuilder import Model
 from sqlalchemy import (
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -33,7 +34,9 @@ from app.models.core import Person, utcnow
 
 
 class RequestStatus:
-    """A request's life as far as the form is concerned (issue 5 adds mailing states)."""
+    """A request's life as far as the form is concerned. Mailing and dunning do not change it
+    (the form treats a request the same whether it was e-mailed, posted or reminded); they add
+    history events (``EVENT_LABELS``) and the client sees a stage derived from both."""
 
     ISSUED = "issued"  # link issued, nothing submitted yet
     SUBMITTED = "submitted"  # 受付済
@@ -42,7 +45,8 @@ class RequestStatus:
     COMPLETED = "completed"  # 完了
     DECLINED = "declined"  # the subject chose 提供しない
     CANCELLED = "cancelled"  # withdrawn or replaced by a new link
-    ALL = (ISSUED, SUBMITTED, VERIFYING, DEFICIENT, COMPLETED, DECLINED, CANCELLED)
+    REFUSED = "refused"  # the operator refused the submission (未提供理由 recorded)
+    ALL = (ISSUED, SUBMITTED, VERIFYING, DEFICIENT, COMPLETED, DECLINED, CANCELLED, REFUSED)
     LABELS = {
         ISSUED: "未提出",
         SUBMITTED: "受付済",
@@ -51,6 +55,17 @@ class RequestStatus:
         COMPLETED: "完了",
         DECLINED: "提供しない（受付済）",
         CANCELLED: "無効",
+        REFUSED: "不受理",
+    }
+    # History rows that record an event without changing the status (issue 5).
+    EVENT_LABELS = {
+        "sent": "送付",
+        "reminded": "督促",
+        "deficiency_notice": "不備のお知らせ送付",
+        "paper_received": "郵送書類の到着",
+        "documents_returned": "提出書類の返送",
+        "checked": "確認済（承認待ち）",
+        "bounced": "メール不達",
     }
     # States in which the form accepts new data.
     OPEN_FOR_INPUT = (ISSUED, DEFICIENT)
@@ -60,7 +75,11 @@ class CollectionRequest(Model):
     """One link (QR code / e-mail) for one household (employee + dependents) or one person."""
 
     __tablename__ = "collection_request"
-    __table_args__ = (Index("ix_collection_request_person", "person_id", "status"),)
+    __table_args__ = (
+        Index("ix_collection_request_person", "person_id", "status"),
+        Index("ix_collection_request_campaign", "campaign_id", "status"),
+        UniqueConstraint("request_code", name="uq_collection_request_code"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("person.id"))
@@ -78,6 +97,18 @@ class CollectionRequest(Model):
     decline_note: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Issue 5 (collection operations): the campaign it belongs to, how it reaches the subject,
+    # its deadline, the code printed on the kit, and what was sent. All nullable/defaulted, so
+    # a link issued by hand (`mynumber request create`) is a request without a campaign.
+    campaign_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("campaign.id", name="fk_collection_request_campaign"), nullable=True
+    )
+    channel: Mapped[str | None] = mapped_column(String(10))  # email | post
+    deadline: Mapped[dt.date | None] = mapped_column(Date)
+    request_code: Mapped[str | None] = mapped_column(String(20))  # 依頼コード on the kit
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Reminders that actually went out (e-mail sent / letter posted): the 督促済 stage.
+    reminder_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     person: Mapped[Person] = relationship(Person)
     history: Mapped[list[CollectionRequestStatus]] = relationship(
@@ -120,10 +151,17 @@ class CollectionRequestStatus(Model):
     def reasons(self) -> list[dict]:
         return json.loads(self.reason_codes or "[]")
 
+    @property
+    def label(self) -> str:
+        return RequestStatus.LABELS.get(self.status) or RequestStatus.EVENT_LABELS.get(
+            self.status, self.status
+        )
+
 
 class SubmissionStatus:
     DRAFT = "draft"  # the subject is still entering; parts are sealed already
     RECEIVED = "received"  # submitted: manifest sealed, receipt number given
+    DISPOSED = "disposed"  # decided: sealed parts and manifest deleted, metadata kept
 
 
 class Submission(Model):
@@ -142,7 +180,7 @@ class Submission(Model):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     request_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("collection_request.id"))
     seq: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(10), default="web")  # web (paper: issue 5)
+    kind: Mapped[str] = mapped_column(String(10), default="web")  # web | paper
     status: Mapped[str] = mapped_column(String(20), default=SubmissionStatus.DRAFT)
     format_version: Mapped[int] = mapped_column(Integer)
     key_id: Mapped[str] = mapped_column(String(64))

@@ -8,6 +8,7 @@ in a service module; views parse input, call the service, and render.
 - ``intake``: received submissions (audited unseal, decision), inquiries
 - ``io``: CSV import (preview, confirm), export, bulk 照合, layout editor
 - ``records``: adding and editing people, households, names, numbers
+- ``collection``: campaigns, deliveries and print batches, paper intake, verification queue
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from app import policy
 from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
 from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
+from app.views.collection import CampaignView, MailingView, PaperView, VerificationView
 from app.views.intake import InquiryView, IntakeView
 from app.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.views.people import PeopleView
@@ -44,6 +46,13 @@ def register(appbuilder) -> None:
     appbuilder.add_view(
         IntakeView, policy.MENU_INTAKE, icon="fa-inbox", category=policy.MENU_CATEGORY_INTAKE
     )
+    for view, name, icon in (
+        (CampaignView, policy.MENU_CAMPAIGNS, "fa-bullhorn"),
+        (VerificationView, policy.MENU_VERIFICATION, "fa-check-square-o"),
+        (PaperView, policy.MENU_PAPER, "fa-envelope-open"),
+        (MailingView, policy.MENU_MAILINGS, "fa-print"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_INTAKE)
     appbuilder.add_view(
         InquiryView,
         policy.MENU_INQUIRIES,

@@ -1,7 +1,8 @@
-"""Operator screens for intake: received submissions, opening one (audited unseal), the
-decision (確認中 / 不備 / 完了), unlocking a locked link; and the inquiry list.
+"""Operator screens for intake: received submissions, opening one (audited unseal), a
+deficiency, unlocking a locked link; and the inquiry list.
 
-Deliberately minimal: issue 5 builds the verification queue on ``app.intake``'s services.
+Acceptance (確認中 → 完了, registering the numbers) is the verification queue's
+(``app.views.verification``), never a bare status change here.
 """
 
 from __future__ import annotations
@@ -158,10 +159,9 @@ class IntakeView(BaseView):
             elif action == "unlock":
                 intake.unlock(db.session, actor, req)
                 message = "ロックを解除しました。"
-            elif action in (RequestStatus.VERIFYING, RequestStatus.COMPLETED):
-                intake.set_status(db.session, actor, req, action, request.form.get("note"))
-                message = f"状態を「{RequestStatus.LABELS[action]}」にしました。"
             else:
+                # 確認中 and 完了 belong to the verification queue (app.verification): 完了
+                # there registers the numbers, which a bare status change here would skip.
                 abort(400)
             db.session.commit()
         except (IntakeError, policy.PermissionDenied, AuditUnavailable) as exc:

@@ -1,0 +1,204 @@
+"""Fixtures for the collection operations: operators and client staff as service actors, the
+return address and fee table a kit needs, target files, and jobs run inline or on a real
+Redis with a real worker (``jobs`` fixture, parametrised)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import re
+
+import pytest
+
+from app import jptime
+from app.audit import Actor
+from app.models import PostageRate
+from app.mynumber import make_valid
+from app.policy import CLIENT_STAFF, OPERATOR
+
+# The public form's fixtures, reused as they are (the form flow is driven the same way).
+from tests.public_form.conftest import (  # noqa: F401
+    Subject,
+    form_app,
+    jpeg,
+    portal_login,
+    subject,
+)
+
+NUMBER_TARO = make_valid("31122334455")
+NUMBER_HANAKO = make_valid("41122334455")
+NUMBER_JIRO = make_valid("51122334455")
+NUMBER_ICHIRO = make_valid("61122334455")
+NUMBER_WRONG = make_valid("71122334455")
+NUMBERS = [NUMBER_TARO, NUMBER_HANAKO, NUMBER_JIRO, NUMBER_ICHIRO, NUMBER_WRONG]
+RETURN_ADDRESS = "東京都千代田区丸の内一丁目1番1号 見本ビル3階"
+FORM_URL = "https://form.example.jp"
+
+EMPLOYEE_CSV = (
+    "職員番号,本人区分,続柄,氏名,氏名カナ,生年月日,郵便番号,住所,メールアドレス,送付方法\r\n"
+    "E1001,本人,,見本 太郎,ミホン タロウ,1985/01/02,100-0001,東京都千代田区千代田1-1,taro@example.jp,メール\r\n"
+    "E1001,扶養親族,子,見本 花子,ミホン ハナコ,2015/03/04,,,,\r\n"
+    "E1002,本人,,髙橋 𠮷男,タカハシ ヨシオ,昭和60年1月2日,160-0023,東京都新宿区西新宿二丁目8番1号,,郵送\r\n"
+)
+EXTERNAL_CSV = (
+    "委員番号,氏名,氏名カナ,生年月日,郵便番号,住所,メールアドレス,送付方法\r\n"
+    "X2001,佐藤 一郎,サトウ イチロウ,1970/05/06,530-0001,大阪府大阪市北区梅田一丁目1番1号,,郵送\r\n"
+)
+TARO_BIRTH = dt.date(1985, 1, 2)
+ICHIRO_BIRTH = dt.date(1970, 5, 6)
+
+
+def actor_of(user, role: str) -> Actor:
+    return Actor(
+        name=user.username,
+        user_id=user.id,
+        roles=(role,),
+        roster_entry_id=user.roster_entry_id,
+        mfa=True,
+        roster_approved=True,
+    )
+
+
+@pytest.fixture
+def operators(make_user):
+    """Three different operators (double entry, third check, four-eyes)."""
+    return [actor_of(make_user(OPERATOR)[0], OPERATOR) for _ in range(3)]
+
+
+@pytest.fixture
+def staff(make_user):
+    return actor_of(make_user(CLIENT_STAFF)[0], CLIENT_STAFF)
+
+
+@pytest.fixture(autouse=True)
+def collection_config(app, session):
+    """What a real deployment sets: the return address printed on kits, the form's URL,
+    and the carrier's fee table for the send and return methods."""
+    app.config.update(
+        OPERATOR_POSTAL_CODE="100-0005",
+        OPERATOR_ADDRESS=RETURN_ADDRESS,
+        PUBLIC_FORM_URL=FORM_URL,
+        CLIENT_NAME="見本機構",
+        OPERATOR_NAME="見本BPO株式会社",
+    )
+    for method, price in (
+        (app.config["KIT_SEND_METHOD"], 250),
+        (app.config["KIT_RETURN_METHOD"], 370),
+    ):
+        session.add(
+            PostageRate(
+                carrier=app.config["KIT_CARRIER"],
+                method=method,
+                price_yen=price,
+                effective_from=dt.date(2020, 1, 1),
+                created_by="test",
+            )
+        )
+    session.commit()
+
+
+class Jobs:
+    """Runs what was enqueued: nothing to do inline; a real RQ worker in burst mode on Redis."""
+
+    def __init__(self, mode: str, app):
+        self.mode = mode
+        self.app = app
+
+    def drain(self) -> None:
+        if self.mode == "rq":
+            from rq import SimpleWorker
+
+            from app.jobs import queue
+
+            q = queue()
+            SimpleWorker([q], connection=q.connection).work(burst=True)
+
+    def redis_dump(self) -> list[bytes]:
+        """Every key and value under rq:* (job hashes with their compressed payload opened,
+        queues, registries, result streams)."""
+        if self.mode != "rq":
+            return []
+        import zlib
+
+        from app.jobs import redis_connection
+
+        conn = redis_connection()
+        out = []
+        for key in conn.scan_iter("rq:*"):
+            out.append(key)
+            kind = conn.type(key)
+            if kind == b"hash":
+                for k, v in conn.hgetall(key).items():
+                    out += [k, v]
+                    if k == b"data":
+                        out.append(zlib.decompress(v))
+            elif kind == b"stream":
+                for _id, fields in conn.xrange(key):
+                    for k, v in fields.items():
+                        out += [k, v]
+            elif kind == b"string":
+                out.append(conn.get(key) or b"")
+            elif kind == b"list":
+                out += conn.lrange(key, 0, -1)
+            elif kind == b"zset":
+                out += [m for m, _ in conn.zrange(key, 0, -1, withscores=True)]
+            elif kind == b"set":
+                out += list(conn.smembers(key))
+        return out
+
+    def job_arguments(self) -> list[tuple]:
+        """The arguments of every job this test's queue ran."""
+        if self.mode != "rq":
+            return []
+        from rq.job import Job
+        from rq.registry import FinishedJobRegistry
+
+        from app.jobs import queue
+
+        q = queue()
+        ids = FinishedJobRegistry(queue=q).get_job_ids()
+        return [Job.fetch(i, connection=q.connection).args for i in ids]
+
+
+@pytest.fixture(params=["inline", pytest.param("rq", marks=pytest.mark.redis)])
+def jobs(request, app):
+    if request.param == "rq":
+        request.getfixturevalue("rq_app")
+    return Jobs(request.param, app)
+
+
+def future_business_day(days: int = 10) -> dt.date:
+    return jptime.next_business_day(jptime.today_jst() + dt.timedelta(days=days))
+
+
+def token_from(url: str) -> str:
+    match = re.search(r"/r/([A-Za-z0-9_\-]+)", url)
+    assert match, url
+    return match.group(1)
+
+
+def mail_text(message) -> str:
+    return message.get_body(("plain",)).get_content()
+
+
+def decode_qr_codes(pdf_bytes: bytes) -> list[str]:
+    """Every QR code in a PDF's images, decoded with zxing-cpp (each distinct image once:
+    WeasyPrint lists a document's images in every page's resources)."""
+    import zxingcpp
+    from PIL import Image
+    from pypdf import PdfReader
+
+    found, seen = [], set()
+    for page in PdfReader(io.BytesIO(pdf_bytes)).pages:
+        for image in page.images:
+            if image.data in seen:
+                continue
+            seen.add(image.data)
+            picture = Image.open(io.BytesIO(image.data))
+            found += [r.text for r in zxingcpp.read_barcodes(picture)]
+    return found
+
+
+def data_uri_bytes(uri: str) -> bytes:
+    return base64.b64decode(uri.split(",", 1)[1])

@@ -1,0 +1,51 @@
+"""Least privilege for the collection work (no database needed)."""
+
+import pytest
+
+from app import policy
+from tests.support import actor
+
+VIEWS = ("Campaigns", "Mailings", "PaperIntake", "Verification")
+
+
+def test_collection_views_are_personal_data():
+    assert set(VIEWS) <= policy.PERSONAL_DATA_VIEWS
+    for menu in (
+        policy.MENU_CAMPAIGNS,
+        policy.MENU_VERIFICATION,
+        policy.MENU_PAPER,
+        policy.MENU_MAILINGS,
+    ):
+        assert menu in policy.PERSONAL_DATA_MENUS
+
+
+@pytest.mark.parametrize("roles", [("SystemAdmin",), ("SystemAdmin", "Operator"), ("Auditor",)])
+def test_no_collection_permission_for_admins_and_auditors(roles):
+    granted = policy.permissions(actor(*roles))
+    assert not {p for p in granted if p[1] in VIEWS}
+
+
+def test_the_client_orders_and_follows_but_does_not_collect():
+    granted = policy.permissions(actor("ClientStaff"))
+    for perm in ("can_list", "can_show", "can_add", "can_upload", "can_letters", "can_export"):
+        assert (perm, "Campaigns") in granted
+    for perm, view in (
+        ("can_send", "Campaigns"),
+        ("can_print", "Campaigns"),
+        ("can_list", "Verification"),
+        ("can_key", "PaperIntake"),
+        ("can_list", "Mailings"),
+    ):
+        assert (perm, view) not in granted
+
+
+def test_the_operator_collects_only_with_roster_and_totp():
+    for perm, view in (
+        ("can_send", "Campaigns"),
+        ("can_key", "PaperIntake"),
+        ("can_decide", "Verification"),
+        ("can_post", "Mailings"),
+    ):
+        assert policy.allows(actor("Operator"), perm, view)
+        assert not policy.allows(actor("Operator", roster=False), perm, view)
+        assert not policy.allows(actor("Operator", mfa=False), perm, view)
