@@ -134,6 +134,17 @@ def load(overrides: dict | None = None) -> dict:
         "LOGIN_LOCKOUT_MINUTES": int(os.environ.get("MYNUMBER_LOGIN_LOCKOUT_MINUTES", "30")),
         "MFA_ISSUER": os.environ.get("MYNUMBER_MFA_ISSUER", "MyNumber Vault"),
         "AUDIT_CHECKPOINT_EVERY": int(os.environ.get("MYNUMBER_AUDIT_CHECKPOINT_EVERY", "500")),
+        # Storage lifecycle (docs/lifecycle.md). Put backups on another volume in production.
+        "BACKUP_DIR": os.environ.get("MYNUMBER_BACKUP_DIR", str(home / "backups")),
+        "BACKUP_KEEP": int(os.environ.get("MYNUMBER_BACKUP_KEEP", "14")),
+        # The operator's recovery public key (mynumber-archive keygen): when set, the daily
+        # job and every disposal also write a key-ring backup sealed to it.
+        "RECOVERY_PUBLIC_KEY": os.environ.get("MYNUMBER_RECOVERY_PUBLIC_KEY") or None,
+        "DISPOSAL_JOURNAL_FILE": os.environ.get(
+            "MYNUMBER_DISPOSAL_JOURNAL", str(home / "disposal_journal.jsonl")
+        ),
+        "RETURN_DIR": str(home / "returns"),
+        "RETENTION_UPCOMING_DAYS": int(os.environ.get("MYNUMBER_RETENTION_UPCOMING_DAYS", "90")),
     }
     if overrides:
         cfg.update(overrides)
