@@ -31,7 +31,9 @@ ROSTER_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 MFA_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 
 # Views (FAB permission view names) whose data is personal: never for a SystemAdmin.
-PERSONAL_DATA_VIEWS = frozenset({"People", "Numbers"})
+# Retention and Disposal list people by name; ReturnArchive exports everyone. The deletion
+# certificates name people by id only, so Auditors may read them.
+PERSONAL_DATA_VIEWS = frozenset({"People", "Numbers", "Retention", "Disposal", "ReturnArchive"})
 
 # Menu names (FAB registers "menu_access" on these).
 MENU_PEOPLE = "人物検索"
@@ -44,6 +46,11 @@ MENU_ROSTER_CHANGES = "名簿の変更申請"
 MENU_CATEGORY_ROSTER = "情報管理体制"
 MENU_KEYS = "鍵管理"
 MENU_USERS = "List Users"
+MENU_RETENTION = "保管期限"
+MENU_DISPOSAL = "廃棄申請"
+MENU_CERTIFICATES = "削除証明書"
+MENU_RETURN = "返却データ"
+MENU_CATEGORY_LIFECYCLE = "保管・廃棄"
 MENU_CATEGORY_ADMIN = "Security"  # FAB's own category for its user screens
 
 _FAB_USERS = [
@@ -89,6 +96,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("can_reveal", "People"),  # only for a person whose case they work (rule 3)
             ("menu_access", MENU_PEOPLE),
             ("menu_access", MENU_CATEGORY_PEOPLE),
+            # Storage lifecycle: request and carry out disposals, never approve them.
+            ("can_list", "Retention"),
+            ("can_list", "Disposal"),
+            ("can_show", "Disposal"),
+            ("can_request", "Disposal"),
+            ("can_execute", "Disposal"),
+            ("menu_access", MENU_RETENTION),
+            ("menu_access", MENU_DISPOSAL),
+            ("menu_access", MENU_CATEGORY_LIFECYCLE),
         ]
     ),
     CLIENT_STAFF: frozenset(
@@ -106,6 +122,24 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_ROSTER),
             ("menu_access", MENU_ROSTER_CHANGES),
             ("menu_access", MENU_CATEGORY_ROSTER),
+            # Storage lifecycle: approve disposals (someone other than the requester, with a
+            # fresh TOTP code), receive certificates and the return archive.
+            ("can_list", "Retention"),
+            ("can_list", "Disposal"),
+            ("can_show", "Disposal"),
+            ("can_request", "Disposal"),
+            ("can_approve", "Disposal"),
+            ("can_execute", "Disposal"),
+            ("can_list", "DeletionCertificate"),
+            ("can_download", "DeletionCertificate"),
+            ("can_list", "ReturnArchive"),
+            ("can_export", "ReturnArchive"),
+            ("can_download", "ReturnArchive"),
+            ("menu_access", MENU_RETENTION),
+            ("menu_access", MENU_DISPOSAL),
+            ("menu_access", MENU_CERTIFICATES),
+            ("menu_access", MENU_RETURN),
+            ("menu_access", MENU_CATEGORY_LIFECYCLE),
         ]
     ),
     AUDITOR: frozenset(
@@ -123,9 +157,18 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_ROSTER),
             ("menu_access", MENU_ROSTER_CHANGES),
             ("menu_access", MENU_CATEGORY_ROSTER),
+            ("can_list", "DeletionCertificate"),
+            ("can_download", "DeletionCertificate"),
+            ("menu_access", MENU_CERTIFICATES),
+            ("menu_access", MENU_CATEGORY_LIFECYCLE),
         ]
     ),
 }
+
+# Menus that lead only to personal data: hidden from a SystemAdmin with any other role.
+PERSONAL_DATA_MENUS = frozenset(
+    {MENU_PEOPLE, MENU_CATEGORY_PEOPLE, MENU_RETENTION, MENU_DISPOSAL, MENU_RETURN}
+)
 
 
 class PermissionDenied(Exception):
@@ -149,10 +192,7 @@ def permissions(actor: Actor) -> set[tuple[str, str]]:
         result |= ROLE_PERMISSIONS[role]
     if SYSTEM_ADMIN in actor.roles:
         result = {p for p in result if p[1] not in PERSONAL_DATA_VIEWS}
-        result -= {
-            ("menu_access", MENU_PEOPLE),
-            ("menu_access", MENU_CATEGORY_PEOPLE),
-        }
+        result -= {("menu_access", menu) for menu in PERSONAL_DATA_MENUS}
     return result
 
 
