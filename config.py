@@ -35,12 +35,12 @@ def database_url(home: Path) -> str:
     return re.sub(r"^postgres(ql)?(\+psycopg2)?://", "postgresql+psycopg://", url)
 
 
-def _secret_key(home: Path) -> str:
+def _secret_key(home: Path, env: str = "SECRET_KEY", filename: str = "secret_key") -> str:
     """Session-signing key: from the environment, else a 0600 file made once per instance."""
-    key = os.environ.get("SECRET_KEY")
+    key = os.environ.get(env)
     if key:
         return key
-    path = home / "secret_key"
+    path = home / filename
     if path.exists():
         return path.read_text().strip()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -67,7 +67,7 @@ def password_complexity(password: str) -> None:
         )
 
 
-def load(overrides: dict | None = None) -> dict:
+def load(overrides: dict | None = None, component: str = "portal") -> dict:
     """Build the Flask config mapping for the admin portal (the public form reuses a subset)."""
     home = instance_home()
     if overrides and "MYNUMBER_HOME" in overrides:
@@ -117,7 +117,15 @@ def load(overrides: dict | None = None) -> dict:
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "LANGUAGES": {"ja_JP": {"flag": "jp", "name": "日本語"}},
         # Sessions and cookies
-        "SECRET_KEY": _secret_key(home),
+        # Each app reads only its own session key: a form host must never hold the portal's.
+        "SECRET_KEY": _secret_key(home) if component == "portal" else None,
+        # The public form signs its sessions with its own key: a compromised form host must
+        # not be able to forge a portal session (the portal's key signs logins and MFA state).
+        "FORM_SECRET_KEY": (
+            _secret_key(home, "MYNUMBER_FORM_SECRET_KEY", "form_secret_key")
+            if component == "form"
+            else None
+        ),
         "PERMANENT_SESSION_LIFETIME": timedelta(
             minutes=int(os.environ.get("MYNUMBER_IDLE_MINUTES", "15"))
         ),
@@ -134,6 +142,36 @@ def load(overrides: dict | None = None) -> dict:
         "LOGIN_LOCKOUT_MINUTES": int(os.environ.get("MYNUMBER_LOGIN_LOCKOUT_MINUTES", "30")),
         "MFA_ISSUER": os.environ.get("MYNUMBER_MFA_ISSUER", "MyNumber Vault"),
         "AUDIT_CHECKPOINT_EVERY": int(os.environ.get("MYNUMBER_AUDIT_CHECKPOINT_EVERY", "500")),
+        # Intake (the public form): the HPKE public key file is all the form needs to seal.
+        "INTAKE_PUBLIC_KEY_FILE": os.environ.get(
+            "MYNUMBER_INTAKE_PUBLIC_KEY_FILE", str(home / "intake_public_key.json")
+        ),
+        "INTAKE_VALID_DAYS": int(os.environ.get("MYNUMBER_INTAKE_VALID_DAYS", "60")),
+        "INTAKE_MAX_FAILURES": int(os.environ.get("MYNUMBER_INTAKE_MAX_FAILURES", "5")),
+        "INTAKE_SESSION_MINUTES": int(os.environ.get("MYNUMBER_INTAKE_SESSION_MINUTES", "30")),
+        "INTAKE_MAX_FILE_BYTES": int(
+            os.environ.get("MYNUMBER_INTAKE_MAX_FILE_BYTES", 10 * 1024 * 1024)
+        ),
+        "INTAKE_MAX_REQUEST_BYTES": int(
+            os.environ.get("MYNUMBER_INTAKE_MAX_REQUEST_BYTES", 25 * 1024 * 1024)
+        ),
+        "INTAKE_MAX_SUBMISSION_BYTES": int(
+            os.environ.get("MYNUMBER_INTAKE_MAX_SUBMISSION_BYTES", 60 * 1024 * 1024)
+        ),
+        "INTAKE_MAX_IMAGE_PIXELS": int(
+            os.environ.get("MYNUMBER_INTAKE_MAX_IMAGE_PIXELS", 40_000_000)
+        ),
+        # Per client IP (carrier NAT puts many phones behind one address: keep it generous),
+        # for token look-ups (guessing), and per token once inside.
+        "INTAKE_RATE_LIMIT_IP": os.environ.get("MYNUMBER_INTAKE_RATE_LIMIT_IP", "600 per minute"),
+        "INTAKE_RATE_LIMIT_TOKEN_LOOKUP": os.environ.get(
+            "MYNUMBER_INTAKE_RATE_LIMIT_TOKEN_LOOKUP", "30 per minute"
+        ),
+        "INTAKE_RATE_LIMIT_TOKEN": os.environ.get(
+            "MYNUMBER_INTAKE_RATE_LIMIT_TOKEN", "120 per minute"
+        ),
+        "DESK_PHONE": os.environ.get("MYNUMBER_DESK_PHONE", "0120-000-000"),
+        "DESK_EMAIL": os.environ.get("MYNUMBER_DESK_EMAIL", "mynumber-desk@example.jp"),
         # Storage lifecycle (docs/lifecycle.md). Put backups on another volume in production.
         "BACKUP_DIR": os.environ.get("MYNUMBER_BACKUP_DIR", str(home / "backups")),
         "BACKUP_KEEP": int(os.environ.get("MYNUMBER_BACKUP_KEEP", "14")),

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
 import config
-from app import jptime, logsafe
+from app import csp, jptime, logsafe
 from app.keyring import FileKeyRing
 from app.models import db
 from app.vault import Vault
@@ -23,21 +23,6 @@ from app.vault import Vault
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
 log = logging.getLogger(__name__)
-
-CSP = {
-    "default-src": "'self'",
-    "script-src": "'self'",
-    "style-src": "'self'",
-    # FAB's templates still carry style="" attributes; no inline <style> or script is allowed.
-    "style-src-attr": "'unsafe-inline'",
-    "img-src": "'self' data:",
-    "font-src": "'self'",
-    "connect-src": "'self'",
-    "object-src": "'none'",
-    "base-uri": "'none'",
-    "form-action": "'self'",
-    "frame-ancestors": "'none'",
-}
 
 
 @event.listens_for(Engine, "connect")
@@ -70,7 +55,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     https = app.config["MYNUMBER_HTTPS"]
     Talisman(
         app,
-        content_security_policy=CSP,
+        content_security_policy=csp.PORTAL,
         content_security_policy_nonce_in=["script-src"],
         force_https=https,
         strict_transport_security=https,

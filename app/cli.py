@@ -238,6 +238,48 @@ def job_command(name: str) -> None:
     click.echo(f"ジョブ {name} を実行しました: {result}")
 
 
+@mynumber_group.group("request")
+def request_group() -> None:
+    """収集依頼（提出フォームのリンク）。"""
+
+
+DEFAULT_PURPOSE = (
+    "給与所得・退職所得の源泉徴収票作成事務、健康保険・厚生年金保険届出事務、"
+    "雇用保険届出事務、国民年金第3号被保険者の届出事務"
+)
+
+
+@request_group.command("create")
+@click.option("--person", "person_id", required=True, help="人物ID（役職員または外部委員等）")
+@click.option(
+    "--purpose", default=DEFAULT_PURPOSE, show_default=False, help="利用目的（発注者の文言）"
+)
+@click.option("--days", default=None, type=int, help="有効日数（省略時は設定値）")
+def request_create(person_id: str, purpose: str, days: int | None) -> None:
+    """提出フォームのリンクを発行する。リンク（トークン）はこの一度だけ表示される。"""
+    import uuid
+
+    from app import intake
+    from app.models import Person
+
+    try:
+        person = db.session.get(Person, uuid.UUID(person_id))
+    except ValueError:
+        raise click.ClickException(f"人物IDの形式が正しくありません: {person_id}") from None
+    if person is None:
+        raise click.ClickException(f"人物が見つかりません: {person_id}")
+    valid_days = days or current_app.config["INTAKE_VALID_DAYS"]
+    try:
+        req, token = intake.create_request(
+            db.session, cli_actor(), person, purpose_text=purpose, valid_days=valid_days
+        )
+    except intake.IntakeError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"依頼を発行しました: {req.id}（有効期限 {req.expires_at:%Y-%m-%d}）")
+    click.echo(intake.request_url(current_app.config["PUBLIC_FORM_URL"], token))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point: ``mynumber <command>``."""
     from app import create_app

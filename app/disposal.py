@@ -51,6 +51,8 @@ from app import audit, jptime, policy, retention
 from app.audit import Actor
 from app.models import (
     CaseAssignment,
+    CollectionRequest,
+    CollectionRequestStatus,
     DataKey,
     DisposalItem,
     DisposalKind,
@@ -59,6 +61,8 @@ from app.models import (
     DisposalStatus,
     MyNumberRecord,
     Person,
+    Submission,
+    SubmissionPart,
     VaultUser,
     utcnow,
 )
@@ -146,11 +150,13 @@ def ids_digest(ids: Iterable) -> str:
 # -- what holds a person's data --------------------------------------------------------------
 @dataclass(frozen=True)
 class Holder:
-    """A table with rows of a person's data, and how to remove them for a list of ids."""
+    """A table with rows of a person's data, and how to remove them for a list of ids;
+    ``also``: further tables the purge changes (compacted after the disposal)."""
 
     table: str
     label: str
     purge: Callable[[Session, list[uuid.UUID]], int]
+    also: tuple[str, ...] = ()
 
 
 def _purge_numbers(session: Session, ids: list[uuid.UUID]) -> int:
@@ -163,11 +169,70 @@ def _purge_cases(session: Session, ids: list[uuid.UUID]) -> int:
     return result.rowcount or 0
 
 
+def _purge_intake(session: Session, ids: list[uuid.UUID]) -> int:
+    """What the public form received (issue 4). Parts are sealed to the intake key, not to the
+    person's data key, so crypto-shredding does not reach them: they are deleted. Every part
+    about a disposed person goes; of a request a disposed person owned, every part that is
+    not about a person still stored (dependents they added) goes too, and the free text of
+    the request and its history is cleared. The request rows stay as the history's skeleton
+    (status and dates, which billing counts), pointing at the tombstone."""
+    gone = {str(i) for i in ids}
+    deleted = session.execute(
+        delete(SubmissionPart).where(SubmissionPart.subject_ref.in_(sorted(gone)))
+    ).rowcount
+    owned = list(
+        session.execute(
+            select(CollectionRequest.id).where(CollectionRequest.person_id.in_(ids))
+        ).scalars()
+    )
+    if not owned:
+        return deleted or 0
+    parts = session.execute(
+        select(SubmissionPart.id, SubmissionPart.subject_ref)
+        .join(Submission, Submission.id == SubmissionPart.submission_id)
+        .where(Submission.request_id.in_(owned))
+    ).all()
+    candidates = {}
+    for part_id, ref in parts:
+        try:
+            candidates[part_id] = uuid.UUID(ref)
+        except ValueError:
+            candidates[part_id] = None
+    people = {c for c in candidates.values() if c is not None}
+    stored = set(
+        session.execute(
+            select(Person.id).where(Person.id.in_(people), Person.status == "active")
+        ).scalars()
+    ) - set(ids)
+    doomed = [pid for pid, ref in candidates.items() if ref not in stored]
+    for batch in _batches(doomed):
+        deleted += session.execute(
+            delete(SubmissionPart).where(SubmissionPart.id.in_(batch))
+        ).rowcount
+    session.execute(
+        update(CollectionRequest)
+        .where(CollectionRequest.id.in_(owned))
+        .values(decline_note=None, reopened="[]")
+    )
+    session.execute(
+        update(CollectionRequestStatus)
+        .where(CollectionRequestStatus.request_id.in_(owned))
+        .values(note=None)
+    )
+    return deleted or 0
+
+
 # Every table whose rows carry a person's data. A new table that refers to person.id must be
 # added here (or to KEEP_TABLES): until it is, execution refuses to run (fail closed).
 HOLDERS: list[Holder] = [
     Holder("my_number_record", "個人番号（暗号文・ブラインドインデックス）", _purge_numbers),
     Holder("case_assignment", "担当案件", _purge_cases),
+    Holder(
+        "collection_request",
+        "提出フォームで受け付けた番号・書類の画像・追加した扶養親族（封緘データ）",
+        _purge_intake,
+        also=("submission_part", "collection_request_status"),
+    ),
 ]
 # Handled by the execution itself.
 HANDLED_TABLES = {
@@ -191,7 +256,10 @@ def unclassified_tables() -> list[str]:
 
 
 def touched_tables() -> list[str]:
-    return ["person", "data_key", *[h.table for h in HOLDERS]]
+    tables = ["person", "data_key"]
+    for holder in HOLDERS:
+        tables += [holder.table, *holder.also]
+    return tables
 
 
 SCRUBBED = {

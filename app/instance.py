@@ -13,7 +13,7 @@ from pathlib import Path
 from flask import Flask
 from flask_migrate import upgrade
 
-from app import audit, policy
+from app import audit, policy, sealing
 from app.audit import Actor
 from app.models import db
 
@@ -37,6 +37,7 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
         created_keyring = True
     Path(app.config["OUTBOX_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
     Path(app.config["AUDIT_PUBLIC_KEY_FILE"]).write_bytes(keyring.audit_public_key_pem())
+    created_intake_key = ensure_intake_key(app)
 
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
@@ -79,7 +80,25 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
                 "created_admin": created_admin,
                 "shredded_keys_removed": removed + reapplied.data_keys,
                 "disposals_reapplied": reapplied.people,
+                "created_intake_key": created_intake_key,
             },
         )
         session.commit()
     return InitResult(created_keyring, created_admin, generated)
+
+
+def ensure_intake_key(app: Flask) -> bool:
+    """Create the intake HPKE key pair once (private half in the key ring) and export the
+    public half to ``INTAKE_PUBLIC_KEY_FILE`` for the public form. True when created."""
+    keyring = app.extensions["mynumber_keyring"]
+    secret = keyring.get_secret(sealing.SECRET_NAME)
+    created = False
+    if secret is None:
+        secret, _public = sealing.generate()
+        keyring.set_secret(sealing.SECRET_NAME, secret)
+        created = True
+    # Derived from the private half every time: the exported file cannot drift from the ring.
+    sealing.write_public_file(
+        sealing.public_from_secret(secret), app.config["INTAKE_PUBLIC_KEY_FILE"]
+    )
+    return created

@@ -52,3 +52,8 @@ def install(log_file: str | None = None, level: int = logging.INFO) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, MaskNumbersFilter) for f in handler.filters):
             handler.addFilter(MaskNumbersFilter())
+
+
+def has_number_like(text: str | None) -> bool:
+    """True when ``text`` holds a 12-digit run (a number typed where none belongs)."""
+    return bool(text) and _TWELVE.search(text) is not None

@@ -33,7 +33,9 @@ MFA_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 # Views (FAB permission view names) whose data is personal: never for a SystemAdmin.
 # Retention and Disposal list people by name; ReturnArchive exports everyone. The deletion
 # certificates name people by id only, so Auditors may read them.
-PERSONAL_DATA_VIEWS = frozenset({"People", "Numbers", "Retention", "Disposal", "ReturnArchive"})
+PERSONAL_DATA_VIEWS = frozenset(
+    {"People", "Numbers", "Intake", "Inquiries", "Retention", "Disposal", "ReturnArchive"}
+)
 
 # Menu names (FAB registers "menu_access" on these).
 MENU_PEOPLE = "人物検索"
@@ -44,6 +46,10 @@ MENU_CATEGORY_AUDIT = "監査"
 MENU_ROSTER = "情報取扱者名簿"
 MENU_ROSTER_CHANGES = "名簿の変更申請"
 MENU_CATEGORY_ROSTER = "情報管理体制"
+MENU_CATEGORY_BILLING = "請求・郵送費"
+MENU_UNIT_PRICES = "収集料金単価表"
+MENU_POSTAGE_RATES = "運送・郵送料金表"
+MENU_POSTAGE_LEDGER = "郵送費台帳"
 MENU_KEYS = "鍵管理"
 MENU_USERS = "List Users"
 MENU_RETENTION = "保管期限"
@@ -52,6 +58,22 @@ MENU_CERTIFICATES = "削除証明書"
 MENU_RETURN = "返却データ"
 MENU_CATEGORY_LIFECYCLE = "保管・廃棄"
 MENU_CATEGORY_ADMIN = "Security"  # FAB's own category for its user screens
+MENU_INTAKE = "受付一覧"
+MENU_INQUIRIES = "お問い合わせ"
+MENU_CATEGORY_INTAKE = "収集"
+# Menus that lead to personal data: hidden from a SystemAdmin together with the views.
+PERSONAL_DATA_MENUS = frozenset(
+    {
+        MENU_PEOPLE,
+        MENU_CATEGORY_PEOPLE,
+        MENU_INTAKE,
+        MENU_INQUIRIES,
+        MENU_CATEGORY_INTAKE,
+        MENU_RETENTION,
+        MENU_DISPOSAL,
+        MENU_RETURN,
+    }
+)
 
 _FAB_USERS = [
     ("can_list", "UserDBModelView"),
@@ -86,6 +108,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_ROSTER_CHANGES),
             ("menu_access", MENU_CATEGORY_ROSTER),
             ("menu_access", MENU_KEYS),
+            ("can_list", "UnitPrice"),
+            ("can_add", "UnitPrice"),
+            ("menu_access", MENU_UNIT_PRICES),
+            ("menu_access", MENU_CATEGORY_BILLING),
         ]
     ),
     OPERATOR: frozenset(
@@ -94,8 +120,26 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("can_search", "People"),
             ("can_show", "People"),
             ("can_reveal", "People"),  # only for a person whose case they work (rule 3)
+            ("can_list", "Postage"),
+            ("can_add", "Postage"),
+            ("can_list", "UnitPrice"),
             ("menu_access", MENU_PEOPLE),
             ("menu_access", MENU_CATEGORY_PEOPLE),
+            ("menu_access", MENU_POSTAGE_RATES),
+            ("menu_access", MENU_POSTAGE_LEDGER),
+            ("menu_access", MENU_UNIT_PRICES),
+            ("menu_access", MENU_CATEGORY_BILLING),
+            # Intake: the operator collects directly (spec 5.2-2); the client does not see
+            # what a subject submitted, only the request's status (issue 5).
+            ("can_list", "Intake"),
+            ("can_open", "Intake"),  # unseal a submission (audited; assigns the case)
+            ("can_decide", "Intake"),  # 確認中 / 不備 / 完了, unlock a locked link
+            ("can_list", "Inquiries"),
+            ("can_show", "Inquiries"),
+            ("can_edit", "Inquiries"),
+            ("menu_access", MENU_INTAKE),
+            ("menu_access", MENU_INQUIRIES),
+            ("menu_access", MENU_CATEGORY_INTAKE),
             # Storage lifecycle: request and carry out disposals, never approve them.
             ("can_list", "Retention"),
             ("can_list", "Disposal"),
@@ -117,6 +161,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("can_show", "Roster"),
             ("can_list", "RosterChange"),
             ("can_approve", "RosterChange"),
+            ("can_list", "UnitPrice"),
+            ("can_list", "Postage"),
+            ("menu_access", MENU_UNIT_PRICES),
+            ("menu_access", MENU_POSTAGE_RATES),
+            ("menu_access", MENU_POSTAGE_LEDGER),
+            ("menu_access", MENU_CATEGORY_BILLING),
             ("menu_access", MENU_PEOPLE),
             ("menu_access", MENU_CATEGORY_PEOPLE),
             ("menu_access", MENU_ROSTER),
@@ -151,6 +201,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("can_list", "Roster"),
             ("can_show", "Roster"),
             ("can_list", "RosterChange"),
+            ("can_list", "UnitPrice"),
+            ("can_list", "Postage"),
+            ("menu_access", MENU_UNIT_PRICES),
+            ("menu_access", MENU_POSTAGE_RATES),
+            ("menu_access", MENU_POSTAGE_LEDGER),
+            ("menu_access", MENU_CATEGORY_BILLING),
             ("menu_access", MENU_AUDIT),
             ("menu_access", MENU_AUDIT_VERIFY),
             ("menu_access", MENU_CATEGORY_AUDIT),
@@ -164,11 +220,6 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         ]
     ),
 }
-
-# Menus that lead only to personal data: hidden from a SystemAdmin with any other role.
-PERSONAL_DATA_MENUS = frozenset(
-    {MENU_PEOPLE, MENU_CATEGORY_PEOPLE, MENU_RETENTION, MENU_DISPOSAL, MENU_RETURN}
-)
 
 
 class PermissionDenied(Exception):

@@ -154,3 +154,41 @@ def test_cli_verify_exit_codes(session, app, instance):
     assert bad.returncode == 1
     assert "イベント 3" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_concurrent_writers_keep_one_unbroken_chain(app, session):
+    """Eight threads appending at once (as a threaded server does) never fork the chain."""
+    import threading
+
+    from sqlalchemy.orm import Session as OrmSession
+
+    from app.models import db
+
+    engine = db.engine
+    errors = []
+
+    def writer(n):
+        try:
+            for i in range(15):
+                with OrmSession(engine) as own:
+                    audit.record(
+                        own, Actor(name=f"t{n}"), "test.concurrent", details={"i": i}, commit=True
+                    )
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    session.expire_all()
+    result = audit.verify(session, _public_key(app))
+    assert result.ok, result.problem
+    count = (
+        session.execute(select(AuditEvent).where(AuditEvent.action == "test.concurrent"))
+        .scalars()
+        .all()
+    )
+    assert len(count) == 120

@@ -2,12 +2,22 @@
 
 - ``core``: people, numbers, data keys, users and roster, case assignments, audit chain.
 - ``roster``: proposed roster changes awaiting the client's approval.
+- ``billing``: unit prices, billable events, the carrier's fee table, postage entries.
+- ``intake``: collection requests (token hash, second factor, status history), sealed
+  submissions and their parts, inquiries from the public contact form.
 - ``lifecycle``: retention rules, disposal requests and items, backups, return archives.
 
 Every table lives on FAB's declarative ``Model.metadata`` (Alembic's target); every change
 comes with a migration in ``migrations/versions``.
 """
 
+from app.models.billing import (  # noqa: F401, E402
+    BillableEvent,
+    BillingCategory,
+    PostageEntry,
+    PostageRate,
+    UnitPrice,
+)
 from app.models.core import (  # noqa: F401
     AuditChainHead,
     AuditCheckpoint,
@@ -21,6 +31,15 @@ from app.models.core import (  # noqa: F401
     VaultUser,
     db,
     utcnow,
+)
+from app.models.intake import (  # noqa: F401
+    CollectionRequest,
+    CollectionRequestStatus,
+    Inquiry,
+    RequestStatus,
+    Submission,
+    SubmissionPart,
+    SubmissionStatus,
 )
 from app.models.lifecycle import (  # noqa: F401, E402
     BackupRecord,

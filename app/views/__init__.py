@@ -4,6 +4,8 @@ in a service module; views parse input, call the service, and render.
 - ``people``: 照合 (search, person, reveal)
 - ``audit``: audit log and chain verification
 - ``admin``: roster, users, keys
+- ``billing``: unit prices, carrier fee table, postage ledger
+- ``intake``: received submissions (audited unseal, decision), inquiries
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from flask_appbuilder import IndexView
 from app import policy
 from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
+from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
+from app.views.intake import InquiryView, IntakeView
 from app.views.people import PeopleView
 
 
@@ -24,6 +28,15 @@ def register(appbuilder) -> None:
     """Add every screen and menu entry (menu names match app.policy)."""
     appbuilder.add_view(
         PeopleView, policy.MENU_PEOPLE, icon="fa-search", category=policy.MENU_CATEGORY_PEOPLE
+    )
+    appbuilder.add_view(
+        IntakeView, policy.MENU_INTAKE, icon="fa-inbox", category=policy.MENU_CATEGORY_INTAKE
+    )
+    appbuilder.add_view(
+        InquiryView,
+        policy.MENU_INQUIRIES,
+        icon="fa-envelope",
+        category=policy.MENU_CATEGORY_INTAKE,
     )
     appbuilder.add_view(
         AuditLogView, policy.MENU_AUDIT, icon="fa-list", category=policy.MENU_CATEGORY_AUDIT
@@ -46,3 +59,9 @@ def register(appbuilder) -> None:
     appbuilder.add_view(
         KeysView, policy.MENU_KEYS, icon="fa-key", category=policy.MENU_CATEGORY_ADMIN
     )
+    for view, name, icon in (
+        (UnitPriceView, policy.MENU_UNIT_PRICES, "fa-yen"),
+        (PostageRateView, policy.MENU_POSTAGE_RATES, "fa-table"),
+        (PostageEntryView, policy.MENU_POSTAGE_LEDGER, "fa-envelope"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_BILLING)

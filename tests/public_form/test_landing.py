@@ -25,3 +25,15 @@ def test_unknown_page_is_a_friendly_404(instance):
     response = public_form.create_app(instance).test_client().get("/nothing-here")
     assert response.status_code == 404
     assert "QR コード" in response.get_data(as_text=True)
+
+
+def test_form_app_never_reads_or_creates_the_portal_session_key(tmp_path, instance):
+    import shutil
+    from pathlib import Path
+
+    home = tmp_path / "form-host"
+    shutil.copytree(instance["MYNUMBER_HOME"], home)
+    (home / "secret_key").unlink()
+    app = public_form.create_app({**instance, "MYNUMBER_HOME": str(home)})
+    assert app.config["SECRET_KEY"]
+    assert not Path(home, "secret_key").exists()

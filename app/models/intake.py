@@ -1,0 +1,207 @@
+"""Intake tables: collection requests (the link a subject gets), sealed submissions, inquiries.
+
+No plaintext number is ever stored here. A submission consists of parts, each sealed to the
+intake public key (HPKE) the moment the public form receives it, and a sealed manifest that
+binds the parts together at submission time. Only metadata that the form needs to guide the
+subject (which person, which part, which document type, sizes) is in the clear.
+
+The request's token is stored as SHA-256 only; the token itself exists in the QR code or the
+e-mail link and nowhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+from flask_appbuilder import Model
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.core import Person, utcnow
+
+
+class RequestStatus:
+    """A request's life as far as the form is concerned (issue 5 adds mailing states)."""
+
+    ISSUED = "issued"  # link issued, nothing submitted yet
+    SUBMITTED = "submitted"  # 受付済
+    VERIFYING = "verifying"  # 確認中
+    DEFICIENT = "deficient"  # 不備あり: the form reopens for what was wrong
+    COMPLETED = "completed"  # 完了
+    DECLINED = "declined"  # the subject chose 提供しない
+    CANCELLED = "cancelled"  # withdrawn or replaced by a new link
+    ALL = (ISSUED, SUBMITTED, VERIFYING, DEFICIENT, COMPLETED, DECLINED, CANCELLED)
+    LABELS = {
+        ISSUED: "未提出",
+        SUBMITTED: "受付済",
+        VERIFYING: "確認中",
+        DEFICIENT: "不備あり",
+        COMPLETED: "完了",
+        DECLINED: "提供しない（受付済）",
+        CANCELLED: "無効",
+    }
+    # States in which the form accepts new data.
+    OPEN_FOR_INPUT = (ISSUED, DEFICIENT)
+
+
+class CollectionRequest(Model):
+    """One link (QR code / e-mail) for one household (employee + dependents) or one person."""
+
+    __tablename__ = "collection_request"
+    __table_args__ = (Index("ix_collection_request_person", "person_id", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("person.id"))
+    # SHA-256 of the 128+-bit token; the token itself is never stored.
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    purpose_text: Mapped[str] = mapped_column(Text)  # 利用目的, the client's own text
+    status: Mapped[str] = mapped_column(String(20), default=RequestStatus.ISSUED)
+    status_changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # JSON list of {"ref": person id or "new1", "part": "number"|"documents"} the form reopens.
+    reopened: Mapped[str] = mapped_column(Text, default="[]")
+    decline_reason: Mapped[str | None] = mapped_column(String(50))
+    decline_note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    person: Mapped[Person] = relationship(Person)
+    history: Mapped[list[CollectionRequestStatus]] = relationship(
+        "CollectionRequestStatus",
+        back_populates="request",
+        order_by="CollectionRequestStatus.id",
+    )
+    submissions: Mapped[list[Submission]] = relationship(
+        "Submission", back_populates="request", order_by="Submission.seq"
+    )
+
+    @property
+    def status_label(self) -> str:
+        return RequestStatus.LABELS.get(self.status, self.status)
+
+    @property
+    def reopened_items(self) -> list[dict]:
+        return json.loads(self.reopened or "[]")
+
+
+class CollectionRequestStatus(Model):
+    """The timestamped history of a request's status: what the client can see at any time."""
+
+    __tablename__ = "collection_request_status"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("collection_request.id"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    # Deficiencies: JSON list of {"ref": ..., "code": ...}; declines: [{"code": ...}].
+    reason_codes: Mapped[str] = mapped_column(Text, default="[]")
+    note: Mapped[str | None] = mapped_column(Text)
+
+    request: Mapped[CollectionRequest] = relationship(CollectionRequest, back_populates="history")
+
+    @property
+    def reasons(self) -> list[dict]:
+        return json.loads(self.reason_codes or "[]")
+
+
+class SubmissionStatus:
+    DRAFT = "draft"  # the subject is still entering; parts are sealed already
+    RECEIVED = "received"  # submitted: manifest sealed, receipt number given
+
+
+class Submission(Model):
+    """What a subject sent through the form: sealed parts plus a sealed manifest.
+
+    ``seq`` 1 is the first submission of a request, 2+ are resubmissions after a deficiency
+    (holding only what was reopened). ``key_id`` names the intake key the parts are sealed to.
+    """
+
+    __tablename__ = "submission"
+    __table_args__ = (
+        UniqueConstraint("request_id", "seq", name="uq_submission_request_seq"),
+        Index("ix_submission_status_received", "status", "received_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    request_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("collection_request.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10), default="web")  # web (paper: issue 5)
+    status: Mapped[str] = mapped_column(String(20), default=SubmissionStatus.DRAFT)
+    format_version: Mapped[int] = mapped_column(Integer)
+    key_id: Mapped[str] = mapped_column(String(64))
+    receipt_no: Mapped[str | None] = mapped_column(String(20), unique=True)
+    manifest_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    request: Mapped[CollectionRequest] = relationship(
+        CollectionRequest, back_populates="submissions"
+    )
+    parts: Mapped[list[SubmissionPart]] = relationship(
+        "SubmissionPart",
+        back_populates="submission",
+        order_by="SubmissionPart.created_at",
+        cascade="all, delete-orphan",
+    )
+
+
+class SubmissionPart(Model):
+    """One sealed piece: a number, a document image/PDF, or an added dependent's identity."""
+
+    __tablename__ = "submission_part"
+    __table_args__ = (
+        UniqueConstraint(
+            "submission_id", "subject_ref", "part", "doc_type", name="uq_submission_part_slot"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    submission_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("submission.id"), index=True)
+    subject_ref: Mapped[str] = mapped_column(String(64))  # person id, or "new1" for an added one
+    part: Mapped[str] = mapped_column(String(20))  # number | document | identity
+    doc_type: Mapped[str] = mapped_column(String(30), default="")  # card_front, license, ...
+    media_type: Mapped[str | None] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # SHA-256 of ``sealed``, taken when it was stored: the manifest binds parts by it without
+    # reading megabytes back, and opening checks it against the bytes actually found.
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    submission: Mapped[Submission] = relationship(Submission, back_populates="parts")
+
+
+class Inquiry(Model):
+    """A question sent through the public contact form; answered from the admin portal."""
+
+    __tablename__ = "inquiry"
+    __table_args__ = (Index("ix_inquiry_status_received", "status", "received_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    name: Mapped[str] = mapped_column(String(100))
+    contact: Mapped[str] = mapped_column(String(200))  # e-mail address or phone number
+    category: Mapped[str] = mapped_column(String(30))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open|answered|closed
+    staff_note: Mapped[str | None] = mapped_column(Text)
+    handled_by: Mapped[str | None] = mapped_column(String(200))
+    handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

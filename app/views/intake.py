@@ -1,0 +1,247 @@
+"""Operator screens for intake: received submissions, opening one (audited unseal), the
+decision (確認中 / 不備 / 完了), unlocking a locked link; and the inquiry list.
+
+Deliberately minimal: issue 5 builds the verification queue on ``app.intake``'s services.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+
+from app import audit, intake, jptime, mynumber, policy
+from app.audit import AuditUnavailable
+from app.intake import IntakeError
+from app.models import CollectionRequest, Inquiry, Person, RequestStatus, Submission, db
+from app.sealing import IntakeKeyError, SealError
+from app.security import current_actor
+
+
+def _keyring():
+    return current_app.extensions["mynumber_keyring"]
+
+
+class IntakeView(BaseView):
+    """受付一覧: what subjects submitted, opened one at a time with an audited unseal."""
+
+    route_base = "/intake"
+    class_permission_name = intake.INTAKE_VIEW
+    method_permission_name = {
+        "index": "list",
+        "open": "open",
+        "document": "open",
+        "decide": "decide",
+    }
+    default_view = "index"
+
+    @expose("/", methods=["GET"])
+    @has_access
+    def index(self):
+        submissions = intake.received_submissions(db.session)
+        people = {
+            p.id: p
+            for p in db.session.execute(
+                select(Person).where(Person.id.in_({s.request.person_id for s in submissions}))
+            ).scalars()
+        }
+        locked = list(
+            db.session.execute(
+                select(CollectionRequest).where(
+                    CollectionRequest.locked_at.is_not(None),
+                    CollectionRequest.status.in_(RequestStatus.OPEN_FOR_INPUT),
+                )
+            ).scalars()
+        )
+        return self.render_template(
+            "mynumber/intake_list.html",
+            submissions=submissions,
+            people=people,
+            locked=locked,
+            form=FlaskForm(),
+        )
+
+    @expose("/<string:sid>/open", methods=["POST"])
+    @has_access
+    def open(self, sid: str):
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        submission = _submission_or_404(sid)
+        try:
+            opened = intake.open_submission(
+                db.session,
+                _keyring(),
+                current_actor(),
+                submission.id,
+                request.form.get("purpose", ""),
+            )
+        except policy.PermissionDenied as exc:
+            flash(str(exc), "danger")
+            return redirect(url_for("IntakeView.index"))
+        except (AuditUnavailable, SealError, IntakeKeyError, LookupError) as exc:
+            flash(str(exc), "danger")
+            return redirect(url_for("IntakeView.index"))
+        subjects = []
+        for subject in opened.subjects:
+            documents = [
+                (
+                    doc,
+                    "data:image/jpeg;base64," + base64.b64encode(doc.data).decode("ascii")
+                    if doc.media_type == "image/jpeg"
+                    else None,
+                )
+                for doc in subject.documents
+            ]
+            subjects.append((subject, documents))
+        return self.render_template(
+            "mynumber/intake_show.html",
+            opened=opened,
+            subjects=subjects,
+            person=db.session.get(Person, opened.request.person_id),
+            grouped=lambda n: mynumber.format_grouped(n) if n else "（今回の提出に含まれません）",
+            codes=intake.DEFICIENCY_CODES,
+            form=FlaskForm(),
+            history=opened.request.history,
+            status_labels=RequestStatus.LABELS,
+        )
+
+    @expose("/document/<string:part_id>", methods=["GET"])
+    @has_access
+    def document(self, part_id: str):
+        try:
+            doc = intake.open_document(db.session, _keyring(), current_actor(), uuid.UUID(part_id))
+        except ValueError:
+            abort(404)
+        except LookupError:
+            abort(404)
+        except policy.PermissionDenied:
+            abort(403)
+        if doc.media_type not in ("application/pdf", "image/jpeg"):
+            abort(404)
+        extension = "pdf" if doc.media_type == "application/pdf" else "jpg"
+        response = Response(doc.data, mimetype=doc.media_type)
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="document-{doc.part_id.hex[:8]}.{extension}"'
+        )
+        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @expose("/request/<string:rid>/decide", methods=["POST"])
+    @has_access
+    def decide(self, rid: str):
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        try:
+            req = db.session.get(CollectionRequest, uuid.UUID(rid))
+        except ValueError:
+            abort(404)
+        if req is None:
+            abort(404)
+        action = request.form.get("action", "")
+        actor = current_actor()
+        try:
+            if action == "deficient":
+                items = [
+                    (key[4:], code)
+                    for key in request.form
+                    if key.startswith("def-")
+                    for code in request.form.getlist(key)
+                ]
+                intake.mark_deficient(db.session, actor, req, items, request.form.get("note"))
+                message = "不備を登録しました。提出者のリンクで不備の内容と再提出が表示されます。"
+            elif action == "unlock":
+                intake.unlock(db.session, actor, req)
+                message = "ロックを解除しました。"
+            elif action in (RequestStatus.VERIFYING, RequestStatus.COMPLETED):
+                intake.set_status(db.session, actor, req, action, request.form.get("note"))
+                message = f"状態を「{RequestStatus.LABELS[action]}」にしました。"
+            else:
+                abort(400)
+            db.session.commit()
+        except (IntakeError, policy.PermissionDenied, AuditUnavailable) as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+        else:
+            flash(message, "success")
+        return redirect(url_for("IntakeView.index"))
+
+
+def _submission_or_404(sid: str) -> Submission:
+    try:
+        key = uuid.UUID(sid)
+    except ValueError:
+        abort(404)
+    submission = db.session.get(Submission, key)
+    if submission is None:
+        abort(404)
+    return submission
+
+
+class InquiryView(ModelView):
+    """お問い合わせ: inquiries from the public contact form; Operators answer and close them."""
+
+    datamodel = SQLAInterface(Inquiry)
+    class_permission_name = "Inquiries"
+    method_permission_name = {"list": "list", "show": "show", "edit": "edit"}
+    base_permissions = ["can_list", "can_show", "can_edit"]
+    base_order = ("received_at", "desc")
+    list_title = "お問い合わせ"
+    show_title = "お問い合わせ"
+    edit_title = "お問い合わせの対応"
+    list_columns = ["received_at", "category", "name", "status"]
+    show_columns = [
+        "received_at",
+        "category",
+        "name",
+        "contact",
+        "body",
+        "status",
+        "staff_note",
+        "handled_by",
+        "handled_at",
+    ]
+    edit_columns = ["status", "staff_note"]
+    label_columns = {
+        "received_at": "受付日時",
+        "category": "種類",
+        "name": "お名前",
+        "contact": "連絡先",
+        "body": "内容",
+        "status": "状態",
+        "staff_note": "対応メモ",
+        "handled_by": "対応者",
+        "handled_at": "対応日時",
+    }
+    description_columns = {"status": "open（未対応）/ answered（回答済み）/ closed（完了）"}
+    formatters_columns = {
+        "received_at": jptime.format_jst,
+        "handled_at": jptime.format_jst,
+        "category": lambda v: intake.INQUIRY_CATEGORIES.get(v, v),
+        "status": lambda v: {"open": "未対応", "answered": "回答済み", "closed": "完了"}.get(v, v),
+    }
+
+    def pre_update(self, item: Inquiry) -> None:
+        if item.status not in {"open", "answered", "closed"}:
+            raise ValueError("状態は open / answered / closed のいずれかです")
+        actor = current_actor()
+        item.handled_by = actor.name
+        from app.models import utcnow
+
+        item.handled_at = utcnow()
+
+    def post_update(self, item: Inquiry) -> None:
+        audit.record(
+            db.session,
+            current_actor(),
+            "inquiry.update",
+            object_type="inquiry",
+            object_ids=[item.id],
+            details={"status": item.status},
+            commit=True,
+        )

@@ -1,0 +1,642 @@
+"""The subject's steps: link → birth date → 利用目的 and consent → each person's number and
+documents → confirmation → receipt; the status page after that; 提供しない; the contact page.
+
+Every route behind the two factors goes through ``_subject()``: the session must be bound to
+the request (id and token hash), younger than INTAKE_SESSION_MINUTES, and the request must be
+usable. Numbers and files are sealed by ``app.intake`` within the request that carries them;
+nothing a subject typed is ever echoed back into a page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import time
+from functools import wraps
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from app import intake, jptime, logsafe, uploads
+from app.audit import Actor
+from app.intake import IntakeError
+from app.models import RequestStatus, db
+
+bp = Blueprint("form", __name__, template_folder="templates", static_folder=None)
+
+# Endpoints behind the two factors (rate-limited per token in public_form._rate_limits).
+SUBJECT_ENDPOINTS = (
+    "form.consent",
+    "form.household",
+    "form.number",
+    "form.documents",
+    "form.add_dependent",
+    "form.exclude",
+    "form.include",
+    "form.remove_added",
+    "form.confirm",
+    "form.submit",
+    "form.status",
+    "form.decline",
+)
+
+ERAS = (
+    (dt.date(2019, 5, 1), "令和"),
+    (dt.date(1989, 1, 8), "平成"),
+    (dt.date(1926, 12, 25), "昭和"),
+    (dt.date(1912, 7, 30), "大正"),
+)
+
+
+def _actor() -> Actor:
+    return Actor(
+        name="public-form",
+        ip=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+    )
+
+
+def _public_key():
+    return current_app.extensions["intake_public_key"]
+
+
+def _page(template: str, status: int = 200, **context):
+    return render_template(f"public/{template}", **context), status
+
+
+def _message(title: str, message: str, status: int = 200, link: tuple | None = None):
+    return _page("message.html", status, title=title, message=message, link=link)
+
+
+def _desk_line() -> str:
+    cfg = current_app.config
+    return f"お問い合わせ窓口（電話 {cfg['DESK_PHONE']}、{cfg['DESK_EMAIL']}）"
+
+
+# -- entry --------------------------------------------------------------------------------
+@bp.get("/")
+def landing():
+    return _page("landing.html")
+
+
+@bp.get("/r/<token>")
+def enter(token: str):
+    """The QR code / e-mail link. Says nothing about the subject: only whether the link can be
+    used. The token goes into the session and the browser moves on to a URL without it."""
+    session.clear()
+    req = intake.lookup(db.session, token)
+    if req is None:
+        return _message(
+            "リンクが正しくありません",
+            "このリンクは無効です。案内文の QR コードを読み取り直すか、メールのリンクを"
+            f"そのまま開いてください。解決しない場合は{_desk_line()}へご連絡ください。",
+            404,
+        )
+    state = intake.entry_state(req)
+    if state != "ok":
+        return _blocked(state)
+    session["rid"] = str(req.id)
+    session["bind"] = req.token_hash.hex()
+    session["auth"] = False
+    return redirect(url_for("form.verify"))
+
+
+def _blocked(state: str):
+    if state == "cancelled":
+        return _message(
+            "このリンクは使用できません",
+            "このリンクは使用済み、または新しいリンクの発行により無効になりました。"
+            f"最新の案内をご確認いただくか、{_desk_line()}へご連絡ください。",
+            410,
+        )
+    if state == "locked":
+        return _message(
+            "入力がロックされています",
+            "生年月日の入力を続けて誤ったため、安全のためこのリンクをロックしました。"
+            f"ロックの解除は{_desk_line()}へお電話ください。"
+            "受付時間: 平日（月〜金）10:00〜17:00（土日祝日・12月29日〜1月3日を除く）",
+            423,
+        )
+    return _message(
+        "リンクの有効期限が切れています",
+        f"このリンクの有効期限が過ぎました。新しいリンクの発行は{_desk_line()}へご依頼ください。",
+        410,
+    )
+
+
+def _bound_request():
+    """The request this session is bound to, or None."""
+    rid = session.get("rid")
+    bind = session.get("bind")
+    if not rid or not bind:
+        return None
+    from uuid import UUID
+
+    try:
+        req = db.session.get(intake.CollectionRequest, UUID(rid))
+    except ValueError:
+        return None
+    if req is None or not hmac.compare_digest(req.token_hash.hex(), bind):
+        return None
+    return req
+
+
+@bp.route("/verify", methods=["GET", "POST"])
+def verify():
+    """Second factor: the birth date the subject knows."""
+    req = _bound_request()
+    if req is None:
+        return _session_over()
+    state = intake.entry_state(req)
+    if state != "ok":
+        session.clear()
+        return _blocked(state)
+    errors: list[str] = []
+    max_failures = current_app.config["INTAKE_MAX_FAILURES"]
+    if request.method == "POST":
+        try:
+            birth = _parse_birth_date(request.form)
+        except IntakeError as exc:
+            errors.append(str(exc))
+        else:
+            result = intake.verify_birth_date(db.session, req, birth, _actor(), max_failures)
+            if result.locked:
+                session.clear()
+                return _blocked("locked")
+            if result.ok:
+                rid, bind = session["rid"], session["bind"]
+                session.clear()  # a fresh session from here on
+                session.permanent = True
+                session.update(rid=rid, bind=bind, auth=True, auth_at=time.time())
+                return redirect(_after_login(req))
+            errors.append(
+                f"生年月日: ご登録の生年月日と一致しません（あと{result.remaining}回誤ると"
+                "ロックされます）"
+            )
+    years = _year_options()
+    return _page("verify.html", 200 if not errors else 422, errors=errors, years=years)
+
+
+def _after_login(req) -> str:
+    if req.status == RequestStatus.ISSUED:
+        return url_for("form.consent")
+    return url_for("form.status")
+
+
+def _parse_birth_date(form) -> dt.date:
+    try:
+        year, month, day = (int(form.get(k, "")) for k in ("year", "month", "day"))
+    except ValueError:
+        raise IntakeError("生年月日: 年・月・日をすべて選んでください", "birth_date") from None
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        raise IntakeError("生年月日: 存在しない日付です", "birth_date") from None
+
+
+def _wareki(year: int) -> str:
+    for start, name in ERAS:
+        if year > start.year or (year == start.year and start.month == 1 and start.day <= 8):
+            n = year - start.year + 1
+            return f"{name}{'元' if n == 1 else n}年"
+        if year == start.year:
+            return f"{name}元年"
+    return ""
+
+
+def _year_options() -> list[tuple[int, str]]:
+    this_year = jptime.today_jst().year
+    return [(y, f"{y}年（{_wareki(y)}）") for y in range(this_year, 1899, -1)]
+
+
+def _session_over():
+    session.clear()
+    return _message(
+        "もう一度リンクから開いてください",
+        "安全のため、一定時間が経過した画面や、別のリンクで開いた画面は使えません。"
+        "お手元の QR コードまたはメールのリンクから、もう一度開いてください。",
+        401,
+    )
+
+
+def subject_required(open_only: bool = True):
+    """Both factors passed, session young enough, request usable; sets ``g.req``."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            req = _bound_request()
+            started = session.get("auth_at", 0)
+            limit = current_app.config["INTAKE_SESSION_MINUTES"] * 60
+            if req is None or not session.get("auth") or time.time() - started > limit:
+                return _session_over()
+            state = intake.entry_state(req)
+            if state != "ok":
+                session.clear()
+                return _blocked(state)
+            if open_only and req.status not in RequestStatus.OPEN_FOR_INPUT:
+                return redirect(url_for("form.status"))
+            g.req = req
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _draft(create: bool = True):
+    return intake.draft_for(db.session, g.req, _public_key(), create=create)
+
+
+def _next_url() -> str:
+    """The first thing still missing, else the confirmation page."""
+    draft = _draft()
+    for item in intake.progress(db.session, g.req, draft):
+        if item.excluded or not item.active:
+            continue
+        if item.number_open and not item.number_done:
+            return url_for("form.number", ref=item.subject.ref)
+        if item.documents_open and not item.documents_done:
+            return url_for("form.documents", ref=item.subject.ref)
+    return url_for("form.confirm")
+
+
+# -- consent ------------------------------------------------------------------------------
+@bp.route("/consent", methods=["GET", "POST"])
+@subject_required()
+def consent():
+    errors = []
+    if request.method == "POST":
+        if request.form.get("agree") == "yes":
+            session["consent_at"] = time.time()
+            db.session.commit()
+            if intake.is_employee_request(db.session, g.req) and g.req.status == "issued":
+                return redirect(url_for("form.household"))
+            return redirect(_next_url_committed())
+        errors.append("利用目的への同意: 内容をご確認のうえ「同意する」にチェックしてください")
+    return _page(
+        "consent.html",
+        200 if not errors else 422,
+        errors=errors,
+        purpose=g.req.purpose_text,
+        resubmission=g.req.status == RequestStatus.DEFICIENT,
+        can_decline=g.req.status == RequestStatus.ISSUED,
+    )
+
+
+def _next_url_committed() -> str:
+    url = _next_url()
+    db.session.commit()
+    return url
+
+
+def _consented() -> bool:
+    return bool(session.get("consent_at"))
+
+
+# -- the household hub --------------------------------------------------------------------
+@bp.get("/household")
+@subject_required()
+def household():
+    if not _consented():
+        return redirect(url_for("form.consent"))
+    draft = _draft()
+    items = intake.progress(db.session, g.req, draft)
+    db.session.commit()
+    return _page(
+        "household.html",
+        items=items,
+        employee=intake.is_employee_request(db.session, g.req),
+        resubmission=g.req.status == RequestStatus.DEFICIENT,
+        exclude_reasons=intake.EXCLUDE_REASONS,
+        doc_types=intake.DOC_TYPES,
+        next_url=_next_url_committed(),
+    )
+
+
+def _subject_or_404(ref: str):
+    draft = _draft()
+    for item in intake.progress(db.session, g.req, draft):
+        if item.subject.ref == ref:
+            return draft, item
+    abort(404)
+
+
+# -- number -------------------------------------------------------------------------------
+@bp.route("/p/<ref>/number", methods=["GET", "POST"])
+@subject_required()
+def number(ref: str):
+    if not _consented():
+        return redirect(url_for("form.consent"))
+    draft, item = _subject_or_404(ref)
+    if not item.number_open:
+        return redirect(_next_url_committed())
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        try:
+            intake.put_number(
+                db.session,
+                _public_key(),
+                g.req,
+                draft,
+                ref,
+                request.form.get("number", ""),
+                request.form.get("number_confirm", ""),
+            )
+        except IntakeError as exc:
+            db.session.rollback()
+            errors[exc.field or "number"] = str(exc)
+        else:
+            db.session.commit()
+            if item.documents_open and not item.documents_done:
+                return redirect(url_for("form.documents", ref=ref))
+            return redirect(_next_url_committed())
+    db.session.commit()
+    # The inputs are always rendered empty: a number is never sent back to the browser.
+    return _page(
+        "number.html",
+        200 if not errors else 422,
+        item=item,
+        errors=errors,
+    )
+
+
+# -- documents ----------------------------------------------------------------------------
+@bp.route("/p/<ref>/documents", methods=["GET", "POST"])
+@subject_required()
+def documents(ref: str):
+    if not _consented():
+        return redirect(url_for("form.consent"))
+    draft, item = _subject_or_404(ref)
+    if not item.documents_open:
+        return redirect(_next_url_committed())
+    combination = request.values.get("combination", "")
+    errors: dict[str, str] = {}
+    if combination not in intake.COMBINATIONS:
+        db.session.commit()
+        return _page("documents_choose.html", item=item, combinations=intake.COMBINATIONS)
+    slots = intake.required_documents(item.subject, combination)
+    if request.method == "POST":
+        cfg = current_app.config
+        chosen: dict[str, uploads.Document] = {}
+        for field_name, allowed in slots:
+            doc_type = field_name if len(allowed) == 1 else request.form.get(f"{field_name}_type")
+            label = _slot_label(field_name)
+            if doc_type not in allowed:
+                errors[field_name] = f"{label}: 書類の種類を選んでください"
+                continue
+            upload = request.files.get(field_name)
+            data = upload.read(cfg["INTAKE_MAX_FILE_BYTES"] + 1) if upload else b""
+            try:
+                chosen[doc_type] = uploads.process(
+                    data,
+                    max_bytes=cfg["INTAKE_MAX_FILE_BYTES"],
+                    max_pixels=cfg["INTAKE_MAX_IMAGE_PIXELS"],
+                )
+            except uploads.UploadRejected as exc:
+                errors[field_name] = f"{label}: {exc}"
+            finally:
+                del data
+        if not errors:
+            try:
+                intake.put_documents(
+                    db.session,
+                    _public_key(),
+                    g.req,
+                    draft,
+                    ref,
+                    combination,
+                    chosen,
+                    cfg["INTAKE_MAX_SUBMISSION_BYTES"],
+                )
+            except IntakeError as exc:
+                db.session.rollback()
+                errors[exc.field or slots[0][0]] = f"{_slot_label(exc.field)}: {exc}"
+            else:
+                db.session.commit()
+                return redirect(_next_url_committed())
+    db.session.commit()
+    return _page(
+        "documents.html",
+        200 if not errors else 422,
+        item=item,
+        combination=combination,
+        slots=[(name, allowed, _slot_label(name)) for name, allowed in slots],
+        doc_types=intake.DOC_TYPES,
+        errors=errors,
+        max_file_mb=current_app.config["INTAKE_MAX_FILE_BYTES"] // 1048576,
+    )
+
+
+def _slot_label(field_name: str | None) -> str:
+    return {
+        "card_front": "マイナンバーカード（表面）",
+        "card_back": "マイナンバーカード（裏面）",
+        "number_doc": "番号確認書類",
+        "identity_doc": "身元確認書類",
+        "combination": "書類の組み合わせ",
+    }.get(field_name or "", "確認書類")
+
+
+# -- dependents -----------------------------------------------------------------------------
+@bp.route("/dependents/add", methods=["GET", "POST"])
+@subject_required()
+def add_dependent():
+    if not _consented():
+        return redirect(url_for("form.consent"))
+    if not intake.is_employee_request(db.session, g.req) or g.req.status != "issued":
+        abort(404)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        try:
+            birth = _parse_birth_date(request.form)
+            ref = intake.add_dependent(
+                db.session,
+                _public_key(),
+                g.req,
+                _draft(),
+                name=request.form.get("name", ""),
+                kana=request.form.get("kana", ""),
+                relation=request.form.get("relation", ""),
+                birth_date=birth,
+            )
+        except IntakeError as exc:
+            db.session.rollback()
+            errors[exc.field or "name"] = str(exc)
+        else:
+            db.session.commit()
+            return redirect(url_for("form.number", ref=ref))
+    # Names typed here are not echoed back either: they are sealed on success, and on an
+    # error the subject types them again (a short form).
+    return _page(
+        "add_dependent.html",
+        200 if not errors else 422,
+        errors=errors,
+        years=_year_options(),
+    )
+
+
+@bp.post("/p/<ref>/exclude")
+@subject_required()
+def exclude(ref: str):
+    try:
+        intake.exclude_dependent(
+            db.session, _public_key(), g.req, _draft(), ref, request.form.get("reason", "")
+        )
+    except IntakeError as exc:
+        db.session.rollback()
+        return _message(
+            "対象外にできません", str(exc), 422, link=(url_for("form.household"), "戻る")
+        )
+    db.session.commit()
+    return redirect(url_for("form.household"))
+
+
+@bp.post("/p/<ref>/include")
+@subject_required()
+def include(ref: str):
+    intake.include_dependent(db.session, g.req, _draft(), ref)
+    db.session.commit()
+    return redirect(url_for("form.household"))
+
+
+@bp.post("/p/<ref>/remove")
+@subject_required()
+def remove_added(ref: str):
+    try:
+        intake.remove_added(db.session, g.req, _draft(), ref)
+    except IntakeError as exc:
+        db.session.rollback()
+        return _message("削除できません", str(exc), 422, link=(url_for("form.household"), "戻る"))
+    db.session.commit()
+    return redirect(url_for("form.household"))
+
+
+# -- confirm and submit -----------------------------------------------------------------------
+@bp.get("/confirm")
+@subject_required()
+def confirm():
+    if not _consented():
+        return redirect(url_for("form.consent"))
+    draft = _draft()
+    items = intake.progress(db.session, g.req, draft)
+    db.session.commit()
+    return _page(
+        "confirm.html",
+        items=items,
+        doc_types=intake.DOC_TYPES,
+        complete=all(i.complete for i in items),
+        employee=intake.is_employee_request(db.session, g.req),
+        resubmission=g.req.status == RequestStatus.DEFICIENT,
+    )
+
+
+@bp.post("/submit")
+@subject_required()
+def submit():
+    if not _consented():
+        return redirect(url_for("form.consent"))
+    consented_at = dt.datetime.fromtimestamp(session["consent_at"], dt.UTC)
+    try:
+        submission = intake.submit(
+            db.session, g.req, _draft(), _public_key(), _actor(), consented_at
+        )
+    except IntakeError as exc:
+        db.session.rollback()
+        return _message("まだ提出できません", str(exc), 422, link=(url_for("form.confirm"), "戻る"))
+    receipt = submission.receipt_no
+    session.clear()  # nothing of this visit stays usable in the browser
+    session["receipt"] = receipt
+    return redirect(url_for("form.done"))
+
+
+@bp.get("/done")
+def done():
+    receipt = session.pop("receipt", None)
+    if not receipt:
+        return redirect(url_for("form.landing"))
+    return _page("done.html", receipt=receipt)
+
+
+# -- status and decline ---------------------------------------------------------------------
+@bp.get("/status")
+@subject_required(open_only=False)
+def status():
+    view = intake.subject_status(db.session, g.req)
+    db.session.commit()
+    return _page("status.html", view=view)
+
+
+@bp.route("/decline", methods=["GET", "POST"])
+@subject_required()
+def decline():
+    if g.req.status != RequestStatus.ISSUED:
+        return redirect(url_for("form.status"))
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        try:
+            intake.decline(
+                db.session,
+                g.req,
+                _actor(),
+                request.form.get("reason", ""),
+                request.form.get("note", ""),
+            )
+        except IntakeError as exc:
+            db.session.rollback()
+            errors[exc.field or "reason"] = str(exc)
+        else:
+            return redirect(url_for("form.status"))
+    return _page(
+        "decline.html",
+        200 if not errors else 422,
+        errors=errors,
+        reasons=intake.DECLINE_REASONS,
+    )
+
+
+@bp.get("/logout")
+def logout():
+    session.clear()
+    return _message("終了しました", "入力画面を終了しました。ブラウザを閉じてください。")
+
+
+# -- contact --------------------------------------------------------------------------------
+@bp.route("/contact", methods=["GET", "POST"])
+def contact():
+    errors: dict[str, str] = {}
+    values: dict[str, str] = {}
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in ("name", "contact", "category", "body")}
+        try:
+            intake.receive_inquiry(db.session, _actor(), **values)
+        except IntakeError as exc:
+            db.session.rollback()
+            errors[exc.field or "body"] = str(exc)
+            # Never echo back anything that looks like a number.
+            values = {k: ("" if logsafe.has_number_like(v) else v) for k, v in values.items()}
+        else:
+            return _message(
+                "お問い合わせを受け付けました",
+                "担当者から、受付時間内にご連絡します。",
+                link=(url_for("form.landing"), "トップへ"),
+            )
+    today = jptime.today_jst()
+    return _page(
+        "contact.html",
+        200 if not errors else 422,
+        errors=errors,
+        values=values,
+        categories=intake.INQUIRY_CATEGORIES,
+        open_today=jptime.is_business_day(today),
+        next_open=jptime.next_business_day(today + dt.timedelta(days=1)),
+    )

@@ -1,0 +1,85 @@
+"""Uploads: type by magic bytes, bomb limit before decoding, EXIF gone, refusals explained."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from app import uploads
+from tests.public_form.conftest import heic, jpeg, pdf, png, png_bomb
+
+LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
+
+
+def test_jpeg_is_reencoded_without_exif_or_gps():
+    original = jpeg(gps=True)
+    assert b"Exif" in original and Image.open(io.BytesIO(original)).getexif().get(0x8825)
+    doc = uploads.process(original, **LIMITS)
+    assert doc.media_type == "image/jpeg"
+    cleaned = Image.open(io.BytesIO(doc.data))
+    assert cleaned.format == "JPEG" and cleaned.size == (1200, 800)
+    assert not cleaned.getexif() and "exif" not in cleaned.info
+    assert b"TestPhone" not in doc.data
+
+
+def test_orientation_is_applied_before_exif_is_dropped():
+    image = Image.new("RGB", (400, 200), "white")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° CW when shown
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    doc = uploads.process(out.getvalue(), **LIMITS)
+    assert (doc.width, doc.height) == (200, 400)
+
+
+def test_png_and_heic_become_jpeg():
+    for data in (png(), heic()):
+        doc = uploads.process(data, **LIMITS)
+        assert doc.media_type == "image/jpeg" and doc.data[:3] == b"\xff\xd8\xff"
+
+
+def test_large_photo_is_scaled_to_a_readable_size():
+    doc = uploads.process(jpeg(size=(6000, 4000)), **LIMITS)
+    assert max(doc.width, doc.height) <= uploads.MAX_EDGE
+
+
+def test_pdf_is_decided_by_magic_bytes_not_by_its_name():
+    # The name never reaches uploads.process: only the bytes decide.
+    doc = uploads.process(pdf(), **LIMITS)
+    assert doc.media_type == "application/pdf" and doc.data == pdf()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"<!DOCTYPE html><html><script>alert(1)</script></html>", "対応していない形式です"),
+        (b"GIF89a" + b"\x00" * 100, "対応していない形式です"),
+        (b"PK\x03\x04" + b"\x00" * 100, "対応していない形式です"),
+        (b"", "空のファイル"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 100, "画像を読み込めません"),
+        (pdf(b"/OpenAction << /S /JavaScript /JS (app.alert(1)) >> "), "スクリプト"),
+        (pdf(b"/AA << /O << /S /Launch >> >> "), "スクリプト"),
+        (pdf()[:-20], "壊れている"),
+    ],
+)
+def test_disguised_broken_and_active_files_are_refused(data, message):
+    with pytest.raises(uploads.UploadRejected, match=message):
+        uploads.process(data, **LIMITS)
+
+
+def test_decompression_bomb_is_refused_without_decoding():
+    bomb = png_bomb()
+    assert len(bomb) < 200_000  # tiny on disk, 900 million pixels when decoded
+    with pytest.raises(uploads.UploadRejected, match="画素数が多すぎます"):
+        uploads.process(bomb, **LIMITS)
+
+
+def test_oversized_file_is_refused():
+    with pytest.raises(uploads.UploadRejected, match="大きすぎます"):
+        uploads.process(b"\xff\xd8\xff" + b"0" * 2048, max_bytes=1024, max_pixels=1000)
+
+
+def test_polyglot_trailer_is_dropped():
+    html = b"<html><script>alert(1)</script></html>"
+    doc = uploads.process(jpeg() + html, **LIMITS)
+    assert html not in doc.data
