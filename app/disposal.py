@@ -59,6 +59,7 @@ from app.models import (
     DisposalRequest,
     DisposalScope,
     DisposalStatus,
+    Inquiry,
     MyNumberRecord,
     Person,
     Submission,
@@ -615,6 +616,10 @@ def execute(
             ]
         record_outside(vault.keys, journal, req.id, ids, key_ids)
         counts = _dispose_people(session, vault, ids)
+        if req.scope == DisposalScope.ALL:
+            # Contract end: inquiries from the contact form are not linked to people, and go
+            # with everything else (the return archive holds them).
+            counts["inquiry"] = session.execute(delete(Inquiry)).rowcount or 0
         now = utcnow()
         for batch in _batches(ids):
             session.execute(
@@ -675,15 +680,17 @@ def execute(
         raise
     result = Execution(session.get(DisposalRequest, request_id), counts=counts)
     if compact:
-        finish_storage(session, actor, result)
+        finish_storage(session, actor, result, extra=["inquiry"] if "inquiry" in counts else [])
     return result
 
 
-def finish_storage(session: Session, actor: Actor, result: Execution) -> None:
+def finish_storage(
+    session: Session, actor: Actor, result: Execution, extra: list[str] | None = None
+) -> None:
     """Remove the freed bytes from the database files (after the commit), audited."""
     req = result.request
     try:
-        detail = compact_storage(session, touched_tables())
+        detail = compact_storage(session, touched_tables() + (extra or []))
     except Exception as exc:  # noqa: BLE001 - reported, and `mynumber disposal compact` retries
         session.rollback()
         result.compaction_error = (
@@ -731,21 +738,27 @@ def compact_storage(session: Session, tables: list[str], wait_seconds: float = 1
         raise RuntimeError("SQLite WAL checkpoint stayed busy")
     allowed = {t.name for t in Model.metadata.sorted_tables}
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        # VACUUM FULL keeps a dead row version that any older snapshot might still see (a
-        # long report, a running pg_dump, autovacuum's ANALYZE): wait until every transaction
-        # that began before now has ended, else the old rows would silently survive.
+        # VACUUM FULL keeps a dead row version while an older transaction might still need
+        # it: a snapshot in this database (a long report, a running pg_dump, autovacuum's
+        # ANALYZE), or — measured on PostgreSQL 15 — any transaction holding an xid in *any*
+        # database of the server. Wait until all of those that began before now have ended,
+        # else the old rows would silently survive the rewrite.
+        marker = conn.exec_driver_sql("SELECT pg_current_xact_id()::text::bigint").scalar_one()
         since = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
         deadline = time.monotonic() + wait_seconds
         while True:
+            oldest = conn.exec_driver_sql(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            ).scalar_one()
             older = conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND xact_start < %(t)s",
                 {"t": since},
             ).scalar_one()
-            if not older:
+            if oldest > marker and not older:
                 break
             if time.monotonic() > deadline:
-                raise RuntimeError("an older transaction still holds a snapshot")
+                raise RuntimeError("an older transaction is still running")
             time.sleep(0.25)
         conn.exec_driver_sql("SET lock_timeout = '60s'")
         for table in tables:

@@ -9,6 +9,11 @@ and no password travels by e-mail. Inside::
     people.csv                  everyone stored, in the client's export layout, with numbers
     people_all_fields.csv       every stored field of every person (address decrypted)
     number_history.csv          every number record, superseded ones included
+    requests.csv, request_history.csv
+                                collection requests (the form's links) and their history
+    submission_parts.csv        what the form received, opened with the intake key
+    documents/<request>/<part>  the ID documents received (images, PDFs)
+    inquiries.csv               questions from the public contact form
     disposals.csv               disposal requests, approvals, executions (certificates)
     disposal_items.csv          the tombstoned person ids of each disposal
     roster.csv                  情報取扱者名簿
@@ -17,8 +22,7 @@ and no password travels by e-mail. Inside::
     audit_checkpoints.jsonl     signed checkpoints kept outside the database
     manifest.json               SHA-256, size and rows of every file above
 
-More sections (documents, request histories) are added to ``SECTIONS`` by the modules that
-own those tables.
+Further sections are added to ``SECTIONS`` by the modules that own new tables.
 
 The header, readable without the private key, carries a keyed fingerprint of the data the
 archive was made from (counts, and HMACs over the people and number records — ciphertext
@@ -50,14 +54,19 @@ from app import audit, disposal, sealed
 from app.audit import Actor
 from app.models import (
     AuditEvent,
+    CollectionRequest,
+    CollectionRequestStatus,
     DataKey,
     DisposalItem,
     DisposalRequest,
     HandlerRosterEntry,
+    Inquiry,
     MyNumberRecord,
     Person,
     PersonKind,
     ReturnArchive,
+    Submission,
+    SubmissionPart,
     utcnow,
 )
 from app.vault import Vault, VaultError
@@ -427,6 +436,97 @@ def _audit_log(ctx: Context) -> None:
             entry.write(Path(ctx.checkpoint_file).read_bytes())
 
 
+_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "application/pdf": ".pdf"}
+
+
+def _intake(ctx: Context) -> None:
+    """What the public form received (issue 4): requests and their history, submissions, and
+    every sealed part opened with the intake key — numbers, identities of added dependents,
+    and the ID documents as files under ``documents/``."""
+    from app import sealing
+
+    session = ctx.session
+    secret = ctx.vault.keys.get_secret(sealing.SECRET_NAME)
+    key = sealing.private_key(secret) if secret else None
+    key_id = secret.get("key_id") if secret else None
+    requests = list(
+        session.execute(select(CollectionRequest).order_by(CollectionRequest.created_at)).scalars()
+    )
+    owners = {r.person_id for r in requests}
+    codes = dict(session.execute(select(Person.id, Person.code).where(Person.id.in_(owners))).all())
+    header = ["依頼ID", "人物ID", "職員番号・委員番号", "状態", "発行日時", "有効期限"]
+    header += ["利用目的", "提供しない理由", "提供しない理由（記入）", "発行者"]
+    with csv_entry(ctx, "requests.csv", header) as entry:
+        for r in requests:
+            entry.row(
+                [str(r.id), str(r.person_id), codes.get(r.person_id) or "", r.status_label]
+                + [_date(r.created_at), _date(r.expires_at), r.purpose_text]
+                + [r.decline_reason or "", r.decline_note or "", r.created_by]
+            )
+    header = ["依頼ID", "状態", "日時", "実行者", "理由コード", "メモ"]
+    with csv_entry(ctx, "request_history.csv", header) as entry:
+        for h in session.execute(
+            select(CollectionRequestStatus).order_by(CollectionRequestStatus.id)
+        ).scalars():
+            entry.row(
+                [str(h.request_id), h.status, _date(h.at), h.actor_name, h.reason_codes]
+                + [h.note or ""]
+            )
+    query = (
+        select(SubmissionPart, Submission)
+        .join(Submission, Submission.id == SubmissionPart.submission_id)
+        .order_by(Submission.request_id, Submission.seq, SubmissionPart.created_at)
+    )
+
+    def opened(part: SubmissionPart, sub: Submission) -> bytes | None:
+        if key is None or sub.key_id != key_id:
+            return None
+        info = sealing.part_info(sub.request_id, sub.id, part.id)
+        return sealing.open_sealed(key, info, part.sealed)
+
+    # Documents first (one ZIP entry may be open at a time), then the list of every part.
+    files: dict[uuid.UUID, str] = {}
+    for part, sub in session.execute(query.where(SubmissionPart.part == "document")).all():
+        data = opened(part, sub)
+        if data is None:
+            continue
+        path = (
+            f"documents/{sub.request_id}/{part.id}{_EXTENSIONS.get(part.media_type or '', '.bin')}"
+        )
+        with Entry(ctx.zf, path, ctx.manifest) as doc:
+            doc.write(data)
+        files[part.id] = path
+    documents = len(files)
+    header = ["部品ID", "提出ID", "依頼ID", "受付番号", "提出の状態", "対象", "種類", "書類の種類"]
+    header += ["形式", "ファイル", "個人番号", "氏名", "カナ", "続柄", "生年月日", "備考"]
+    with csv_entry(ctx, "submission_parts.csv", header) as entry:
+        for part, sub in session.execute(query).all():
+            value: dict = {}
+            note = ""
+            if key is None or sub.key_id != key_id:
+                note = "受付用の鍵が鍵リングにないため開封できません"
+            elif part.part != "document":
+                value = json.loads(opened(part, sub))
+                if part.part == "excluded":
+                    note = f"対象外: {value.get('reason', '')}"
+            entry.row(
+                [str(part.id), str(sub.id), str(sub.request_id), sub.receipt_no or "", sub.status]
+                + [part.subject_ref, part.part, part.doc_type, part.media_type or ""]
+                + [files.get(part.id, ""), value.get("number", ""), value.get("name", "")]
+                + [value.get("kana") or "", value.get("relation") or ""]
+                + [value.get("birth_date") or "", note]
+            )
+    ctx.counts["documents"] = documents
+    header = ["ID", "受付日時", "氏名", "連絡先", "種別", "内容", "状態", "対応メモ", "対応者"]
+    header += ["対応日時"]
+    with csv_entry(ctx, "inquiries.csv", header) as entry:
+        for q in session.execute(select(Inquiry).order_by(Inquiry.id)).scalars():
+            entry.row(
+                [q.id, _date(q.received_at), q.name, q.contact, q.category, q.body, q.status]
+                + [q.staff_note or "", q.handled_by or "", _date(q.handled_at)]
+            )
+
+
 README = """MyNumber Vault 返却データ
 
 このアーカイブには、受注者が保管していたマイナンバー等のすべての情報が含まれます。
@@ -439,6 +539,11 @@ CSV は UTF-8（BOM 付き）です。= + - @ で始まるセルは、表計算�
   disposals.csv           廃棄の申請・承認・実行（削除証明書の内容）
   disposal_items.csv      廃棄ごとの対象人物ID
   roster.csv              情報取扱者名簿
+  requests.csv            収集依頼（提出フォームのリンク）
+  request_history.csv     収集依頼の状態の履歴
+  submission_parts.csv    提出された内容（個人番号・追加した扶養親族・書類の一覧）
+  documents/              提出された本人確認書類等の画像・PDF
+  inquiries.csv           お問い合わせ
   audit_log.csv           監査ログ（ハッシュチェーン付き）
   audit_public_key.pem    監査チェックポイントの署名検証用の公開鍵
   audit_checkpoints.jsonl 署名付きチェックポイント
@@ -460,6 +565,7 @@ SECTIONS: list[Callable[[Context], None]] = [
     _people,
     _people_all,
     _numbers,
+    _intake,
     _disposals,
     _roster,
     _audit_log,

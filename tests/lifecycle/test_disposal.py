@@ -339,3 +339,24 @@ def test_materials_follow_request_approval_and_record(session, vault, make_user)
     )
     assert done.status == "executed" and done.certificate_no.startswith("DC-")
     assert session.get(AuditEvent, done.exec_last_seq).action == "disposal.material_recorded"
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_postgres_compaction_waits_for_older_transactions_anywhere_on_the_server(session):
+    """PostgreSQL keeps dead row versions while any older transaction with an xid runs, even
+    in another database: compaction must not claim success before they end."""
+    import psycopg
+
+    from tests.conftest import _pg_server_url
+
+    other = psycopg.connect(_pg_server_url())  # the maintenance database, not ours
+    try:
+        other.execute("SELECT pg_current_xact_id()")
+        with pytest.raises(RuntimeError, match="older transaction"):
+            disposal.compact_storage(session, ["person"], wait_seconds=1)
+    finally:
+        other.rollback()
+        other.close()
+    assert disposal.compact_storage(session, ["person"], wait_seconds=30)["vacuum_full"]
