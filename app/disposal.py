@@ -680,17 +680,16 @@ def execute(
         raise
     result = Execution(session.get(DisposalRequest, request_id), counts=counts)
     if compact:
-        finish_storage(session, actor, result, extra=["inquiry"] if "inquiry" in counts else [])
+        finish_storage(session, actor, result)
     return result
 
 
-def finish_storage(
-    session: Session, actor: Actor, result: Execution, extra: list[str] | None = None
-) -> None:
+def finish_storage(session: Session, actor: Actor, result: Execution) -> None:
     """Remove the freed bytes from the database files (after the commit), audited."""
     req = result.request
+    extra = ["inquiry"] if req.scope == DisposalScope.ALL else []
     try:
-        detail = compact_storage(session, touched_tables() + (extra or []))
+        detail = compact_storage(session, touched_tables() + extra)
     except Exception as exc:  # noqa: BLE001 - reported, and `mynumber disposal compact` retries
         session.rollback()
         result.compaction_error = (

@@ -577,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"鍵ペアを作成しました: {args.out}.key（秘密鍵・0600）、{args.out}.pub（公開鍵）")
             print(f"公開鍵の指紋: {fingerprint}")
         elif args.command == "open":
-            private = load_private(Path(args.key).read_text(encoding="utf-8"))
+            with open(args.key, "rb") as handle:
+                private = load_private(handle.read(64 * 1024))
             result = open_archive(args.archive, private, args.out)
             print(
                 f"返却データを展開し、{len(result.manifest.get('files', []))} 件のファイルの "
