@@ -6,6 +6,7 @@ in a service module; views parse input, call the service, and render.
 - ``admin``: roster, users, keys
 - ``billing``: unit prices, carrier fee table, postage ledger
 - ``intake``: received submissions (audited unseal, decision), inquiries
+- ``lifecycle``: retention, disposal requests, deletion certificates, the return archive
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
 from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
 from app.views.intake import InquiryView, IntakeView
+from app.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
 from app.views.people import PeopleView
 
 
@@ -65,3 +67,10 @@ def register(appbuilder) -> None:
         (PostageEntryView, policy.MENU_POSTAGE_LEDGER, "fa-envelope"),
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_BILLING)
+    for view, name, icon in (
+        (RetentionView, policy.MENU_RETENTION, "fa-calendar"),
+        (DisposalView, policy.MENU_DISPOSAL, "fa-trash"),
+        (CertificateView, policy.MENU_CERTIFICATES, "fa-certificate"),
+        (ReturnArchiveView, policy.MENU_RETURN, "fa-archive"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_LIFECYCLE)
