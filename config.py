@@ -182,6 +182,10 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
             "MYNUMBER_DISPOSAL_JOURNAL", str(home / "disposal_journal.jsonl")
         ),
         "RETURN_DIR": str(home / "returns"),
+        # How long compaction after a disposal waits for older transactions (PostgreSQL).
+        "DISPOSAL_COMPACT_WAIT_SECONDS": int(
+            os.environ.get("MYNUMBER_COMPACT_WAIT_SECONDS", "300")
+        ),
         "RETENTION_UPCOMING_DAYS": int(os.environ.get("MYNUMBER_RETENTION_UPCOMING_DAYS", "90")),
     }
     if overrides:

@@ -175,8 +175,9 @@ def _purge_intake(session: Session, ids: list[uuid.UUID]) -> int:
     person's data key, so crypto-shredding does not reach them: they are deleted. Every part
     about a disposed person goes; of a request a disposed person owned, every part that is
     not about a person still stored (dependents they added) goes too, and the free text of
-    the request and its history is cleared. The request rows stay as the history's skeleton
-    (status and dates, which billing counts), pointing at the tombstone."""
+    the request and its history is cleared, and its link is locked. The request rows stay as
+    the history's skeleton (status and dates, which billing counts), pointing at the
+    tombstone."""
     gone = {str(i) for i in ids}
     deleted = session.execute(
         delete(SubmissionPart).where(SubmissionPart.subject_ref.in_(sorted(gone)))
@@ -213,7 +214,7 @@ def _purge_intake(session: Session, ids: list[uuid.UUID]) -> int:
     session.execute(
         update(CollectionRequest)
         .where(CollectionRequest.id.in_(owned))
-        .values(decline_note=None, reopened="[]")
+        .values(decline_note=None, reopened="[]", locked_at=utcnow())
     )
     session.execute(
         update(CollectionRequestStatus)
@@ -722,7 +723,15 @@ def finish_storage(session: Session, actor: Actor, result: Execution) -> None:
     result.compacted = True
 
 
-def compact_storage(session: Session, tables: list[str], wait_seconds: float = 120) -> dict:
+def _wait_seconds() -> float:
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        return float(current_app.config.get("DISPOSAL_COMPACT_WAIT_SECONDS", 300))
+    return 300.0
+
+
+def compact_storage(session: Session, tables: list[str], wait_seconds: float | None = None) -> dict:
     """SQLite: checkpoint and truncate the WAL (secure_delete already zeroed freed content);
     PostgreSQL: ``VACUUM FULL`` the tables so no dead row version stays in their files."""
     session.commit()  # nothing of ours may hold a lock on those tables
@@ -744,7 +753,7 @@ def compact_storage(session: Session, tables: list[str], wait_seconds: float = 1
         # else the old rows would silently survive the rewrite.
         marker = conn.exec_driver_sql("SELECT pg_current_xact_id()::text::bigint").scalar_one()
         since = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
-        deadline = time.monotonic() + wait_seconds
+        deadline = time.monotonic() + (_wait_seconds() if wait_seconds is None else wait_seconds)
         while True:
             oldest = conn.exec_driver_sql(
                 "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"

@@ -54,6 +54,7 @@ def test_disposing_the_employee_deletes_their_parts_and_keeps_the_dependents(
     assert {k[0] for k in left} == {str(dep.id)}
     request = session.get(CollectionRequest, household["req"].id)
     assert request.person_id == head.id and request.decline_note is None
+    assert request.locked_at is not None  # the link no longer opens
     assert all(h.note is None for h in session.execute(select(CollectionRequestStatus)).scalars())
     gone = Someone(head.id, "山田 太郎", "", head.code or "", NUMBER_SELF, "")
     gone.traces = list(head_parts.values())
