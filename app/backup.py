@@ -470,6 +470,55 @@ def restore_keyring(
     return {**header.meta, "created_at": header.fields.get("created_at")}
 
 
+# -- contract end: the key ring itself ---------------------------------------------------------
+class KeyRingStillNeeded(BackupError):
+    """People are still stored: destroying the key ring would destroy their data unapproved."""
+
+
+def destroy_keyring(
+    session: Session,
+    keys: FileKeyRing,
+    actor: Actor,
+    backup_dir: str | Path | None,
+    checkpoint_file: str | Path | None = None,
+) -> list[str]:
+    """The last step at contract end, after the return and the approved disposal of everyone:
+    destroy the key ring (KEKs, index key, intake key) and the backups in ``backup_dir``.
+    Every backup file anywhere then becomes unreadable — names included, not only numbers —
+    except through a key-ring backup, which the operator destroys with the recovery key.
+
+    Refused while anyone is still stored. Audited first, with a final signed checkpoint."""
+    from app.audit import checkpoint
+
+    active = session.execute(
+        select(func.count(Person.id)).where(Person.status == "active")
+    ).scalar_one()
+    if active:
+        raise KeyRingStillNeeded(
+            f"保管中の人物が {active} 名います。返却と全員の廃棄（承認済み）の後にのみ実行できます"
+        )
+    files = sorted(Path(backup_dir).glob("*.mnv*")) if backup_dir else []
+    audit.record(
+        session,
+        actor,
+        "keys.destroyed",
+        object_type="keyring",
+        details={"backups_deleted": [p.name for p in files]},
+    )
+    checkpoint(session, keys.audit_signing_key(), checkpoint_file)
+    session.commit()
+    for path in files:
+        path.unlink(missing_ok=True)
+    size = keys.path.stat().st_size
+    with open(keys.path, "r+b") as handle:  # overwrite, then unlink (see the limits in docs)
+        handle.write(os.urandom(size))
+        handle.flush()
+        os.fsync(handle.fileno())
+    keys.path.unlink()
+    keys.reload()
+    return [p.name for p in files]
+
+
 # -- retention of backups ---------------------------------------------------------------------
 def stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")

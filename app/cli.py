@@ -442,6 +442,27 @@ def keys_restore(source: Path, key_file: Path) -> None:
     )
 
 
+@keys_group.command("destroy")
+@click.option("--client", "client_name", required=True, help="確認のため発注者名を入力")
+def keys_destroy(client_name: str) -> None:
+    """契約終了の最後に鍵リングとバックアップを破棄する（全員の廃棄後のみ。元に戻せない）。"""
+    from app import backup
+
+    if client_name != current_app.config["CLIENT_NAME"]:
+        raise click.ClickException("発注者名が設定（MYNUMBER_CLIENT_NAME）と一致しません")
+    removed = backup.destroy_keyring(
+        db.session,
+        current_app.extensions["mynumber_keyring"],
+        cli_actor(),
+        current_app.config["BACKUP_DIR"],
+        current_app.config["AUDIT_CHECKPOINT_FILE"],
+    )
+    click.echo(
+        f"鍵リングを破棄し、バックアップ {len(removed)} 件を削除しました。別の場所にある鍵リングの"
+        "バックアップと復旧用秘密鍵も破棄してください"
+    )
+
+
 @keys_group.command("keygen")
 @click.option("--out", required=True, help="出力ファイル名の接頭辞（.key と .pub を作る）")
 def keys_keygen(out: str) -> None:

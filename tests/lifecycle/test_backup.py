@@ -213,3 +213,43 @@ def test_prune_keeps_the_newest(session, vault, tmp_path):
         select(BackupRecord).where(BackupRecord.pruned_at.is_not(None))
     ).scalars()
     assert {Path(r.file_name).name for r in pruned} == set(names[:2])
+
+
+def test_contract_end_destroys_the_key_ring_after_everyone_is_disposed(
+    session, vault, app, make_user, tmp_path
+):
+    from app import disposal as disposal_mod
+    from tests.lifecycle.helpers import approved_request, user_actor
+
+    crowd = population(session, vault, n=2)
+    folder = Path(app.config["BACKUP_DIR"])
+    file = folder / f"backup-{backup.stamp()}{backup.BACKUP_SUFFIX}"
+    _backup(session, vault, file)
+    with pytest.raises(backup.KeyRingStillNeeded, match="2 名"):
+        backup.destroy_keyring(session, vault.keys, CLI, folder)
+    req, operator, _ = approved_request(session, vault, make_user, [], scope="all")
+    disposal_mod.execute(
+        session,
+        vault,
+        user_actor(operator, "Operator"),
+        req.id,
+        app.config["DISPOSAL_JOURNAL_FILE"],
+    )
+    outside = tmp_path / "copy.mnvbak"
+    outside.write_bytes(file.read_bytes())  # a copy someone kept elsewhere
+    removed = backup.destroy_keyring(session, vault.keys, CLI, folder)
+    assert removed == [file.name] and not file.exists()
+    assert not vault.keys.exists()
+    event = session.execute(
+        select(AuditEvent).where(AuditEvent.action == "keys.destroyed")
+    ).scalar_one()
+    assert file.name in event.details
+    other = tmp_path / "other"
+    other.mkdir()
+    ring = FileKeyRing(other / "keyring.json")
+    ring.create()
+    from app.vault import Vault
+
+    with open(outside, "rb") as handle, pytest.raises(sealed.SealedError):
+        sealed.open_stream(handle, backup.kek_unwrapper(Vault(ring)), purpose="backup")
+    assert crowd
