@@ -100,3 +100,32 @@ def returns_actor():
     from tests.support import actor
 
     return actor(name="cli:test")
+
+
+def test_the_employees_submission_still_opens_after_the_dependent_is_disposed(
+    session, vault, app, make_user, household, subject
+):
+    import pytest
+
+    from app import intake
+    from app.models import Submission
+    from tests.lifecycle.helpers import user_actor
+
+    _submit(household, subject)
+    session.expire_all()
+    submission_id = session.execute(select(Submission.id)).scalar_one()
+    dispose(session, vault, app, make_user, [household["dep"].id])
+    operator, _ = make_user("Operator")
+    opened = intake.open_submission(
+        session, vault.keys, user_actor(operator, "Operator"), submission_id, "確認"
+    )
+    refs = {s.ref for s in opened.subjects}
+    assert str(household["head"].id) in refs and str(household["dep"].id) not in refs
+    head = next(s for s in opened.subjects if s.ref == str(household["head"].id))
+    assert head.number == NUMBER_SELF
+
+    dispose(session, vault, app, make_user, [household["head"].id])
+    with pytest.raises(LookupError, match="廃棄済み"):
+        intake.open_submission(
+            session, vault.keys, user_actor(operator, "Operator"), submission_id, "確認"
+        )
