@@ -425,6 +425,7 @@ def request_disposal(
         if len(active) != len(ids):
             raise DisposalError("指定した人物の中に、見つからないか既に廃棄済みの人物がいます")
     elif scope == DisposalScope.DUE:
+        retention.recompute(session)  # 終了日 may have changed since the weekly review
         ids = retention.due_ids(session)
         if not ids:
             raise DisposalError("削除予定日を過ぎた人物はいません")
