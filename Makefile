@@ -39,3 +39,7 @@ format: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts
+
+# Import/export at scale against plaintext COPY on PostgreSQL (not a test; figures in README).
+bench: install
+	$(BIN)/python bench/import_export.py

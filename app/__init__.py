@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 import config
 from app import csp, jptime, logsafe
+from app.io.uploads import InMemoryUploadRequest
 from app.keyring import FileKeyRing
 from app.models import db
 from app.vault import Vault
@@ -40,6 +41,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the admin portal. ``overrides`` replace settings (tests, CLI)."""
     app = Flask(__name__)
+    app.request_class = InMemoryUploadRequest  # uploaded CSVs never spool to disk
     app.config.update(config.load(overrides))
     home = Path(app.config["MYNUMBER_HOME"])
     home.mkdir(parents=True, exist_ok=True, mode=0o700)

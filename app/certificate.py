@@ -146,7 +146,7 @@ def download(
     operator: str,
 ) -> tuple[str, bytes, str]:
     """(file name, bytes, MIME type) of the certificate; the download is audited first."""
-    disposal.authorize(actor, "can_download", VIEW, cli_ok=True)
+    disposal.authorize(actor, "can_download", VIEW)
     if fmt not in ("pdf", "csv"):
         raise CertificateError("形式は pdf か csv を指定してください")
     cert = load(session, request_id, client, operator)

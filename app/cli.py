@@ -291,7 +291,7 @@ def _reapply_disposals() -> None:
     from app import disposal
 
     result = disposal.reapply(
-        db.session, _vault(), cli_actor(), current_app.config["DISPOSAL_JOURNAL_FILE"]
+        db.session, _vault(), shell_actor(), current_app.config["DISPOSAL_JOURNAL_FILE"]
     )
     if result.changed:
         click.echo(
@@ -347,7 +347,7 @@ def backup_command(out: Path) -> None:
     from app import backup
 
     record = backup.create_backup(
-        db.session, _vault(), cli_actor(), out, client_name=current_app.config["CLIENT_NAME"]
+        db.session, _vault(), shell_actor(), out, client_name=current_app.config["CLIENT_NAME"]
     )
     click.echo(
         f"バックアップを作成しました: {out}（{record.size_bytes} バイト、SHA-256 {record.sha256}）"
@@ -366,7 +366,7 @@ def restore_command(source: Path) -> None:
     result = backup.restore(
         db.session,
         _vault(),
-        cli_actor(),
+        shell_actor(),
         source,
         journal=current_app.config["DISPOSAL_JOURNAL_FILE"],
         upgrade=lambda: upgrade(directory=directory),
@@ -385,8 +385,8 @@ def backups_command(keep: int | None) -> None:
 
     folder = Path(current_app.config["BACKUP_DIR"])
     if keep is not None:
-        removed = backup.prune(db.session, cli_actor(), folder, keep, backup.BACKUP_SUFFIX)
-        removed += backup.prune(db.session, cli_actor(), folder, keep, backup.KEYRING_SUFFIX)
+        removed = backup.prune(db.session, shell_actor(), folder, keep, backup.BACKUP_SUFFIX)
+        removed += backup.prune(db.session, shell_actor(), folder, keep, backup.KEYRING_SUFFIX)
         click.echo(f"{len(removed)} 件の古いバックアップを削除しました")
     files = sorted(folder.glob("*.mnv*")) if folder.exists() else []
     for path in files:
@@ -408,7 +408,7 @@ def keys_backup(out: Path, recipient_key: Path) -> None:
 
     recipient = sealed.load_public(_read_key(recipient_key, "公開鍵"))
     digest = backup.backup_keyring(
-        db.session, current_app.extensions["mynumber_keyring"], cli_actor(), out, recipient
+        db.session, current_app.extensions["mynumber_keyring"], shell_actor(), out, recipient
     )
     click.echo(
         f"鍵リングのバックアップを作成しました: {out}（宛先の指紋 {recipient.fingerprint[:16]}…、"
@@ -453,7 +453,7 @@ def keys_destroy(client_name: str) -> None:
     removed = backup.destroy_keyring(
         db.session,
         current_app.extensions["mynumber_keyring"],
-        cli_actor(),
+        shell_actor(),
         current_app.config["BACKUP_DIR"],
         current_app.config["AUDIT_CHECKPOINT_FILE"],
     )
@@ -520,7 +520,7 @@ def return_export(
     result = returns.export_archive(
         db.session,
         _vault(),
-        cli_actor(),
+        shell_actor(),
         out,
         recipient,
         purpose,
@@ -560,7 +560,9 @@ def retention_recompute() -> None:
     from app import retention
 
     changed = retention.recompute(db.session)
-    audit_mod.record(db.session, cli_actor(), "retention.recomputed", details={"changed": changed})
+    audit_mod.record(
+        db.session, shell_actor(), "retention.recomputed", details={"changed": changed}
+    )
     db.session.commit()
     counts = retention.counts(db.session)
     click.echo(
@@ -590,7 +592,7 @@ def retention_set_rule(kind: str, anchor: str, years: int, label: str) -> None:
     from app import retention
 
     try:
-        changed = retention.set_rule(db.session, cli_actor(), kind, anchor, years, label)
+        changed = retention.set_rule(db.session, shell_actor(), kind, anchor, years, label)
     except retention.RetentionError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"ルールを変更しました（{changed} 名の削除予定日を更新）")
@@ -629,14 +631,14 @@ def disposal_execute(request_ref: str) -> None:
     req = _find_request(request_ref)
     try:
         result = disposal.execute(
-            db.session, _vault(), cli_actor(), req.id, current_app.config["DISPOSAL_JOURNAL_FILE"]
+            db.session, _vault(), shell_actor(), req.id, current_app.config["DISPOSAL_JOURNAL_FILE"]
         )
     except disposal.DisposalError as exc:
         raise click.ClickException(str(exc)) from None
     if result.already_done:
         click.echo(f"この廃棄は実行済みです（証明書番号 {result.request.certificate_no}）")
         return
-    after_disposal(cli_actor())
+    after_disposal(shell_actor())
     click.echo(
         f"{result.request.person_count} 名を廃棄しました（証明書番号 {result.request.certificate_no}）"
     )
@@ -651,7 +653,7 @@ def disposal_compact() -> None:
     from app import audit as audit_mod
     from app import disposal
 
-    audit_mod.record(db.session, cli_actor(), "disposal.storage_compacted", commit=True)
+    audit_mod.record(db.session, shell_actor(), "disposal.storage_compacted", commit=True)
     detail = disposal.compact_storage(db.session, disposal.touched_tables())
     click.echo(f"データベース領域を整理しました: {detail}")
 
@@ -670,7 +672,7 @@ def disposal_certificate(request_ref: str, fmt: str, out: Path) -> None:
     try:
         _, data, _ = certificate.download(
             db.session,
-            cli_actor(),
+            shell_actor(),
             req.id,
             fmt,
             client=current_app.config["CLIENT_NAME"],
@@ -694,3 +696,131 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # app creation failures (bad DATABASE_URL etc.)
         click.echo(f"エラー: {logsafe.scrub(str(exc)) or type(exc).__name__}", err=True)
         sys.exit(1)
+
+
+# -- CSV import, export and demo data (issue 3) ----------------------------------------------
+def shell_actor():
+    """The command line as a ``ShellActor``: may import and export (see ``app.policy``)."""
+    from app.policy import ShellActor
+
+    return ShellActor(name=cli_actor().name)
+
+
+@mynumber_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layout", "layout_name", required=True, help="様式名（例: staff、external）")
+@click.option(
+    "--encoding",
+    type=click.Choice(["auto", "utf-8", "cp932"]),
+    default="auto",
+    show_default=True,
+    help="文字コード（auto は UTF-8／BOM 付き UTF-8／CP932 を判定）",
+)
+@click.option("--dry-run", is_flag=True, help="検査だけ行い、取り込まない")
+def import_command(file: Path, layout_name: str, encoding: str, dry_run: bool) -> None:
+    """収集済みの個人番号を CSV から取り込む。1件でも問題があれば何も取り込まない（終了コード 1）。"""
+    from app import imports
+    from app.io import layouts
+
+    layout = layouts.get(db.session, layout_name)
+
+    def progress(rows: int, writing: bool) -> None:
+        click.echo(f"… {rows} 行を{'取り込み中' if writing else '検査中'}", err=True)
+
+    with file.open("rb") as stream:
+        report = imports.import_csv(
+            db.session,
+            current_app.extensions["mynumber_vault"],
+            shell_actor(),
+            stream,
+            layout,
+            encoding=encoding,
+            dry_run=dry_run,
+            filename=file.name,
+            progress=progress,
+        )
+    for problem in report.problems:
+        click.echo(str(problem), err=True)
+    if not report.ok:
+        if report.problem_count > len(report.problems):
+            click.echo(f"（ほか {report.problem_count - len(report.problems)} 件）", err=True)
+        click.echo(f"エラー: {report.summary()}", err=True)
+        sys.exit(1)
+    click.echo(report.summary())
+
+
+@mynumber_group.command("export")
+@click.option("--layout", "layout_name", required=True, help="様式名（例: staff、external）")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="出力先ファイル（既にあるファイルは上書きしない。権限 0600 で作成）",
+)
+@click.option("--purpose", required=True, help="利用目的（監査ログに記録される）")
+@click.option(
+    "--encoding",
+    type=click.Choice(["utf-8-sig", "cp932"]),
+    default=None,
+    help="文字コード（省略時は様式の設定）",
+)
+def export_command(layout_name: str, out_path: Path, purpose: str, encoding: str | None) -> None:
+    """様式の対象者全員を、個人番号を含めて CSV に出力する（監査ログに記録）。"""
+    import os
+
+    from app import exports
+    from app.io import layouts
+
+    layout = layouts.get(db.session, layout_name)
+    try:
+        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(f"出力先が既にあります（上書きしません）: {out_path}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            result = exports.export_csv(
+                db.session,
+                current_app.extensions["mynumber_vault"],
+                shell_actor(),
+                layout,
+                out,
+                purpose,
+                encoding=encoding,
+            )
+    except BaseException:
+        out_path.unlink(missing_ok=True)  # never leave half a file of numbers behind
+        raise
+    click.echo(
+        f"{result.count} 人を出力しました: {out_path}（{result.encoding}、監査ログの出力 ID "
+        f"{result.export_id}）"
+    )
+
+
+@mynumber_group.command("demo")
+@click.option("--households", default=300, show_default=True, help="役職員の世帯数")
+@click.option("--externals", default=200, show_default=True, help="外部委員等の人数")
+@click.option("--seed", default=2026, show_default=True, help="乱数の種（同じ種なら同じデータ）")
+@click.option("--users/--no-users", default=True, show_default=True, help="デモ用の利用者も作る")
+def demo_command(households: int, externals: int, seed: int, users: bool) -> None:
+    """架空のデモデータ（見本 太郎 など）を取込処理で登録する。2回目は登録済みとしてスキップ。"""
+    from app import demo
+
+    reports = demo.load(
+        db.session,
+        current_app.extensions["mynumber_vault"],
+        shell_actor(),
+        households,
+        externals,
+        seed,
+    )
+    for name, report in reports:
+        click.echo(f"{name}: {report.summary()}")
+    if users:
+        for username, role, password in demo.ensure_users(current_app._get_current_object()):
+            if password:
+                click.echo(
+                    f"デモ利用者 {username}（{role}）の初期パスワード（この一度だけ表示）: {password}"
+                )
+            else:
+                click.echo(f"デモ利用者 {username}（{role}）は作成済みです")

@@ -9,9 +9,17 @@ On top of the table, three rules apply to every check, in views, CLI and service
 2. An account that holds SystemAdmin never gets a permission that touches personal data, even
    if someone also gave it another role (separation of duties).
 3. An Operator may reveal a number only for a person whose case they are working.
+
+Imports, exports and bulk 照合 follow the same table: Operators import (``can_import``); only
+ClientStaff export, bulk-match and edit records (``can_export``, ``can_match``, ``can_edit`` on
+People); both keep the client's CSV layouts (``Layouts``). The server's own command line acts as
+a ``ShellActor``: whoever has that shell already holds the key ring, so it may import and
+export, and every use is audited as ``cli:<os user>``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from app.audit import Actor
 
@@ -62,6 +70,11 @@ MENU_INTAKE = "受付一覧"
 MENU_INQUIRIES = "お問い合わせ"
 MENU_CATEGORY_INTAKE = "収集"
 # Menus that lead to personal data: hidden from a SystemAdmin together with the views.
+MENU_IMPORT = "CSV取込"
+MENU_EXPORT = "CSV出力"
+MENU_MATCH = "一括照合"
+MENU_LAYOUTS = "CSV様式"
+MENU_RECORD_ADD = "人物の登録"
 PERSONAL_DATA_MENUS = frozenset(
     {
         MENU_PEOPLE,
@@ -69,6 +82,10 @@ PERSONAL_DATA_MENUS = frozenset(
         MENU_INTAKE,
         MENU_INQUIRIES,
         MENU_CATEGORY_INTAKE,
+        MENU_IMPORT,
+        MENU_EXPORT,
+        MENU_MATCH,
+        MENU_RECORD_ADD,
         MENU_RETENTION,
         MENU_DISPOSAL,
         MENU_RETURN,
@@ -140,6 +157,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_INTAKE),
             ("menu_access", MENU_INQUIRIES),
             ("menu_access", MENU_CATEGORY_INTAKE),
+            ("can_import", "Numbers"),
+            ("can_list", "Layouts"),
+            ("can_edit", "Layouts"),
+            ("menu_access", MENU_PEOPLE),
+            ("menu_access", MENU_CATEGORY_PEOPLE),
+            ("menu_access", MENU_IMPORT),
+            ("menu_access", MENU_LAYOUTS),
             # Storage lifecycle: request and carry out disposals, never approve them.
             ("can_list", "Retention"),
             ("can_list", "Disposal"),
@@ -172,6 +196,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_ROSTER),
             ("menu_access", MENU_ROSTER_CHANGES),
             ("menu_access", MENU_CATEGORY_ROSTER),
+            ("can_edit", "People"),
+            ("can_export", "Numbers"),
+            ("can_match", "Numbers"),
+            ("can_list", "Layouts"),
+            ("can_edit", "Layouts"),
+            ("menu_access", MENU_PEOPLE),
+            ("menu_access", MENU_CATEGORY_PEOPLE),
+            ("menu_access", MENU_EXPORT),
+            ("menu_access", MENU_MATCH),
+            ("menu_access", MENU_LAYOUTS),
+            ("menu_access", MENU_RECORD_ADD),
             # Storage lifecycle: approve disposals (someone other than the requester, with a
             # fresh TOTP code), receive certificates and the return archive.
             ("can_list", "Retention"),
@@ -222,6 +257,25 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
 }
 
 
+# What the server's own command line may do (see ShellActor).
+SHELL_PERMISSIONS = frozenset(
+    {("can_import", "Numbers"), ("can_export", "Numbers"), ("can_match", "Numbers")}
+    # Storage lifecycle: carry out a disposal the client approved (never request or approve
+    # one), write its certificate, write the return archive.
+    | {
+        ("can_execute", "Disposal"),
+        ("can_download", "DeletionCertificate"),
+        ("can_export", "ReturnArchive"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class ShellActor(Actor):
+    """The ``mynumber`` command on the server: trusted by type, never by a name or a role,
+    so no portal account can become one."""
+
+
 class PermissionDenied(Exception):
     """Raised with a Japanese message the user may read."""
 
@@ -241,6 +295,8 @@ def permissions(actor: Actor) -> set[tuple[str, str]]:
     result: set[tuple[str, str]] = set()
     for role in effective_roles(actor):
         result |= ROLE_PERMISSIONS[role]
+    if isinstance(actor, ShellActor) and actor.user_id is None and not actor.roles:
+        result |= SHELL_PERMISSIONS
     if SYSTEM_ADMIN in actor.roles:
         result = {p for p in result if p[1] not in PERSONAL_DATA_VIEWS}
         result -= {("menu_access", menu) for menu in PERSONAL_DATA_MENUS}

@@ -681,7 +681,7 @@ def export_archive(
     out = Path(out)
     try:
         if not authorized:
-            disposal.authorize(actor, "can_export", VIEW, cli_ok=True)
+            disposal.authorize(actor, "can_export", VIEW)
         purpose = check_purpose(purpose)
         if out.exists():
             raise ReturnError(f"出力先のファイルが既にあります: {out}")

@@ -5,6 +5,7 @@
 - ``billing``: unit prices, billable events, the carrier's fee table, postage entries.
 - ``intake``: collection requests (token hash, second factor, status history), sealed
   submissions and their parts, inquiries from the public contact form.
+- ``io``: CSV layouts, name-change history, pending portal tickets, export manifests.
 - ``lifecycle``: retention rules, disposal requests and items, backups, return archives.
 
 Every table lives on FAB's declarative ``Model.metadata`` (Alembic's target); every change
@@ -41,6 +42,7 @@ from app.models.intake import (  # noqa: F401
     SubmissionPart,
     SubmissionStatus,
 )
+from app.models.io import ExportItem, ExportLayout, IoTicket, NameChange  # noqa: F401
 from app.models.lifecycle import (  # noqa: F401, E402
     BackupRecord,
     DisposalItem,

@@ -6,6 +6,8 @@ in a service module; views parse input, call the service, and render.
 - ``admin``: roster, users, keys
 - ``billing``: unit prices, carrier fee table, postage ledger
 - ``intake``: received submissions (audited unseal, decision), inquiries
+- ``io``: CSV import (preview, confirm), export, bulk 照合, layout editor
+- ``records``: adding and editing people, households, names, numbers
 - ``lifecycle``: retention, disposal requests, deletion certificates, the return archive
 """
 
@@ -18,8 +20,10 @@ from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
 from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
 from app.views.intake import InquiryView, IntakeView
+from app.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
 from app.views.people import PeopleView
+from app.views.records import RecordsView
 
 
 class HomeView(IndexView):
@@ -31,6 +35,14 @@ def register(appbuilder) -> None:
     appbuilder.add_view(
         PeopleView, policy.MENU_PEOPLE, icon="fa-search", category=policy.MENU_CATEGORY_PEOPLE
     )
+    for view, menu, icon in (
+        (MatchView, policy.MENU_MATCH, "fa-users"),
+        (ExportView, policy.MENU_EXPORT, "fa-download"),
+        (ImportView, policy.MENU_IMPORT, "fa-upload"),
+        (RecordsView, policy.MENU_RECORD_ADD, "fa-user-plus"),
+        (LayoutView, policy.MENU_LAYOUTS, "fa-table"),
+    ):
+        appbuilder.add_view(view, menu, icon=icon, category=policy.MENU_CATEGORY_PEOPLE)
     appbuilder.add_view(
         IntakeView, policy.MENU_INTAKE, icon="fa-inbox", category=policy.MENU_CATEGORY_INTAKE
     )

@@ -2,7 +2,7 @@
 person gets its retention basis, 削除予定日 and disposal time (the row stays as the tombstone).
 
 Revision ID: 0005
-Revises: 0007
+Revises: 0002
 Create Date: 2026-11-28 07:32:09.532937
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0005'
-down_revision = '0007'  # re-chained after merging main (issue 4: 0006 billing, 0007 intake)
+down_revision = '0002'  # re-chained after merging main: 0004 → 0006 billing → 0007 intake → 0002 io
 branch_labels = None
 depends_on = None
 

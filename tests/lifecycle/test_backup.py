@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app import backup, disposal, people, returns, sealed
 from app.keyring import FileKeyRing
 from app.models import AuditEvent, BackupRecord, Person, db
+from app.policy import ShellActor
 from app.vault import ShreddedError
 from tests.lifecycle.helpers import (
     dispose,
@@ -19,9 +20,9 @@ from tests.lifecycle.helpers import (
     population,
     traces_left,
 )
-from tests.support import actor, number_forms
+from tests.support import number_forms
 
-CLI = actor(name="cli:test")
+CLI = ShellActor(name="cli:test")
 
 
 def _backup(session, vault, path):

@@ -360,3 +360,18 @@ def test_postgres_compaction_waits_for_older_transactions_anywhere_on_the_server
         other.rollback()
         other.close()
     assert disposal.compact_storage(session, ["person"], wait_seconds=30)["vacuum_full"]
+
+
+def test_the_command_line_is_trusted_by_type_not_by_name(session, vault, make_user, app):
+    from app.audit import Actor
+    from app.policy import ShellActor
+
+    crowd = population(session, vault, n=1)
+    req, _, _ = approved_request(session, vault, make_user, [crowd[0].id])
+    journal = app.config["DISPOSAL_JOURNAL_FILE"]
+    with pytest.raises(policy.PermissionDenied):
+        disposal.execute(session, vault, Actor(name="cli:root"), req.id, journal)
+    with pytest.raises(policy.PermissionDenied):  # the shell never requests or approves
+        disposal.request_disposal(session, ShellActor(name="cli:root"), scope="all", reason="x")
+    done = disposal.execute(session, vault, ShellActor(name="cli:root"), req.id, journal)
+    assert done.request.executed_by_name == "cli:root"

@@ -97,9 +97,9 @@ def test_the_return_archive_holds_what_the_form_received(
 
 
 def returns_actor():
-    from tests.support import actor
+    from app.policy import ShellActor
 
-    return actor(name="cli:test")
+    return ShellActor(name="cli:test")
 
 
 def test_the_employees_submission_still_opens_after_the_dependent_is_disposed(

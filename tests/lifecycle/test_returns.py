@@ -12,10 +12,11 @@ from sqlalchemy import select
 
 from app import disposal, people, policy, returns, sealed
 from app.models import AuditEvent, Person
+from app.policy import ShellActor
 from tests.lifecycle.helpers import dispose, export_rows, population, totp_now, user_actor
-from tests.support import actor, leaks, number_forms
+from tests.support import leaks, number_forms
 
-CLI = actor(name="cli:test")
+CLI = ShellActor(name="cli:test")
 
 
 def _keys():
@@ -209,4 +210,4 @@ def test_portal_request_is_built_by_the_job(session, vault, app, make_user, tmp_
     assert row.person_count == 2 and row.sha256 == sealed.sha256_file(row.file_name)
     opened = sealed.open_archive(row.file_name, private, tmp_path / "o")
     assert json.loads((opened.folder / "manifest.json").read_text())["purpose"] == "返却"
-    assert disposal.is_cli(CLI)
+    assert disposal.is_cli(CLI) and not disposal.is_cli(who)

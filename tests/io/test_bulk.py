@@ -1,0 +1,67 @@
+"""Bulk sealing and opening produce and accept exactly the vault's envelopes."""
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from app import people
+from app.io.bulk import Opener, Sealer
+from app.models import PersonKind
+from app.vault import EnvelopeError, ShreddedError
+
+NUMBER = "123456789018"
+
+
+def test_sealer_output_opens_with_the_vault(vault):
+    sealer = Sealer(vault)
+    person_id, record_id = uuid.uuid4(), uuid.uuid4()
+    aead, wrapped = sealer.new_person_key(person_id)
+    blob = sealer.seal_field(aead, "my_number_record", "ciphertext", record_id, NUMBER)
+    from app.models import DataKey
+
+    row = DataKey(
+        id=uuid.uuid4(),
+        person_id=person_id,
+        version=1,
+        kek_version=sealer.kek_version,
+        wrapped=wrapped,
+    )
+    dek = vault.unwrap(row)
+    assert vault.decrypt_field(dek, "my_number_record", "ciphertext", record_id, blob) == NUMBER
+    assert sealer.blind_index(NUMBER) == vault.blind_index(NUMBER)
+    with pytest.raises(EnvelopeError):  # bound to its row like any field
+        vault.decrypt_field(dek, "my_number_record", "ciphertext", uuid.uuid4(), blob)
+
+
+def test_opener_reads_what_the_vault_wrote_and_respects_shredding(session, vault):
+    person = people.add_person(
+        session,
+        vault,
+        kind=PersonKind.EXTERNAL,
+        name="見本 委員",
+        code="X1",
+        birth_date=dt.date(1970, 1, 1),
+        address="東京都千代田区見本町1-1",
+    )
+    record = people.register_number(session, vault, person, NUMBER, "manual")
+    session.commit()
+    key = vault.data_key_row(session, person.id)
+    opener = Opener(vault)
+    aead = opener.person_key(str(key.id), str(person.id), key.kek_version, key.wrapped)
+    assert (
+        opener.open_field(aead, "my_number_record", "ciphertext", str(record.id), record.ciphertext)
+        == NUMBER
+    )
+    assert (
+        opener.open_field(aead, "person", "address_enc", str(person.id), person.address_enc)
+        == "東京都千代田区見本町1-1"
+    )
+    with pytest.raises(EnvelopeError):
+        opener.open_field(aead, "person", "address_enc", str(record.id), person.address_enc)
+    with pytest.raises(EnvelopeError):  # another person's id in the AAD
+        opener.person_key(str(key.id), str(uuid.uuid4()), key.kek_version, key.wrapped)
+    vault.shred(session, [person.id])
+    session.commit()
+    with pytest.raises(ShreddedError):
+        Opener(vault).person_key(str(key.id), str(person.id), key.kek_version, key.wrapped)

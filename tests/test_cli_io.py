@@ -1,0 +1,208 @@
+"""`mynumber import / export / demo`: exit codes, one-line errors, and a kill mid-import."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.io.helpers import STAFF_HEADER, csv_bytes, numbers, staff_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env_for(instance):
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "MYNUMBER_HOME": instance["MYNUMBER_HOME"],
+        "DATABASE_URL": instance["SQLALCHEMY_DATABASE_URI"],
+    }
+
+
+def mynumber(instance, *args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", *args],
+        env=env_for(instance),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def table_counts(instance):
+    """Committed rows, read from outside the application."""
+    url = instance["SQLALCHEMY_DATABASE_URI"]
+    tables = ("person", "data_key", "my_number_record")
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return tuple(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables)
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return tuple(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables)
+
+
+def test_import_then_export(instance, tmp_path):
+    rows = staff_rows(3, dependents=1, seed=71)
+    src = tmp_path / "staff.csv"
+    src.write_bytes(csv_bytes(STAFF_HEADER, rows, "cp932"))
+    checked = mynumber(instance, "import", str(src), "--layout", "staff", "--dry-run")
+    assert checked.returncode == 0, checked.stderr
+    assert "取り込めます: 新規 6 人" in checked.stdout
+    assert table_counts(instance) == (0, 0, 0)
+    done = mynumber(instance, "import", str(src), "--layout", "staff")
+    assert done.returncode == 0, done.stderr
+    assert "取り込みました: 新規 6 人" in done.stdout
+    out = tmp_path / "out.csv"
+    exported = mynumber(
+        instance, "export", "--layout", "staff", "--out", str(out), "--purpose", "年末調整"
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    lines = out.read_bytes().decode("utf-8-sig").splitlines()
+    assert sorted(lines[1:]) == sorted(",".join(r) for r in rows)
+    again = mynumber(instance, "export", "--layout", "staff", "--out", str(out), "--purpose", "x")
+    assert again.returncode == 1 and "上書きしません" in again.stderr
+    cp932 = tmp_path / "out932.csv"
+    assert (
+        mynumber(
+            instance,
+            "export",
+            "--layout",
+            "staff",
+            "--out",
+            str(cp932),
+            "--purpose",
+            "x",
+            "--encoding",
+            "cp932",
+        ).returncode
+        == 0
+    )
+    assert cp932.read_bytes().decode("cp932").splitlines()[1:] == lines[1:]
+    assert mynumber(instance, "audit", "verify").returncode == 0
+    no_purpose = mynumber(instance, "export", "--layout", "staff", "--out", str(tmp_path / "x.csv"))
+    assert no_purpose.returncode != 0 and not (tmp_path / "x.csv").exists()
+
+
+def test_import_problems_exit_1_with_every_line_and_no_number(instance, tmp_path):
+    n = numbers(3, seed=72)
+    rows = [
+        ["E1", "見本 太郎", "本人", "E1-00", "1980/04/01", n[0]],
+        ["E1", "見本 花子", "扶養家族", "E1-01", "2010/02/30", n[1]],
+        [
+            "E2",
+            "見本 次郎",
+            "本人",
+            "E2-00",
+            "1981/01/01",
+            n[2][:11] + str((int(n[2][11]) + 1) % 10),
+        ],
+    ]
+    src = tmp_path / "bad.csv"
+    src.write_bytes(csv_bytes(STAFF_HEADER, rows))
+    result = mynumber(instance, "import", str(src), "--layout", "staff")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("行 ")]
+    assert lines == [
+        "行 3: 生年月日: 存在しない日付です",
+        "行 4: マイナンバー: 個人番号のチェックデジットが正しくありません",
+    ]
+    assert "何も取り込んでいません" in result.stderr and "Traceback" not in result.stderr
+    assert not any(x[:8] in result.stderr + result.stdout for x in n)
+    assert table_counts(instance) == (0, 0, 0)
+    unknown = mynumber(instance, "import", str(src), "--layout", "nothing")
+    assert unknown.returncode == 1 and "様式「nothing」はありません" in unknown.stderr
+
+
+def test_a_killed_import_leaves_the_database_as_it_was(instance, tmp_path):
+    first = tmp_path / "first.csv"
+    first.write_bytes(csv_bytes(STAFF_HEADER, staff_rows(5, dependents=1, seed=73)))
+    assert mynumber(instance, "import", str(first), "--layout", "staff").returncode == 0
+    before = table_counts(instance)
+    assert before == (10, 10, 10)
+
+    big = tmp_path / "big.csv"
+    rows = [
+        [f"K{i:06d}", f"見本 {i}", "本人", f"K{i:06d}-00", "1970/01/01", n]
+        for i, n in enumerate(numbers(60000, seed=74))
+    ]
+    big.write_bytes(csv_bytes(STAFF_HEADER, rows))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from app.cli import main; main()",
+            "import",
+            str(big),
+            "--layout",
+            "staff",
+        ],
+        env=env_for(instance),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        writing = 0
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            if "取り込み中" in line:
+                writing += 1
+                if writing == 2:  # two batches written, the transaction well under way
+                    break
+        assert writing == 2, "the import never reported writing"
+        assert proc.poll() is None, "finished before it could be killed: use a bigger file"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert table_counts(instance) == before
+    verify = mynumber(instance, "audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    # Nothing half-done blocks the next import (locks, unique index entries, WAL frames).
+    retry = mynumber(instance, "import", str(big), "--layout", "staff", timeout=600)
+    assert retry.returncode == 0, retry.stderr
+    assert table_counts(instance) == (60010, 60010, 60010)
+    assert_no_leak(instance, [r[5] for r in rows[::2000]])
+
+
+def assert_no_leak(instance, sample):
+    from app import create_app
+    from app.models import db
+    from tests.support import leaks
+
+    app = create_app(instance)
+    try:
+        assert leaks(app, sample) == []
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_demo_loads_through_the_import_and_twice_is_harmless(instance):
+    first = mynumber(instance, "demo", "--households", "20", "--externals", "10")
+    assert first.returncode == 0, first.stderr
+    assert "外部委員等: 10 行を確認し、取り込みました: 新規 10 人" in first.stdout
+    assert first.stdout.count("初期パスワード") == 3
+    counts = table_counts(instance)
+    assert counts[0] > 30
+    second = mynumber(instance, "demo", "--households", "20", "--externals", "10")
+    assert (
+        second.returncode == 0 and "スキップ 10 人" in second.stdout and "作成済み" in second.stdout
+    )
+    assert table_counts(instance) == counts
