@@ -6,9 +6,10 @@ default the post-quantum hybrid ML-KEM-768 + X25519): no plaintext ever reaches 
 and no password travels by e-mail. Inside::
 
     README.txt                  what is where (Japanese)
-    people.csv                  everyone stored, in the client's export layout, with numbers
+    people_<layout>.csv         everyone stored, once per client layout (issue 3's export)
     people_all_fields.csv       every stored field of every person (address decrypted)
     number_history.csv          every number record, superseded ones included
+    name_changes.csv            氏名変更 history
     requests.csv, request_history.csv
                                 collection requests (the form's links) and their history
     submission_parts.csv        what the form received, opened with the intake key
@@ -39,6 +40,7 @@ import hmac
 import io
 import json
 import os
+import re
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -47,10 +49,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, disposal, sealed
+from app import audit, disposal, policy, sealed
 from app.audit import Actor
 from app.models import (
     AuditEvent,
@@ -62,6 +64,7 @@ from app.models import (
     HandlerRosterEntry,
     Inquiry,
     MyNumberRecord,
+    NameChange,
     Person,
     PersonKind,
     ReturnArchive,
@@ -142,6 +145,9 @@ class Context:
     audit_seq: int
     audit_public_pem: bytes
     checkpoint_file: str | None
+    actor: Actor | None = None
+    purpose: str = ""
+    archive_id: str = ""
     manifest: list[dict] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
 
@@ -211,32 +217,34 @@ def person_code(person: Person) -> str:
 
 
 # -- sections ---------------------------------------------------------------------------------
-PEOPLE_LAYOUT = ["職員番号", "氏名", "本人区分", "扶養者コード", "生年月日", "個人番号"]
-
-
-def layout_rows(session: Session, vault: Vault):
-    """The rows of people.csv: the client's layout (spec 5.4-3: 職員番号, 氏名, 本人区分,
-    扶養者コード, 生年月日, 個人番号). Stand-in until issue 3's layout export is merged: this
-    is the one function to swap for the client's configured layout (``app.exports``)."""
-    for data in iter_people(session, vault):
-        p = data.person
-        kubun = "扶養家族" if p.kind == PersonKind.DEPENDENT else "本人"
-        yield [p.code or "", p.name, kubun, p.dependent_code or "", _date(p.birth_date)] + [
-            data.number or ""
-        ]
-
-
-def write_people_layout_csv(session: Session, vault: Vault, entry: Entry) -> int:
-    count = 0
-    for row in layout_rows(session, vault):
-        entry.row(row)
-        count += 1
-    return count
+def layout_file_name(layout_name: str) -> str:
+    """``people_<layout>.csv``, the layout's name made safe for a file name."""
+    safe = re.sub(r"[^0-9A-Za-z_\-\u3040-\u30ff\u4e00-\u9fff]", "_", layout_name)[:80]
+    return f"people_{safe or 'layout'}.csv"
 
 
 def _people(ctx: Context) -> None:
-    with csv_entry(ctx, "people.csv", PEOPLE_LAYOUT) as entry:
-        ctx.counts["people"] = write_people_layout_csv(ctx.session, ctx.vault, entry)
+    """Everyone stored, once per client layout, by issue 3's export (``app.exports``): the
+    same columns, headers, date format and row order as the client's own exports, each one
+    audited as ``numbers.export`` with its manifest."""
+    from app import exports
+    from app.io import layouts
+
+    for layout in layouts.list_layouts(ctx.session):
+        with Entry(ctx.zf, layout_file_name(layout.name), ctx.manifest) as entry:
+            result = exports.export_csv(
+                ctx.session,
+                ctx.vault,
+                ctx.actor,
+                layout,
+                entry,
+                ctx.purpose,
+                context={"return_archive": ctx.archive_id},
+            )
+            entry.rows = result.count
+    ctx.counts["people"] = ctx.session.execute(
+        select(func.count(Person.id)).where(Person.status == "active")
+    ).scalar_one()
 
 
 def _people_all(ctx: Context) -> None:
@@ -436,6 +444,26 @@ def _audit_log(ctx: Context) -> None:
             entry.write(Path(ctx.checkpoint_file).read_bytes())
 
 
+def _name_changes(ctx: Context) -> None:
+    header = [
+        "人物ID",
+        "旧氏名",
+        "旧カナ",
+        "新氏名",
+        "新カナ",
+        "変更日",
+        "理由",
+        "記録日時",
+        "記録者",
+    ]
+    with csv_entry(ctx, "name_changes.csv", header) as entry:
+        for c in ctx.session.execute(select(NameChange).order_by(NameChange.id)).scalars():
+            entry.row(
+                [str(c.person_id), c.old_name, c.old_kana or "", c.new_name, c.new_kana or ""]
+                + [_date(c.changed_on), c.reason or "", _date(c.recorded_at), c.recorded_by]
+            )
+
+
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "application/pdf": ".pdf"}
 
 
@@ -533,9 +561,10 @@ README = """MyNumber Vault 返却データ
 CSV は UTF-8（BOM 付き）です。= + - @ で始まるセルは、表計算ソフトで数式として扱われない
 よう先頭に ' を付けています。
 
-  people.csv              保管中の全員（発注者の出力レイアウト、個人番号を含む）
+  people_<様式名>.csv     保管中の全員（発注者の出力様式ごと、個人番号を含む）
   people_all_fields.csv   全員の全項目（住所を復号済み、廃棄済みの人物は墓標のみ）
   number_history.csv      個人番号の記録（変更前の番号を含む）
+  name_changes.csv        氏名変更の履歴
   disposals.csv           廃棄の申請・承認・実行（削除証明書の内容）
   disposal_items.csv      廃棄ごとの対象人物ID
   roster.csv              情報取扱者名簿
@@ -565,6 +594,7 @@ SECTIONS: list[Callable[[Context], None]] = [
     _people,
     _people_all,
     _numbers,
+    _name_changes,
     _intake,
     _disposals,
     _roster,
@@ -731,7 +761,17 @@ def export_archive(
                 meta,
                 signer=signing.sign,
             )
-            ctx = Context(session, vault, None, audit_seq, audit_public_pem, checkpoint_file)
+            ctx = Context(
+                session,
+                vault,
+                None,
+                audit_seq,
+                audit_public_pem,
+                checkpoint_file,
+                actor=actor,
+                purpose=purpose,
+                archive_id=str(archive_id),
+            )
             with zipfile.ZipFile(writer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 ctx.zf = zf
                 for section in SECTIONS:
@@ -911,7 +951,9 @@ def build_requested(
         return row
     out = Path(folder) / f"return-{row.id.hex}{SUFFIX}"
     out.unlink(missing_ok=True)  # a previous attempt's file (ciphertext) is replaced
-    actor = Actor(name=f"job:return-archive（{row.requested_by_name}）")
+    # The server's own process, like the command line: the request was authorised (ClientStaff,
+    # TOTP code, purpose) and audited when it was made.
+    actor = policy.ShellActor(name=f"job:return-archive（{row.requested_by_name}）")
     try:
         result = export_archive(
             session,

@@ -158,12 +158,31 @@ def traces_left(app, gone: list[Someone]) -> list[str]:
     return hits
 
 
-def export_rows(session, vault) -> list[list[str]]:
-    """The client-layout export of everyone stored (what the return archive's people.csv
-    holds), sorted."""
-    from app import returns
+def export_rows(session, vault) -> dict[str, list[list[str]]]:
+    """What the client's export (issue 3, ``app.exports``) writes now, per layout: rows
+    without the header, sorted."""
+    import csv
+    import io
 
-    return sorted(returns.layout_rows(session, vault))
+    from app import exports
+    from app.io import layouts
+    from app.policy import ShellActor
+
+    out = {}
+    for layout in layouts.list_layouts(session):
+        buffer = io.BytesIO()
+        exports.export_csv(
+            session,
+            vault,
+            ShellActor(name="cli:test"),
+            layout,
+            buffer,
+            "試験",
+            encoding="utf-8-sig",
+        )
+        rows = list(csv.reader(io.StringIO(buffer.getvalue().decode("utf-8-sig"))))
+        out[layout.name] = sorted(rows[1:])
+    return out
 
 
 @contextmanager

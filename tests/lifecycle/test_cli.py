@@ -82,7 +82,7 @@ def test_return_export_verify_and_open_from_the_command_line(session, vault, ins
     folder = tmp_path / "opened"
     args = ["open-archive", str(archive), "--key", f"{client}.key", "--out", str(folder)]
     assert "SHA-256 を確認しました" in _ok(run(args, env))
-    assert crowd[0].number in (folder / "people.csv").read_text(encoding="utf-8-sig")
+    assert crowd[0].number in (folder / "people_staff.csv").read_text(encoding="utf-8-sig")
     # The client's own tool gives the same result without the instance.
     opened = ["open", str(archive), "--key", f"{client}.key", "--out", str(tmp_path / "o2")]
     assert archive_main(opened) == 0

@@ -19,6 +19,7 @@ from app.vault import ShreddedError
 from tests.lifecycle.helpers import (
     approved_request,
     dispose,
+    export_rows,
     population,
     totp_now,
     traces_left,
@@ -139,6 +140,22 @@ def test_disposing_3_of_10_leaves_the_other_7_intact_and_no_trace_of_the_3(
 ):
     crowd = population(session, vault, n=10)
     gone, kept = crowd[:3], crowd[3:]
+    import datetime as dt
+
+    from app.models import NameChange
+
+    old_name = "旧姓試験" + gone[0].name[-2:]
+    session.add(
+        NameChange(
+            person_id=gone[0].id,
+            old_name=old_name,
+            new_name=gone[0].name,
+            changed_on=dt.date(2020, 4, 1),
+            recorded_by="test",
+        )
+    )
+    session.commit()
+    gone[0].traces.append(old_name.encode())
     before_other_ciphertexts = {
         s.id: bytes(
             session.execute(
@@ -160,12 +177,17 @@ def test_disposing_3_of_10_leaves_the_other_7_intact_and_no_trace_of_the_3(
         assert person.address_enc is None and person.email is None
         assert people.active_record(session, someone.id) is None
     assert req.person_count == 3 and req.keys_destroyed == 3 and req.numbers_deleted == 3
+    assert session.execute(select(func.count(NameChange.id))).scalar_one() == 0
     shredded = FileKeyRing(app.config["KEYRING_PATH"]).shredded()
     assert len(shredded) >= 3
     assert traces_left(app, gone) == []
     assert leaks(app, [s.number for s in gone]) == []
 
-    # The 7: untouched, and still exportable with their numbers and addresses.
+    # The 7: untouched, and still exportable (the client's layout export, issue 3) ...
+    staff = export_rows(session, vault)["staff"]
+    assert sorted(r[0] for r in staff) == sorted(s.code for s in kept)
+    assert sorted(r[5] for r in staff) == sorted(s.number for s in kept)
+    # ... with their addresses still decryptable.
     exported = {d.person.id: d for d in iter_people(session, vault)}
     assert set(exported) == {s.id for s in kept}
     for someone in kept:

@@ -72,9 +72,25 @@ def test_archive_opens_with_the_private_key_and_matches_the_export(
     for item in opened.manifest["files"]:
         data = (folder / item["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == item["sha256"]
-    rows = _read_csv(folder / "people.csv")
-    assert rows[0] == returns.PEOPLE_LAYOUT
-    assert sorted(rows[1:]) == expected
+    rows = _read_csv(folder / "people_staff.csv")
+    assert rows[0] == [
+        "職員番号",
+        "職員氏名",
+        "本人区分",
+        "扶養者コード",
+        "生年月日",
+        "マイナンバー",
+    ]
+    assert sorted(rows[1:]) == expected["staff"]
+    assert _read_csv(folder / "people_external.csv") == [
+        ["委員番号", "氏名", "氏名カナ"] + ["生年月日", "住所", "マイナンバー"]
+    ]
+    exports_audited = session.execute(
+        select(AuditEvent).where(AuditEvent.action == "numbers.export")
+    ).scalars()
+    assert any(
+        f'"return_archive": "{opened.manifest["archive_id"]}"' in e.details for e in exports_audited
+    )
     dependent = next(r for r in rows if r[1] == "保管試験子")
     assert dependent == [
         crowd[0].code,
@@ -166,7 +182,7 @@ def test_a_standard_x25519_key_works_too(session, vault, app, tmp_path):
     out = tmp_path / "r.mnva"
     _export(session, vault, app, out, sealed.load_public(public_pem))
     opened = sealed.open_archive(out, sealed.load_private(private_pem), tmp_path / "o")
-    assert "people.csv" in opened.files
+    assert "people_staff.csv" in opened.files
 
 
 def test_export_is_refused_without_permission_or_purpose_and_audited(
