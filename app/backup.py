@@ -491,7 +491,7 @@ def destroy_keyring(
     from app.audit import checkpoint
 
     active = session.execute(
-        select(func.count(Person.id)).where(Person.status == "active")
+        select(func.count(Person.id)).where(Person.status != "disposed")
     ).scalar_one()
     if active:
         raise KeyRingStillNeeded(

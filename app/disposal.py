@@ -209,7 +209,7 @@ def _purge_intake(session: Session, ids: list[uuid.UUID]) -> int:
     people = {c for c in candidates.values() if c is not None}
     stored = set(
         session.execute(
-            select(Person.id).where(Person.id.in_(people), Person.status == "active")
+            select(Person.id).where(Person.id.in_(people), retention.stored())
         ).scalars()
     ) - set(ids)
     doomed = [pid for pid, ref in candidates.items() if ref not in stored]
@@ -428,7 +428,7 @@ def request_disposal(
         for batch in _batches(ids):
             active |= set(
                 session.execute(
-                    select(Person.id).where(Person.id.in_(batch), Person.status == "active")
+                    select(Person.id).where(Person.id.in_(batch), retention.stored())
                 ).scalars()
             )
         if len(active) != len(ids):
@@ -439,7 +439,7 @@ def request_disposal(
         if not ids:
             raise DisposalError("削除予定日を過ぎた人物はいません")
     planned = (
-        session.execute(select(func.count(Person.id)).where(Person.status == "active")).scalar_one()
+        session.execute(select(func.count(Person.id)).where(retention.stored())).scalar_one()
         if scope == DisposalScope.ALL
         else len(ids)
     )
@@ -550,7 +550,7 @@ def _scope_ids(session: Session, req: DisposalRequest) -> list[uuid.UUID]:
     if req.scope == DisposalScope.ALL:
         ids = list(
             session.execute(
-                select(Person.id).where(Person.status == "active").order_by(Person.id)
+                select(Person.id).where(retention.stored()).order_by(Person.id)
             ).scalars()
         )
         known = set(
@@ -564,7 +564,7 @@ def _scope_ids(session: Session, req: DisposalRequest) -> list[uuid.UUID]:
         session.execute(
             select(DisposalItem.person_id)
             .join(Person, Person.id == DisposalItem.person_id)
-            .where(DisposalItem.request_id == req.id, Person.status == "active")
+            .where(DisposalItem.request_id == req.id, retention.stored())
             .order_by(DisposalItem.person_id)
         ).scalars()
     )

@@ -37,6 +37,12 @@ ANCHORS = {
 MAX_YEARS = 30
 
 
+def stored():
+    """Everyone whose data is still kept: active, and dependents removed from a household
+    (status ``removed``, issue 3), who keep their records until disposal."""
+    return Person.status != "disposed"
+
+
 class RetentionError(ValueError):
     """A rule that cannot be saved; the message names the field, in Japanese."""
 
@@ -106,7 +112,7 @@ def compute(
 
 
 def recompute(session: Session, batch_size: int = 2000) -> int:
-    """Bring every active person's basis and 削除予定日 up to date; returns how many changed.
+    """Bring every stored person's basis and 削除予定日 up to date; returns how many changed.
     Idempotent (the weekly job and every rule change call it); the caller commits."""
     rules = load_rules(session)
     head_dates: dict[uuid.UUID, dt.date | None] = {}
@@ -137,7 +143,7 @@ def recompute(session: Session, batch_size: int = 2000) -> int:
         )
         last = None
         while True:
-            query = select(*columns).where(Person.status == "active", kind_filter)
+            query = select(*columns).where(stored(), kind_filter)
             if last is not None:
                 query = query.where(Person.id > last)
             rows = session.execute(query.order_by(Person.id).limit(batch_size)).all()
@@ -158,10 +164,10 @@ def recompute(session: Session, batch_size: int = 2000) -> int:
 
 
 def due_query(today: dt.date | None = None):
-    """Active people whose 削除予定日 has come (today in JST)."""
+    """Stored people whose 削除予定日 has come (today in JST)."""
     today = today or jptime.today_jst()
     return select(Person).where(
-        Person.status == "active", Person.delete_after.is_not(None), Person.delete_after <= today
+        stored(), Person.delete_after.is_not(None), Person.delete_after <= today
     )
 
 
@@ -172,10 +178,9 @@ def due_ids(session: Session, today: dt.date | None = None) -> list[uuid.UUID]:
 
 def counts(session: Session, today: dt.date | None = None, upcoming_days: int = 90) -> dict:
     today = today or jptime.today_jst()
-    active = Person.status == "active"
 
     def count(*where) -> int:
-        return session.execute(select(func.count(Person.id)).where(active, *where)).scalar_one()
+        return session.execute(select(func.count(Person.id)).where(stored(), *where)).scalar_one()
 
     return {
         "due": count(Person.delete_after.is_not(None), Person.delete_after <= today),

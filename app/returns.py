@@ -162,12 +162,13 @@ class PersonData:
 
 
 def iter_people(session: Session, vault: Vault, include_disposed: bool = False):
-    """Every person (ordered by 職員番号, 扶養者コード), decrypted in memory batch by batch."""
+    """Everyone stored (active, and dependents removed from a household), or everyone with the
+    tombstones too, decrypted in memory batch by batch (ordered by id)."""
     last = None
     while True:
         query = select(Person)
         if not include_disposed:
-            query = query.where(Person.status == "active")
+            query = query.where(Person.status != "disposed")
         if last is not None:
             query = query.where(Person.id > last)
         batch = list(session.execute(query.order_by(Person.id).limit(BATCH)).scalars())
@@ -208,6 +209,9 @@ def iter_people(session: Session, vault: Vault, include_disposed: bool = False):
             yield PersonData(person, address, active, opened)
 
 
+STATUS_LABELS = {"active": "保管中", "removed": "扶養から削除（保管中）", "disposed": "廃棄済み"}
+
+
 def _date(value) -> str:
     return value.isoformat() if value else ""
 
@@ -243,7 +247,7 @@ def _people(ctx: Context) -> None:
             )
             entry.rows = result.count
     ctx.counts["people"] = ctx.session.execute(
-        select(func.count(Person.id)).where(Person.status == "active")
+        select(func.count(Person.id)).where(Person.status != "disposed")
     ).scalar_one()
 
 
@@ -280,7 +284,7 @@ def _people_all(ctx: Context) -> None:
                     p.dependent_code or "",
                     str(p.household_head_id or ""),
                     p.relation or "",
-                    p.name if p.status == "active" else "",
+                    p.name if p.status != "disposed" else "",
                     p.name_kana or "",
                     _date(p.birth_date),
                     p.postal_code or "",
@@ -289,7 +293,7 @@ def _people_all(ctx: Context) -> None:
                     _date(p.ended_on),
                     p.retention_basis or "",
                     _date(p.delete_after),
-                    "保管中" if p.status == "active" else "廃棄済み",
+                    STATUS_LABELS.get(p.status, p.status),
                     _date(p.created_at),
                     _date(p.disposed_at),
                     data.number or "",
@@ -618,7 +622,7 @@ def fingerprint(session: Session, vault: Vault, audit_seq: int) -> dict:
     key = _fingerprint_key(vault)
     people_mac = hmac.new(key, b"people", hashlib.sha256)
     numbers_mac = hmac.new(key, b"numbers", hashlib.sha256)
-    counts = {"active": 0, "disposed": 0, "numbers": 0}
+    counts = {"active": 0, "removed": 0, "disposed": 0, "numbers": 0}
     last = None
     while True:
         query = select(Person)
@@ -629,7 +633,7 @@ def fingerprint(session: Session, vault: Vault, audit_seq: int) -> dict:
             break
         last = batch[-1].id
         for p in batch:
-            counts["active" if p.status == "active" else "disposed"] += 1
+            counts[p.status if p.status in counts else "active"] += 1
             fields = [
                 p.id,
                 p.status,
@@ -842,6 +846,7 @@ class Verification:
 
 LABELS = {
     "active": "保管中の人数",
+    "removed": "扶養から削除された人数（保管中）",
     "disposed": "廃棄済みの人数",
     "numbers": "個人番号の記録数",
     "people_digest": "人物データの指紋",
@@ -871,7 +876,7 @@ def verify_archive(
     live = fingerprint(session, vault, seq)
     for key, label in LABELS.items():
         if recorded.get(key) != live.get(key):
-            if key in ("active", "disposed", "numbers"):
+            if key in ("active", "removed", "disposed", "numbers"):
                 problems.append(
                     f"{label}が一致しません（アーカイブ {recorded.get(key)}、現在 {live.get(key)}）"
                 )

@@ -83,7 +83,7 @@ class RetentionView(BaseView):
             session.execute(
                 select(Person)
                 .where(
-                    Person.status == "active",
+                    retention.stored(),
                     Person.delete_after > today,
                     Person.delete_after <= today + dt.timedelta(days=days),
                 )

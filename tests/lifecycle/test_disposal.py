@@ -397,3 +397,50 @@ def test_the_command_line_is_trusted_by_type_not_by_name(session, vault, make_us
         disposal.request_disposal(session, ShellActor(name="cli:root"), scope="all", reason="x")
     done = disposal.execute(session, vault, ShellActor(name="cli:root"), req.id, journal)
     assert done.request.executed_by_name == "cli:root"
+
+
+def test_a_dependent_removed_from_the_household_is_still_stored_until_disposed(
+    session, vault, make_user, app
+):
+    """Issue 3 keeps a removed dependent's records (status ``removed``) until disposal: the
+    retention dates, the scopes and "everyone" must reach them."""
+    import datetime as dt
+
+    from app import records, retention
+    from app.models import PersonKind
+
+    head = people.add_person(session, vault, kind="employee", name="世帯主", code="H1")
+    child = people.add_person(
+        session,
+        vault,
+        kind=PersonKind.DEPENDENT,
+        name="外れた子",
+        household_head=head,
+        dependent_seq=1,
+    )
+    people.register_number(session, vault, child, "123456789018", "manual")
+    session.commit()
+    staff, _ = make_user("ClientStaff")
+    records.remove_dependent(
+        session,
+        user_actor(staff, "ClientStaff"),
+        child.id,
+        {"ended_on": "2015/03/31", "reason": "就職"},
+    )
+    session.commit()
+    assert session.get(Person, child.id).status == "removed"
+    retention.recompute(session)
+    session.commit()
+    assert session.get(Person, child.id).delete_after == dt.date(2023, 1, 11)
+    assert child.id in retention.due_ids(session)
+    req, operator, _ = approved_request(session, vault, make_user, [], scope="all")
+    result = disposal.execute(
+        session,
+        vault,
+        user_actor(operator, "Operator"),
+        req.id,
+        app.config["DISPOSAL_JOURNAL_FILE"],
+    )
+    assert result.request.person_count == 2
+    assert session.get(Person, child.id).status == "disposed"
+    assert session.execute(select(func.count(MyNumberRecord.id))).scalar_one() == 0
