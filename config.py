@@ -193,6 +193,21 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "OPERATOR_ADDRESS": os.environ.get("MYNUMBER_OPERATOR_ADDRESS", ""),
         "DESK_PHONE": os.environ.get("MYNUMBER_DESK_PHONE", "0120-000-000"),
         "DESK_EMAIL": os.environ.get("MYNUMBER_DESK_EMAIL", "mynumber-desk@example.jp"),
+        # Storage lifecycle (docs/lifecycle.md). Put backups on another volume in production.
+        "BACKUP_DIR": os.environ.get("MYNUMBER_BACKUP_DIR", str(home / "backups")),
+        "BACKUP_KEEP": int(os.environ.get("MYNUMBER_BACKUP_KEEP", "14")),
+        # The operator's recovery public key (mynumber-archive keygen): when set, the daily
+        # job and every disposal also write a key-ring backup sealed to it.
+        "RECOVERY_PUBLIC_KEY": os.environ.get("MYNUMBER_RECOVERY_PUBLIC_KEY") or None,
+        "DISPOSAL_JOURNAL_FILE": os.environ.get(
+            "MYNUMBER_DISPOSAL_JOURNAL", str(home / "disposal_journal.jsonl")
+        ),
+        "RETURN_DIR": str(home / "returns"),
+        # How long compaction after a disposal waits for older transactions (PostgreSQL).
+        "DISPOSAL_COMPACT_WAIT_SECONDS": int(
+            os.environ.get("MYNUMBER_COMPACT_WAIT_SECONDS", "300")
+        ),
+        "RETENTION_UPCOMING_DAYS": int(os.environ.get("MYNUMBER_RETENTION_UPCOMING_DAYS", "90")),
     }
     if overrides:
         cfg.update(overrides)

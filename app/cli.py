@@ -92,6 +92,7 @@ def run_command(host: str, admin_port: int, form_port: int) -> None:
     import public_form
 
     admin_app = current_app._get_current_object()
+    _reapply_disposals()
     form_app = public_form.create_app()
     servers = [
         make_server(host, admin_port, admin_app, threaded=True),
@@ -278,6 +279,409 @@ def request_create(person_id: str, purpose: str, days: int | None) -> None:
     db.session.commit()
     click.echo(f"依頼を発行しました: {req.id}（有効期限 {req.expires_at:%Y-%m-%d}）")
     click.echo(intake.request_url(current_app.config["PUBLIC_FORM_URL"], token))
+
+
+# -- storage lifecycle (docs/lifecycle.md) ---------------------------------------------------
+def _vault():
+    return current_app.extensions["mynumber_vault"]
+
+
+def _reapply_disposals() -> None:
+    """Disposals recorded outside the database are re-applied before anything is served."""
+    from app import disposal
+
+    result = disposal.reapply(
+        db.session, _vault(), shell_actor(), current_app.config["DISPOSAL_JOURNAL_FILE"]
+    )
+    if result.changed:
+        click.echo(
+            f"廃棄済みの {result.people} 名・データ鍵 {result.data_keys} 件がデータベースに"
+            "残っていたため、廃棄を再適用しました"
+        )
+
+
+def _find_request(ref: str):
+    """A disposal request by its id or the first hex digits of it (as the portal shows)."""
+    import uuid as uuid_mod
+
+    from sqlalchemy import select
+
+    from app.models import DisposalRequest
+
+    text = ref.strip().lower().replace("-", "")
+    if len(text) < 6 or any(c not in "0123456789abcdef" for c in text):
+        raise click.ClickException("申請IDは16進数で6桁以上を指定してください")
+    if len(text) == 32:
+        found = db.session.get(DisposalRequest, uuid_mod.UUID(text))
+        matches = [found] if found else []
+    else:
+        matches = [
+            r
+            for r in db.session.execute(select(DisposalRequest)).scalars()
+            if r.id.hex.startswith(text)
+        ]
+    if len(matches) != 1:
+        raise click.ClickException(
+            f"廃棄申請 {ref} が見つかりません"
+            if not matches
+            else f"申請ID {ref} に複数が該当します"
+        )
+    return matches[0]
+
+
+def _read_key(path: Path, what: str) -> bytes:
+    """A key file's bytes (the parser refuses what is not a key, in Japanese)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(64 * 1024)
+    except OSError as exc:
+        raise click.ClickException(f"{what}を読み込めません: {path}") from exc
+
+
+@mynumber_group.command("backup")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="出力ファイル"
+)
+def backup_command(out: Path) -> None:
+    """データベースの暗号化バックアップを作る（鍵リングは keys backup で別に保管）。"""
+    from app import backup
+
+    record = backup.create_backup(
+        db.session, _vault(), shell_actor(), out, client_name=current_app.config["CLIENT_NAME"]
+    )
+    click.echo(
+        f"バックアップを作成しました: {out}（{record.size_bytes} バイト、SHA-256 {record.sha256}）"
+    )
+
+
+@mynumber_group.command("restore")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+def restore_command(source: Path) -> None:
+    """バックアップを空のデータベースに復元し、記録済みの廃棄を再適用する。"""
+    from flask_migrate import upgrade
+
+    from app import backup
+
+    directory = current_app.extensions["migrate"].directory
+    result = backup.restore(
+        db.session,
+        _vault(),
+        shell_actor(),
+        source,
+        journal=current_app.config["DISPOSAL_JOURNAL_FILE"],
+        upgrade=lambda: upgrade(directory=directory),
+    )
+    click.echo(
+        f"バックアップ（{result.created_at} 作成、監査イベント {result.audit_seq} まで）を復元しました。"
+        f"廃棄の再適用: {result.reapplied_people} 名、データ鍵 {result.reapplied_keys} 件"
+    )
+
+
+@mynumber_group.command("backups")
+@click.option("--prune", "keep", type=int, default=None, help="最新の N 世代を残して古いものを削除")
+def backups_command(keep: int | None) -> None:
+    """バックアップ保存先のファイルを一覧表示する（--prune で世代管理）。"""
+    from app import backup
+
+    folder = Path(current_app.config["BACKUP_DIR"])
+    if keep is not None:
+        removed = backup.prune(db.session, shell_actor(), folder, keep, backup.BACKUP_SUFFIX)
+        removed += backup.prune(db.session, shell_actor(), folder, keep, backup.KEYRING_SUFFIX)
+        click.echo(f"{len(removed)} 件の古いバックアップを削除しました")
+    files = sorted(folder.glob("*.mnv*")) if folder.exists() else []
+    for path in files:
+        click.echo(f"{path.name}\t{path.stat().st_size}")
+    click.echo(f"保存先: {folder}（{len(files)} 件）")
+
+
+@keys_group.command("backup")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--recipient-key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="運用者の復旧用公開鍵（mynumber keys keygen の .pub）",
+)
+def keys_backup(out: Path, recipient_key: Path) -> None:
+    """鍵リングを復旧用公開鍵あてに暗号化して書き出す（HPKE: ML-KEM-768 + X25519）。"""
+    from app import backup, sealed
+
+    recipient = sealed.load_public(_read_key(recipient_key, "公開鍵"))
+    digest = backup.backup_keyring(
+        db.session, current_app.extensions["mynumber_keyring"], shell_actor(), out, recipient
+    )
+    click.echo(
+        f"鍵リングのバックアップを作成しました: {out}（宛先の指紋 {recipient.fingerprint[:16]}…、"
+        f"SHA-256 {digest}）"
+    )
+
+
+@keys_group.command("restore")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="復旧用の秘密鍵",
+)
+def keys_restore(source: Path, key_file: Path) -> None:
+    """鍵リングをバックアップから戻す（鍵リングがない場合のみ）。廃棄の記録は統合される。"""
+    from app import backup, sealed
+
+    private = sealed.load_private(_read_key(key_file, "秘密鍵"))
+    meta = backup.restore_keyring(
+        source,
+        private,
+        current_app.extensions["mynumber_keyring"],
+        current_app.config["DISPOSAL_JOURNAL_FILE"],
+    )
+    click.echo(
+        f"鍵リングを復元しました（{meta.get('created_at')} 作成、KEK {meta.get('kek_versions')}）。"
+        "続けて mynumber restore でデータベースを復元してください"
+    )
+
+
+@keys_group.command("destroy")
+@click.option("--client", "client_name", required=True, help="確認のため発注者名を入力")
+def keys_destroy(client_name: str) -> None:
+    """契約終了の最後に鍵リングとバックアップを破棄する（全員の廃棄後のみ。元に戻せない）。"""
+    from app import backup
+
+    if client_name != current_app.config["CLIENT_NAME"]:
+        raise click.ClickException("発注者名が設定（MYNUMBER_CLIENT_NAME）と一致しません")
+    removed = backup.destroy_keyring(
+        db.session,
+        current_app.extensions["mynumber_keyring"],
+        shell_actor(),
+        current_app.config["BACKUP_DIR"],
+        current_app.config["AUDIT_CHECKPOINT_FILE"],
+    )
+    click.echo(
+        f"鍵リングを破棄し、バックアップ {len(removed)} 件を削除しました。別の場所にある鍵リングの"
+        "バックアップと復旧用秘密鍵も破棄してください"
+    )
+
+
+@keys_group.command("keygen")
+@click.option("--out", required=True, help="出力ファイル名の接頭辞（.key と .pub を作る）")
+def keys_keygen(out: str) -> None:
+    """受取用・復旧用の鍵ペアを作る（ML-KEM-768 + X25519）。秘密鍵はオフラインで保管する。"""
+    from app import sealed
+
+    private_text, public_text = sealed.generate_recipient()
+    sealed.write_private_file(f"{out}.key", private_text)
+    Path(f"{out}.pub").write_text(public_text, encoding="utf-8")
+    click.echo(
+        f"鍵ペアを作成しました: {out}.key（0600）、{out}.pub"
+        f"（指紋 {sealed.load_public(public_text).fingerprint}）"
+    )
+
+
+@mynumber_group.command("return-export")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="出力ファイル")
+@click.option(
+    "--recipient-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="発注者が提供した公開鍵",
+)
+@click.option("--purpose", default="契約終了に伴う返却（仕様書 5.3-4）", show_default=True)
+@click.option(
+    "--verify",
+    "verify_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="作成済みの返却データを現在のデータと照合する（復号しない）",
+)
+def return_export(
+    out: Path | None, recipient_key: Path | None, purpose: str, verify_file: Path | None
+) -> None:
+    """保管している全データを発注者の公開鍵あてに暗号化して書き出す（--verify で照合）。"""
+    from app import returns, sealed
+
+    keyring = current_app.extensions["mynumber_keyring"]
+    if verify_file:
+        result = returns.verify_archive(
+            db.session, _vault(), verify_file, keyring.audit_signing_key().public_key()
+        )
+        if result.ok:
+            fp = result.meta.get("fingerprint", {})
+            click.echo(
+                f"返却データは現在のデータと一致します（保管中 {fp.get('active')} 名、"
+                f"個人番号の記録 {fp.get('numbers')} 件、署名を確認済み）"
+            )
+            return
+        click.echo(
+            "返却データが現在のデータと一致しません: " + "／".join(result.problems), err=True
+        )
+        sys.exit(1)
+    if not out or not recipient_key:
+        raise click.ClickException("--out と --recipient-key を指定してください（照合は --verify）")
+    recipient = sealed.load_public(_read_key(recipient_key, "公開鍵"))
+    result = returns.export_archive(
+        db.session,
+        _vault(),
+        shell_actor(),
+        out,
+        recipient,
+        purpose,
+        client_name=current_app.config["CLIENT_NAME"],
+        audit_public_pem=keyring.audit_public_key_pem(),
+        checkpoint_file=current_app.config["AUDIT_CHECKPOINT_FILE"],
+    )
+    click.echo(
+        f"返却データを作成しました: {out}（{result.counts.get('people', 0)} 名、個人番号の記録 "
+        f"{result.counts.get('numbers', 0)} 件、SHA-256 {result.sha256}）"
+    )
+
+
+@mynumber_group.command("open-archive")
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+def open_archive_command(archive: Path, key_file: Path, out: Path) -> None:
+    """返却データを秘密鍵で復号して展開し、SHA-256 をマニフェストと照合する。"""
+    from app import sealed
+
+    result = sealed.open_archive(archive, sealed.load_private(_read_key(key_file, "秘密鍵")), out)
+    click.echo(
+        f"展開し、{len(result.manifest.get('files', []))} 件の SHA-256 を確認しました: {out}"
+    )
+
+
+@mynumber_group.group("retention")
+def retention_group() -> None:
+    """保管期間（削除予定日）。"""
+
+
+@retention_group.command("recompute")
+def retention_recompute() -> None:
+    """全員の削除予定日をルールから計算し直す。"""
+    from app import audit as audit_mod
+    from app import retention
+
+    changed = retention.recompute(db.session)
+    audit_mod.record(
+        db.session, shell_actor(), "retention.recomputed", details={"changed": changed}
+    )
+    db.session.commit()
+    counts = retention.counts(db.session)
+    click.echo(
+        f"{changed} 名の削除予定日を更新しました（期限到来 {counts['due']} 名、"
+        f"保管中 {counts['active']} 名）"
+    )
+
+
+@retention_group.command("rules")
+def retention_rules() -> None:
+    """保管期間のルールを表示する。"""
+    from app import retention
+
+    for rule in retention.load_rules(db.session).values():
+        click.echo(f"{rule.kind}: {rule.describe()}（{rule.label}）")
+
+
+@retention_group.command("set-rule")
+@click.option("--kind", required=True, type=click.Choice(["employee", "dependent", "external"]))
+@click.option(
+    "--anchor", required=True, type=click.Choice(["ended_on", "jan10_after", "jan31_after"])
+)
+@click.option("--years", required=True, type=int)
+@click.option("--label", required=True, help="根拠の説明（証明書・画面に表示）")
+def retention_set_rule(kind: str, anchor: str, years: int, label: str) -> None:
+    """保管期間のルールを変更し、削除予定日を計算し直す（監査ログに記録）。"""
+    from app import retention
+
+    try:
+        changed = retention.set_rule(db.session, shell_actor(), kind, anchor, years, label)
+    except retention.RetentionError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"ルールを変更しました（{changed} 名の削除予定日を更新）")
+
+
+@mynumber_group.group("disposal")
+def disposal_group() -> None:
+    """廃棄（申請・承認はポータルで行う）。"""
+
+
+@disposal_group.command("list")
+def disposal_list() -> None:
+    """廃棄申請の一覧（人物名は表示しない）。"""
+    from sqlalchemy import select
+
+    from app.models import DisposalRequest
+
+    rows = db.session.execute(
+        select(DisposalRequest).order_by(DisposalRequest.requested_at)
+    ).scalars()
+    for r in rows:
+        click.echo(
+            f"{r.short_id}\t{r.status_label}\t{r.kind_label}\t{r.scope_label}\t"
+            f"{r.person_count if r.person_count is not None else r.planned_count} 名\t"
+            f"{r.certificate_no or ''}"
+        )
+
+
+@disposal_group.command("execute")
+@click.argument("request_ref")
+def disposal_execute(request_ref: str) -> None:
+    """承認済みの廃棄を実行する（暗号化消去・データ削除・領域の整理）。"""
+    from app import disposal
+    from app.jobs.lifecycle import after_disposal
+
+    req = _find_request(request_ref)
+    try:
+        result = disposal.execute(
+            db.session, _vault(), shell_actor(), req.id, current_app.config["DISPOSAL_JOURNAL_FILE"]
+        )
+    except disposal.DisposalError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.already_done:
+        click.echo(f"この廃棄は実行済みです（証明書番号 {result.request.certificate_no}）")
+        return
+    after_disposal(shell_actor())
+    click.echo(
+        f"{result.request.person_count} 名を廃棄しました（証明書番号 {result.request.certificate_no}）"
+    )
+    if result.compaction_error:
+        click.echo(result.compaction_error, err=True)
+        sys.exit(1)
+
+
+@disposal_group.command("compact")
+def disposal_compact() -> None:
+    """廃棄後のデータベース領域を整理する（SQLite: WAL の切り詰め / PostgreSQL: VACUUM FULL）。"""
+    from app import audit as audit_mod
+    from app import disposal
+
+    audit_mod.record(db.session, shell_actor(), "disposal.storage_compacted", commit=True)
+    detail = disposal.compact_storage(db.session, disposal.touched_tables())
+    click.echo(f"データベース領域を整理しました: {detail}")
+
+
+@disposal_group.command("certificate")
+@click.argument("request_ref")
+@click.option(
+    "--format", "fmt", type=click.Choice(["pdf", "csv"]), default="pdf", show_default=True
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def disposal_certificate(request_ref: str, fmt: str, out: Path) -> None:
+    """削除証明書（PDF / CSV）を書き出す。"""
+    from app import certificate
+
+    req = _find_request(request_ref)
+    try:
+        _, data, _ = certificate.download(
+            db.session,
+            shell_actor(),
+            req.id,
+            fmt,
+            client=current_app.config["CLIENT_NAME"],
+            operator=current_app.config["OPERATOR_NAME"],
+        )
+    except certificate.CertificateError as exc:
+        raise click.ClickException(str(exc)) from None
+    out.write_bytes(data)
+    click.echo(f"削除証明書を書き出しました: {out}")
 
 
 def main(argv: list[str] | None = None) -> None:

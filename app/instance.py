@@ -52,6 +52,12 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
                 sm.add_role(role)
         vault = app.extensions["mynumber_vault"]
         removed = vault.apply_shred_list(session)
+        from app import disposal
+
+        # Disposals recorded outside the database win over whatever the database says.
+        reapplied = disposal.reapply(
+            session, vault, Actor.system("mynumber init"), app.config["DISPOSAL_JOURNAL_FILE"]
+        )
 
         created_admin = False
         generated = None
@@ -75,7 +81,8 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
             details={
                 "created_keyring": created_keyring,
                 "created_admin": created_admin,
-                "shredded_keys_removed": removed,
+                "shredded_keys_removed": removed + reapplied.data_keys,
+                "disposals_reapplied": reapplied.people,
                 "created_intake_key": created_intake_key,
             },
         )

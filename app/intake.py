@@ -1103,6 +1103,9 @@ def open_submission(
     if submission is None or submission.status != SubmissionStatus.RECEIVED:
         raise LookupError("提出が見つかりません")
     req = submission.request
+    owner = session.get(Person, req.person_id)
+    if owner is None or owner.status == "disposed":
+        raise LookupError("この提出の対象者は廃棄済みです（提出内容は削除されています）")
     purpose = (purpose or "").strip() or "受付内容の確認（番号確認・身元確認）"
     try:
         _check_open(session, actor)
@@ -1153,7 +1156,9 @@ def open_submission(
         submission.id
     ):
         raise sealing.SealError("封緘データの対応関係が一致しません")
-    expected = {p["id"]: p for p in manifest["parts"]}
+    # Parts of a dependent disposed of since (app.disposal) are gone by design.
+    disposed = _disposed_refs(session, [p["ref"] for p in manifest["parts"]])
+    expected = {p["id"]: p for p in manifest["parts"] if p["ref"] not in disposed}
     rows = list(
         session.execute(
             select(SubmissionPart).where(SubmissionPart.submission_id == submission.id)
@@ -1165,6 +1170,8 @@ def open_submission(
     listed = {s.ref: s for s in listed_subjects(session, req)}
     for entry in manifest["subjects"]:
         ref = entry["ref"]
+        if ref in disposed:
+            continue
         known = listed.get(ref)
         by_ref[ref] = OpenedSubject(
             ref=ref,
@@ -1200,6 +1207,22 @@ def open_submission(
                 OpenedDocument(row.id, meta["doc_type"], meta["media_type"], data)
             )
     return OpenedSubmission(submission, req, manifest, list(by_ref.values()))
+
+
+def _disposed_refs(session: Session, refs: list[str]) -> set[str]:
+    """The subject refs that name a person disposed of (their parts were deleted)."""
+    ids = set()
+    for ref in refs:
+        try:
+            ids.add(uuid.UUID(ref))
+        except ValueError:
+            continue
+    if not ids:
+        return set()
+    found = session.execute(
+        select(Person.id).where(Person.id.in_(ids), Person.status == "disposed")
+    ).scalars()
+    return {str(i) for i in found}
 
 
 def open_document(session: Session, keyring, actor: Actor, part_id: uuid.UUID) -> OpenedDocument:

@@ -88,6 +88,15 @@ class FileKeyRing:
         }
         self._write(data)
 
+    def install(self, data: dict) -> None:
+        """Write a key ring restored from its backup; refuses to overwrite an existing one."""
+        if self.path.exists():
+            raise KeyRingError(f"鍵リングは既に存在します: {self.path}")
+        if data.get("format") != FORMAT or "keks" not in data or "index_key" not in data:
+            raise KeyRingError("鍵リングの形式が不明です")
+        with self._lock:
+            self._write(json.loads(json.dumps(data)))
+
     def _load(self) -> dict:
         if self._data is None:
             if not self.path.exists():

@@ -39,6 +39,8 @@ ROSTER_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 MFA_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 
 # Views (FAB permission view names) whose data is personal: never for a SystemAdmin.
+# Retention and Disposal list people by name; ReturnArchive exports everyone. The deletion
+# certificates name people by id only, so Auditors may read them.
 PERSONAL_DATA_VIEWS = frozenset(
     {
         "People",
@@ -50,6 +52,10 @@ PERSONAL_DATA_VIEWS = frozenset(
         "Mailings",
         "PaperIntake",
         "Verification",
+        # Storage lifecycle (issue 6).
+        "Retention",
+        "Disposal",
+        "ReturnArchive",
     }
 )
 
@@ -68,6 +74,11 @@ MENU_POSTAGE_RATES = "運送・郵送料金表"
 MENU_POSTAGE_LEDGER = "郵送費台帳"
 MENU_KEYS = "鍵管理"
 MENU_USERS = "List Users"
+MENU_RETENTION = "保管期限"
+MENU_DISPOSAL = "廃棄申請"
+MENU_CERTIFICATES = "削除証明書"
+MENU_RETURN = "返却データ"
+MENU_CATEGORY_LIFECYCLE = "保管・廃棄"
 MENU_CATEGORY_ADMIN = "Security"  # FAB's own category for its user screens
 MENU_INTAKE = "受付一覧"
 MENU_INQUIRIES = "お問い合わせ"
@@ -97,6 +108,9 @@ PERSONAL_DATA_MENUS = frozenset(
         MENU_VERIFICATION,
         MENU_PAPER,
         MENU_MAILINGS,
+        MENU_RETENTION,
+        MENU_DISPOSAL,
+        MENU_RETURN,
     }
 )
 
@@ -207,6 +221,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_CATEGORY_PEOPLE),
             ("menu_access", MENU_IMPORT),
             ("menu_access", MENU_LAYOUTS),
+            # Storage lifecycle: request and carry out disposals, never approve them.
+            ("can_list", "Retention"),
+            ("can_list", "Disposal"),
+            ("can_show", "Disposal"),
+            ("can_request", "Disposal"),
+            ("can_execute", "Disposal"),
+            ("menu_access", MENU_RETENTION),
+            ("menu_access", MENU_DISPOSAL),
+            ("menu_access", MENU_CATEGORY_LIFECYCLE),
         ]
         + _CAMPAIGN_SHARED
         + _COLLECTION_WORK
@@ -243,6 +266,24 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_MATCH),
             ("menu_access", MENU_LAYOUTS),
             ("menu_access", MENU_RECORD_ADD),
+            # Storage lifecycle: approve disposals (someone other than the requester, with a
+            # fresh TOTP code), receive certificates and the return archive.
+            ("can_list", "Retention"),
+            ("can_list", "Disposal"),
+            ("can_show", "Disposal"),
+            ("can_request", "Disposal"),
+            ("can_approve", "Disposal"),
+            ("can_execute", "Disposal"),
+            ("can_list", "DeletionCertificate"),
+            ("can_download", "DeletionCertificate"),
+            ("can_list", "ReturnArchive"),
+            ("can_export", "ReturnArchive"),
+            ("can_download", "ReturnArchive"),
+            ("menu_access", MENU_RETENTION),
+            ("menu_access", MENU_DISPOSAL),
+            ("menu_access", MENU_CERTIFICATES),
+            ("menu_access", MENU_RETURN),
+            ("menu_access", MENU_CATEGORY_LIFECYCLE),
         ]
         + _CAMPAIGN_SHARED
     ),
@@ -267,6 +308,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_ROSTER),
             ("menu_access", MENU_ROSTER_CHANGES),
             ("menu_access", MENU_CATEGORY_ROSTER),
+            ("can_list", "DeletionCertificate"),
+            ("can_download", "DeletionCertificate"),
+            ("menu_access", MENU_CERTIFICATES),
+            ("menu_access", MENU_CATEGORY_LIFECYCLE),
         ]
     ),
 }
@@ -275,6 +320,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
 # What the server's own command line may do (see ShellActor).
 SHELL_PERMISSIONS = frozenset(
     {("can_import", "Numbers"), ("can_export", "Numbers"), ("can_match", "Numbers")}
+    # Storage lifecycle: carry out a disposal the client approved (never request or approve
+    # one), write its certificate, write the return archive.
+    | {
+        ("can_execute", "Disposal"),
+        ("can_download", "DeletionCertificate"),
+        ("can_export", "ReturnArchive"),
+    }
 )
 
 

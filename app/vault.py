@@ -226,16 +226,23 @@ class Vault:
             session.flush()
         return count
 
-    def shred(self, session: Session, person_ids: Iterable[uuid.UUID]) -> list[str]:
+    def shred(
+        self, session: Session, person_ids: Iterable[uuid.UUID], batch_size: int = 1000
+    ) -> list[str]:
         """Destroy the DEKs of these people: first in the key ring's shred list (which no
-        database restore can roll back), then the rows themselves."""
+        database restore can roll back), then the rows themselves. The ids are handled in
+        batches (bound-parameter limits) but the key ring is written once."""
         ids = list(person_ids)
         if not ids:
             return []
-        rows = session.execute(select(DataKey.id).where(DataKey.person_id.in_(ids))).scalars()
-        key_ids = [str(i) for i in rows]
+        batches = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+        key_ids: list[str] = []
+        for batch in batches:
+            rows = session.execute(select(DataKey.id).where(DataKey.person_id.in_(batch)))
+            key_ids += [str(i) for i in rows.scalars()]
         self.keys.record_shredded(key_ids)
-        session.execute(delete(DataKey).where(DataKey.person_id.in_(ids)))
+        for batch in batches:
+            session.execute(delete(DataKey).where(DataKey.person_id.in_(batch)))
         return key_ids
 
     def apply_shred_list(self, session: Session) -> int:
@@ -248,6 +255,6 @@ class Vault:
             for row_id in session.execute(select(DataKey.id)).scalars()
             if str(row_id) in shredded
         ]
-        if present:
-            session.execute(delete(DataKey).where(DataKey.id.in_(present)))
+        for start in range(0, len(present), 1000):
+            session.execute(delete(DataKey).where(DataKey.id.in_(present[start : start + 1000])))
         return len(present)

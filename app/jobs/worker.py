@@ -20,7 +20,7 @@ from app.jobs import QUEUE, SCHEDULE, Scheduled, redis_connection
 log = logging.getLogger(__name__)
 
 # Modules whose @scheduled jobs make up the schedule (each registers itself on import).
-JOB_MODULES: list[str] = ["app.jobs.collection"]
+JOB_MODULES: list[str] = ["app.jobs.collection", "app.jobs.lifecycle"]
 
 
 def load_schedule() -> list[Scheduled]:

@@ -9,6 +9,7 @@
 - ``collection``: campaigns and the client's letter texts, deliveries (e-mail / post) with
   retry state, print batches, reminders, paper intake with double keying, verification cases,
   ID images kept under the person's DEK when the client's policy says so.
+- ``lifecycle``: retention rules, disposal requests and items, backups, return archives.
 
 Every table lives on FAB's declarative ``Model.metadata`` (Alembic's target); every change
 comes with a migration in ``migrations/versions``.
@@ -66,4 +67,14 @@ from app.models.intake import (  # noqa: F401
     SubmissionStatus,
 )
 from app.models.io import ExportItem, ExportLayout, IoTicket, NameChange  # noqa: F401
+from app.models.lifecycle import (  # noqa: F401, E402
+    BackupRecord,
+    DisposalItem,
+    DisposalKind,
+    DisposalRequest,
+    DisposalScope,
+    DisposalStatus,
+    RetentionRule,
+    ReturnArchive,
+)
 from app.models.roster import RosterChange  # noqa: F401, E402

@@ -118,6 +118,11 @@ class Person(Model):
     email: Mapped[str | None] = mapped_column(String(320))
     ended_on: Mapped[dt.date | None] = mapped_column(Date)  # 退職日 / 委嘱終了日
     status: Mapped[str] = mapped_column(String(20), default="active")  # active|disposed
+    # Storage lifecycle (app.retention, app.disposal): the rule applied and the 削除予定日;
+    # a disposed person's row stays as the tombstone, every personal column scrubbed.
+    retention_basis: Mapped[str | None] = mapped_column(String(200))
+    delete_after: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    disposed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -9,6 +9,7 @@ in a service module; views parse input, call the service, and render.
 - ``io``: CSV import (preview, confirm), export, bulk 照合, layout editor
 - ``records``: adding and editing people, households, names, numbers
 - ``collection``: campaigns, deliveries and print batches, paper intake, verification queue
+- ``lifecycle``: retention, disposal requests, deletion certificates, the return archive
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
 from app.views.collection import CampaignView, MailingView, PaperView, VerificationView
 from app.views.intake import InquiryView, IntakeView
 from app.views.io import ExportView, ImportView, LayoutView, MatchView
+from app.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
 from app.views.people import PeopleView
 from app.views.records import RecordsView
 
@@ -86,3 +88,10 @@ def register(appbuilder) -> None:
         (PostageEntryView, policy.MENU_POSTAGE_LEDGER, "fa-envelope"),
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_BILLING)
+    for view, name, icon in (
+        (RetentionView, policy.MENU_RETENTION, "fa-calendar"),
+        (DisposalView, policy.MENU_DISPOSAL, "fa-trash"),
+        (CertificateView, policy.MENU_CERTIFICATES, "fa-certificate"),
+        (ReturnArchiveView, policy.MENU_RETURN, "fa-archive"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_LIFECYCLE)
