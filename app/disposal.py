@@ -332,12 +332,12 @@ def _journal_lines(path: str | Path | None) -> list[dict]:
     if not path or not Path(path).exists():
         return []
     lines = []
-    for number, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if text.strip():
             try:
                 lines.append(json.loads(text))
             except ValueError:
-                log.error("disposal journal line %s is unreadable", number)
+                log.error("disposal journal line %s is unreadable", line_no)
     return lines
 
 
