@@ -9,7 +9,7 @@ import socket
 
 from sqlalchemy import select
 
-from app import billing
+from app import billing, jptime
 from app.models import AuditEvent, BillingCategory, MonthlyReport, ReportDelivery
 from app.policy import OPERATOR
 from app.reports import delivery
@@ -121,10 +121,12 @@ def test_the_scheduled_job_itself_is_idempotent(app, session, report_mail, needs
     from app.jobs.reports import monthly_report
 
     assert worker.find("monthly_report").func is monthly_report
+    assert worker.find("monthly_report").cron == "0 8 * * *"  # 17:00 JST
+    due = delivery.months_due(jptime.today_jst())  # last month, once its month has ended
     first = monthly_report()
     second = monthly_report()
-    assert "送信済" in first and second == "送信対象なし"
-    assert len(_reports(report_mail.messages)) == 1
+    assert first.count("送信済") == len(due) and second == "送信対象なし"
+    assert len(_reports(report_mail.messages)) == len(due)
 
 
 def test_the_job_on_a_real_rq_worker(app, session, rq_app, report_mail, needs_pdf):
@@ -138,8 +140,16 @@ def test_the_job_on_a_real_rq_worker(app, session, rq_app, report_mail, needs_pd
     q = queue()
     SimpleWorker([q], connection=q.connection).work(burst=True)
     session.expire_all()
-    assert len(_reports(report_mail.messages)) == 1
-    assert session.execute(select(ReportDelivery.status)).scalars().all() == ["sent"]
+    due = delivery.months_due(jptime.today_jst())
+    assert len(_reports(report_mail.messages)) == len(due)
+    assert session.execute(select(ReportDelivery.status)).scalars().all() == ["sent"] * len(due)
+
+
+def test_without_recipients_the_run_says_so_and_sends_nothing(app, session, report_mail):
+    app.config["REPORT_RECIPIENTS"] = []
+    done = delivery.run_scheduled(session, today=dt.date(2026, 11, 2), **_settings(app))
+    assert done == ["2026-10: 送信先（MYNUMBER_REPORT_RECIPIENTS）が未設定のため送信しません"]
+    assert report_mail.messages == []
 
 
 def test_without_recipients_nothing_is_sent_and_the_reason_is_clear(app, session, needs_pdf):

@@ -222,7 +222,7 @@ def test_the_month_matches_the_hand_computed_table(
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_content() == row.pdf
     body = mail_text(mail)
-    assert row.pdf_sha256 in body
+    assert monthly.month_label(month) in body and "添付" in body
 
     # Every download and send is on the audit record.
     actions = [a for (a,) in session.execute(select(AuditEvent.action))]
