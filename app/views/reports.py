@@ -75,6 +75,7 @@ class ReportView(BaseView):
             recipients=current_app.config.get("REPORT_RECIPIENTS") or [],
             can=lambda perm: policy.allows(actor, perm, delivery.VIEW),
             form=NotesForm(),
+            current=jptime.today_jst().strftime("%Y-%m"),
         )
 
     @expose("/<string:month>.<string:fmt>", methods=["GET"])
