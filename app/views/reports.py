@@ -11,9 +11,9 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import SelectField, TextAreaField
 
-from app import jptime, policy
+from app import audit, jptime, policy
 from app.audit import AuditUnavailable
-from app.models import BillingCategory, MonthlyReport, PlannedVolume, db
+from app.models import BillingCategory, MonthlyReport, PlannedVolume, db, utcnow
 from app.reports import dashboard, delivery, monthly
 from app.security import current_actor
 
@@ -169,8 +169,6 @@ class PlannedVolumeView(ModelView):
             if value is not None and value < 0:
                 raise monthly.ReportError(f"{label}: 0以上の整数で入力してください")
         item.updated_by = current_actor().name
-        from app.models import utcnow
-
         item.updated_at = utcnow()
 
     def pre_add(self, item: PlannedVolume) -> None:
@@ -178,6 +176,28 @@ class PlannedVolumeView(ModelView):
 
     def pre_update(self, item: PlannedVolume) -> None:
         self._stamp(item)
+
+    def _audit(self, item: PlannedVolume) -> None:
+        audit.record(
+            db.session,
+            current_actor(),
+            "report.plan_set",
+            object_type="planned_volume",
+            object_ids=[item.id],
+            details={
+                "fiscal_year": item.fiscal_year,
+                "category": item.category,
+                "households": item.households,
+                "people": item.people,
+            },
+            commit=True,
+        )
+
+    def post_add(self, item: PlannedVolume) -> None:
+        self._audit(item)
+
+    def post_update(self, item: PlannedVolume) -> None:
+        self._audit(item)
 
 
 class DashboardView(BaseView):

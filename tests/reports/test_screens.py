@@ -155,3 +155,34 @@ def test_auditor_has_no_dashboard(client, make_user, login):
     _sign_in(make_user, login, "Auditor")
     assert client.get("/dashboard/").status_code == 403
     assert client.get("/").status_code == 200
+
+
+def test_operator_edits_the_planned_volumes_client_staff_read_them(
+    client, make_user, login, session
+):
+    from app.models import PlannedVolume
+
+    plan = session.execute(
+        select(PlannedVolume).where(
+            PlannedVolume.fiscal_year == 2023, PlannedVolume.category == "external_postal"
+        )
+    ).scalar_one()
+    operator = _sign_in(make_user, login, "Operator")
+    page = client.get("/plannedvolumeview/list/").get_data(as_text=True)
+    assert "外部委員等 回収: 郵送収集（/人）" in page
+    response = support.post_form(
+        client,
+        f"/plannedvolumeview/edit/{plan.id}",
+        {"period_label": "2023年4月～2024年3月", "households": "160", "people": "160"},
+    )
+    assert response.status_code == 302
+    session.expire_all()
+    plan = session.get(PlannedVolume, plan.id)
+    assert (plan.people, plan.updated_by) == (160, operator.username)
+    assert session.execute(
+        select(AuditEvent).where(AuditEvent.action == "report.plan_set")
+    ).scalar_one()
+    client.get("/logout/")
+    _sign_in(make_user, login, "ClientStaff")
+    assert client.get("/plannedvolumeview/list/").status_code == 200
+    assert client.get(f"/plannedvolumeview/edit/{plan.id}").status_code == 403
