@@ -208,6 +208,12 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
             os.environ.get("MYNUMBER_COMPACT_WAIT_SECONDS", "300")
         ),
         "RETENTION_UPCOMING_DAYS": int(os.environ.get("MYNUMBER_RETENTION_UPCOMING_DAYS", "90")),
+        # Monthly usage report (issue 7): the client's addresses the PDF is e-mailed to.
+        "REPORT_RECIPIENTS": [
+            a.strip()
+            for a in os.environ.get("MYNUMBER_REPORT_RECIPIENTS", "").split(",")
+            if a.strip()
+        ],
     }
     if overrides:
         cfg.update(overrides)

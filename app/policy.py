@@ -317,6 +317,40 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
 }
 
 
+# -- monthly usage report and dashboard (issue 7, items 3 and 6) ---------------------------
+# Counts and yen only, never personal data. The operator writes, generates and sends the
+# report; the client and the auditor read it; a SystemAdmin sees the list of months with due
+# dates and delivery status (no figures: downloading needs can_download). The dashboard is the
+# landing page of the client's staff and the operators.
+MENU_REPORTS = "利用実績報告書"
+MENU_PLANNED = "想定人数"
+MENU_DASHBOARD = "ダッシュボード"
+MENU_CATEGORY_REPORTS = "報告"
+_REPORTS_MENU = [("menu_access", MENU_REPORTS), ("menu_access", MENU_CATEGORY_REPORTS)]
+_REPORTS_READ = [
+    ("can_list", "Reports"),
+    ("can_download", "Reports"),
+    ("can_list", "PlannedVolume"),
+    ("menu_access", MENU_PLANNED),
+    *_REPORTS_MENU,
+]
+_DASHBOARD = [("can_index", "Dashboard"), ("menu_access", MENU_DASHBOARD)]
+ROLE_PERMISSIONS[OPERATOR] |= frozenset(
+    _REPORTS_READ
+    + _DASHBOARD
+    + [
+        ("can_notes", "Reports"),
+        ("can_generate", "Reports"),
+        ("can_send", "Reports"),
+        ("can_add", "PlannedVolume"),
+        ("can_edit", "PlannedVolume"),
+    ]
+)
+ROLE_PERMISSIONS[CLIENT_STAFF] |= frozenset(_REPORTS_READ + _DASHBOARD)
+ROLE_PERMISSIONS[AUDITOR] |= frozenset(_REPORTS_READ)
+ROLE_PERMISSIONS[SYSTEM_ADMIN] |= frozenset([("can_list", "Reports"), *_REPORTS_MENU])
+
+
 # What the server's own command line may do (see ShellActor).
 SHELL_PERMISSIONS = frozenset(
     {("can_import", "Numbers"), ("can_export", "Numbers"), ("can_match", "Numbers")}
@@ -327,6 +361,8 @@ SHELL_PERMISSIONS = frozenset(
         ("can_download", "DeletionCertificate"),
         ("can_export", "ReturnArchive"),
     }
+    # The monthly usage report (issue 7): generate, send and write it out by hand.
+    | {("can_generate", "Reports"), ("can_send", "Reports"), ("can_download", "Reports")}
 )
 
 

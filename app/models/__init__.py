@@ -77,4 +77,7 @@ from app.models.lifecycle import (  # noqa: F401, E402
     RetentionRule,
     ReturnArchive,
 )
+
+# -- monthly usage report (issue 7, item 3) --------------------------------------------------
+from app.models.reports import MonthlyReport, PlannedVolume, ReportDelivery  # noqa: F401, E402
 from app.models.roster import RosterChange  # noqa: F401, E402

@@ -10,11 +10,13 @@ in a service module; views parse input, call the service, and render.
 - ``records``: adding and editing people, households, names, numbers
 - ``collection``: campaigns, deliveries and print batches, paper intake, verification queue
 - ``lifecycle``: retention, disposal requests, deletion certificates, the return archive
+- ``reports``: the monthly usage report, planned volumes, the dashboard (issue 7)
 """
 
 from __future__ import annotations
 
-from flask_appbuilder import IndexView
+from flask import redirect, url_for
+from flask_appbuilder import IndexView, expose
 
 from app import policy
 from app.views.admin import KeysView, RosterChangeView, RosterView
@@ -26,10 +28,20 @@ from app.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
 from app.views.people import PeopleView
 from app.views.records import RecordsView
+from app.views.reports import DashboardView, PlannedVolumeView, ReportView
 
 
 class HomeView(IndexView):
     index_template = "mynumber/index.html"
+
+    @expose("/")
+    def index(self):
+        # Issue 7: the dashboard is the landing page of whoever may see it.
+        from app.security import current_actor
+
+        if policy.allows(current_actor(), "can_index", "Dashboard"):
+            return redirect(url_for("DashboardView.index"))
+        return super().index()
 
 
 def register(appbuilder) -> None:
@@ -95,3 +107,10 @@ def register(appbuilder) -> None:
         (ReturnArchiveView, policy.MENU_RETURN, "fa-archive"),
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_LIFECYCLE)
+    # -- issue 7: monthly usage report, planned volumes, dashboard --------------------------
+    appbuilder.add_view(DashboardView, policy.MENU_DASHBOARD, icon="fa-dashboard")
+    for view, name, icon in (
+        (ReportView, policy.MENU_REPORTS, "fa-file-text"),
+        (PlannedVolumeView, policy.MENU_PLANNED, "fa-bar-chart"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_REPORTS)
