@@ -21,7 +21,10 @@ from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
 from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
 from app.views.collection import CampaignView, MailingView, PaperView, VerificationView
-from app.views.intake import InquiryView, IntakeView
+
+# Issue 7: inquiry desk, roster exports, 情報管理体制図, 取扱状況 register.
+from app.views.desk import ClientInquiryView, DeskView  # noqa: E402
+from app.views.intake import IntakeView
 from app.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
 from app.views.people import PeopleView
@@ -56,12 +59,6 @@ def register(appbuilder) -> None:
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_INTAKE)
     appbuilder.add_view(
-        InquiryView,
-        policy.MENU_INQUIRIES,
-        icon="fa-envelope",
-        category=policy.MENU_CATEGORY_INTAKE,
-    )
-    appbuilder.add_view(
         AuditLogView, policy.MENU_AUDIT, icon="fa-list", category=policy.MENU_CATEGORY_AUDIT
     )
     appbuilder.add_view(
@@ -95,3 +92,14 @@ def register(appbuilder) -> None:
         (ReturnArchiveView, policy.MENU_RETURN, "fa-archive"),
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_LIFECYCLE)
+
+    # -- issue 7: inquiry desk --------------------------------------------------------------
+    appbuilder.add_view(
+        DeskView, policy.MENU_INQUIRIES, icon="fa-envelope", category=policy.MENU_CATEGORY_INTAKE
+    )
+    appbuilder.add_view(
+        ClientInquiryView,
+        policy.MENU_CLIENT_INQUIRIES,
+        icon="fa-question-circle",
+        category=policy.MENU_CATEGORY_INTAKE,
+    )
