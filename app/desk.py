@@ -402,7 +402,8 @@ def _hours(delta: dt.timedelta) -> float:
 
 def response_figures(session: Session, month: str) -> ResponseFigures:
     """Received, answered, still open, and response times in desk hours for ``month``."""
-    start, end = month_bounds(month)
+    # Compared in UTC: stored times are UTC, and SQLite compares them as text.
+    start, end = (bound.astimezone(dt.UTC) for bound in month_bounds(month))
     received = session.execute(
         select(Inquiry.id).where(Inquiry.received_at >= start, Inquiry.received_at < end)
     ).all()

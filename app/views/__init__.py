@@ -24,6 +24,11 @@ from app.views.collection import CampaignView, MailingView, PaperView, Verificat
 
 # Issue 7: inquiry desk, roster exports, 情報管理体制図, 取扱状況 register.
 from app.views.desk import ClientInquiryView, DeskView  # noqa: E402
+from app.views.governance import (  # noqa: E402
+    HandlingChartView,
+    RegisterView,
+    RosterExportView,
+)
 from app.views.intake import IntakeView
 from app.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
@@ -103,3 +108,10 @@ def register(appbuilder) -> None:
         icon="fa-question-circle",
         category=policy.MENU_CATEGORY_INTAKE,
     )
+    # -- issue 7: 情報管理体制図, roster downloads, 取扱状況 register ----------------------------
+    appbuilder.add_view_no_menu(RosterExportView)
+    for view, name, icon in (
+        (HandlingChartView, policy.MENU_HANDLING_CHART, "fa-sitemap"),
+        (RegisterView, policy.MENU_REGISTER, "fa-database"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_ROSTER)
