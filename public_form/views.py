@@ -634,14 +634,11 @@ def contact():
                 "担当者から、受付時間内にご連絡します。",
                 link=(url_for("form.landing"), "トップへ"),
             )
-    today = jptime.today_jst()
     return _page(
         "contact.html",
         200 if not errors else 422,
         errors=errors,
         values=values,
         categories={c: desk.CATEGORIES[c] for c in desk.SUBJECT_CATEGORIES},
-        open_today=jptime.is_business_day(today),
-        next_open=jptime.next_business_day(today + dt.timedelta(days=1)),
         desk_state=desk.state(),
     )

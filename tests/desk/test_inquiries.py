@@ -1,6 +1,7 @@
 """Inquiries from the public form and from the portal: 受付 → 対応中 → 回答済 → 完了, each
 step in the history and the audit log; a My Number in a body or a response is refused."""
 
+import datetime as dt
 import json
 import re
 
@@ -9,6 +10,7 @@ from sqlalchemy import select
 
 from app import desk, policy
 from app.audit import Actor
+from app.jptime import JST
 from app.models import AuditEvent, Inquiry, InquiryAction, InquiryStatus
 from app.mynumber import make_valid
 from tests.support import actor, leaks, post_form
@@ -217,3 +219,32 @@ def test_status_rules(session, make_user):
         .all()
     )
     assert actions == ["receive", "respond", "reopen", "respond", "close"]
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (dt.datetime(2026, 12, 28, 18, 0, tzinfo=JST), "窓口は 1月4日（月）10:00 から受け付けます"),
+        (
+            dt.datetime(2026, 11, 21, 11, 0, tzinfo=JST),
+            "窓口は 11月24日（火）10:00 から受け付けます",
+        ),
+        (dt.datetime(2026, 11, 27, 11, 0, tzinfo=JST), "ただいま窓口の受付時間内です"),
+    ],
+)
+def test_contact_page_shows_the_hours_and_when_the_desk_reopens(instance, app, moment, expected):
+    from flask import render_template
+
+    import public_form
+
+    form_app = public_form.create_app(instance)
+    with form_app.test_request_context("/contact"):
+        html = render_template(
+            "public/contact.html",
+            errors={},
+            values={},
+            categories={},
+            desk_state=desk.state(moment),
+        )
+    assert expected in html
+    assert "平日（月〜金）10:00〜17:00（土日祝日・12月29日〜1月3日を除く）" in html
