@@ -350,6 +350,44 @@ ROLE_PERMISSIONS[CLIENT_STAFF] |= frozenset(_REPORTS_READ + _DASHBOARD)
 ROLE_PERMISSIONS[AUDITOR] |= frozenset(_REPORTS_READ)
 ROLE_PERMISSIONS[SYSTEM_ADMIN] |= frozenset([("can_list", "Reports"), *_REPORTS_MENU])
 
+# -- Issue 7: inquiry desk, roster exports, 情報管理体制図, 取扱状況 register ----------------
+# Operators work the desk (Inquiries, above); ClientStaff file their own inquiries from the
+# portal and read the answers (ClientInquiries). The roster, the 情報管理体制図 and the
+# register name staff and data sets, never a subject: ClientStaff, Auditors and the
+# SystemAdmin download them; the operator side (SystemAdmin, Operator) edits the chart and a
+# ClientStaff user other than its author approves it, as with roster changes.
+MENU_CLIENT_INQUIRIES = "窓口への問合せ"
+MENU_HANDLING_CHART = "情報管理体制図"
+MENU_REGISTER = "取扱状況"
+PERSONAL_DATA_VIEWS = PERSONAL_DATA_VIEWS | {"ClientInquiries"}
+PERSONAL_DATA_MENUS = PERSONAL_DATA_MENUS | {MENU_CLIENT_INQUIRIES}
+_GOVERNANCE_READ = {
+    ("can_download", "Roster"),
+    ("can_list", "HandlingChart"),
+    ("can_download", "HandlingChart"),
+    ("can_list", "Register"),
+    ("can_download", "Register"),
+    ("menu_access", MENU_HANDLING_CHART),
+    ("menu_access", MENU_REGISTER),
+    ("menu_access", MENU_CATEGORY_ROSTER),
+}
+ROLE_PERMISSIONS[SYSTEM_ADMIN] |= _GOVERNANCE_READ | {("can_propose", "HandlingChart")}
+ROLE_PERMISSIONS[OPERATOR] |= {
+    ("can_list", "HandlingChart"),
+    ("can_propose", "HandlingChart"),
+    ("menu_access", MENU_HANDLING_CHART),
+    ("menu_access", MENU_CATEGORY_ROSTER),
+}
+ROLE_PERMISSIONS[CLIENT_STAFF] |= _GOVERNANCE_READ | {
+    ("can_approve", "HandlingChart"),
+    ("can_list", "ClientInquiries"),
+    ("can_show", "ClientInquiries"),
+    ("can_add", "ClientInquiries"),
+    ("menu_access", MENU_CLIENT_INQUIRIES),
+    ("menu_access", MENU_CATEGORY_INTAKE),
+}
+ROLE_PERMISSIONS[AUDITOR] |= _GOVERNANCE_READ
+# -- end of issue 7 -----------------------------------------------------------------------
 
 # What the server's own command line may do (see ShellActor).
 SHELL_PERMISSIONS = frozenset(

@@ -14,7 +14,7 @@ data: no name, no id, no number), read from what the other modules record:
 - billing: ``billing.monthly_lines`` (each event at the price of its day) and
   ``billing.postage_totals`` (発送 / 返送);
 - inquiries: received / answered and the response time in business hours
-  (``_inquiry_figures``: Mon–Fri 10:00–17:00 JST except holidays and 12/29–1/3);
+  (``desk.response_figures``: Mon–Fri 10:00–17:00 JST except holidays and 12/29–1/3);
 - the fiscal year (April–March) so far beside the 想定人数 of ``PlannedVolume``, and a
   per-month series for the chart;
 - その他: the operator's notes for the month (``MonthlyReport.notes``).
@@ -32,7 +32,7 @@ import re
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from app import billing, jptime
+from app import billing, desk, jptime
 from app.models import (
     BillableEvent,
     BillingCategory,
@@ -43,7 +43,6 @@ from app.models import (
     DisposalKind,
     DisposalRequest,
     DisposalStatus,
-    Inquiry,
     MonthlyReport,
     MyNumberRecord,
     Person,
@@ -65,8 +64,6 @@ DECISION_LABELS = {
     Decision.REFUSED: "不受理",
 }
 STORED_PLAN = ("stored_employee", "stored_external")
-BUSINESS_START = dt.time(10, 0)
-BUSINESS_END = dt.time(17, 0)
 
 
 class ReportError(ValueError):
@@ -291,45 +288,17 @@ def postage(session: Session, month: str) -> dict:
     return totals
 
 
-def business_seconds(start: dt.datetime, end: dt.datetime) -> float:
-    """Seconds of business hours (Mon–Fri 10:00–17:00 JST, not holidays nor 12/29–1/3)
-    between two moments: the response time the desk is measured by (spec 6-3)."""
-    start, end = jptime.to_jst(start), jptime.to_jst(end)
-    if end <= start:
-        return 0.0
-    total = 0.0
-    day = start.date()
-    while day <= end.date():
-        if jptime.is_business_day(day):
-            open_at = dt.datetime.combine(day, BUSINESS_START, tzinfo=jptime.JST)
-            close_at = dt.datetime.combine(day, BUSINESS_END, tzinfo=jptime.JST)
-            lo, hi = max(start, open_at), min(end, close_at)
-            if hi > lo:
-                total += (hi - lo).total_seconds()
-        day += dt.timedelta(days=1)
-    return total
-
-
 def _inquiry_figures(session: Session, month: str) -> dict:
-    """Inquiries received and answered in the month, and the response time (received →
-    handled) of those answered, in business hours. One small function on purpose: the inquiry
-    desk (issue 7, item 4) will provide its own figures and replace this."""
-    start, end = bounds(month)
-    received = session.execute(
-        select(func.count()).where(Inquiry.received_at >= start, Inquiry.received_at < end)
-    ).scalar_one()
-    answered = session.execute(
-        select(Inquiry.received_at, Inquiry.handled_at).where(
-            Inquiry.handled_at.is_not(None), Inquiry.handled_at >= start, Inquiry.handled_at < end
-        )
-    ).all()
-    hours = [business_seconds(r, h) / 3600 for r, h in answered]
+    """The desk's month (``desk.response_figures``) as plain JSON for the stored snapshot:
+    received, answered, open at month end, and response times in desk hours."""
+    f = desk.response_figures(session, month)
     return {
-        "received": int(received),
-        "answered": len(hours),
-        "average_hours": round(sum(hours) / len(hours), 1) if hours else None,
-        "max_hours": round(max(hours), 1) if hours else None,
-        "within_one_day": sum(1 for h in hours if h <= 7.0),
+        "received": f.received,
+        "answered": f.answered,
+        "open_at_month_end": f.open_at_month_end,
+        "median_hours": f.median_response_hours,
+        "max_hours": f.max_response_hours,
+        "within_one_day_share": f.within_one_business_day,
     }
 
 

@@ -126,9 +126,10 @@ def rows(report: dict) -> list[list[str]]:
     out += [
         ["問合せ", "受付", "件数", _n(q["received"])],
         ["問合せ", "回答", "件数", _n(q["answered"])],
-        ["問合せ", "回答までの時間（営業時間）", "平均（時間）", _n(q["average_hours"])],
+        ["問合せ", "月末時点の未完了", "件数", _n(q["open_at_month_end"])],
+        ["問合せ", "回答までの時間（営業時間）", "中央値（時間）", _n(q["median_hours"])],
         ["問合せ", "回答までの時間（営業時間）", "最大（時間）", _n(q["max_hours"])],
-        ["問合せ", "1営業日（7時間）以内の回答", "件数", _n(q["within_one_day"])],
+        ["問合せ", "1営業日（7時間）以内の回答", "割合", _n(q["within_one_day_share"])],
     ]
     plan = report["plan"]
     for r in plan["rows"]:

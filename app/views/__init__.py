@@ -23,7 +23,15 @@ from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
 from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
 from app.views.collection import CampaignView, MailingView, PaperView, VerificationView
-from app.views.intake import InquiryView, IntakeView
+
+# Issue 7: inquiry desk, roster exports, 情報管理体制図, 取扱状況 register.
+from app.views.desk import ClientInquiryView, DeskView  # noqa: E402
+from app.views.governance import (  # noqa: E402
+    HandlingChartView,
+    RegisterView,
+    RosterExportView,
+)
+from app.views.intake import IntakeView
 from app.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
 from app.views.people import PeopleView
@@ -68,12 +76,6 @@ def register(appbuilder) -> None:
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_INTAKE)
     appbuilder.add_view(
-        InquiryView,
-        policy.MENU_INQUIRIES,
-        icon="fa-envelope",
-        category=policy.MENU_CATEGORY_INTAKE,
-    )
-    appbuilder.add_view(
         AuditLogView, policy.MENU_AUDIT, icon="fa-list", category=policy.MENU_CATEGORY_AUDIT
     )
     appbuilder.add_view(
@@ -114,3 +116,21 @@ def register(appbuilder) -> None:
         (PlannedVolumeView, policy.MENU_PLANNED, "fa-bar-chart"),
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_REPORTS)
+
+    # -- issue 7: inquiry desk --------------------------------------------------------------
+    appbuilder.add_view(
+        DeskView, policy.MENU_INQUIRIES, icon="fa-envelope", category=policy.MENU_CATEGORY_INTAKE
+    )
+    appbuilder.add_view(
+        ClientInquiryView,
+        policy.MENU_CLIENT_INQUIRIES,
+        icon="fa-question-circle",
+        category=policy.MENU_CATEGORY_INTAKE,
+    )
+    # -- issue 7: 情報管理体制図, roster downloads, 取扱状況 register ----------------------------
+    appbuilder.add_view_no_menu(RosterExportView)
+    for view, name, icon in (
+        (HandlingChartView, policy.MENU_HANDLING_CHART, "fa-sitemap"),
+        (RegisterView, policy.MENU_REGISTER, "fa-database"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_ROSTER)

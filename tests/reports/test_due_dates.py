@@ -58,12 +58,18 @@ def _jst(*args):
     return dt.datetime(*args, tzinfo=jptime.JST)
 
 
+def _desk_seconds(start, end) -> float:
+    from app import desk
+
+    return desk.business_elapsed(start, end).total_seconds()
+
+
 def test_response_time_counts_business_hours_only():
     # Friday 16:00 → Monday 11:00: one hour on Friday, one on Monday.
-    assert monthly.business_seconds(_jst(2026, 11, 27, 16), _jst(2026, 11, 30, 11)) == 7200
+    assert _desk_seconds(_jst(2026, 11, 27, 16), _jst(2026, 11, 30, 11)) == 7200
     # Received at night, answered the next morning at 10:30: half an hour.
-    assert monthly.business_seconds(_jst(2026, 11, 25, 22), _jst(2026, 11, 26, 10, 30)) == 1800
+    assert _desk_seconds(_jst(2026, 11, 25, 22), _jst(2026, 11, 26, 10, 30)) == 1800
     # Over 勤労感謝の日 (Monday 2026-11-23): Friday 17:00 → Tuesday 10:00 is nothing.
-    assert monthly.business_seconds(_jst(2026, 11, 20, 17), _jst(2026, 11, 24, 10)) == 0
+    assert _desk_seconds(_jst(2026, 11, 20, 17), _jst(2026, 11, 24, 10)) == 0
     # Over the year-end break: 12/28 16:00 → 1/4 10:30 is 1.5 hours.
-    assert monthly.business_seconds(_jst(2026, 12, 28, 16), _jst(2027, 1, 4, 10, 30)) == 5400
+    assert _desk_seconds(_jst(2026, 12, 28, 16), _jst(2027, 1, 4, 10, 30)) == 5400
