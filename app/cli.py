@@ -1027,3 +1027,10 @@ def mail_bounce(message_id: str, reason: str) -> None:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"不達を記録しました: 送付 {delivery.id}")
+
+
+# -- proof of safety (issue 8): canary numbers and least-privilege database roles -------------
+from app.cli_security import canary_group, db_group  # noqa: E402
+
+mynumber_group.add_command(canary_group)
+mynumber_group.add_command(db_group)
