@@ -97,6 +97,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.models import db
 
     db.init_app(app)
+    # Least privilege (issue 8): never load the person columns the form's role may not read.
+    from app.dbroles import form_person_guard
+
+    form_person_guard()
     CSRFProtect(app)
     Talisman(
         app,
