@@ -82,6 +82,10 @@ def create_app(overrides: dict | None = None) -> Flask:
         appbuilder.init_app(app, db.session)
         register(appbuilder)
 
+    # The network allow-list runs before anything else on every request (issue 8).
+    from app import netguard
+
+    netguard.install(app)
     app.before_request(enforce_idle_timeout)
     app.before_request(enforce_password_change)
     app.after_request(_no_store)
