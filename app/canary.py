@@ -40,7 +40,7 @@ from app.vault import Vault
 
 log = logging.getLogger(__name__)
 
-SECRET_NAME = "canary"  # noqa: S105 - the key-ring section name, not a secret
+SECRET_NAME = "canary"  # noqa: S105  # nosec B105  # the key-ring entry name, not a secret
 ACTION = "security.canary"
 # Paths a canary can be touched through (the ``path`` of the audit event and the mail).
 PATH_LABELS = {
