@@ -210,7 +210,13 @@ def roster_add(name: str, department: str, title: str, nationality: str, approve
 
 @mynumber_group.command("worker")
 @click.option("--burst", is_flag=True, help="キューが空になったら終了する（RQ）")
-def worker_command(burst: bool) -> None:
+@click.option(
+    "--cron/--no-cron",
+    default=True,
+    show_default=True,
+    help="定期ジョブのスケジューラも動かす（複数のワーカーでは1台だけ --cron に）",
+)
+def worker_command(burst: bool, cron: bool) -> None:
     """ジョブを処理する（REDIS_URL があれば RQ ワーカーとスケジューラ、なければ定期ジョブを内部で実行）。"""
     from app.jobs import worker
 
@@ -218,7 +224,7 @@ def worker_command(burst: bool) -> None:
     if url:
         name = current_app.config.get("JOB_QUEUE") or worker.QUEUE
         click.echo(f"RQ ワーカーを起動します（キュー {name}）")
-        worker.run_rq(url, queue_name=name, burst=burst)
+        worker.run_rq(url, queue_name=name, burst=burst, with_cron=cron)
     else:
         click.echo("組み込みモード: 定期ジョブをこのプロセスで実行します")
         worker.run_inline()

@@ -74,6 +74,23 @@ def client_address(remote_addr: str | None, forwarded_for: str | None, trusted) 
     return str(_address(hops[0])) if hops else str(peer)
 
 
+def install_proxy(app: Flask) -> None:
+    """The public form: no allow-list, but behind nginx the client's address (for its per-IP
+    rate limits and the audit) comes from ``X-Forwarded-For`` of a trusted proxy."""
+    trusted = parse_networks(app.config.get("TRUSTED_PROXIES"), "TRUSTED_PROXIES")
+    if not trusted:
+        return
+
+    def resolve():
+        client = client_address(
+            request.remote_addr, request.headers.get("X-Forwarded-For"), trusted
+        )
+        if client:
+            request.environ["REMOTE_ADDR"] = request.remote_addr = client
+
+    app.before_request_funcs.setdefault(None, []).insert(0, resolve)
+
+
 def install(app: Flask) -> None:
     """Register the check as the first ``before_request`` of the portal."""
     allowed = parse_networks(app.config.get("ADMIN_ALLOWED_NETWORKS"), "ADMIN_ALLOWED_NETWORKS")
@@ -90,7 +107,7 @@ def install(app: Flask) -> None:
             request.remote_addr, request.headers.get("X-Forwarded-For"), trusted
         )
         if trusted and client:
-            request.environ["REMOTE_ADDR"] = client
+            request.environ["REMOTE_ADDR"] = request.remote_addr = client
         if not allowed or within(_address(client), allowed):
             return None
         return _refuse(client)

@@ -55,6 +55,7 @@ FORM_SETTINGS = (
     "DESK_PHONE",
     "DESK_EMAIL",
     "WTF_CSRF_TIME_LIMIT",
+    "TRUSTED_PROXIES",  # issue 8: the client address behind nginx (app.netguard)
 )
 
 
@@ -136,6 +137,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(bp)
     _rate_limits(app)
     _error_pages(app)
+    from app import netguard  # first of all: the client's address behind a trusted proxy
+
+    netguard.install_proxy(app)
     return app
 
 

@@ -150,3 +150,30 @@ def test_within():
     assert netguard.within(ipaddress.ip_address("2001:db8::5"), nets)
     assert not netguard.within(ipaddress.ip_address("11.0.0.1"), nets)
     assert not netguard.within(None, nets)
+
+
+def test_the_public_form_sees_the_client_behind_a_trusted_proxy(instance):
+    import public_form
+    from app.models import db
+
+    form = public_form.create_app({**instance, "TRUSTED_PROXIES": "127.0.0.1/32"})
+    seen = []
+
+    @form.before_request
+    def capture():
+        from flask import request
+
+        seen.append(request.remote_addr)
+
+    client = form.test_client()
+    client.get(
+        "/", environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={"X-Forwarded-For": "198.51.100.4"}
+    )
+    client.get(
+        "/",
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+        headers={"X-Forwarded-For": "198.51.100.4"},
+    )
+    assert seen == ["198.51.100.4", "203.0.113.9"]
+    with form.app_context():
+        db.engine.dispose()
