@@ -212,6 +212,13 @@ def apply(
         conn.execute(text(f"GRANT {privileges} ON public.{_q(table)} TO {_q(portal)}"))
     for seq in sequences:
         conn.execute(text(f"GRANT USAGE, SELECT ON SEQUENCE public.{_q(seq)} TO {_q(portal)}"))
+    # VACUUM FULL after a disposal (app.disposal.compact_storage) is an owner's right up to
+    # PostgreSQL 16; from 17 the MAINTAIN privilege lets the portal's workers do it.
+    version = int(conn.execute(text("SHOW server_version_num")).scalar_one())
+    if version >= 170000:
+        for table in tables:
+            if table not in AUDIT_TABLES:
+                conn.execute(text(f"GRANT MAINTAIN ON public.{_q(table)} TO {_q(portal)}"))
 
     # Form: exactly FORM_GRANTS, with the sequences its INSERTs draw from.
     for table, privileges in FORM_GRANTS.items():
