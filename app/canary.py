@@ -146,7 +146,6 @@ def trip(
     hits = {pid: label for pid, label in labels_of(vault, person_ids).items() if pid not in alerted}
     if not hits:
         return None
-    alerted.update(hits)
     event = audit.record(
         session,
         actor,
@@ -161,6 +160,7 @@ def trip(
         },
         commit=commit,
     )
+    alerted.update(hits)  # only once the event is written: a failed alert is retried
     _send_alert(actor, path, sorted(set(hits.values())), event.seq)
     return event
 

@@ -242,3 +242,46 @@ def test_cli_adds_lists_and_removes(app, session, vault):
     session.rollback()
     assert session.get(Person, person.id).status == "removed"
     assert people.active_record(session, person.id) is None
+
+
+def _refuse_canary_events(session, backend):
+    """Make the real database refuse the alert's audit row (a trigger), nothing else."""
+    from sqlalchemy import text
+
+    if backend == "sqlite":
+        session.execute(
+            text(
+                "CREATE TRIGGER no_canary BEFORE INSERT ON audit_event "
+                "WHEN NEW.action = 'security.canary' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+    else:
+        session.execute(
+            text(
+                "CREATE FUNCTION no_canary() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.action = 'security.canary' THEN RAISE EXCEPTION 'refused'; END IF; "
+                "RETURN NEW; END $$"
+            )
+        )
+        session.execute(
+            text(
+                "CREATE TRIGGER no_canary BEFORE INSERT ON audit_event "
+                "FOR EACH ROW EXECUTE FUNCTION no_canary()"
+            )
+        )
+    session.commit()
+
+
+def test_an_alert_that_cannot_be_audited_stops_the_access(backend, session, vault, stored):
+    from app.audit import AuditUnavailable
+
+    real, bait, smtp = stored
+    _refuse_canary_events(session, backend)
+    with pytest.raises(AuditUnavailable):
+        people.reveal(session, vault, HR, bait.id, "年末調整")
+    with pytest.raises(AuditUnavailable):
+        exports.export_csv(
+            session, vault, HR, layouts.get(session, "staff"), io.BytesIO(), "年末調整"
+        )
+    # A normal person is not affected.
+    assert people.reveal(session, vault, HR, real.id, "年末調整") == REAL_NUMBER
