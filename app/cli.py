@@ -210,7 +210,13 @@ def roster_add(name: str, department: str, title: str, nationality: str, approve
 
 @mynumber_group.command("worker")
 @click.option("--burst", is_flag=True, help="キューが空になったら終了する（RQ）")
-def worker_command(burst: bool) -> None:
+@click.option(
+    "--cron/--no-cron",
+    default=True,
+    show_default=True,
+    help="定期ジョブのスケジューラも動かす（複数のワーカーでは1台だけ --cron に）",
+)
+def worker_command(burst: bool, cron: bool) -> None:
     """ジョブを処理する（REDIS_URL があれば RQ ワーカーとスケジューラ、なければ定期ジョブを内部で実行）。"""
     from app.jobs import worker
 
@@ -218,7 +224,7 @@ def worker_command(burst: bool) -> None:
     if url:
         name = current_app.config.get("JOB_QUEUE") or worker.QUEUE
         click.echo(f"RQ ワーカーを起動します（キュー {name}）")
-        worker.run_rq(url, queue_name=name, burst=burst)
+        worker.run_rq(url, queue_name=name, burst=burst, with_cron=cron)
     else:
         click.echo("組み込みモード: 定期ジョブをこのプロセスで実行します")
         worker.run_inline()
@@ -1077,3 +1083,8 @@ def report_monthly(month: str, out: Path, csv_out: Path | None, encoding: str, s
             click.echo(f"メールで送信しました: {sent.recipients}")
     except monthly.ReportError as exc:
         raise click.ClickException(str(exc)) from None
+# -- proof of safety (issue 8): canary numbers and least-privilege database roles -------------
+from app.cli_security import canary_group, db_group  # noqa: E402
+
+mynumber_group.add_command(canary_group)
+mynumber_group.add_command(db_group)

@@ -747,6 +747,10 @@ def export_archive(
         commit=True,
     )
     audit_seq = start.seq
+    from app import canary  # the archive holds every person: a canary raises the alert
+
+    if canary.configured(vault):
+        canary.trip(session, vault, actor, session.execute(select(Person.id)).scalars(), "return")
     before = fingerprint(session, vault, audit_seq)
     signing = vault.keys.audit_signing_key()
     meta = {
