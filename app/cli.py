@@ -1083,6 +1083,8 @@ def report_monthly(month: str, out: Path, csv_out: Path | None, encoding: str, s
             click.echo(f"メールで送信しました: {sent.recipients}")
     except monthly.ReportError as exc:
         raise click.ClickException(str(exc)) from None
+
+
 # -- proof of safety (issue 8): canary numbers and least-privilege database roles -------------
 from app.cli_security import canary_group, db_group  # noqa: E402
 
