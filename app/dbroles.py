@@ -62,6 +62,7 @@ FORM_GRANTS: dict[str, list[str]] = {
         "DELETE",
     ],
     "inquiry": ["INSERT", "SELECT (id)"],
+    "inquiry_action": ["INSERT", "SELECT (id)"],  # the inquiry's first history line (受付)
     "audit_event": ["INSERT"],
     AUDIT_HEAD: ["SELECT", "UPDATE (seq, hash)"],
 }
