@@ -1027,3 +1027,22 @@ def mail_bounce(message_id: str, reason: str) -> None:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"不達を記録しました: 送付 {delivery.id}")
+
+
+# -- サービス利用マニュアル (issue 8) -------------------------------------------------------------
+@mynumber_group.group("manual")
+def manual_group() -> None:
+    """サービス利用マニュアル（docs/manual の Markdown と画面写真から PDF を作る）。"""
+
+
+@manual_group.command("build")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="出力する PDF")
+def manual_build(out: Path) -> None:
+    """マニュアルの PDF を作る（画面写真は make manual がテスト実行中に撮影する）。"""
+    from app import manual
+
+    try:
+        manual.build_pdf(out)
+    except manual.ManualError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"マニュアルを書き出しました: {out}")
