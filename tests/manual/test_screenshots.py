@@ -88,7 +88,6 @@ SCREENS: list[Screen] = [
     Screen("admin-keys", "admin", "/keys/"),
     Screen("admin-people-denied", "admin", "/people/", full_page=False),
     Screen("auditor-audit-log", "auditor", "/auditlogview/list/", full_page=False),
-    Screen("auditor-audit-verify", "auditor", "/audit-verify/"),
     Screen("auditor-roster-changes", "auditor", "/roster-changes/"),
     Screen("auditor-certificates", "auditor", "/certificates/"),
 ]
@@ -472,7 +471,7 @@ def test_manual_screenshots_and_pdf(
             _go(admin, "button:has-text('KEK を更新して全データ鍵を再ラップする')")
             camera(admin, "admin-keys-rotated", full_page=False)
             auditor.goto(f"{portal}/audit-verify/")
-            camera(auditor, "auditor-audit-verify-after")
+            camera(auditor, "auditor-audit-verify")
             browser.close()
     finally:
         for server, thread in ((portal_server, portal_thread), (form_server, form_thread)):
@@ -480,8 +479,11 @@ def test_manual_screenshots_and_pdf(
             thread.join(timeout=5)
 
     # Every image the manual references was just taken, and the PDF builds from them.
-    missing = [name for name in referenced_images() if not (MANUAL_DIR / name).is_file()]
+    referenced = referenced_images()
+    missing = [name for name in referenced if not (MANUAL_DIR / name).is_file()]
     assert missing == [], f"マニュアルが参照する画像がありません: {missing}"
+    unused = sorted({f"img/{name}.png" for name in camera.names} - set(referenced))
+    assert unused == [], f"撮影したのにマニュアルが参照していない画像: {unused}"
     out = tmp_path / "manual.pdf"
     build_pdf(out)
     text = pdf_text(out.read_bytes())
