@@ -149,7 +149,7 @@ def build_html(source: Path = MANUAL_DIR, today: dt.date | None = None) -> str:
     return (
         '<!doctype html><html lang="ja"><head><meta charset="utf-8">'
         f"<title>{html.escape(TITLE)}</title><style>{CSS}</style></head><body>"
-        f'<div class="cover"><h1>{html.escape(TITLE)}</h1>'
+        '<div class="cover"><h1>MyNumber Vault<br>サービス利用マニュアル</h1>'
         '<p class="sub">個人番号（マイナンバー）の収集・保管・利用・返却・廃棄</p>'
         '<p class="sub">発注者担当者・事務取扱担当者・システム管理者・監査担当者・本人向け</p>'
         f'<p class="meta">{today.year}年{today.month}月{today.day}日 版（画面は実際のアプリケーションから自動撮影）</p>'
