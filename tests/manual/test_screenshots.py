@@ -279,6 +279,7 @@ def test_manual_screenshots_and_pdf(
 
             # -- ClientStaff: export and bulk 照合 -------------------------------------------
             client.goto(f"{portal}/io/export/")
+            _choose_layout(client, "staff")
             client.fill("textarea[name=purpose], input[name=purpose]", "2026年分 源泉徴収票の作成")
             camera(client, "client-export")
             keys = files / "keys.csv"
@@ -299,9 +300,11 @@ def test_manual_screenshots_and_pdf(
             keys.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8-sig")
             client.goto(f"{portal}/io/match/")
             client.set_input_files("input[name=file]", str(keys))
+            _choose_layout(client, "staff")
             client.fill("textarea[name=purpose], input[name=purpose]", "扶養控除等申告書の照合")
             camera(client, "client-match-form")
             _go(client, "button:has-text('照合する')")
+            assert "該当 3 人" in client.content()
             camera(client, "client-match-result")
 
             # -- Campaign: the client orders it and loads the targets ------------------------
@@ -504,3 +507,12 @@ def _fill_roster_proposal(page) -> None:
         locator = page.locator(f"[name={name}]")
         if locator.count():
             locator.fill(value)
+
+
+def _choose_layout(page, name: str) -> None:
+    """Pick a layout by its name (the options' values are database ids)."""
+    for option in page.locator("select[name=layout] option").all():
+        if option.inner_text().startswith(f"{name}（"):
+            page.select_option("select[name=layout]", option.get_attribute("value"))
+            return
+    raise AssertionError(f"様式 {name} がありません")
