@@ -376,10 +376,19 @@ def test_manual_screenshots_and_pdf(
             camera(phone, "subject-confirm")
             _go(phone, "#submit")
             camera(phone, "subject-done")
-            phone.goto(f"{form}/status")
+            # Later: the same link and the birth date again show the status.
+            phone.goto(f"{form}/r/{token}")
+            _birth(phone, TARO_BIRTH)
+            _go(phone, "button[type=submit]")
+            assert phone.url.endswith("/status"), phone.url
             camera(phone, "subject-status")
             phone.goto(f"{form}/contact")
+            phone.fill("#name", "見本 太郎")
+            phone.fill("#contact", "taro@example.jp")
+            phone.select_option("#category", index=1)
+            phone.fill("#body", "扶養親族の書類は住民票の写しでよいでしょうか。")
             camera(phone, "subject-contact")
+            _go(phone, "button[type=submit]")
             phone.context.close()
 
             # -- Operator: verification queue --------------------------------------------------
@@ -433,6 +442,7 @@ def test_manual_screenshots_and_pdf(
             )
             operator.goto(f"{portal}/io/import/")
             operator.set_input_files("input[name=file]", str(bad))
+            _choose_layout(operator, "staff")
             camera(operator, "operator-import-form")
             _go(operator, "button:has-text('検査する')")
             camera(operator, "operator-import-problems")
