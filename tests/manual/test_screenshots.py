@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from app import demo, links
 from app.manual import MANUAL_DIR, build_pdf, chapter_titles, referenced_images
-from app.models import CollectionRequest, Person, PostageRate, UnitPrice, db
+from app.models import AuditEvent, CollectionRequest, Person, PostageRate, UnitPrice, db
 from app.models.billing import BillingCategory
 from app.policy import AUDITOR, CLIENT_STAFF, OPERATOR, ShellActor
 from tests.collection.conftest import EMPLOYEE_CSV, TARO_BIRTH, future_business_day
@@ -88,6 +88,7 @@ SCREENS: list[Screen] = [
     Screen("admin-keys", "admin", "/keys/"),
     Screen("admin-people-denied", "admin", "/people/", full_page=False),
     Screen("auditor-audit-log", "auditor", "/auditlogview/list/", full_page=False),
+    Screen("auditor-audit-event", "auditor", "/auditlogview/show/{reveal_event}"),
     Screen("auditor-roster-changes", "auditor", "/roster-changes/"),
     Screen("auditor-certificates", "auditor", "/certificates/"),
 ]
@@ -275,6 +276,12 @@ def test_manual_screenshots_and_pdf(
             camera(client, "client-person")
             _go(client, "button:has-text('利用目的を記録して表示する')")
             assert client.locator("#revealed-number").is_visible()
+            session.expire_all()
+            ids["reveal_event"] = str(
+                session.execute(
+                    select(AuditEvent.seq).where(AuditEvent.action == "number.reveal")
+                ).scalar_one()
+            )
             camera(client, "client-reveal", full_page=False, show_number=True)
 
             # -- ClientStaff: export and bulk 照合 -------------------------------------------
@@ -425,6 +432,17 @@ def test_manual_screenshots_and_pdf(
             camera(second, "operator-paper-second-keying")
             _go(second, "button:has-text('入力を終えて確認待ちに登録する')")
             camera(second, "operator-paper-finished", full_page=False)
+
+            # -- Operator: a deficiency on the paper case (the letter goes to the next batch) --
+            operator.goto(f"{portal}/verification/")
+            _go(operator, "button:has-text('担当する')")
+            _go(operator, "button:has-text('開封して確認する')")
+            operator.locator("form.mnv-deficiency input[type=checkbox]").first.check()
+            operator.fill("#def-note", "申請用紙の番号欄が一部読み取れないため")
+            operator.locator("form.mnv-deficiency").scroll_into_view_if_needed()
+            camera(operator, "operator-deficiency", full_page=False)
+            _go(operator, "form.mnv-deficiency button[type=submit]")
+            camera(operator, "operator-deficiency-sent", full_page=False)
 
             # -- Client follows the campaign ---------------------------------------------------
             client.goto(f"{portal}/campaigns/{ids['campaign']}")
