@@ -31,7 +31,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from app import demo, links
+from app import demo, links, mynumber
 from app.manual import MANUAL_DIR, build_pdf, chapter_titles, referenced_images
 from app.models import AuditEvent, CollectionRequest, Person, PostageRate, UnitPrice, db
 from app.models.billing import BillingCategory
@@ -105,11 +105,34 @@ class Camera:
         self.names: list[str] = []
 
     def __call__(self, page, name: str, full_page: bool = True, show_number: bool = False):
+        if not show_number:
+            shown = _numbers_shown(page)
+            assert shown == [], f"{name}: 写真に個人番号が写ります（{len(shown)} 件）"
         mask = [] if show_number else [page.locator(".mnv-number")]
         page.screenshot(
             path=str(IMG / f"{name}.png"), full_page=full_page, mask=mask, mask_color="#777"
         )
         self.names.append(name)
+
+
+_DIGITS = re.compile(
+    r"(?<![0-9A-Za-z])[0-9０-９](?:[0-9０-９]|[ \-－]){10,16}[0-9０-９](?![0-9A-Za-z])"
+)
+_SHOWN = """(masked) => {
+  const copy = document.body.cloneNode(true);
+  if (masked) copy.querySelectorAll('.mnv-number').forEach((e) => e.remove());
+  const values = [...document.querySelectorAll('input, textarea')].map((e) => e.value);
+  return [copy.textContent, ...values].join('\\n');
+}"""
+
+
+def _numbers_shown(page, masked: bool = True) -> list[str]:
+    """Valid My Numbers in what the shot would show: the page's text outside the masked
+    ``.mnv-number`` elements, and every field's value (typed numbers show in the picture)."""
+    text = page.evaluate(_SHOWN, masked)
+    found = [m for m in _DIGITS.findall(text) if mynumber.is_valid(m)]
+    # One digit twelve times (000000000000, e.g. in a chart's markup) looks like no number.
+    return [m for m in found if len(set(mynumber.normalize(m))) > 1]
 
 
 def _serve(wsgi_app):
@@ -282,6 +305,9 @@ def test_manual_screenshots_and_pdf(
                     select(AuditEvent.seq).where(AuditEvent.action == "number.reveal")
                 ).scalar_one()
             )
+            # The one picture with a full number (a demo person's): the check that guards
+            # every other picture sees it here once the mask is off.
+            assert len(_numbers_shown(client, masked=False)) == 1
             camera(client, "client-reveal", full_page=False, show_number=True)
 
             # -- ClientStaff: export and bulk 照合 -------------------------------------------
