@@ -68,3 +68,26 @@ def test_the_pdf_has_the_cover_the_contents_and_every_chapter(source, tmp_path, 
     text = re.sub(r"\s+", "", pdf_text(out.read_bytes()))
     for expected in ["サービス利用マニュアル", "目次", "第一章はじめに", "第二章操作", "手順"]:
         assert expected in text
+
+
+def test_the_command_builds_the_pdf_or_says_in_one_line_which_image_is_missing(
+    source, tmp_path, needs_pdf
+):
+    from tests.test_cli import run
+
+    env = {"MYNUMBER_HOME": str(tmp_path / "home")}
+    built = run(["manual", "build", "--source", str(source), "--out", str(tmp_path / "m.pdf")], env)
+    assert built.returncode == 0, built.stderr
+    assert "マニュアルを書き出しました" in built.stdout
+    assert (tmp_path / "m.pdf").read_bytes().startswith(b"%PDF")
+
+    (source / "img" / "login.png").unlink()
+    failed = run(
+        ["manual", "build", "--source", str(source), "--out", str(tmp_path / "n.pdf")], env
+    )
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr
+    assert failed.stderr.strip().splitlines() == [
+        "エラー: 01-first.md: 画像がありません（make manual で撮影してください）: img/login.png"
+    ]
+    assert not (tmp_path / "n.pdf").exists()

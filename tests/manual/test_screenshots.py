@@ -369,7 +369,7 @@ def test_manual_screenshots_and_pdf(
             token = links.token_for(app.extensions["mynumber_keyring"], taro.id)
             phone = browser.new_context(
                 viewport=PHONE,
-                device_scale_factor=2,
+                device_scale_factor=1,
                 is_mobile=True,
                 has_touch=True,
                 locale="ja-JP",
