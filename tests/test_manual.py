@@ -91,3 +91,41 @@ def test_the_command_builds_the_pdf_or_says_in_one_line_which_image_is_missing(
         "エラー: 01-first.md: 画像がありません（make manual で撮影してください）: img/login.png"
     ]
     assert not (tmp_path / "n.pdf").exists()
+
+
+# -- the real manual: names it uses are the application's -------------------------------------
+def _manual_text() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in manual.chapters())
+
+
+def test_the_manual_names_every_menu_as_the_portal_shows_it():
+    from app import policy
+
+    shown_as = {"Security": "セキュリティ"}  # FAB's own category, shown translated
+    text = _manual_text()
+    menus = {v for k, v in vars(policy).items() if k.startswith("MENU_") and isinstance(v, str)}
+    assert menus, "app.policy has no MENU_* names"
+    missing = sorted(m for m in menus if shown_as.get(m, m) not in text)
+    assert missing == [], f"マニュアルにないメニュー名: {missing}"
+
+
+def test_every_mynumber_command_in_the_manual_exists():
+    import click
+
+    from app.cli import mynumber_group
+
+    text = _manual_text()
+    commands = re.findall(r"mynumber((?: [a-z][a-z-]*)+)", text)
+    assert len(commands) > 20
+    unknown = []
+    for words in {c.strip() for c in commands}:
+        group: click.Command = mynumber_group
+        for word in words.split():
+            if not isinstance(group, click.Group):
+                break  # the rest are arguments
+            sub = group.commands.get(word)
+            if sub is None:
+                unknown.append(words)
+                break
+            group = sub
+    assert unknown == [], f"存在しないコマンド: {sorted(unknown)}"
