@@ -316,11 +316,7 @@ def test_manual_screenshots_and_pdf(
             client.fill("textarea[name=purpose], input[name=purpose]", "2026年分 源泉徴収票の作成")
             camera(client, "client-export")
             keys = files / "keys.csv"
-            keys.write_text(
-                "職員番号,生年月日\r\nDEMO-E00001,1900/01/01\r\nDEMO-E00002,\r\n",
-                encoding="utf-8-sig",
-            )
-            # Real keys: the demo people's own codes and birth dates.
+            # Three demo employees by code and birth date, and one key that matches nobody.
             rows = ["職員番号,生年月日"]
             for person in session.execute(
                 select(Person)
