@@ -420,7 +420,7 @@ def test_manual_screenshots_and_pdf(
             _go(phone, "button[type=submit]")
             phone.context.close()
 
-            # -- Operator: verification queue --------------------------------------------------
+            # -- Operator: verification queue; the dependent's document is unreadable --------
             operator.goto(f"{portal}/verification/")
             camera(operator, "operator-verification-queue")
             _go(operator, "button:has-text('担当する')")
@@ -429,6 +429,46 @@ def test_manual_screenshots_and_pdf(
             for box in operator.locator("form.mnv-accept input[type=checkbox]").all():
                 box.check()
             camera(operator, "operator-verification-case")
+            dependent = operator.locator("form.mnv-deficiency fieldset").last
+            dependent.locator("input[value=number_doc_unreadable]").check()
+            operator.fill("#def-note", "住民票の写しの番号が読み取れないため")
+            operator.locator("form.mnv-deficiency").scroll_into_view_if_needed()
+            camera(operator, "operator-deficiency", full_page=False)
+            _go(operator, "form.mnv-deficiency button[type=submit]")
+            camera(operator, "operator-deficiency-sent", full_page=False)
+
+            # -- Subject: the status shows what to redo; only that is submitted again ---------
+            phone = browser.new_context(
+                viewport=PHONE,
+                device_scale_factor=1,
+                is_mobile=True,
+                has_touch=True,
+                locale="ja-JP",
+            ).new_page()
+            phone.goto(f"{form}/r/{token}")
+            _birth(phone, TARO_BIRTH)
+            _go(phone, "button[type=submit]")
+            assert "不備あり" in phone.content()
+            camera(phone, "subject-status-deficient")
+            _go(phone, "#resubmit")
+            phone.check("input[name=agree]")
+            _go(phone, "button[type=submit]")
+            assert phone.url.endswith("/documents"), phone.url
+            _go(phone, "text=マイナンバーカードがない")
+            phone.select_option("#number_doc_type", "notice_card")
+            phone.set_input_files("#number_doc", str(files / "back.jpg"))
+            camera(phone, "subject-resubmit")
+            _go(phone, "button[type=submit]")
+            _go(phone, "#submit")
+            assert phone.url.endswith("/done"), phone.url
+            phone.context.close()
+
+            # -- Operator: the second round is accepted -------------------------------------
+            operator.goto(f"{portal}/verification/")
+            _go(operator, "button:has-text('担当する')")
+            _go(operator, "button:has-text('開封して確認する')")
+            for box in operator.locator("form.mnv-accept input[type=checkbox]").all():
+                box.check()
             _go(operator, "form.mnv-accept button[type=submit]")
             camera(operator, "operator-verification-accepted", full_page=False)
 
@@ -454,17 +494,6 @@ def test_manual_screenshots_and_pdf(
             camera(second, "operator-paper-second-keying")
             _go(second, "button:has-text('入力を終えて確認待ちに登録する')")
             camera(second, "operator-paper-finished", full_page=False)
-
-            # -- Operator: a deficiency on the paper case (the letter goes to the next batch) --
-            operator.goto(f"{portal}/verification/")
-            _go(operator, "button:has-text('担当する')")
-            _go(operator, "button:has-text('開封して確認する')")
-            operator.locator("form.mnv-deficiency input[type=checkbox]").first.check()
-            operator.fill("#def-note", "申請用紙の番号欄が一部読み取れないため")
-            operator.locator("form.mnv-deficiency").scroll_into_view_if_needed()
-            camera(operator, "operator-deficiency", full_page=False)
-            _go(operator, "form.mnv-deficiency button[type=submit]")
-            camera(operator, "operator-deficiency-sent", full_page=False)
 
             # -- Client follows the campaign ---------------------------------------------------
             client.goto(f"{portal}/campaigns/{ids['campaign']}")
