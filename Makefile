@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MYNUMBER_HOME ?= $(CURDIR)/instance
 
-.PHONY: install system-deps test scan run lint format bench clean
+.PHONY: install system-deps test scan run lint format bench clean manual
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 以上が必要です"; exit 1; }
@@ -50,3 +50,8 @@ clean:
 # Import/export at scale against plaintext COPY on PostgreSQL (not a test; figures in README).
 bench: install
 	$(BIN)/python bench/import_export.py
+
+# サービス利用マニュアル: screenshots from the running app (the browser test), then the PDF.
+manual: install system-deps
+	$(BIN)/pytest tests/manual -q -p no:cacheprovider
+	$(BIN)/mynumber manual build --out docs/manual/manual.pdf

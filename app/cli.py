@@ -1035,6 +1035,31 @@ def mail_bounce(message_id: str, reason: str) -> None:
     click.echo(f"不達を記録しました: 送付 {delivery.id}")
 
 
+# -- サービス利用マニュアル (issue 8) -------------------------------------------------------------
+@mynumber_group.group("manual")
+def manual_group() -> None:
+    """サービス利用マニュアル（docs/manual の Markdown と画面写真から PDF を作る）。"""
+
+
+@manual_group.command("build")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="出力する PDF")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="章（NN-*.md）と img/ のあるフォルダ（省略時は docs/manual）",
+)
+def manual_build(out: Path, source: Path | None) -> None:
+    """マニュアルの PDF を作る（画面写真は make manual がテスト実行中に撮影する）。"""
+    from app import manual
+
+    try:
+        manual.build_pdf(out, source or manual.MANUAL_DIR)
+    except manual.ManualError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"マニュアルを書き出しました: {out}")
+
+
 # -- monthly usage report (issue 7, item 3) ---------------------------------------------------
 @mynumber_group.group("report")
 def report_group() -> None:
