@@ -29,6 +29,7 @@ from flask import (
 from app import intake, jptime, logsafe, uploads
 from app.audit import Actor
 from app.intake import IntakeError
+from app.io.fields import has_hidden_characters
 from app.models import RequestStatus, db
 
 bp = Blueprint("form", __name__, template_folder="templates", static_folder=None)
@@ -622,8 +623,8 @@ def contact():
         except IntakeError as exc:
             db.session.rollback()
             errors[exc.field or "body"] = str(exc)
-            # Never echo back anything that looks like a number.
-            values = {k: ("" if logsafe.has_number_like(v) else v) for k, v in values.items()}
+            # Never echo back anything that looks like a number or hides characters.
+            values = {k: ("" if _unsafe_to_echo(v) else v) for k, v in values.items()}
         else:
             return _message(
                 "お問い合わせを受け付けました",
@@ -640,3 +641,10 @@ def contact():
         open_today=jptime.is_business_day(today),
         next_open=jptime.next_business_day(today + dt.timedelta(days=1)),
     )
+
+
+def _unsafe_to_echo(value: str) -> bool:
+    """A refused value goes back into the form only when it is plain text: not a number, and
+    no NUL, control, bidi or zero-width character (line breaks and tabs are fine)."""
+    visible = value.replace("\r", "").replace("\n", "").replace("\t", "")
+    return logsafe.has_number_like(value) or has_hidden_characters(visible)
