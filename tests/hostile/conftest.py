@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from app.models import AuditEvent, db
 
-# The fixtures of the collection and public-form suites, reused as they are.
+# The fixtures of the collection and public-form suites, reused as they are (not their
+# autouse set-up, which needs a database: the modules that load targets import it).
 from tests.collection.conftest import (  # noqa: F401
-    collection_config,
     form_app,
     operators,
     portal_login,

@@ -16,6 +16,9 @@ from app import exports, imports, people, policy
 from app.io import layouts
 from app.models import AuditEvent, Campaign, ExportItem, Person
 from app.policy import ShellActor
+
+# The return address and fee table that issuing a request needs (autouse in this module).
+from tests.collection.conftest import collection_config  # noqa: F401
 from tests.hostile.conftest import assert_clear_refusal, audit_events, count
 from tests.io.helpers import STAFF_HEADER, csv_bytes, staff_rows
 from tests.support import actor, csrf_token, post_form

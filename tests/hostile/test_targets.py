@@ -10,7 +10,14 @@ import pytest
 
 from app import campaigns, targets
 from app.models import CampaignKind, CollectionRequest, Person
-from tests.collection.conftest import EMPLOYEE_CSV, NUMBER_TARO, future_business_day
+
+# The return address and fee table that issuing a request needs (autouse in this module).
+from tests.collection.conftest import (
+    EMPLOYEE_CSV,
+    NUMBER_TARO,
+    collection_config,  # noqa: F401
+    future_business_day,
+)
 from tests.hostile.conftest import assert_clear_refusal, audit_events, counts
 from tests.support import csrf_token
 
