@@ -79,7 +79,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.before_request(enforce_idle_timeout)
     app.before_request(enforce_password_change)
-    app.before_request(listargs.check_order_args)  # unknown sort column: 400, not a 500
+    app.before_request(listargs.check_list_args)  # bad sort or paging argument: 400, not 500
     app.after_request(_no_store)
     app.jinja_env.filters["jst"] = jptime.format_jst
     _error_pages(app)

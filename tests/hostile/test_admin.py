@@ -205,6 +205,8 @@ def test_sql_in_the_search_form_finds_nobody_and_breaks_nothing(client, signed_i
         "/inquiryview/list/?_oc_InquiryView=name);DROP TABLE inquiry;--&_od_InquiryView=asc",
         "/inquiryview/list/?_oc_NoSuchView=x&_od_NoSuchView=desc",
         "/inquiryview/list/?psize_InquiryView=100000000&page_InquiryView=-1",
+        "/inquiryview/list/?page_InquiryView=1;DROP TABLE inquiry",
+        "/inquiryview/list/?psize_InquiryView=0",
         "/campaigns/<script>alert(1)</script>",
         "/nowhere/<img src=x onerror=alert(1)>",
     ],
@@ -214,6 +216,8 @@ def test_sql_in_the_search_form_finds_nobody_and_breaks_nothing(client, signed_i
         "fab-order-sql",
         "fab-order-unknown-view",
         "fab-page-size",
+        "fab-page-sql",
+        "fab-page-size-zero",
         "campaign-id",
         "404",
     ],
@@ -275,6 +279,15 @@ def test_another_campaigns_request_cannot_be_loaded_into_this_one(
         )
     assert info.value.problems == ["行 1: キャンペーン: 終了したキャンペーンには追加できません"]
     assert count(Person) == 0
+
+
+def test_ordinary_sorting_and_paging_still_work(client, signed_in):
+    signed_in("Operator")
+    for url in (
+        "/inquiryview/list/?_oc_InquiryView=received_at&_od_InquiryView=desc",
+        "/inquiryview/list/?page_InquiryView=0&psize_InquiryView=25",
+    ):
+        assert client.get(url).status_code == 200, url
 
 
 def test_refused_events_never_hold_what_was_typed_in_the_url(client, signed_in):
