@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app import exports, imports, people, policy
 from app.io import layouts
-from app.models import AuditEvent, Campaign, ExportItem, Person
+from app.models import Campaign, ExportItem, Person
 from app.policy import ShellActor
 
 # The return address and fee table that issuing a request needs (autouse in this module).
@@ -78,7 +78,7 @@ def test_a_role_reaching_for_another_roles_screen_is_refused_and_audited(
     assert events and events[-1].actor_id == user.id
     details = json.loads(events[-1].details)
     assert details["reason"] == "forbidden" and details["method"] == method
-    assert details["route"].startswith(url.rstrip("/").rsplit("/", 1)[0] or "/")
+    assert details["route"] == url  # the route's pattern (these routes have no parameters)
 
 
 def test_a_system_admin_who_also_holds_client_staff_still_cannot_reveal(
@@ -298,4 +298,3 @@ def test_refused_events_never_hold_what_was_typed_in_the_url(client, signed_in):
     rows = audit_events("access.denied")
     assert len(rows) == 2
     assert all("123456789018" not in (e.details + e.object_ids) for e in rows)
-    assert AuditEvent.__tablename__ == "audit_event"

@@ -98,7 +98,6 @@ HOSTILE_FILES = {
 @pytest.mark.parametrize("case", sorted(HOSTILE_FILES))
 def test_a_hostile_file_is_refused_whole_with_a_line_and_reason(session, vault, case):
     data, encoding, phrase = HOSTILE_FILES[case]
-    # One good row first, so "nothing half-way" means something.
     before = counts(Person, MyNumberRecord)
     report = _import(session, vault, data, encoding)
     assert not report.ok and not report.committed

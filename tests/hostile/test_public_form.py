@@ -9,6 +9,7 @@ import struct
 
 import pytest
 
+from app import intake
 from app.models import Inquiry, Submission, SubmissionPart
 from tests.hostile.conftest import assert_clear_refusal, audit_events, count, counts
 from tests.public_form.conftest import NUMBER_DEP, NUMBER_SELF, jpeg, pdf, png, png_bomb
@@ -18,7 +19,7 @@ def _inquiry(subject, **fields):
     values = {
         "name": "問合 太郎",
         "contact": "taro@example.jp",
-        "category": next(iter(__import__("app.intake").intake.INQUIRY_CATEGORIES)),
+        "category": next(iter(intake.INQUIRY_CATEGORIES)),
         "body": "書類の送り方を教えてください。",
         **fields,
     }
@@ -166,10 +167,6 @@ def _truncated_jpeg() -> bytes:
     return data[: len(data) // 3]
 
 
-def _jpeg_with_html_tail() -> bytes:
-    return b"<html><script>alert(1)</script></html>"
-
-
 DISGUISED = {
     "html-named-png": (b"<!DOCTYPE html><html><script>alert(1)</script></html>", "front.png"),
     "svg-named-jpg": (_svg(), "front.jpg"),
@@ -198,7 +195,7 @@ def test_a_disguised_or_dangerous_upload_is_refused_and_nothing_is_kept(inside, 
         {"card_front": (content, filename), "card_back": (jpeg(), "back.jpg")},
     )
     html = assert_clear_refusal(response, "マイナンバーカード（表面）: ", status=422)
-    assert "<script>" not in html.split("</head>", 1)[-1].replace("<script nonce", "")
+    assert "alert(1)" not in html and "alert(2)" not in html  # nothing of the file comes back
     assert count(SubmissionPart) == before
 
 
