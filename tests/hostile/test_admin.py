@@ -251,11 +251,12 @@ def test_a_campaign_name_with_markup_is_escaped_in_the_list(client, signed_in):
     assert "&lt;script&gt;alert(" in html
 
 
-def test_another_campaigns_request_cannot_be_loaded_into_this_one(
-    app, session, vault, staff, client, signed_in
+def test_targets_posted_to_a_closed_or_unknown_campaign_load_nobody(
+    session, staff, client, signed_in
 ):
-    """IDOR on targets: a closed campaign refuses new targets, whoever posts its id."""
-    from app import campaigns, targets
+    """IDOR on campaigns: the id in the URL decides nothing by itself. A closed campaign
+    refuses targets with the reason; an id that does not exist is a Japanese 404."""
+    from app import campaigns
     from tests.collection.conftest import EMPLOYEE_CSV, future_business_day
 
     closed = campaigns.create_campaign(
@@ -268,16 +269,19 @@ def test_another_campaigns_request_cannot_be_loaded_into_this_one(
     )
     closed.status = "closed"
     session.commit()
-    with pytest.raises(targets.TargetFileError) as info:
-        targets.load(
-            session,
-            vault,
-            app.extensions["mynumber_keyring"],
-            staff,
-            closed,
-            EMPLOYEE_CSV.encode("utf-8"),
+    signed_in("ClientStaff")
+    for cid, status, phrase in (
+        (closed.id, 422, "行 1: キャンペーン: 終了したキャンペーンには追加できません"),
+        (closed.id + 1000, 404, "お探しのページは見つかりません"),
+        ("1 OR 1=1", 404, "お探しのページは見つかりません"),
+    ):
+        token = csrf_token(client, "/campaigns/")
+        response = client.post(
+            f"/campaigns/{cid}/targets",
+            data={"file": (io.BytesIO(EMPLOYEE_CSV.encode()), "t.csv"), "csrf_token": token},
+            content_type="multipart/form-data",
         )
-    assert info.value.problems == ["行 1: キャンペーン: 終了したキャンペーンには追加できません"]
+        assert_clear_refusal(response, phrase, status=status)
     assert count(Person) == 0
 
 
