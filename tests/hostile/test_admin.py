@@ -201,12 +201,12 @@ def test_sql_in_the_search_form_finds_nobody_and_breaks_nothing(client, signed_i
     "url",
     [
         "/people/?name=<script>alert(1)</script>",
-        "/inquiryview/list/?_flt_0_name=<script>alert(1)</script>",
-        "/inquiryview/list/?_oc_InquiryView=name);DROP TABLE inquiry;--&_od_InquiryView=asc",
-        "/inquiryview/list/?_oc_NoSuchView=x&_od_NoSuchView=desc",
-        "/inquiryview/list/?psize_InquiryView=100000000&page_InquiryView=-1",
-        "/inquiryview/list/?page_InquiryView=1;DROP TABLE inquiry",
-        "/inquiryview/list/?psize_InquiryView=0",
+        "/auditlogview/list/?_flt_0_action=<script>alert(1)</script>",
+        "/auditlogview/list/?_oc_AuditLogView=seq);DROP TABLE audit_event;--&_od_AuditLogView=asc",
+        "/auditlogview/list/?_oc_NoSuchView=x&_od_NoSuchView=desc",
+        "/auditlogview/list/?psize_AuditLogView=100000000&page_AuditLogView=-1",
+        "/auditlogview/list/?page_AuditLogView=1;DROP TABLE audit_event",
+        "/auditlogview/list/?psize_AuditLogView=0",
         "/campaigns/<script>alert(1)</script>",
         "/nowhere/<img src=x onerror=alert(1)>",
     ],
@@ -223,7 +223,7 @@ def test_sql_in_the_search_form_finds_nobody_and_breaks_nothing(client, signed_i
     ],
 )
 def test_markup_and_sql_in_query_strings_are_never_reflected_raw(client, signed_in, url):
-    signed_in("Operator")
+    signed_in("Auditor")
     response = client.get(url)
     html = assert_clear_refusal(response)
     assert "<script>alert(1)" not in html and "<img src=x" not in html
@@ -286,10 +286,10 @@ def test_targets_posted_to_a_closed_or_unknown_campaign_load_nobody(
 
 
 def test_ordinary_sorting_and_paging_still_work(client, signed_in):
-    signed_in("Operator")
+    signed_in("Auditor")
     for url in (
-        "/inquiryview/list/?_oc_InquiryView=received_at&_od_InquiryView=desc",
-        "/inquiryview/list/?page_InquiryView=0&psize_InquiryView=25",
+        "/auditlogview/list/?_oc_AuditLogView=seq&_od_AuditLogView=desc",
+        "/auditlogview/list/?page_AuditLogView=0&psize_AuditLogView=25",
     ):
         assert client.get(url).status_code == 200, url
 
