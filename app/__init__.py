@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
 import config
-from app import csp, jptime, logsafe
+from app import csp, jptime, listargs, logsafe, refusals
 from app.io.uploads import InMemoryUploadRequest
 from app.keyring import FileKeyRing
 from app.models import db
@@ -88,6 +88,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     netguard.install(app)
     app.before_request(enforce_idle_timeout)
     app.before_request(enforce_password_change)
+    app.before_request(listargs.check_list_args)  # bad sort or paging argument: 400, not 500
     app.after_request(_no_store)
     app.jinja_env.filters["jst"] = jptime.format_jst
     _error_pages(app)
@@ -120,6 +121,7 @@ def _error_pages(app: Flask) -> None:
 
     def handler(error):
         code = error.code if isinstance(error, HTTPException) else 500
+        refusals.record_refusal(error)  # a 403 or a missing CSRF token: audit evidence
         if code == 500:
             # The masking filter scrubs any 12-digit run from the traceback text.
             log.error("unhandled error on %s", request.path, exc_info=error)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from app import audit, jptime, logsafe, mail, policy
 from app.audit import Actor
+from app.io.fields import has_hidden_characters
 from app.models import (
     Inquiry,
     InquiryAction,
@@ -162,6 +163,10 @@ def clean_text(value: str | None, label: str, field: str, max_len: int) -> str:
         raise DeskError(f"{label}: 入力してください", field)
     if len(text) > max_len:
         raise DeskError(f"{label}: {max_len}文字以内で入力してください", field)
+    # Line breaks and tabs are text; NUL (PostgreSQL refuses it), other control characters,
+    # bidi overrides and zero-width characters (which could hide a number) are not.
+    if has_hidden_characters(text.replace("\r", "").replace("\n", "").replace("\t", "")):
+        raise DeskError(f"{label}: 使えない制御文字が含まれています", field)
     if mail.contains_my_number(text) or logsafe.has_number_like(text):
         raise DeskError(
             f"{label}: 個人番号と思われる12桁の数字は入力しないでください"

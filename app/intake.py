@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 
 from app import audit, logsafe, mynumber, policy, sealing
 from app.audit import Actor
+from app.io.fields import has_hidden_characters
 from app.models import (
     CaseAssignment,
     CollectionRequest,
@@ -198,6 +199,11 @@ def _free_text(
         return None
     if len(text) > max_len:
         raise IntakeError(f"{label}: {max_len}文字以内で入力してください", field)
+    # Line breaks and tabs are text; NUL (PostgreSQL refuses it), other control characters,
+    # bidi overrides and zero-width characters (which could hide a number from the check
+    # below) are not.
+    if has_hidden_characters(text.replace("\r", "").replace("\n", "").replace("\t", "")):
+        raise IntakeError(f"{label}: 使えない制御文字が含まれています", field)
     if logsafe.has_number_like(text):
         raise IntakeError(f"{label}: 個人番号と思われる12桁の数字は入力しないでください", field)
     return text

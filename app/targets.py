@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app import audit, campaigns, jptime, logsafe, people, policy
 from app.audit import Actor
+from app.io.fields import has_hidden_characters
 from app.models import (
     Campaign,
     CampaignKind,
@@ -275,7 +276,11 @@ def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> Ta
         problems.append(f"行 {line}: {field_name}: {reason}")
 
     for name, value in cells.items():
-        if logsafe.has_number_like(value):
+        if has_hidden_characters(value):
+            # The import's rule (app/io/fields.py): a control, bidi or zero-width character
+            # disguises a name on screen and can hide a number from the check below.
+            bad(name, "制御文字・書式制御文字が含まれています")
+        elif logsafe.has_number_like(value):
             bad(name, "個人番号と思われる12桁の数字があります（対象者リストに個人番号は不要です）")
     if len(problems) > before:
         return None
@@ -408,18 +413,14 @@ def load(
     policy.require(actor, "can_upload", campaigns.VIEW)
     if campaign.status != "open":
         raise TargetFileError(["行 1: キャンペーン: 終了したキャンペーンには追加できません"])
-    parsed = validate(session, campaign.kind, data)
+    try:
+        parsed = validate(session, campaign.kind, data)
+    except TargetFileError as exc:
+        # A file refused at its encoding or header is audited like one refused row by row.
+        _audit_rejected(session, actor, campaign, len(exc.problems), None)
+        raise
     if parsed.problems:
-        audit.record(
-            session,
-            actor,
-            "campaign.targets_rejected",
-            object_type="campaign",
-            object_ids=[campaign.id],
-            outcome="failure",
-            details={"problems": len(parsed.problems), "encoding": parsed.encoding},
-            commit=True,
-        )
+        _audit_rejected(session, actor, campaign, len(parsed.problems), parsed.encoding)
         raise TargetFileError(parsed.problems)
     if dry_run:
         return parsed, None
@@ -476,6 +477,21 @@ def load(
     )
     session.flush()
     return parsed, result
+
+
+def _audit_rejected(
+    session: Session, actor: Actor, campaign: Campaign, problems: int, encoding: str | None
+) -> None:
+    audit.record(
+        session,
+        actor,
+        "campaign.targets_rejected",
+        object_type="campaign",
+        object_ids=[campaign.id],
+        outcome="failure",
+        details={"problems": problems, "encoding": encoding},
+        commit=True,
+    )
 
 
 def _find_or_create_head(

@@ -79,9 +79,14 @@ def seal(key: bytes, key_version: int, aad: bytes, plaintext: bytes) -> bytes:
     return _HEADER.pack(MAGIC, FORMAT_VERSION, key_version, nonce) + ciphertext
 
 
-def unseal(key: bytes, aad: bytes, blob: bytes) -> bytes:
-    """Decrypt an envelope; a wrong key, wrong AAD or any altered byte raises EnvelopeError."""
+def unseal(key: bytes, aad: bytes, blob: bytes, key_version: int | None = None) -> bytes:
+    """Decrypt an envelope; a wrong key, wrong AAD or any altered byte raises EnvelopeError.
+
+    The header is not part of the AAD (format 1), so a caller that knows which key version
+    it holds passes ``key_version``: an altered version field is then refused too."""
     env = parse_envelope(blob)
+    if key_version is not None and env.key_version != key_version:
+        raise EnvelopeError("暗号文の鍵バージョンが一致しません（改ざん、または鍵の不一致）")
     try:
         return AESGCM(key).decrypt(env.nonce, env.ciphertext, aad)
     except InvalidTag as exc:
@@ -157,8 +162,15 @@ class Vault:
         return seal(dek, dek_version, field_aad(table, column, row_id), plaintext.encode("utf-8"))
 
     @staticmethod
-    def decrypt_field(dek: bytes, table: str, column: str, row_id: object, blob: bytes) -> str:
-        return unseal(dek, field_aad(table, column, row_id), blob).decode("utf-8")
+    def decrypt_field(
+        dek: bytes,
+        table: str,
+        column: str,
+        row_id: object,
+        blob: bytes,
+        dek_version: int | None = None,
+    ) -> str:
+        return unseal(dek, field_aad(table, column, row_id), blob, dek_version).decode("utf-8")
 
     def encrypt_for(
         self,
@@ -186,7 +198,7 @@ class Vault:
         row = self.data_key_row(session, person_id)
         if self.on_decrypt is not None:
             self.on_decrypt(session, person_id)
-        return self.decrypt_field(self.unwrap(row), table, column, row_id, blob)
+        return self.decrypt_field(self.unwrap(row), table, column, row_id, blob, row.version)
 
     # -- blind index --------------------------------------------------------------------
     def blind_index(self, normalized_number: str) -> bytes:
@@ -208,6 +220,12 @@ class Vault:
 
     def open_system(self, purpose: str, aad: str, blob: bytes) -> bytes:
         env = parse_envelope(blob)
+        if env.key_version not in self.keys.kek_versions():
+            # An altered version field must fail like any other altered byte, not as a
+            # key-ring error that callers do not expect from a ciphertext.
+            raise EnvelopeError(
+                "暗号文の鍵バージョンが鍵リングにありません（改ざん、または鍵の不一致）"
+            )
         return unseal(self._system_key(env.key_version, purpose), aad.encode(), blob)
 
     # -- key operations -----------------------------------------------------------------

@@ -29,6 +29,7 @@ from flask import (
 from app import desk, intake, jptime, logsafe, mail, uploads
 from app.audit import Actor
 from app.intake import IntakeError
+from app.io.fields import has_hidden_characters
 from app.models import RequestStatus, db
 
 bp = Blueprint("form", __name__, template_folder="templates", static_folder=None)
@@ -623,11 +624,8 @@ def contact():
         except desk.DeskError as exc:
             db.session.rollback()
             errors[exc.field or "body"] = str(exc)
-            # Never echo back anything that looks like a number.
-            values = {
-                k: ("" if logsafe.has_number_like(v) or mail.contains_my_number(v) else v)
-                for k, v in values.items()
-            }
+            # Never echo back anything that looks like a number or hides characters.
+            values = {k: ("" if _unsafe_to_echo(v) else v) for k, v in values.items()}
         else:
             return _message(
                 "お問い合わせを受け付けました",
@@ -641,4 +639,15 @@ def contact():
         values=values,
         categories={c: desk.CATEGORIES[c] for c in desk.SUBJECT_CATEGORIES},
         desk_state=desk.state(),
+    )
+
+
+def _unsafe_to_echo(value: str) -> bool:
+    """A refused value goes back into the form only when it is plain text: not a number, and
+    no NUL, control, bidi or zero-width character (line breaks and tabs are fine)."""
+    visible = value.replace("\r", "").replace("\n", "").replace("\t", "")
+    return (
+        logsafe.has_number_like(value)
+        or mail.contains_my_number(value)
+        or has_hidden_characters(visible)
     )

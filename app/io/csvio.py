@@ -35,16 +35,23 @@ class CsvFormatError(ValueError):
         self.reason = reason
 
 
+def _needs_prefix(cell: str) -> bool:
+    """A formula start, or ``'`` before one: the latter is prefixed too, or reading it back
+    would take its own ``'`` for ours and the value would not round-trip (``'=1`` → ``=1``)."""
+    stripped = cell.lstrip("'")
+    return bool(stripped) and stripped[0] in FORMULA_START
+
+
 def neutralise(cell: str) -> str:
     """Prefix a cell Excel would run as a formula with ``'``."""
-    if cell and cell[0] in FORMULA_START:
+    if _needs_prefix(cell):
         return "'" + cell
     return cell
 
 
 def unneutralise(cell: str) -> str:
     """Undo ``neutralise`` (and only that)."""
-    if len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_START:
+    if len(cell) > 1 and cell[0] == "'" and _needs_prefix(cell[1:]):
         return cell[1:]
     return cell
 

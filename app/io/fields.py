@@ -30,8 +30,11 @@ KUBUN_DEPENDENT = "扶養家族"
 
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-]{0,19}")
 _DEPENDENT_SUFFIX = re.compile(r"-([0-9]{2})")
-# Control characters and the bidirectional overrides that can disguise text.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Control characters, the bidirectional overrides and marks that can disguise text, and the
+# zero-width characters that can hide a number from the twelve-digit check (1\u200b2\u200b3…).
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 # Twelve digits in a row (any script's digits, optional separators): a number in the wrong cell.
 _TWELVE = re.compile(r"\d(?:[\s\-‐－−]?\d){11}")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff65-\uff9f\u3000 ・ー－\-]+")
@@ -47,6 +50,12 @@ class FieldError(ValueError):
 
 def _text(raw: str | None) -> str:
     return "" if raw is None else str(raw)
+
+
+def has_hidden_characters(text: str | None) -> bool:
+    """True when ``text`` holds a control, bidirectional or zero-width character: nothing a
+    person means to type in a name or an address, and each can disguise what is shown."""
+    return bool(text) and _CONTROL.search(text) is not None
 
 
 def _free_text(raw: str | None, limit: int, required: bool) -> str | None:

@@ -1,0 +1,62 @@
+"""Refused portal requests as audit evidence.
+
+A signed-in user who opens a screen their role does not allow (403), or posts a form without
+its CSRF token (a forged cross-site request, or a script replaying a session), leaves an
+``access.denied`` event: probing for other roles' screens is exactly what an auditor looks
+for (PPC guideline, 技術的安全管理措置: アクセス制御 and 外部からの不正アクセス等の防止).
+
+Only the route's pattern (``/people/<string:pid>/reveal``) is kept, never the path or the
+query string, which could hold anything the user typed — even a number. The refusal stands
+whether or not the event can be written: the safe outcome needs no log to be safe.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app import audit
+from app.models import db
+
+log = logging.getLogger(__name__)
+
+ACTION = "access.denied"
+
+
+def reason_of(error: BaseException) -> str | None:
+    """``forbidden`` or ``csrf`` for the refusals worth recording, else None."""
+    if isinstance(error, CSRFError):
+        return "csrf"
+    if isinstance(error, HTTPException) and error.code == 403:
+        return "forbidden"
+    return None
+
+
+def record_refusal(error: BaseException) -> None:
+    """Audit a signed-in user's refused request (anonymous ones are the login page's job)."""
+    reason = reason_of(error)
+    if reason is None or not getattr(current_user, "is_authenticated", False):
+        return
+    from app.security import actor_for
+
+    try:
+        db.session.rollback()
+        audit.record(
+            db.session,
+            actor_for(current_user._get_current_object()),
+            ACTION,
+            outcome="denied",
+            details={
+                "reason": reason,
+                "method": request.method,
+                "route": request.url_rule.rule if request.url_rule else None,
+            },
+            commit=True,
+        )
+    except Exception:  # noqa: BLE001 - the request is refused either way
+        db.session.rollback()
+        log.exception("could not audit a refused request")
