@@ -17,7 +17,9 @@ What it does, all on loopback, bounded in time:
 6. prints throughput, latency percentiles, the ratio to the static page, and the errors.
 
 The per-IP rate limits (everything, and token look-ups) are raised for the run: every
-simulated phone comes from 127.0.0.1. The per-token limit stays as configured.
+simulated phone comes from 127.0.0.1. The per-token limit stays as configured. The limits
+are counted in Redis by default (``--limiter memory`` for per-process counters), under a key
+prefix of this run's own, as production does with more than one worker.
 """
 
 from __future__ import annotations
@@ -104,6 +106,17 @@ def prepare(home: Path, db_url: str, subjects: int) -> list[tuple[str, str]]:
         db.session.commit()
         db.engine.dispose()
     return links
+
+
+def _limiter_uri(kind: str) -> str:
+    """Redis as production runs it with several workers (one count for all), else memory."""
+    if kind == "memory":
+        return "memory://"
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    import redis
+
+    redis.Redis.from_url(url).ping()  # fail early, not in the middle of the run
+    return url
 
 
 def count_received(home: Path, db_url: str) -> int:
@@ -366,10 +379,18 @@ def main() -> int:
     parser.add_argument(
         "--sqlite", action="store_true", help="embedded SQLite instead of PostgreSQL"
     )
+    parser.add_argument(
+        "--limiter",
+        choices=("redis", "memory"),
+        default="redis",
+        help="rate-limit storage: Redis (REDIS_URL or the local server; what production with "
+        "several workers needs, and the default) or per-process memory",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     subjects = args.subjects or int(args.duration * 60) + 200  # room for 60 flows/s
 
+    load_before = [round(x, 2) for x in os.getloadavg()]
     home = Path(tempfile.mkdtemp(prefix="mnv-bench-"))
     db_name = None
     if args.sqlite:
@@ -387,6 +408,7 @@ def main() -> int:
         links = prepare(home, db_url, subjects)
         print(f"prepared {len(links)} links in {time.perf_counter() - t:.1f} s", flush=True)
         photo, pdf = photo_1mb(), small_pdf()
+        limiter_uri = _limiter_uri(args.limiter)
         port = _free_port()
         env = {
             **os.environ,
@@ -396,7 +418,9 @@ def main() -> int:
             # (the per-token limit stays as configured).
             "MYNUMBER_INTAKE_RATE_LIMIT_IP": "1000000 per minute",
             "MYNUMBER_INTAKE_RATE_LIMIT_TOKEN_LOOKUP": "1000000 per minute",
-            "RATELIMIT_STORAGE_URI": "memory://",
+            "RATELIMIT_STORAGE_URI": limiter_uri,
+            # Keys of this run only, in a Redis others may share (they expire within a minute).
+            "RATELIMIT_KEY_PREFIX": f"mnvbench{uuid.uuid4().hex[:8]}",
             "PYTHONPATH": str(ROOT),
         }
         if args.sqlite:
@@ -440,6 +464,9 @@ def main() -> int:
         result = {
             "clients": args.clients,
             "gunicorn": f"{args.workers} workers × {args.threads} threads (gthread)",
+            "limiter": args.limiter,
+            "load_average_before": load_before,
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "database": "sqlite" if args.sqlite else "postgresql",
             "photo_bytes": len(photo),
             "duration_s": round(wall, 1),
