@@ -327,6 +327,39 @@ def run_flows(port, links, clients, duration, photo, pdf) -> tuple[Stats, float]
     return stats, time.perf_counter() - started
 
 
+def _wait_ready(port: int, workers: int, timeout: float = 120.0) -> None:
+    """Until every worker answers: the port opens when the master binds it, seconds before
+    the workers have imported the app (on a busy machine, many seconds)."""
+    deadline = time.perf_counter() + timeout
+    answered = 0
+    while time.perf_counter() < deadline:
+        try:
+            code, _, _ = Client(port).request("GET", "/")
+            answered = answered + 1 if code == 200 else 0
+        except OSError:
+            answered = 0
+        if answered >= 4 * workers:
+            return
+        time.sleep(0.05)
+    raise RuntimeError("gunicorn did not start")
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn's master and workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def run_static(port, clients, seconds) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
@@ -447,18 +480,14 @@ def main() -> int:
             env=env,
             start_new_session=True,
         )
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("gunicorn did not start")
-
+        _wait_ready(port, args.workers)
         static_lat, static_err, static_wall = run_static(port, args.clients, args.static_seconds)
         static_rps = len(static_lat) / static_wall
+        server_cpu = _tree_cpu_seconds(server.pid)
+        client_cpu = time.process_time()
         stats, wall = run_flows(port, links, args.clients, args.duration, photo, pdf)
+        server_cpu = _tree_cpu_seconds(server.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
         received = count_received(home, db_url)
         throughput = stats.receipts / wall
         result = {
@@ -475,6 +504,14 @@ def main() -> int:
             "flow_p95_ms": round(pct(stats.flows, 95) * 1000),
             "upload_p95_ms": round(pct(stats.uploads, 95) * 1000),
             "submit_p95_ms": round(pct(stats.submits, 95) * 1000),
+            # CPU per submission, whatever else the machine runs: gunicorn's processes, and
+            # this load generator (PostgreSQL's share is not counted).
+            "server_cpu_ms_per_submission": round(server_cpu * 1000 / stats.receipts, 1)
+            if stats.receipts
+            else None,
+            "client_cpu_ms_per_submission": round(client_cpu * 1000 / stats.receipts, 1)
+            if stats.receipts
+            else None,
             "static_requests_per_s": round(static_rps, 1),
             "static_p95_ms": round(pct(static_lat, 95) * 1000, 1),
             "static_errors": static_err,

@@ -14,8 +14,9 @@ submit → receipt), driven through the real app with Flask's test client:
 It builds a scratch instance (embedded SQLite by default, ``--pg`` for a scratch PostgreSQL
 database from DATABASE_URL or the local server), runs one warm-up flow, then ``--flows``
 measured flows and prints the median per step. ``--cprofile N`` also prints the N functions
-with the most own time over the measured flows. Rate limits stay on (memory storage, the
-per-IP limits lifted as in the load benchmark), so their cost is counted too.
+with the most own time over the measured flows. Rate limits stay on (the
+per-IP limits lifted as in the load benchmark; counted in Redis as production does, or
+``--limiter memory``), so their cost is counted too.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.public_form_load import (  # noqa: E402
     BIRTH,
+    _limiter_uri,
     _pg_exec,
     _pg_server,
     photo_1mb,
@@ -149,6 +151,9 @@ def main() -> int:
     parser.add_argument("--flows", type=int, default=5, help="measured flows (after 1 warm-up)")
     parser.add_argument("--pg", action="store_true", help="scratch PostgreSQL, not SQLite")
     parser.add_argument("--cprofile", type=int, default=0, help="print the top N functions")
+    parser.add_argument(
+        "--limiter", choices=("redis", "memory"), default="redis", help="rate-limit storage"
+    )
     parser.add_argument("--sort", default="tottime", help="cProfile order (tottime, cumtime)")
     parser.add_argument("--trace", action="store_true", help="print the SQL of the last flow")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -175,7 +180,8 @@ def main() -> int:
             {
                 "MYNUMBER_HOME": str(home),
                 "SQLALCHEMY_DATABASE_URI": db_url,
-                "RATELIMIT_STORAGE_URI": "memory://",
+                "RATELIMIT_STORAGE_URI": _limiter_uri(args.limiter),
+                "RATELIMIT_KEY_PREFIX": f"mnvprof{uuid.uuid4().hex[:8]}",
                 "INTAKE_RATE_LIMIT_IP": "1000000 per minute",
                 "INTAKE_RATE_LIMIT_TOKEN_LOOKUP": "1000000 per minute",
             }
