@@ -434,6 +434,7 @@ def _forget_on_bulk_write(state) -> None:
         memo = state.session.info.get(_MEMO)
         if memo:
             memo.pop("parts", None)
+            memo.pop("parts_read", None)
             memo.pop("received_added", None)
 
 
@@ -445,6 +446,7 @@ def _forget_on_flush(session: Session, _context) -> None:
     changed = {type(o) for o in (*session.new, *session.dirty, *session.deleted)}
     if SubmissionPart in changed:
         memo.pop("parts", None)
+        memo.pop("parts_read", None)
         memo.pop("received_added", None)
     if Submission in changed:
         memo.pop("received_added", None)
@@ -453,11 +455,14 @@ def _forget_on_flush(session: Session, _context) -> None:
 
 
 def _parts(session: Session, draft: Submission, fresh: bool = False) -> list[PartRow]:
-    """The metadata of the draft's stored parts (one query per transaction)."""
-    if not fresh:
-        known = _memo(session).get("parts", {}).get(draft.id)
-        if known is not None:
-            return known
+    """The metadata of the draft's stored parts (one query per transaction).
+
+    ``fresh``: as the database has them, not as this module's own writes since left them
+    (a read earlier in this transaction with no write since is just as fresh)."""
+    memo = _memo(session)
+    known = memo.get("parts", {}).get(draft.id)
+    if known is not None and (not fresh or draft.id in memo.get("parts_read", ())):
+        return known
     rows = [
         PartRow(*row)
         for row in session.execute(
@@ -473,11 +478,14 @@ def _parts(session: Session, draft: Submission, fresh: bool = False) -> list[Par
         ).all()
     ]
     _remember_parts(session, draft, rows)
+    _memo(session).setdefault("parts_read", set()).add(draft.id)
     return rows
 
 
 def _remember_parts(session: Session, draft: Submission, rows: list[PartRow]) -> None:
-    _memo(session).setdefault("parts", {})[draft.id] = rows
+    memo = _memo(session)
+    memo.setdefault("parts", {})[draft.id] = rows
+    memo.get("parts_read", set()).discard(draft.id)
 
 
 def _drop_parts(
@@ -662,11 +670,48 @@ def _store_part(
     plaintext: bytes,
 ) -> SubmissionPart:
     """Seal and store one part, replacing the same slot of the draft."""
-    _drop_parts(session, draft, ref, part, doc_type)
+    return _store_parts(
+        session, public_key, req, draft, ref, [(part, doc_type, media_type, plaintext)]
+    )[0]
+
+
+def _store_parts(
+    session: Session,
+    public_key: sealing.IntakePublicKey,
+    req: CollectionRequest,
+    draft: Submission,
+    ref: str,
+    items: list[tuple[str, str, str | None, bytes]],
+) -> list[SubmissionPart]:
+    """Seal and store parts of one subject ((part, doc_type, media_type, plaintext) each),
+    replacing the same slots; one flush, so the rows go to the database in one batch."""
+    for part, doc_type, _media, _data in items:
+        _drop_parts(session, draft, ref, part, doc_type)
     kept = _parts(session, draft)
+    rows = [_sealed_row(public_key, req, draft, ref, *item) for item in items]
+    session.add_all(rows)
+    session.flush()
+    metas = [
+        PartRow(r.id, ref, r.part, r.doc_type, r.media_type, r.size_bytes, r.digest) for r in rows
+    ]
+    _remember_parts(session, draft, [*kept, *metas])
+    return rows
+
+
+def _sealed_row(
+    public_key: sealing.IntakePublicKey,
+    req: CollectionRequest,
+    draft: Submission,
+    ref: str,
+    part: str,
+    doc_type: str,
+    media_type: str | None,
+    plaintext: bytes,
+) -> SubmissionPart:
+    """One part sealed to the intake key, bound to its request, submission and part id."""
     part_id = uuid.uuid4()
     sealed = sealing.seal(public_key, sealing.part_info(req.id, draft.id, part_id), plaintext)
-    row = SubmissionPart(
+    return SubmissionPart(
         id=part_id,
         submission_id=draft.id,
         subject_ref=ref,
@@ -678,11 +723,6 @@ def _store_part(
         digest=hashlib.sha256(sealed).hexdigest(),
         created_at=utcnow(),
     )
-    session.add(row)
-    session.flush()
-    meta = PartRow(part_id, ref, part, doc_type, media_type, row.size_bytes, row.digest)
-    _remember_parts(session, draft, [*kept, meta])
-    return row
 
 
 def _refresh_size(session: Session, draft: Submission) -> int:
@@ -776,11 +816,14 @@ def put_documents(
             chosen[0],
         )
     _drop_parts(session, draft, ref, "document")
-    for doc_type in chosen:
-        doc = documents[doc_type]
-        _store_part(
-            session, public_key, req, draft, ref, "document", doc_type, doc.media_type, doc.data
-        )
+    _store_parts(
+        session,
+        public_key,
+        req,
+        draft,
+        ref,
+        [("document", d, documents[d].media_type, documents[d].data) for d in chosen],
+    )
     _refresh_size(session, draft)
 
 
@@ -967,8 +1010,8 @@ def receive(
     kinds of submission look the same to verification. Commits."""
     _require_open(req)
     # Metadata only: the sealed bytes are not read back (their digest was taken on storing).
-    # Read afresh from the database, not from what this transaction remembers: the manifest
-    # binds exactly the rows that are stored.
+    # As the database has them, not as this module's writes left them in memory: the
+    # manifest binds exactly the rows that are stored.
     parts = _parts(session, draft, fresh=True)
     if not parts:
         raise IntakeError("提出する内容がありません")
