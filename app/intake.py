@@ -547,7 +547,14 @@ def _listed(session: Session, req: CollectionRequest) -> tuple[str | None, list[
         return None, []
     out = [Subject(str(person.id), "self", person.name, None, person.birth_date)]
     if person.kind == PersonKind.EMPLOYEE:
-        for dep in person.dependents:
+        # A query of its own rather than ``person.dependents``: reached through the request,
+        # that lazy load would not carry the form's column limits (app.dbroles).
+        dependents = session.execute(
+            select(Person)
+            .where(Person.household_head_id == person.id)
+            .order_by(Person.dependent_seq)
+        ).scalars()
+        for dep in dependents:
             if dep.status == "active" and dep.kind == PersonKind.DEPENDENT:
                 out.append(
                     Subject(str(dep.id), "dependent", dep.name, dep.relation, dep.birth_date)
