@@ -108,3 +108,10 @@ def test_photo_just_above_the_floor_is_kept_at_full_size():
     # 2500 px: halving would give 1250, below MIN_EDGE, so it is decoded in full.
     doc = uploads.process(jpeg(size=(2500, 1800)), **LIMITS)
     assert (doc.width, doc.height) == (2500, 1800)
+
+
+def test_photo_that_cannot_be_halved_is_resized_to_the_maximum():
+    # 3500 px: halving would give 1750 (below MIN_EDGE), so it is decoded in full and then
+    # resized to MAX_EDGE.
+    doc = uploads.process(jpeg(size=(3500, 2000)), **LIMITS)
+    assert (doc.width, doc.height) == (uploads.MAX_EDGE, 1714)
