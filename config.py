@@ -109,6 +109,8 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI")
         or os.environ.get("REDIS_URL")
         or "memory://",
+        # Issue 4 (public form perf): a prefix for the limiter's keys in a shared Redis.
+        "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", ""),
         "BABEL_DEFAULT_LOCALE": "ja_JP",
         # Our catalog completes FAB's partial ja_JP one (later directories override).
         "BABEL_TRANSLATION_DIRECTORIES": str(

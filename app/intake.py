@@ -43,7 +43,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
 from app import audit, logsafe, mynumber, policy, sealing
@@ -391,6 +391,138 @@ def verify_birth_date(
     return FactorResult(False, max(0, max_failures - req.failed_attempts), locked)
 
 
+# -- what one transaction already read ------------------------------------------------------
+# A form request asks "who is in this request, what has been stored" several times (to find
+# the person, to check the ref, to compute the next step, to check the size). The answers are
+# kept in ``session.info`` for the current transaction only, and kept in step with the
+# writes made through this module; anything else that could change them clears them:
+# commit, rollback, any ORM DELETE/UPDATE statement, any flush of a part, a submission or a
+# person. Plain metadata only: never a sealed byte, never a number.
+_MEMO = "mnv_intake_memo"
+
+
+@dataclass(frozen=True)
+class PartRow:
+    """Metadata of one stored part (what ``progress``, the size and the manifest need)."""
+
+    id: uuid.UUID
+    subject_ref: str
+    part: str
+    doc_type: str
+    media_type: str | None
+    size_bytes: int
+    digest: str
+
+
+def _memo(session: Session) -> dict:
+    return session.info.setdefault(_MEMO, {})
+
+
+def forget(session: Session) -> None:
+    """Drop everything remembered for this transaction (the events below call it)."""
+    session.info.pop(_MEMO, None)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_at_transaction_end(session: Session) -> None:
+    forget(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_at_soft_rollback(session: Session, _previous) -> None:
+    forget(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_on_bulk_write(state) -> None:
+    if not state.is_select:
+        memo = state.session.info.get(_MEMO)
+        if memo:
+            memo.pop("parts", None)
+            memo.pop("parts_read", None)
+            memo.pop("received_added", None)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_on_flush(session: Session, _context) -> None:
+    memo = session.info.get(_MEMO)
+    if not memo:
+        return
+    changed = {type(o) for o in (*session.new, *session.dirty, *session.deleted)}
+    if SubmissionPart in changed:
+        memo.pop("parts", None)
+        memo.pop("parts_read", None)
+        memo.pop("received_added", None)
+    if Submission in changed:
+        memo.pop("received_added", None)
+    if Person in changed or CollectionRequest in changed:
+        memo.pop("listed", None)
+
+
+def _parts(session: Session, draft: Submission, fresh: bool = False) -> list[PartRow]:
+    """The metadata of the draft's stored parts (one query per transaction).
+
+    ``fresh``: as the database has them, not as this module's own writes since left them
+    (a read earlier in this transaction with no write since is just as fresh)."""
+    memo = _memo(session)
+    known = memo.get("parts", {}).get(draft.id)
+    if known is not None and (not fresh or draft.id in memo.get("parts_read", ())):
+        return known
+    rows = [
+        PartRow(*row)
+        for row in session.execute(
+            select(
+                SubmissionPart.id,
+                SubmissionPart.subject_ref,
+                SubmissionPart.part,
+                SubmissionPart.doc_type,
+                SubmissionPart.media_type,
+                SubmissionPart.size_bytes,
+                SubmissionPart.digest,
+            ).where(SubmissionPart.submission_id == draft.id)
+        ).all()
+    ]
+    _remember_parts(session, draft, rows)
+    _memo(session).setdefault("parts_read", set()).add(draft.id)
+    return rows
+
+
+def _remember_parts(session: Session, draft: Submission, rows: list[PartRow]) -> None:
+    memo = _memo(session)
+    memo.setdefault("parts", {})[draft.id] = rows
+    memo.get("parts_read", set()).discard(draft.id)
+
+
+def _drop_parts(
+    session: Session,
+    draft: Submission,
+    ref: str,
+    part: str | None = None,
+    doc_type: str | None = None,
+) -> None:
+    """Delete the draft's parts of one subject (optionally of one kind, one slot). No
+    statement when this transaction already knows there is nothing to delete."""
+    rows = _parts(session, draft)
+
+    def hit(row: PartRow) -> bool:
+        return (
+            row.subject_ref == ref
+            and (part is None or row.part == part)
+            and (doc_type is None or row.doc_type == doc_type)
+        )
+
+    if not any(hit(r) for r in rows):
+        return
+    where = [SubmissionPart.submission_id == draft.id, SubmissionPart.subject_ref == ref]
+    if part is not None:
+        where.append(SubmissionPart.part == part)
+    if doc_type is not None:
+        where.append(SubmissionPart.doc_type == doc_type)
+    session.execute(delete(SubmissionPart).where(*where))
+    _remember_parts(session, draft, [r for r in rows if not hit(r)])
+
+
 # -- who is in the request ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Subject:
@@ -411,26 +543,45 @@ class Subject:
         return f"追加した扶養親族（{self.relation or '続柄未入力'}）"
 
 
-def listed_subjects(session: Session, req: CollectionRequest) -> list[Subject]:
-    """The person and, for an employee, the dependents on record when the form is used."""
-    person = session.get(Person, req.person_id)
+def _listed(session: Session, req: CollectionRequest) -> tuple[str | None, list[Subject]]:
+    """(the person's kind, the listed subjects), read once per transaction."""
+    known = _memo(session).get("listed", {}).get(req.id)
+    if known is not None:
+        return known
+    person = req.person  # loaded with the request by the form (one query)
+    if person is None:
+        return None, []
     out = [Subject(str(person.id), "self", person.name, None, person.birth_date)]
     if person.kind == PersonKind.EMPLOYEE:
-        for dep in person.dependents:
+        # A query of its own rather than ``person.dependents``: reached through the request,
+        # that lazy load would not carry the form's column limits (app.dbroles).
+        dependents = session.execute(
+            select(Person)
+            .where(Person.household_head_id == person.id)
+            .order_by(Person.dependent_seq)
+        ).scalars()
+        for dep in dependents:
             if dep.status == "active" and dep.kind == PersonKind.DEPENDENT:
                 out.append(
                     Subject(str(dep.id), "dependent", dep.name, dep.relation, dep.birth_date)
                 )
-    return out
+    result = (person.kind, out)
+    _memo(session).setdefault("listed", {})[req.id] = result
+    return result
 
 
-def subjects(session: Session, req: CollectionRequest, draft: Submission | None) -> list[Subject]:
-    """Listed people plus dependents added in this draft or in earlier submissions."""
-    out = listed_subjects(session, req)
+def listed_subjects(session: Session, req: CollectionRequest) -> list[Subject]:
+    """The person and, for an employee, the dependents on record when the form is used."""
+    return list(_listed(session, req)[1])
+
+
+def _received_added(session: Session, req: CollectionRequest) -> dict[str, str | None]:
+    """Dependents added in earlier (received) submissions: ref → relation."""
+    known = _memo(session).get("received_added", {}).get(req.id)
+    if known is not None:
+        return known
     added: dict[str, str | None] = {}
     sub_ids = [s.id for s in req.submissions if s.status == SubmissionStatus.RECEIVED]
-    if draft is not None:
-        sub_ids.append(draft.id)
     if sub_ids:
         rows = session.execute(
             select(SubmissionPart.subject_ref, SubmissionPart.doc_type).where(
@@ -439,14 +590,25 @@ def subjects(session: Session, req: CollectionRequest, draft: Submission | None)
         ).all()
         for ref, relation in rows:
             added[ref] = relation or None
+    _memo(session).setdefault("received_added", {})[req.id] = added
+    return added
+
+
+def subjects(session: Session, req: CollectionRequest, draft: Submission | None) -> list[Subject]:
+    """Listed people plus dependents added in this draft or in earlier submissions."""
+    out = listed_subjects(session, req)
+    added = dict(_received_added(session, req))
+    if draft is not None:
+        for row in _parts(session, draft):
+            if row.part == "identity":
+                added[row.subject_ref] = row.doc_type or None
     for ref in sorted(added, key=lambda r: int(r[3:]) if r[3:].isdigit() else 0):
         out.append(Subject(ref, "added", None, added[ref], None))
     return out
 
 
 def is_employee_request(session: Session, req: CollectionRequest) -> bool:
-    person = session.get(Person, req.person_id)
-    return person is not None and person.kind == PersonKind.EMPLOYEE
+    return _listed(session, req)[0] == PersonKind.EMPLOYEE
 
 
 # -- the draft: every part is sealed the moment it arrives ----------------------------------
@@ -456,27 +618,24 @@ def draft_for(
     public_key: sealing.IntakePublicKey,
     create: bool = True,
 ) -> Submission | None:
-    """The request's open draft submission (created on first use when ``create``)."""
-    draft = session.execute(
-        select(Submission).where(
-            Submission.request_id == req.id, Submission.status == SubmissionStatus.DRAFT
-        )
-    ).scalar_one_or_none()
+    """The request's open draft submission (created on first use when ``create``).
+
+    One query (the request's submissions, which ``subjects`` needs too) finds the draft and
+    the next sequence number."""
+    drafts = [s for s in req.submissions if s.status == SubmissionStatus.DRAFT]
+    draft = drafts[0] if drafts else None
     if draft is not None and draft.key_id != public_key.key_id:
         # The intake key was replaced: parts sealed to the old key are dropped, not mixed.
         session.execute(delete(SubmissionPart).where(SubmissionPart.submission_id == draft.id))
         draft.key_id = public_key.key_id
         draft.size_bytes = 0
         session.flush()
+        _remember_parts(session, draft, [])
     if draft is None and create:
-        seq = session.execute(
-            select(func.coalesce(func.max(Submission.seq), 0)).where(
-                Submission.request_id == req.id
-            )
-        ).scalar_one()
+        seq = max((s.seq for s in req.submissions), default=0)
         draft = Submission(
             id=uuid.uuid4(),
-            request_id=req.id,
+            request=req,
             seq=seq + 1,
             kind="web",
             status=SubmissionStatus.DRAFT,
@@ -486,6 +645,7 @@ def draft_for(
         )
         session.add(draft)
         session.flush()
+        _remember_parts(session, draft, [])  # a new draft has nothing in it yet
     return draft
 
 
@@ -523,17 +683,48 @@ def _store_part(
     plaintext: bytes,
 ) -> SubmissionPart:
     """Seal and store one part, replacing the same slot of the draft."""
-    session.execute(
-        delete(SubmissionPart).where(
-            SubmissionPart.submission_id == draft.id,
-            SubmissionPart.subject_ref == ref,
-            SubmissionPart.part == part,
-            SubmissionPart.doc_type == doc_type,
-        )
-    )
+    return _store_parts(
+        session, public_key, req, draft, ref, [(part, doc_type, media_type, plaintext)]
+    )[0]
+
+
+def _store_parts(
+    session: Session,
+    public_key: sealing.IntakePublicKey,
+    req: CollectionRequest,
+    draft: Submission,
+    ref: str,
+    items: list[tuple[str, str, str | None, bytes]],
+) -> list[SubmissionPart]:
+    """Seal and store parts of one subject ((part, doc_type, media_type, plaintext) each),
+    replacing the same slots; one flush, so the rows go to the database in one batch."""
+    for part, doc_type, _media, _data in items:
+        _drop_parts(session, draft, ref, part, doc_type)
+    kept = _parts(session, draft)
+    rows = [_sealed_row(public_key, req, draft, ref, *item) for item in items]
+    session.add_all(rows)
+    session.flush()
+    metas = [
+        PartRow(r.id, ref, r.part, r.doc_type, r.media_type, r.size_bytes, r.digest) for r in rows
+    ]
+    _remember_parts(session, draft, [*kept, *metas])
+    return rows
+
+
+def _sealed_row(
+    public_key: sealing.IntakePublicKey,
+    req: CollectionRequest,
+    draft: Submission,
+    ref: str,
+    part: str,
+    doc_type: str,
+    media_type: str | None,
+    plaintext: bytes,
+) -> SubmissionPart:
+    """One part sealed to the intake key, bound to its request, submission and part id."""
     part_id = uuid.uuid4()
     sealed = sealing.seal(public_key, sealing.part_info(req.id, draft.id, part_id), plaintext)
-    row = SubmissionPart(
+    return SubmissionPart(
         id=part_id,
         submission_id=draft.id,
         subject_ref=ref,
@@ -545,18 +736,10 @@ def _store_part(
         digest=hashlib.sha256(sealed).hexdigest(),
         created_at=utcnow(),
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 def _refresh_size(session: Session, draft: Submission) -> int:
-    total = session.execute(
-        select(func.coalesce(func.sum(SubmissionPart.size_bytes), 0)).where(
-            SubmissionPart.submission_id == draft.id
-        )
-    ).scalar_one()
-    draft.size_bytes = int(total)
+    draft.size_bytes = sum(r.size_bytes for r in _parts(session, draft))
     return draft.size_bytes
 
 
@@ -638,30 +821,22 @@ def put_documents(
     if extra:
         raise IntakeError("選んだ組み合わせに含まれない書類があります", "combination")
     incoming = sum(len(documents[d].data) for d in chosen)
-    existing_docs = session.execute(
-        select(func.coalesce(func.sum(SubmissionPart.size_bytes), 0)).where(
-            SubmissionPart.submission_id == draft.id,
-            SubmissionPart.subject_ref != ref,
-        )
-    ).scalar_one()
-    if int(existing_docs) + incoming > max_submission_bytes:
+    existing_docs = sum(r.size_bytes for r in _parts(session, draft) if r.subject_ref != ref)
+    if existing_docs + incoming > max_submission_bytes:
         raise IntakeError(
             f"提出全体の容量が上限（{max_submission_bytes // 1048576} MB）を超えます。"
             "写真を小さくしてから選んでください",
             chosen[0],
         )
-    session.execute(
-        delete(SubmissionPart).where(
-            SubmissionPart.submission_id == draft.id,
-            SubmissionPart.subject_ref == ref,
-            SubmissionPart.part == "document",
-        )
+    _drop_parts(session, draft, ref, "document")
+    _store_parts(
+        session,
+        public_key,
+        req,
+        draft,
+        ref,
+        [("document", d, documents[d].media_type, documents[d].data) for d in chosen],
     )
-    for doc_type in chosen:
-        doc = documents[doc_type]
-        _store_part(
-            session, public_key, req, draft, ref, "document", doc_type, doc.media_type, doc.data
-        )
     _refresh_size(session, draft)
 
 
@@ -707,11 +882,7 @@ def remove_added(session: Session, req: CollectionRequest, draft: Submission, re
     _require_open(req)
     if not ref.startswith("new"):
         raise IntakeError("登録済みの扶養親族は「対象外」として届け出てください")
-    session.execute(
-        delete(SubmissionPart).where(
-            SubmissionPart.submission_id == draft.id, SubmissionPart.subject_ref == ref
-        )
-    )
+    _drop_parts(session, draft, ref)
     _refresh_size(session, draft)
 
 
@@ -730,11 +901,7 @@ def exclude_dependent(
         raise IntakeError("この対象者は対象外にできません")
     if reason not in EXCLUDE_REASONS:
         raise IntakeError("対象外とする理由: 選んでください", "reason")
-    session.execute(
-        delete(SubmissionPart).where(
-            SubmissionPart.submission_id == draft.id, SubmissionPart.subject_ref == ref
-        )
-    )
+    _drop_parts(session, draft, ref)
     payload = json.dumps({"reason": reason}).encode("ascii")
     _store_part(session, public_key, req, draft, ref, "excluded", "", None, payload)
     _refresh_size(session, draft)
@@ -744,13 +911,7 @@ def include_dependent(
     session: Session, req: CollectionRequest, draft: Submission, ref: str
 ) -> None:
     _require_open(req)
-    session.execute(
-        delete(SubmissionPart).where(
-            SubmissionPart.submission_id == draft.id,
-            SubmissionPart.subject_ref == ref,
-            SubmissionPart.part == "excluded",
-        )
-    )
+    _drop_parts(session, draft, ref, "excluded")
     _refresh_size(session, draft)
 
 
@@ -780,11 +941,7 @@ class SubjectProgress:
 
 def progress(session: Session, req: CollectionRequest, draft: Submission) -> list[SubjectProgress]:
     """What is done and what is still needed, per person (metadata only: nothing is opened)."""
-    rows = session.execute(
-        select(SubmissionPart.subject_ref, SubmissionPart.part, SubmissionPart.doc_type).where(
-            SubmissionPart.submission_id == draft.id
-        )
-    ).all()
+    rows = [(r.subject_ref, r.part, r.doc_type) for r in _parts(session, draft)]
     out = []
     for subject in subjects(session, req, draft):
         if req.status == RequestStatus.ISSUED:
@@ -866,16 +1023,9 @@ def receive(
     kinds of submission look the same to verification. Commits."""
     _require_open(req)
     # Metadata only: the sealed bytes are not read back (their digest was taken on storing).
-    parts = session.execute(
-        select(
-            SubmissionPart.id,
-            SubmissionPart.subject_ref,
-            SubmissionPart.part,
-            SubmissionPart.doc_type,
-            SubmissionPart.media_type,
-            SubmissionPart.digest,
-        ).where(SubmissionPart.submission_id == draft.id)
-    ).all()
+    # As the database has them, not as this module's writes left them in memory: the
+    # manifest binds exactly the rows that are stored.
+    parts = _parts(session, draft, fresh=True)
     if not parts:
         raise IntakeError("提出する内容がありません")
     now = utcnow()

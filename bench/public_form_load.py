@@ -17,7 +17,9 @@ What it does, all on loopback, bounded in time:
 6. prints throughput, latency percentiles, the ratio to the static page, and the errors.
 
 The per-IP rate limits (everything, and token look-ups) are raised for the run: every
-simulated phone comes from 127.0.0.1. The per-token limit stays as configured.
+simulated phone comes from 127.0.0.1. The per-token limit stays as configured. The limits
+are counted in Redis by default (``--limiter memory`` for per-process counters), under a key
+prefix of this run's own, as production does with more than one worker.
 """
 
 from __future__ import annotations
@@ -104,6 +106,17 @@ def prepare(home: Path, db_url: str, subjects: int) -> list[tuple[str, str]]:
         db.session.commit()
         db.engine.dispose()
     return links
+
+
+def _limiter_uri(kind: str) -> str:
+    """Redis as production runs it with several workers (one count for all), else memory."""
+    if kind == "memory":
+        return "memory://"
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    import redis
+
+    redis.Redis.from_url(url).ping()  # fail early, not in the middle of the run
+    return url
 
 
 def count_received(home: Path, db_url: str) -> int:
@@ -314,6 +327,39 @@ def run_flows(port, links, clients, duration, photo, pdf) -> tuple[Stats, float]
     return stats, time.perf_counter() - started
 
 
+def _wait_ready(port: int, workers: int, timeout: float = 120.0) -> None:
+    """Until every worker answers: the port opens when the master binds it, seconds before
+    the workers have imported the app (on a busy machine, many seconds)."""
+    deadline = time.perf_counter() + timeout
+    answered = 0
+    while time.perf_counter() < deadline:
+        try:
+            code, _, _ = Client(port).request("GET", "/")
+            answered = answered + 1 if code == 200 else 0
+        except OSError:
+            answered = 0
+        if answered >= 4 * workers:
+            return
+        time.sleep(0.05)
+    raise RuntimeError("gunicorn did not start")
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn's master and workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def run_static(port, clients, seconds) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
@@ -366,10 +412,18 @@ def main() -> int:
     parser.add_argument(
         "--sqlite", action="store_true", help="embedded SQLite instead of PostgreSQL"
     )
+    parser.add_argument(
+        "--limiter",
+        choices=("redis", "memory"),
+        default="redis",
+        help="rate-limit storage: Redis (REDIS_URL or the local server; what production with "
+        "several workers needs, and the default) or per-process memory",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     subjects = args.subjects or int(args.duration * 60) + 200  # room for 60 flows/s
 
+    load_before = [round(x, 2) for x in os.getloadavg()]
     home = Path(tempfile.mkdtemp(prefix="mnv-bench-"))
     db_name = None
     if args.sqlite:
@@ -387,6 +441,7 @@ def main() -> int:
         links = prepare(home, db_url, subjects)
         print(f"prepared {len(links)} links in {time.perf_counter() - t:.1f} s", flush=True)
         photo, pdf = photo_1mb(), small_pdf()
+        limiter_uri = _limiter_uri(args.limiter)
         port = _free_port()
         env = {
             **os.environ,
@@ -396,7 +451,9 @@ def main() -> int:
             # (the per-token limit stays as configured).
             "MYNUMBER_INTAKE_RATE_LIMIT_IP": "1000000 per minute",
             "MYNUMBER_INTAKE_RATE_LIMIT_TOKEN_LOOKUP": "1000000 per minute",
-            "RATELIMIT_STORAGE_URI": "memory://",
+            "RATELIMIT_STORAGE_URI": limiter_uri,
+            # Keys of this run only, in a Redis others may share (they expire within a minute).
+            "RATELIMIT_KEY_PREFIX": f"mnvbench{uuid.uuid4().hex[:8]}",
             "PYTHONPATH": str(ROOT),
         }
         if args.sqlite:
@@ -423,23 +480,22 @@ def main() -> int:
             env=env,
             start_new_session=True,
         )
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("gunicorn did not start")
-
+        _wait_ready(port, args.workers)
         static_lat, static_err, static_wall = run_static(port, args.clients, args.static_seconds)
         static_rps = len(static_lat) / static_wall
+        server_cpu = _tree_cpu_seconds(server.pid)
+        client_cpu = time.process_time()
         stats, wall = run_flows(port, links, args.clients, args.duration, photo, pdf)
+        server_cpu = _tree_cpu_seconds(server.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
         received = count_received(home, db_url)
         throughput = stats.receipts / wall
         result = {
             "clients": args.clients,
             "gunicorn": f"{args.workers} workers × {args.threads} threads (gthread)",
+            "limiter": args.limiter,
+            "load_average_before": load_before,
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "database": "sqlite" if args.sqlite else "postgresql",
             "photo_bytes": len(photo),
             "duration_s": round(wall, 1),
@@ -448,6 +504,14 @@ def main() -> int:
             "flow_p95_ms": round(pct(stats.flows, 95) * 1000),
             "upload_p95_ms": round(pct(stats.uploads, 95) * 1000),
             "submit_p95_ms": round(pct(stats.submits, 95) * 1000),
+            # CPU per submission, whatever else the machine runs: gunicorn's processes, and
+            # this load generator (PostgreSQL's share is not counted).
+            "server_cpu_ms_per_submission": round(server_cpu * 1000 / stats.receipts, 1)
+            if stats.receipts
+            else None,
+            "client_cpu_ms_per_submission": round(client_cpu * 1000 / stats.receipts, 1)
+            if stats.receipts
+            else None,
             "static_requests_per_s": round(static_rps, 1),
             "static_p95_ms": round(pct(static_lat, 95) * 1000, 1),
             "static_errors": static_err,

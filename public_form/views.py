@@ -142,10 +142,20 @@ def _bound_request():
         return None
     from uuid import UUID
 
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
     try:
-        req = db.session.get(intake.CollectionRequest, UUID(rid))
+        request_id = UUID(rid)
     except ValueError:
         return None
+    # The person comes in the same query: nearly every step needs it (birth date, who is
+    # in the household), and holding it here keeps it in the session for the whole request.
+    req = db.session.execute(
+        select(intake.CollectionRequest)
+        .options(joinedload(intake.CollectionRequest.person))
+        .where(intake.CollectionRequest.id == request_id)
+    ).scalar_one_or_none()
     if req is None or not hmac.compare_digest(req.token_hash.hex(), bind):
         return None
     return req
@@ -169,6 +179,7 @@ def verify():
         except IntakeError as exc:
             errors.append(str(exc))
         else:
+            target = _after_login(req)  # before the check commits (and expires ``req``)
             result = intake.verify_birth_date(db.session, req, birth, _actor(), max_failures)
             if result.locked:
                 session.clear()
@@ -178,7 +189,7 @@ def verify():
                 session.clear()  # a fresh session from here on
                 session.permanent = True
                 session.update(rid=rid, bind=bind, auth=True, auth_at=time.time())
-                return redirect(_after_login(req))
+                return redirect(target)
             errors.append(
                 f"生年月日: ご登録の生年月日と一致しません（あと{result.remaining}回誤ると"
                 "ロックされます）"
@@ -279,7 +290,6 @@ def consent():
     if request.method == "POST":
         if request.form.get("agree") == "yes":
             session["consent_at"] = time.time()
-            db.session.commit()
             if intake.is_employee_request(db.session, g.req) and g.req.status == "issued":
                 return redirect(url_for("form.household"))
             return redirect(_next_url_committed())
@@ -312,16 +322,17 @@ def household():
         return redirect(url_for("form.consent"))
     draft = _draft()
     items = intake.progress(db.session, g.req, draft)
-    db.session.commit()
-    return _page(
+    page = _page(
         "household.html",
         items=items,
         employee=intake.is_employee_request(db.session, g.req),
         resubmission=g.req.status == RequestStatus.DEFICIENT,
         exclude_reasons=intake.EXCLUDE_REASONS,
         doc_types=intake.DOC_TYPES,
-        next_url=_next_url_committed(),
+        next_url=_next_url(),
     )
+    db.session.commit()  # a draft created just now
+    return page
 
 
 def _subject_or_404(ref: str):
@@ -357,8 +368,8 @@ def number(ref: str):
             db.session.rollback()
             errors[exc.field or "number"] = str(exc)
         else:
-            db.session.commit()
             if item.documents_open and not item.documents_done:
+                db.session.commit()
                 return redirect(url_for("form.documents", ref=ref))
             return redirect(_next_url_committed())
     db.session.commit()
@@ -423,7 +434,6 @@ def documents(ref: str):
                 db.session.rollback()
                 errors[exc.field or slots[0][0]] = f"{_slot_label(exc.field)}: {exc}"
             else:
-                db.session.commit()
                 return redirect(_next_url_committed())
     db.session.commit()
     return _page(
@@ -530,8 +540,7 @@ def confirm():
         return redirect(url_for("form.consent"))
     draft = _draft()
     items = intake.progress(db.session, g.req, draft)
-    db.session.commit()
-    return _page(
+    page = _page(
         "confirm.html",
         items=items,
         doc_types=intake.DOC_TYPES,
@@ -539,6 +548,8 @@ def confirm():
         employee=intake.is_employee_request(db.session, g.req),
         resubmission=g.req.status == RequestStatus.DEFICIENT,
     )
+    db.session.commit()  # a draft created just now
+    return page
 
 
 @bp.post("/submit")

@@ -83,3 +83,35 @@ def test_polyglot_trailer_is_dropped():
     html = b"<html><script>alert(1)</script></html>"
     doc = uploads.process(jpeg() + html, **LIMITS)
     assert html not in doc.data
+
+
+def test_jpeg_comment_is_dropped():
+    # A COM segment can carry anything (a place name, a script): the re-encoded file has none.
+    out = io.BytesIO()
+    Image.new("RGB", (300, 200), "white").save(out, "JPEG", comment=b"Shibuya 35.66N 139.70E")
+    doc = uploads.process(out.getvalue(), **LIMITS)
+    assert b"Shibuya" not in doc.data
+    assert "comment" not in Image.open(io.BytesIO(doc.data)).info
+
+
+def test_phone_photo_is_decoded_at_reduced_scale_but_stays_legible():
+    # A 12-megapixel phone photo (4032×3024) is decoded at half scale by libjpeg: the long
+    # side stays at least MIN_EDGE (an ID card must remain readable) and at most MAX_EDGE.
+    doc = uploads.process(jpeg(size=(4032, 3024), gps=True), **LIMITS)
+    assert (doc.width, doc.height) == (2016, 1512)
+    assert uploads.MIN_EDGE <= max(doc.width, doc.height) <= uploads.MAX_EDGE
+    portrait = uploads.process(jpeg(size=(3024, 4032)), **LIMITS)
+    assert (portrait.width, portrait.height) == (1512, 2016)
+
+
+def test_photo_just_above_the_floor_is_kept_at_full_size():
+    # 2500 px: halving would give 1250, below MIN_EDGE, so it is decoded in full.
+    doc = uploads.process(jpeg(size=(2500, 1800)), **LIMITS)
+    assert (doc.width, doc.height) == (2500, 1800)
+
+
+def test_photo_that_cannot_be_halved_is_resized_to_the_maximum():
+    # 3500 px: halving would give 1750 (below MIN_EDGE), so it is decoded in full and then
+    # resized to MAX_EDGE.
+    doc = uploads.process(jpeg(size=(3500, 2000)), **LIMITS)
+    assert (doc.width, doc.height) == (uploads.MAX_EDGE, 1714)
