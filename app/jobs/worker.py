@@ -20,7 +20,11 @@ from app.jobs import QUEUE, SCHEDULE, Scheduled, redis_connection
 log = logging.getLogger(__name__)
 
 # Modules whose @scheduled jobs make up the schedule (each registers itself on import).
-JOB_MODULES: list[str] = ["app.jobs.collection", "app.jobs.lifecycle"]
+JOB_MODULES: list[str] = [
+    "app.jobs.collection",
+    "app.jobs.lifecycle",
+    "app.jobs.outbox",  # issue 8: the outbox dispatcher
+]
 
 
 def load_schedule() -> list[Scheduled]:

@@ -77,4 +77,5 @@ from app.models.lifecycle import (  # noqa: F401, E402
     RetentionRule,
     ReturnArchive,
 )
+from app.models.outbox import OutboxMessage, OutboxState  # noqa: F401, E402 (issue 8)
 from app.models.roster import RosterChange  # noqa: F401, E402
