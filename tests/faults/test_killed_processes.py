@@ -184,11 +184,14 @@ def test_killed_disposal_is_unchanged_or_done_and_keys_shredded_are_unreadable(
     records = session.execute(select(MyNumberRecord)).scalars().all()
     sample = records[:: max(1, len(records) // 20)]
 
+    sample_people = [r.person_id for r in sample]
     watched = session.execute(
-        select(DataKey.id).where(DataKey.person_id == sample[-1].person_id)
+        select(DataKey.id).where(DataKey.person_id == sample_people[-1])
     ).scalar_one()
-    session.commit()  # hold no transaction: compaction waits for older ones to end
-    proc = _mynumber(instance, "disposal", "execute", str(req.id))
+    request_id = req.id
+    session.commit()
+    session.close()  # hold no transaction: compaction waits for older ones to end
+    proc = _mynumber(instance, "disposal", "execute", str(request_id))
     try:
         deadline = time.monotonic() + 120
         caught = False
@@ -198,7 +201,7 @@ def test_killed_disposal_is_unchanged_or_done_and_keys_shredded_are_unreadable(
             vault.keys.reload()
             if (
                 str(watched) in vault.keys.shredded()
-                and _journal_names(app, req.id)
+                and _journal_names(app, request_id)
                 and _write_lock_held(instance)
             ):
                 caught = True
@@ -213,7 +216,7 @@ def test_killed_disposal_is_unchanged_or_done_and_keys_shredded_are_unreadable(
     session.rollback()
     session.expire_all()
     after = _counts(instance)
-    state = session.get(DisposalRequest, req.id).status
+    state = session.get(DisposalRequest, request_id).status
     if state == "approved":
         # Unchanged in the database, nothing half-way …
         assert after == before
@@ -226,9 +229,9 @@ def test_killed_disposal_is_unchanged_or_done_and_keys_shredded_are_unreadable(
         # … but the keys were shredded first: nothing of these people can be read any more.
         vault.keys.reload()
         shredded = vault.keys.shredded()
-        for record in sample:
+        for person_id in sample_people:
             key = session.execute(
-                select(DataKey).where(DataKey.person_id == record.person_id)
+                select(DataKey).where(DataKey.person_id == person_id)
             ).scalar_one()
             assert str(key.id) in shredded
             with pytest.raises(ShreddedError):
@@ -239,11 +242,12 @@ def test_killed_disposal_is_unchanged_or_done_and_keys_shredded_are_unreadable(
 
     # Running it again completes the disposal; the chain still verifies.
     session.commit()
-    again = _run(instance, "disposal", "execute", str(req.id))
+    session.close()
+    again = _run(instance, "disposal", "execute", str(request_id))
     assert again.returncode == 0, again.stderr
     assert "Traceback" not in again.stderr
     session.expire_all()
-    assert session.get(DisposalRequest, req.id).status == "executed"
+    assert session.get(DisposalRequest, request_id).status == "executed"
     final = _counts(instance)
     assert final["data_key"] == 0 and final["my_number_record"] == 0
     assert final["person"] == before["person"]  # id-only tombstones
