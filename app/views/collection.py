@@ -407,6 +407,8 @@ class MailingView(BaseView):
             today=jptime.today_jst().isoformat(),
             carrier=current_app.config["KIT_CARRIER"],
             method=current_app.config["KIT_SEND_METHOD"],
+            outbox_waiting=outbox.oldest_pending(db.session),  # issue 8
+            outbox_counts=outbox.counts(db.session),
         )
 
     @expose("/delivery/<string:did>/resend", methods=["POST"])
