@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
 import config
-from app import csp, jptime, logsafe
+from app import csp, jptime, logsafe, unavailable
 from app.io.uploads import InMemoryUploadRequest
 from app.keyring import FileKeyRing
 from app.models import db
@@ -48,6 +48,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     logsafe.install(app.config["LOG_FILE"])
 
     db.init_app(app)
+    unavailable.close_sessions_quietly(app)  # issue 8: after init_app (runs first)
     Migrate(app, db, directory=MIGRATIONS)
     keyring = FileKeyRing(app.config["KEYRING_PATH"])
     app.extensions["mynumber_keyring"] = keyring
@@ -111,6 +112,15 @@ def _error_pages(app: Flask) -> None:
 
     def handler(error):
         code = error.code if isinstance(error, HTTPException) else 500
+        if code == 500 and unavailable.database_down(error):  # issue 8: a clean 503
+            from app.models import db
+
+            db.session.rollback()
+            log.warning("database unavailable on %s: %s", request.path, type(error).__name__)
+            page = render_template(
+                "mynumber/error.html", code=503, message=unavailable.PORTAL_MESSAGE
+            )
+            return page, 503, {"Retry-After": str(unavailable.RETRY_AFTER_SECONDS)}
         if code == 500:
             # The masking filter scrubs any 12-digit run from the traceback text.
             log.error("unhandled error on %s", request.path, exc_info=error)

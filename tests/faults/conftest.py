@@ -113,3 +113,66 @@ def submit_alone(subject, person, number: str) -> str:
 
 NUMBER_A = make_valid("31415926535")
 NUMBER_B = make_valid("27182818284")
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test only (initdb in a temporary folder, a free port):
+    restarting it never disturbs the shared server or another engineer's tests."""
+
+    def __init__(self, bin_dir: Path, folder: Path) -> None:
+        self.bin = bin_dir
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = free_port()
+        self.server_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust")
+        (self.data / "postgresql.auto.conf").write_text(
+            f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{self.folder}'\nfsync = off\n"
+            "full_page_writes = off\nmax_connections = 40\n",
+            encoding="utf-8",
+        )
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+
+@pytest.fixture
+def private_postgres():
+    import glob
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        missing("PostgreSQL のサーバープログラム（/usr/lib/postgresql/*/bin/initdb）がありません")
+    folder = Path(tempfile.mkdtemp(prefix="mnv-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    folder.chmod(0o700)
+    server = PrivatePostgres(Path(found[-1]).parent, folder)
+    try:
+        server.init()
+        server.start()
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        missing(f"専用の PostgreSQL を起動できません: {exc.stderr!r}"[:300])
+    yield server
+    try:
+        server.stop("immediate")
+    except subprocess.CalledProcessError:
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
