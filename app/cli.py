@@ -1025,3 +1025,35 @@ def mail_bounce(message_id: str, reason: str) -> None:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"不達を記録しました: 送付 {delivery.id}")
+
+
+# -- issue 8: the transactional outbox -------------------------------------------------------
+@mynumber_group.group("outbox")
+def outbox_group() -> None:
+    """アウトボックス（操作が約束したジョブ・メールの送出待ち）。"""
+
+
+@outbox_group.command("status")
+def outbox_status() -> None:
+    """状態ごとの件数と、最も古い送出待ちを表示する。"""
+    from app import outbox
+    from app.models import OutboxState
+
+    counts = outbox.counts(db.session)
+    click.echo("  ".join(f"{OutboxState.LABELS[k]} {v}" for k, v in counts.items()))
+    oldest = outbox.oldest_pending(db.session)
+    if oldest is not None:
+        click.echo(
+            f"最も古い送出待ち: {oldest.created_at:%Y-%m-%d %H:%M} UTC {oldest.last_error or ''}"
+        )
+
+
+@outbox_group.command("dispatch")
+def outbox_dispatch() -> None:
+    """送出待ちを今すぐジョブキューへ渡す（組み込みモードではその場で実行する）。"""
+    from app import outbox
+
+    report = outbox.dispatch(db.session)
+    click.echo(str(report))
+    for reason in sorted(set(report.errors)):
+        click.echo(reason, err=True)

@@ -163,3 +163,43 @@ def test_embedded_form_leaves_the_mail_to_the_worker(
     assert len(smtp_server.messages) == 1
     dispatch_outbox()
     assert len(smtp_server.messages) == 1
+
+
+def test_outbox_commands_report_and_dispatch(app, session, instance, private_redis):
+    """`mynumber outbox status|dispatch`: what waits and why, then hand it over."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from app.jobs.outbox import send_receipt
+
+    outbox.add(session, send_receipt, str(uuid.uuid4()))
+    session.commit()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "MYNUMBER_HOME": instance["MYNUMBER_HOME"],
+        "DATABASE_URL": instance["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": private_redis.url,  # not started: the port is closed
+        "MYNUMBER_JOB_QUEUE": f"mnv-fault-{uuid.uuid4().hex[:10]}",
+    }
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-c", "from app.cli import main; main()", "outbox", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+
+    down = run("dispatch")
+    assert down.returncode == 0 and "保留 1 件" in down.stdout
+    assert "ジョブキュー（Redis）に接続できません" in down.stderr
+    assert "未送出 1" in run("status").stdout
+    private_redis.start()
+    session.execute(OutboxMessage.__table__.update().values(next_attempt_at=None))
+    session.commit()
+    assert "送出 1 件" in run("dispatch").stdout
+    assert "送出済 1" in run("status").stdout
