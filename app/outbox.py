@@ -149,7 +149,8 @@ def _push(row: OutboxMessage, inline: bool) -> None:
     func = _resolve(row.task)
     args = json.loads(row.args)
     if current_app.config.get("REDIS_URL"):
-        jobs.enqueue(func, *args, job_id=f"outbox-{row.id}")
+        # RQ picks the job id: outbox ids repeat across instances that share one Redis.
+        jobs.enqueue(func, *args)
     elif inline:
         func(*args)
     else:
