@@ -113,12 +113,10 @@ def _error_pages(app: Flask) -> None:
     def handler(error):
         code = error.code if isinstance(error, HTTPException) else 500
         if code == 500 and unavailable.database_down(error):  # issue 8: a clean 503
-            from app.models import db
-
-            db.session.rollback()
+            unavailable.rollback_quietly()
             log.warning("database unavailable on %s: %s", request.path, type(error).__name__)
-            page = render_template(
-                "mynumber/error.html", code=503, message=unavailable.PORTAL_MESSAGE
+            page = unavailable.render_outside_context(
+                app, "mynumber/error.html", code=503, message=unavailable.PORTAL_MESSAGE
             )
             return page, 503, {"Retry-After": str(unavailable.RETRY_AFTER_SECONDS)}
         if code == 500:

@@ -25,6 +25,24 @@ FORM_MESSAGE = (
 )
 
 
+def rollback_quietly() -> None:
+    """Roll the request's session back; the connection may already be gone."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.models import db
+
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        pass
+
+
+def render_outside_context(app, template: str, **values) -> str:
+    """Render without Flask's context processors: they load the signed-in user (a database
+    query), which is exactly what cannot work now."""
+    return app.jinja_env.get_template(template).render(**values)
+
+
 def database_down(error: BaseException) -> bool:
     """True when the error means the database could not be reached (or dropped us)."""
     if isinstance(error, OperationalError | InterfaceError):

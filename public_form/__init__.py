@@ -234,9 +234,7 @@ def _error_pages(app: Flask) -> None:
     def handler(error):
         code = error.code if isinstance(error, HTTPException) else 500
         if code == 500 and unavailable.database_down(error):  # issue 8: a clean 503
-            from app.models import db
-
-            db.session.rollback()
+            unavailable.rollback_quietly()
             log.warning("database unavailable on %s: %s", request.path, type(error).__name__)
             page = render_template(
                 "public/message.html",

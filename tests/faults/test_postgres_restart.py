@@ -18,7 +18,8 @@ from sqlalchemy import select
 from app import audit, intake, people
 from app.audit import Actor
 from app.models import PersonKind, Submission, db
-from tests.conftest import ADMIN_PASSWORD
+from tests import support
+from tests.conftest import ADMIN_PASSWORD, FreshContextClient
 from tests.faults.conftest import NUMBER_A, NUMBER_B, submit_alone
 from tests.public_form.conftest import BIRTH, PURPOSE, Subject
 
@@ -87,6 +88,13 @@ def test_requests_fail_cleanly_while_postgres_restarts_and_recover_with_nothing_
     assert second.number(ref, NUMBER_B).status_code == 302
     assert second.card(ref).status_code == 302
 
+    # An administrator signed in to the portal (the session names a user to load).
+    portal.test_client_class = FreshContextClient  # each request its own context, as served
+    admin = portal.test_client()
+    signed_in = support.post_form(
+        admin, "/login/", {"username": "admin", "password": ADMIN_PASSWORD}
+    )
+    assert signed_in.status_code == 302
     db.session.remove()  # the test itself holds no connection across the restart
     # Load: a visitor opening links over and over while the server restarts.
     statuses: list[tuple[int, str]] = []
@@ -110,10 +118,9 @@ def test_requests_fail_cleanly_while_postgres_restarts_and_recover_with_nothing_
         page = down.get_data(as_text=True)
         assert "しばらく待ってから" in page and "Traceback" not in page
         assert down.headers["Retry-After"]
-        portal_page = portal.test_client().get("/login/")
-        assert portal_page.status_code in (200, 503)
-        if portal_page.status_code == 503:
-            assert "データベースに一時的に接続できません" in portal_page.get_data(as_text=True)
+        portal_page = admin.get("/")
+        assert portal_page.status_code == 503
+        assert "データベースに一時的に接続できません" in portal_page.get_data(as_text=True)
         time.sleep(0.5)
         private_postgres.start()
         time.sleep(0.5)
@@ -129,6 +136,8 @@ def test_requests_fail_cleanly_while_postgres_restarts_and_recover_with_nothing_
         if code == 503:
             assert "しばらく待ってから" in body
     assert codes[-1] in (200, 302)  # recovered without restarting the application
+
+    assert admin.get("/").status_code in (200, 302)  # the portal is back too
 
     # The refused submit stored nothing; repeating it now succeeds.
     response = second.submit()
