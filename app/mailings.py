@@ -405,6 +405,8 @@ def resend(session: Session, actor: Actor, delivery: Delivery, channel: str) -> 
     """Send a failed, bounced or unconfirmed message again, by e-mail or as a letter (which
     also switches the request's channel). A new delivery: the old one stays as history."""
     policy.require(actor, "can_retry", VIEW)
+    if delivery.kind == DeliveryKind.RECEIPT:  # issue 8: its seq is the submission's round
+        raise MailingError("受付のお知らせは再送できません（提出者は提出状況の画面で確認できます）")
     if channel not in Channel.ALL:
         raise MailingError("送付方法が不正です")
     if delivery.status not in (
