@@ -17,6 +17,10 @@ that dies between claim and mark leaves ``dispatching``; after ``STALE_CLAIM_MIN
 sweep puts it back to ``pending``. The jobs themselves are idempotent (a delivery is claimed
 before SMTP, see ``app.mailings``), so even that rare second hand-over sends nothing twice.
 
+In embedded mode (no Redis) a row is run inline; a job that raises is marked dispatched
+with the reason, like a failed RQ job: its own records (a failed delivery, print batch or
+return archive) show the failure and have their own retry, so nothing loops forever.
+
 A process without the key ring (the public form) never runs jobs inline: it only pushes to
 RQ, and in embedded mode leaves the rows to the worker.
 """
@@ -53,11 +57,15 @@ class OutboxError(ValueError):
 class DispatchReport:
     dispatched: int = 0
     deferred: int = 0
+    failed: int = 0  # ran inline and raised (embedded mode)
     reclaimed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return f"送出 {self.dispatched} 件、保留 {self.deferred} 件、再開 {self.reclaimed} 件"
+        return (
+            f"送出 {self.dispatched} 件、保留 {self.deferred} 件、失敗 {self.failed} 件、"
+            f"再開 {self.reclaimed} 件"
+        )
 
 
 def task_name(func: Callable) -> str:
@@ -194,10 +202,19 @@ def dispatch(
         if not _claim(session, row_id, now):
             continue  # another dispatcher has it
         row = session.get(OutboxMessage, row_id)
+        ran_inline = inline and not current_app.config.get("REDIS_URL")
         try:
             _push(row, inline)
         except Exception as exc:  # noqa: BLE001 - any failure leaves the row for later
             session.rollback()
+            if ran_inline:
+                # The job ran and failed, as a failed RQ job would: its own records (a
+                # failed delivery, batch or archive) say so and are retried by their owners.
+                _finish(session, row_id, f"ジョブが失敗しました（{type(exc).__name__}）")
+                report.failed += 1
+                report.errors.append("処理を完了できませんでした")
+                log.warning("outbox %s: inline job failed: %s", row_id, type(exc).__name__)
+                continue
             _defer(session, row_id, exc, now)
             report.deferred += 1
             report.errors.append(_reason(exc))
@@ -205,14 +222,18 @@ def dispatch(
             if _redis_down(exc):
                 break  # the others would fail the same way; the next run retries
             continue
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.DISPATCHING)
-            .values(state=OutboxState.DISPATCHED, dispatched_at=utcnow(), last_error=None)
-        )
-        session.commit()
+        _finish(session, row_id, None)
         report.dispatched += 1
     return report
+
+
+def _finish(session: Session, row_id: int, error: str | None) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.DISPATCHING)
+        .values(state=OutboxState.DISPATCHED, dispatched_at=utcnow(), last_error=error)
+    )
+    session.commit()
 
 
 def _defer(session: Session, row_id: int, exc: BaseException, now: dt.datetime) -> None:

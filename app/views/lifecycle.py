@@ -460,8 +460,8 @@ class ReturnArchiveView(BaseView):
         )
         if report.errors:
             flash(
-                "返却データの作成を受け付けました。ジョブキューに接続できないため、"
-                "復旧後に作成します。一覧の状態を確認してください。",
+                f"返却データの作成を受け付けましたが、{report.errors[0]}。"
+                "一覧の状態を確認してください。",
                 "warning",
             )
         else:
