@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MYNUMBER_HOME ?= $(CURDIR)/instance
 
-.PHONY: install system-deps test run lint format bench clean
+.PHONY: install system-deps test scan run lint format bench clean manual
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 以上が必要です"; exit 1; }
@@ -21,9 +21,16 @@ install: $(STAMP)
 system-deps:
 	@bash scripts/system-deps.sh
 
-test: install system-deps
-	$(BIN)/ruff check .
+test: install system-deps scan
 	$(BIN)/pytest
+
+# Scanners (issue 8): lint, security lint (every finding left is reviewed on its line with
+# `# nosec BXXX: reason`), and known vulnerabilities of the installed packages (skipped with a
+# message when the vulnerability database cannot be reached; a finding fails).
+scan: install
+	$(BIN)/ruff check .
+	$(BIN)/bandit -r app public_form -c pyproject.toml -q
+	$(BIN)/python scripts/dep_audit.py
 
 run: install
 	$(BIN)/mynumber init
@@ -43,3 +50,8 @@ clean:
 # Import/export at scale against plaintext COPY on PostgreSQL (not a test; figures in README).
 bench: install
 	$(BIN)/python bench/import_export.py
+
+# サービス利用マニュアル: screenshots from the running app (the browser test), then the PDF.
+manual: install system-deps
+	$(BIN)/pytest tests/manual -q -p no:cacheprovider
+	$(BIN)/mynumber manual build --out docs/manual/manual.pdf

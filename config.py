@@ -211,6 +211,20 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
             os.environ.get("MYNUMBER_COMPACT_WAIT_SECONDS", "300")
         ),
         "RETENTION_UPCOMING_DAYS": int(os.environ.get("MYNUMBER_RETENTION_UPCOMING_DAYS", "90")),
+        # Monthly usage report (issue 7): the client's addresses the PDF is e-mailed to.
+        "REPORT_RECIPIENTS": [
+            a.strip()
+            for a in os.environ.get("MYNUMBER_REPORT_RECIPIENTS", "").split(",")
+            if a.strip()
+        ],
+        # Proof of safety (issue 8; docs/security.md, docs/deployment.md).
+        # Who is mailed when a canary number is touched (comma-separated addresses).
+        "SECURITY_CONTACT": os.environ.get("MYNUMBER_SECURITY_CONTACT", ""),
+        # Networks allowed to reach the admin portal (CIDRs, comma-separated; empty = all).
+        "ADMIN_ALLOWED_NETWORKS": os.environ.get("MYNUMBER_ADMIN_ALLOWED_NETWORKS", ""),
+        # Reverse proxies whose X-Forwarded-For is believed (CIDRs; empty = none).
+        "TRUSTED_PROXIES": os.environ.get("MYNUMBER_TRUSTED_PROXIES", ""),
+        "PRODUCTION": _bool("MYNUMBER_PRODUCTION", False),
     }
     if overrides:
         cfg.update(overrides)

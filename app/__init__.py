@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -52,7 +53,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     Migrate(app, db, directory=MIGRATIONS)
     keyring = FileKeyRing(app.config["KEYRING_PATH"])
     app.extensions["mynumber_keyring"] = keyring
-    app.extensions["mynumber_vault"] = Vault(keyring)
+    app.extensions["mynumber_vault"] = vault = Vault(keyring)
+    # Canary numbers (issue 8): every decryption of a canary raises a security alert.
+    from app import canary
+
+    vault.on_decrypt = functools.partial(canary.on_decrypt, vault)
 
     CSRFProtect(app)
     https = app.config["MYNUMBER_HTTPS"]
@@ -78,6 +83,10 @@ def create_app(overrides: dict | None = None) -> Flask:
         appbuilder.init_app(app, db.session)
         register(appbuilder)
 
+    # The network allow-list runs before anything else on every request (issue 8).
+    from app import netguard
+
+    netguard.install(app)
     app.before_request(enforce_idle_timeout)
     app.before_request(enforce_password_change)
     app.after_request(_no_store)

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
+import subprocess  # nosec B404  # pg_dump/pg_restore only, fixed argument lists
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,7 +144,7 @@ def _dump_sqlite(engine: Engine, sink) -> None:
 
 def _dump_postgres(engine: Engine, sink) -> None:
     dsn, env = libpq(engine.url)
-    process = subprocess.Popen(  # noqa: S603 - fixed arguments, resolved path
+    process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments, resolved path, no shell
         [_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", "--dbname", dsn],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -295,7 +295,7 @@ def _restore_sqlite(engine: Engine, chunks) -> None:
 
 def _restore_postgres(engine: Engine, chunks) -> None:
     dsn, env = libpq(engine.url)
-    process = subprocess.Popen(  # noqa: S603 - fixed arguments, resolved path
+    process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments, resolved path, no shell
         [
             _tool("pg_restore"),
             "--no-owner",

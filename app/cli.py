@@ -210,7 +210,13 @@ def roster_add(name: str, department: str, title: str, nationality: str, approve
 
 @mynumber_group.command("worker")
 @click.option("--burst", is_flag=True, help="キューが空になったら終了する（RQ）")
-def worker_command(burst: bool) -> None:
+@click.option(
+    "--cron/--no-cron",
+    default=True,
+    show_default=True,
+    help="定期ジョブのスケジューラも動かす（複数のワーカーでは1台だけ --cron に）",
+)
+def worker_command(burst: bool, cron: bool) -> None:
     """ジョブを処理する（REDIS_URL があれば RQ ワーカーとスケジューラ、なければ定期ジョブを内部で実行）。"""
     from app.jobs import worker
 
@@ -218,7 +224,7 @@ def worker_command(burst: bool) -> None:
     if url:
         name = current_app.config.get("JOB_QUEUE") or worker.QUEUE
         click.echo(f"RQ ワーカーを起動します（キュー {name}）")
-        worker.run_rq(url, queue_name=name, burst=burst)
+        worker.run_rq(url, queue_name=name, burst=burst, with_cron=cron)
     else:
         click.echo("組み込みモード: 定期ジョブをこのプロセスで実行します")
         worker.run_inline()
@@ -1057,3 +1063,85 @@ def outbox_dispatch() -> None:
     click.echo(str(report))
     for reason in sorted(set(report.errors)):
         click.echo(reason, err=True)
+
+
+# -- サービス利用マニュアル (issue 8) -------------------------------------------------------------
+@mynumber_group.group("manual")
+def manual_group() -> None:
+    """サービス利用マニュアル（docs/manual の Markdown と画面写真から PDF を作る）。"""
+
+
+@manual_group.command("build")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="出力する PDF")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="章（NN-*.md）と img/ のあるフォルダ（省略時は docs/manual）",
+)
+def manual_build(out: Path, source: Path | None) -> None:
+    """マニュアルの PDF を作る（画面写真は make manual がテスト実行中に撮影する）。"""
+    from app import manual
+
+    try:
+        manual.build_pdf(out, source or manual.MANUAL_DIR)
+    except manual.ManualError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"マニュアルを書き出しました: {out}")
+
+
+# -- monthly usage report (issue 7, item 3) ---------------------------------------------------
+@mynumber_group.group("report")
+def report_group() -> None:
+    """利用実績報告書。"""
+
+
+@report_group.command("monthly")
+@click.option("--month", required=True, help="対象月 YYYY-MM（例: 2026-10）")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--encoding", type=click.Choice(["utf-8-sig", "cp932"]), default="utf-8-sig", show_default=True
+)
+@click.option(
+    "--send", is_flag=True, help="設定された送信先（MYNUMBER_REPORT_RECIPIENTS）へメールする"
+)
+def report_monthly(month: str, out: Path, csv_out: Path | None, encoding: str, send: bool) -> None:
+    """報告書を作成して PDF（と CSV）に書き出す。--send でメール送信（再送を含む）。"""
+    from app.reports import delivery, monthly
+
+    try:
+        monthly.parse_month(month)
+        settings = {
+            "client": current_app.config["CLIENT_NAME"],
+            "operator": current_app.config["OPERATOR_NAME"],
+        }
+        actor = shell_actor()
+        delivery.generate(db.session, actor, month, **settings)
+        _, pdf, _ = delivery.download(db.session, actor, month, "pdf")
+        out.write_bytes(pdf)
+        click.echo(f"利用実績報告書（{monthly.month_label(month)}分）を書き出しました: {out}")
+        if csv_out is not None:
+            _, data, _ = delivery.download(db.session, actor, month, "csv", encoding)
+            csv_out.write_bytes(data)
+            click.echo(f"CSV を書き出しました: {csv_out}")
+        if send:
+            sent = delivery.send(
+                db.session,
+                actor,
+                month,
+                recipients=list(current_app.config.get("REPORT_RECIPIENTS") or []),
+                **settings,
+            )
+            if sent.status != "sent":
+                raise click.ClickException(f"メールを送信できませんでした: {sent.error}")
+            click.echo(f"メールで送信しました: {sent.recipients}")
+    except monthly.ReportError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# -- proof of safety (issue 8): canary numbers and least-privilege database roles -------------
+from app.cli_security import canary_group, db_group  # noqa: E402
+
+mynumber_group.add_command(canary_group)
+mynumber_group.add_command(db_group)

@@ -105,8 +105,8 @@ def _birth(rng: random.Random, start: int, end: int) -> str:
 
 def staff_csv(households: int, seed: int) -> bytes:
     """Employees and their dependents (spouse, children) in the demo staff layout."""
-    rng = random.Random(seed)
-    numbers = _numbers(random.Random(seed * 7919 + 1))
+    rng = random.Random(seed)  # nosec B311  # reproducible fictional demo data, not a secret
+    numbers = _numbers(random.Random(seed * 7919 + 1))  # nosec B311  # fictional demo numbers
     out = io.StringIO()
     out.write(",".join(STAFF_LAYOUT.headers) + "\r\n")
     for h in range(1, households + 1):
@@ -137,8 +137,8 @@ def staff_csv(households: int, seed: int) -> bytes:
 
 def external_csv(count: int, seed: int) -> bytes:
     """External members (委員・講師) in the demo external layout."""
-    rng = random.Random(seed + 1)
-    numbers = _numbers(random.Random(seed * 7919 + 2))
+    rng = random.Random(seed + 1)  # nosec B311  # reproducible fictional demo data, not a secret
+    numbers = _numbers(random.Random(seed * 7919 + 2))  # nosec B311  # fictional demo numbers
     out = io.StringIO()
     out.write(",".join(EXTERNAL_LAYOUT.headers) + "\r\n")
     for i in range(1, count + 1):

@@ -60,6 +60,7 @@ from app.models import (
     DisposalScope,
     DisposalStatus,
     Inquiry,
+    InquiryAction,
     IoTicket,
     MyNumberRecord,
     NameChange,
@@ -655,6 +656,7 @@ def execute(
         if req.scope == DisposalScope.ALL:
             # Contract end: inquiries from the contact form are not linked to people, and go
             # with everything else (the return archive holds them).
+            session.execute(delete(InquiryAction))  # the inquiries' history (issue 7)
             counts["inquiry"] = session.execute(delete(Inquiry)).rowcount or 0
             # Import / 照合 steps awaiting confirmation hold sealed uploads of people.
             counts["io_ticket"] = session.execute(delete(IoTicket)).rowcount or 0
@@ -725,7 +727,7 @@ def execute(
 def finish_storage(session: Session, actor: Actor, result: Execution) -> None:
     """Remove the freed bytes from the database files (after the commit), audited."""
     req = result.request
-    extra = ["inquiry", "io_ticket"] if req.scope == DisposalScope.ALL else []
+    extra = ["inquiry", "inquiry_action", "io_ticket"] if req.scope == DisposalScope.ALL else []
     try:
         detail = compact_storage(session, touched_tables() + extra)
     except Exception as exc:  # noqa: BLE001 - reported, and `mynumber disposal compact` retries

@@ -197,6 +197,10 @@ def export_csv(
         },
         commit=True,
     )
+    from app import canary  # a canary in the file raises the alert (issue 8)
+
+    if canary.configured(vault):
+        canary.trip(session, vault, actor, manifest_ids(session, export_id), "export")
     try:
         _write_rows(session, vault, layout, export_id, count, out, encoding)
     except BaseException as exc:

@@ -1014,27 +1014,15 @@ def subject_status(session: Session, req: CollectionRequest) -> StatusView:
 def receive_inquiry(
     session: Session, actor: Actor, *, name: str, contact: str, category: str, body: str
 ) -> Inquiry:
-    """An inquiry from the public contact form; lands in the admin portal's list. Commits."""
-    name = _free_text(name, "お名前", 100, required=True, field="name")
-    contact = _free_text(
-        contact, "ご連絡先（メールアドレスまたは電話番号）", 200, required=True, field="contact"
-    )
-    if category not in INQUIRY_CATEGORIES:
-        raise IntakeError("お問い合わせの種類: 選んでください", "category")
-    body = _free_text(body, "お問い合わせ内容", 2000, required=True, field="body")
-    item = Inquiry(name=name, contact=contact, category=category, body=body, status="open")
-    session.add(item)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "inquiry.receive",
-        object_type="inquiry",
-        object_ids=[item.id],
-        details={"category": category},
-    )
-    session.commit()
-    return item
+    """An inquiry from the public contact form (``app.desk.receive_public``). Commits."""
+    from app import desk
+
+    try:
+        return desk.receive_public(
+            session, actor, name=name, contact=contact, category=category, body=body
+        )
+    except desk.DeskError as exc:
+        raise IntakeError(str(exc), exc.field) from exc
 
 
 # -- the operator's side ------------------------------------------------------------------

@@ -23,7 +23,7 @@ import uuid
 from app import intake
 from app.models import CollectionRequest
 
-SECRET_NAME = "link_token"  # noqa: S105 - the key-ring entry name, not a secret
+SECRET_NAME = "link_token"  # noqa: S105  # nosec B105  # the key-ring entry name, not a secret
 _TOKEN_BYTES = 24
 
 

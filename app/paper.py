@@ -39,6 +39,7 @@ from app.models import (
     PaperIntake,
     PaperIntakeStatus,
     PaperPart,
+    PostageEntry,
     RequestStatus,
     Submission,
     SubmissionPart,
@@ -103,6 +104,55 @@ def _open_intake(session: Session, request_id: uuid.UUID) -> PaperIntake | None:
     ).scalar_one_or_none()
 
 
+def _past_date(value: dt.date | str | None, label: str, field: str) -> dt.date:
+    """A date typed by the operator (or given as a date), never in the future: postage is
+    recorded for what already happened."""
+    if isinstance(value, str) or value is None:
+        try:
+            value = jptime.parse_date(value or "")
+        except jptime.InvalidDate as exc:
+            raise PaperError(f"{label}: {exc}", field) from None
+    if value > jptime.today_jst():
+        raise PaperError(f"{label}: 未来の日付は指定できません", field)
+    return value
+
+
+def _return_postage(
+    session: Session,
+    actor: Actor,
+    *,
+    day: dt.date,
+    carrier: str,
+    method: str,
+    cost_yen: int | None,
+    tracking: str | None,
+    request_id: uuid.UUID,
+    note: str,
+) -> PostageEntry:
+    """Postage on the 返送 side of the ledger (spec 6-6 実費), with the form's field named in
+    any error so the operator sees where to correct."""
+    tracking = tracking_number(tracking)
+    if not (carrier or "").strip() or not (method or "").strip():
+        raise PaperError("運送事業者と種別を入力してください", "method")
+    if cost_yen is not None and cost_yen < 0:
+        raise PaperError("料金: 0以上の整数で入力してください", "cost_yen")
+    try:
+        return billing.record_postage(
+            session,
+            direction="return",
+            carrier=carrier.strip(),
+            method=method.strip(),
+            posted_on=day,
+            recorded_by=actor.name,
+            cost_yen=cost_yen,
+            request_id=request_id,
+            tracking_number=tracking,
+            note=note,
+        )
+    except billing.BillingError as exc:
+        raise PaperError(f"料金: {exc}", "cost_yen") from None
+
+
 def receive_envelope(
     session: Session,
     actor: Actor,
@@ -128,33 +178,18 @@ def receive_envelope(
         )
     if _open_intake(session, req.id) is not None:
         raise PaperError("依頼コード: この依頼には入力中の郵送受付があります", "request_code")
-    if isinstance(received_on, str) or received_on is None:
-        try:
-            received_on = jptime.parse_date(received_on or "")
-        except jptime.InvalidDate as exc:
-            raise PaperError(f"到着日: {exc}", "received_on") from None
-    if received_on > jptime.today_jst():
-        raise PaperError("到着日: 未来の日付は指定できません", "received_on")
-    tracking = tracking_number(tracking)
-    if not (carrier or "").strip() or not (method or "").strip():
-        raise PaperError("運送事業者と種別を入力してください", "method")
-    if cost_yen is not None and cost_yen < 0:
-        raise PaperError("料金: 0以上の整数で入力してください", "cost_yen")
-    try:
-        entry = billing.record_postage(
-            session,
-            direction="return",
-            carrier=carrier.strip(),
-            method=method.strip(),
-            posted_on=received_on,
-            recorded_by=actor.name,
-            cost_yen=cost_yen,
-            request_id=req.id,
-            tracking_number=tracking,
-            note="返信用封筒（提出書類）",
-        )
-    except billing.BillingError as exc:
-        raise PaperError(f"料金: {exc}", "cost_yen") from None
+    received_on = _past_date(received_on, "到着日", "received_on")
+    entry = _return_postage(
+        session,
+        actor,
+        day=received_on,
+        carrier=carrier,
+        method=method,
+        cost_yen=cost_yen,
+        tracking=tracking,
+        request_id=req.id,
+        note="返信用封筒（提出書類）",
+    )
     item = PaperIntake(
         id=uuid.uuid4(),
         request_id=req.id,
@@ -622,31 +657,18 @@ def return_documents(
     policy.require(actor, "can_return", VIEW)
     if item.returned_on is not None:
         raise PaperError("この郵送受付の書類は返送済みです")
-    if isinstance(sent_on, str):
-        try:
-            sent_on = jptime.parse_date(sent_on)
-        except jptime.InvalidDate as exc:
-            raise PaperError(f"返送日: {exc}", "sent_on") from None
-    if sent_on > jptime.today_jst():
-        raise PaperError("返送日: 未来の日付は指定できません", "sent_on")
-    tracking = tracking_number(tracking)
-    if not (carrier or "").strip() or not (method or "").strip():
-        raise PaperError("運送事業者と種別を入力してください", "method")
-    try:
-        entry = billing.record_postage(
-            session,
-            direction="return",
-            carrier=carrier.strip(),
-            method=method.strip(),
-            posted_on=sent_on,
-            recorded_by=actor.name,
-            cost_yen=cost_yen,
-            request_id=item.request_id,
-            tracking_number=tracking,
-            note="提出書類の返送",
-        )
-    except billing.BillingError as exc:
-        raise PaperError(f"料金: {exc}", "cost_yen") from None
+    sent_on = _past_date(sent_on, "返送日", "sent_on")
+    entry = _return_postage(
+        session,
+        actor,
+        day=sent_on,
+        carrier=carrier,
+        method=method,
+        cost_yen=cost_yen,
+        tracking=tracking,
+        request_id=item.request_id,
+        note="提出書類の返送",
+    )
     item.returned_on = sent_on
     item.return_postage_id = entry.id
     req = session.get(CollectionRequest, item.request_id)

@@ -190,7 +190,11 @@ def search(
     if criteria.kind:
         query = query.where(Person.kind == criteria.kind)
     query = query.order_by(Person.code, Person.dependent_seq, Person.name).limit(limit)
-    return list(session.execute(query).scalars())
+    found = list(session.execute(query).scalars())
+    from app import canary  # a canary among the results raises the alert (issue 8)
+
+    canary.trip(session, vault, actor, [p.id for p in found], "search")
+    return found
 
 
 def works_case(session: Session, actor: Actor, person_id: uuid.UUID) -> bool:
@@ -254,6 +258,9 @@ def reveal(session: Session, vault: Vault, actor: Actor, person_id: uuid.UUID, p
         purpose=purpose,
         commit=True,
     )
+    from app import canary  # revealing a canary raises the alert (issue 8)
+
+    canary.trip(session, vault, actor, [person_id], "reveal")
     return vault.decrypt_for(
         session, person_id, "my_number_record", "ciphertext", record.id, record.ciphertext
     )

@@ -317,6 +317,78 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
 }
 
 
+# -- monthly usage report and dashboard (issue 7, items 3 and 6) ---------------------------
+# Counts and yen only, never personal data. The operator writes, generates and sends the
+# report; the client and the auditor read it; a SystemAdmin sees the list of months with due
+# dates and delivery status (no figures: downloading needs can_download). The dashboard is the
+# landing page of the client's staff and the operators.
+MENU_REPORTS = "利用実績報告書"
+MENU_PLANNED = "想定人数"
+MENU_DASHBOARD = "ダッシュボード"
+MENU_CATEGORY_REPORTS = "報告"
+_REPORTS_MENU = [("menu_access", MENU_REPORTS), ("menu_access", MENU_CATEGORY_REPORTS)]
+_REPORTS_READ = [
+    ("can_list", "Reports"),
+    ("can_download", "Reports"),
+    ("can_list", "PlannedVolume"),
+    ("menu_access", MENU_PLANNED),
+    *_REPORTS_MENU,
+]
+_DASHBOARD = [("can_index", "Dashboard"), ("menu_access", MENU_DASHBOARD)]
+ROLE_PERMISSIONS[OPERATOR] |= frozenset(
+    _REPORTS_READ
+    + _DASHBOARD
+    + [
+        ("can_notes", "Reports"),
+        ("can_generate", "Reports"),
+        ("can_send", "Reports"),
+        ("can_add", "PlannedVolume"),
+        ("can_edit", "PlannedVolume"),
+    ]
+)
+ROLE_PERMISSIONS[CLIENT_STAFF] |= frozenset(_REPORTS_READ + _DASHBOARD)
+ROLE_PERMISSIONS[AUDITOR] |= frozenset(_REPORTS_READ)
+ROLE_PERMISSIONS[SYSTEM_ADMIN] |= frozenset([("can_list", "Reports"), *_REPORTS_MENU])
+
+# -- Issue 7: inquiry desk, roster exports, 情報管理体制図, 取扱状況 register ----------------
+# Operators work the desk (Inquiries, above); ClientStaff file their own inquiries from the
+# portal and read the answers (ClientInquiries). The roster, the 情報管理体制図 and the
+# register name staff and data sets, never a subject: ClientStaff, Auditors and the
+# SystemAdmin download them; the operator side (SystemAdmin, Operator) edits the chart and a
+# ClientStaff user other than its author approves it, as with roster changes.
+MENU_CLIENT_INQUIRIES = "窓口への問合せ"
+MENU_HANDLING_CHART = "情報管理体制図"
+MENU_REGISTER = "取扱状況"
+PERSONAL_DATA_VIEWS = PERSONAL_DATA_VIEWS | {"ClientInquiries"}
+PERSONAL_DATA_MENUS = PERSONAL_DATA_MENUS | {MENU_CLIENT_INQUIRIES}
+_GOVERNANCE_READ = {
+    ("can_download", "Roster"),
+    ("can_list", "HandlingChart"),
+    ("can_download", "HandlingChart"),
+    ("can_list", "Register"),
+    ("can_download", "Register"),
+    ("menu_access", MENU_HANDLING_CHART),
+    ("menu_access", MENU_REGISTER),
+    ("menu_access", MENU_CATEGORY_ROSTER),
+}
+ROLE_PERMISSIONS[SYSTEM_ADMIN] |= _GOVERNANCE_READ | {("can_propose", "HandlingChart")}
+ROLE_PERMISSIONS[OPERATOR] |= {
+    ("can_list", "HandlingChart"),
+    ("can_propose", "HandlingChart"),
+    ("menu_access", MENU_HANDLING_CHART),
+    ("menu_access", MENU_CATEGORY_ROSTER),
+}
+ROLE_PERMISSIONS[CLIENT_STAFF] |= _GOVERNANCE_READ | {
+    ("can_approve", "HandlingChart"),
+    ("can_list", "ClientInquiries"),
+    ("can_show", "ClientInquiries"),
+    ("can_add", "ClientInquiries"),
+    ("menu_access", MENU_CLIENT_INQUIRIES),
+    ("menu_access", MENU_CATEGORY_INTAKE),
+}
+ROLE_PERMISSIONS[AUDITOR] |= _GOVERNANCE_READ
+# -- end of issue 7 -----------------------------------------------------------------------
+
 # What the server's own command line may do (see ShellActor).
 SHELL_PERMISSIONS = frozenset(
     {("can_import", "Numbers"), ("can_export", "Numbers"), ("can_match", "Numbers")}
@@ -327,6 +399,8 @@ SHELL_PERMISSIONS = frozenset(
         ("can_download", "DeletionCertificate"),
         ("can_export", "ReturnArchive"),
     }
+    # The monthly usage report (issue 7): generate, send and write it out by hand.
+    | {("can_generate", "Reports"), ("can_send", "Reports"), ("can_download", "Reports")}
 )
 
 

@@ -105,6 +105,17 @@ def _code_taken(session: Session, kind: str, code: str, but: uuid.UUID | None = 
     return session.execute(query).first() is not None
 
 
+def _new_number(session: Session, vault: Vault, check: _Checker, raw: str | None) -> str | None:
+    """The optional number typed for a new person, validated exactly like an imported one; a
+    number already stored for someone else is a problem, never a second owner."""
+    if not (raw or "").strip():
+        return None
+    number = check.run("number", F.clean_number, raw)
+    if number and people.find_by_number(session, vault, number) is not None:
+        check.problems.append(f"{LABELS['number']}: この個人番号は既に別の人物に登録されています")
+    return number
+
+
 def add_person(session: Session, vault: Vault, actor: Actor, kind: str, form: dict) -> Person:
     """A new employee or external member; the number is optional (collected later)."""
     _require(actor)
@@ -117,13 +128,9 @@ def add_person(session: Session, vault: Vault, actor: Actor, kind: str, form: di
     birth = check.run("birth_date", F.clean_date, form.get("birth_date"))
     postal = check.run("postal_code", F.clean_postal_code, form.get("postal_code"))
     address = check.run("address", F.clean_address, form.get("address"))
-    number = None
-    if (form.get("number") or "").strip():
-        number = check.run("number", F.clean_number, form.get("number"))
+    number = _new_number(session, vault, check, form.get("number"))
     if code and _code_taken(session, kind, code):
         check.problems.append(f"{LABELS['code']}: {code} は既に登録されています")
-    if number and people.find_by_number(session, vault, number) is not None:
-        check.problems.append(f"{LABELS['number']}: この個人番号は既に別の人物に登録されています")
     check.done()
     person = people.add_person(
         session,
@@ -167,11 +174,7 @@ def add_dependent(
     kana = check.run("name_kana", F.clean_kana, form.get("name_kana"))
     birth = check.run("birth_date", F.clean_date, form.get("birth_date"))
     relation = check.run("relation", F.clean_relation, form.get("relation"))
-    number = None
-    if (form.get("number") or "").strip():
-        number = check.run("number", F.clean_number, form.get("number"))
-    if number and people.find_by_number(session, vault, number) is not None:
-        check.problems.append(f"{LABELS['number']}: この個人番号は既に別の人物に登録されています")
+    number = _new_number(session, vault, check, form.get("number"))
     check.done()
     seqs = [d.dependent_seq for d in head.dependents if d.status == "active"]
     seq = max(seqs, default=0) + 1

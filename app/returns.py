@@ -550,12 +550,14 @@ def _intake(ctx: Context) -> None:
             )
     ctx.counts["documents"] = documents
     header = ["ID", "受付日時", "氏名", "連絡先", "種別", "内容", "状態", "対応メモ", "対応者"]
-    header += ["対応日時"]
+    header += ["対応日時", "経路", "担当者", "回答", "初回回答日時", "完了日時"]  # issue 7
     with csv_entry(ctx, "inquiries.csv", header) as entry:
         for q in session.execute(select(Inquiry).order_by(Inquiry.id)).scalars():
             entry.row(
                 [q.id, _date(q.received_at), q.name, q.contact, q.category, q.body, q.status]
                 + [q.staff_note or "", q.handled_by or "", _date(q.handled_at)]
+                + [q.source_label, q.assignee_name or "", q.response or ""]
+                + [_date(q.first_response_at), _date(q.closed_at)]
             )
 
 
@@ -745,6 +747,10 @@ def export_archive(
         commit=True,
     )
     audit_seq = start.seq
+    from app import canary  # the archive holds every person: a canary raises the alert
+
+    if canary.configured(vault):
+        canary.trip(session, vault, actor, session.execute(select(Person.id)).scalars(), "return")
     before = fingerprint(session, vault, audit_seq)
     signing = vault.keys.audit_signing_key()
     meta = {

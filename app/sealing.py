@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
 FORMAT_VERSION = 1
 KEM_NAME = "MLKEM768_X25519"
-SECRET_NAME = "intake_hpke"  # noqa: S105 - the key-ring entry name, not a secret
+SECRET_NAME = "intake_hpke"  # noqa: S105  # nosec B105  # the key-ring entry name, not a secret
 SUITE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 
 

@@ -105,6 +105,9 @@ class Vault:
 
     def __init__(self, keys: FileKeyRing) -> None:
         self.keys = keys
+        # Called with (session, person_id) before a person's field is decrypted: the canary
+        # tripwire (app.canary.on_decrypt), set by the app factory.
+        self.on_decrypt = None
 
     # -- data keys ----------------------------------------------------------------------
     def new_data_key(self, person_id: uuid.UUID) -> tuple[bytes, DataKey]:
@@ -181,6 +184,8 @@ class Vault:
     ) -> str:
         """Decrypt a field of a person; raises ShreddedError after disposal."""
         row = self.data_key_row(session, person_id)
+        if self.on_decrypt is not None:
+            self.on_decrypt(session, person_id)
         return self.decrypt_field(self.unwrap(row), table, column, row_id, blob)
 
     # -- blind index --------------------------------------------------------------------

@@ -55,6 +55,7 @@ FORM_SETTINGS = (
     "DESK_PHONE",
     "DESK_EMAIL",
     "WTF_CSRF_TIME_LIMIT",
+    "TRUSTED_PROXIES",  # issue 8: the client address behind nginx (app.netguard)
 )
 
 
@@ -98,6 +99,10 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     db.init_app(app)
     unavailable.close_sessions_quietly(app)  # issue 8: after init_app (runs first)
+    # Least privilege (issue 8): never load the person columns the form's role may not read.
+    from app.dbroles import form_person_guard
+
+    form_person_guard()
     CSRFProtect(app)
     Talisman(
         app,
@@ -133,6 +138,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(bp)
     _rate_limits(app)
     _error_pages(app)
+    from app import netguard  # first of all: the client's address behind a trusted proxy
+
+    netguard.install_proxy(app)
     return app
 
 

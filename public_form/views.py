@@ -26,7 +26,7 @@ from flask import (
     url_for,
 )
 
-from app import intake, jptime, logsafe, outbox, receipts, uploads
+from app import desk, intake, jptime, logsafe, mail, outbox, receipts, uploads
 from app.audit import Actor
 from app.intake import IntakeError
 from app.models import RequestStatus, db
@@ -615,30 +615,32 @@ def logout():
 # -- contact --------------------------------------------------------------------------------
 @bp.route("/contact", methods=["GET", "POST"])
 def contact():
+    """The desk's hours (open now, or when it reopens) and the inquiry form (app.desk)."""
     errors: dict[str, str] = {}
     values: dict[str, str] = {}
     if request.method == "POST":
         values = {k: request.form.get(k, "") for k in ("name", "contact", "category", "body")}
         try:
-            intake.receive_inquiry(db.session, _actor(), **values)
-        except IntakeError as exc:
+            desk.receive_public(db.session, _actor(), **values)
+        except desk.DeskError as exc:
             db.session.rollback()
             errors[exc.field or "body"] = str(exc)
             # Never echo back anything that looks like a number.
-            values = {k: ("" if logsafe.has_number_like(v) else v) for k, v in values.items()}
+            values = {
+                k: ("" if logsafe.has_number_like(v) or mail.contains_my_number(v) else v)
+                for k, v in values.items()
+            }
         else:
             return _message(
                 "お問い合わせを受け付けました",
                 "担当者から、受付時間内にご連絡します。",
                 link=(url_for("form.landing"), "トップへ"),
             )
-    today = jptime.today_jst()
     return _page(
         "contact.html",
         200 if not errors else 422,
         errors=errors,
         values=values,
-        categories=intake.INQUIRY_CATEGORIES,
-        open_today=jptime.is_business_day(today),
-        next_open=jptime.next_business_day(today + dt.timedelta(days=1)),
+        categories={c: desk.CATEGORIES[c] for c in desk.SUBJECT_CATEGORIES},
+        desk_state=desk.state(),
     )

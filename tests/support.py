@@ -86,3 +86,38 @@ def leaks(app, numbers: list[str]) -> list[str]:
                 if form in data:
                     hits.append(f"{label}: {number[-4:]}")
     return hits
+
+
+SAMPLE_NUMBER = "123456789018"
+
+
+def add_household(session, vault, dependent_name: str = "見本 花子", relation: str = "配偶者"):
+    """見本 太郎 (E0001, number SAMPLE_NUMBER) and one dependent without a number: the smallest
+    household that exercises search, 扶養者コード and masking."""
+    import datetime as dt
+
+    from app import people
+    from app.models import PersonKind
+
+    head = people.add_person(
+        session,
+        vault,
+        kind=PersonKind.EMPLOYEE,
+        name="見本 太郎",
+        name_kana="ミホン タロウ",
+        code="E0001",
+        birth_date=dt.date(1980, 4, 1),
+    )
+    dependent = people.add_person(
+        session,
+        vault,
+        kind=PersonKind.DEPENDENT,
+        name=dependent_name,
+        household_head=head,
+        dependent_seq=1,
+        relation=relation,
+        birth_date=dt.date(1982, 5, 6),
+    )
+    people.register_number(session, vault, head, SAMPLE_NUMBER, "manual")
+    session.commit()
+    return head, dependent

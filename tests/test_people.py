@@ -7,37 +7,16 @@ import pytest
 from sqlalchemy import select
 
 from app import people, policy
-from app.models import AuditEvent, CaseAssignment, PersonKind
+from app.models import AuditEvent, CaseAssignment
 from app.mynumber import make_valid
-from tests.support import actor, leaks
+from tests.support import SAMPLE_NUMBER, actor, add_household, leaks
 
-NUMBER = "123456789018"
+NUMBER = SAMPLE_NUMBER
 
 
 @pytest.fixture
 def household(session, vault):
-    head = people.add_person(
-        session,
-        vault,
-        kind=PersonKind.EMPLOYEE,
-        name="見本 太郎",
-        name_kana="ミホン タロウ",
-        code="E0001",
-        birth_date=dt.date(1980, 4, 1),
-    )
-    spouse = people.add_person(
-        session,
-        vault,
-        kind=PersonKind.DEPENDENT,
-        name="見本 花子",
-        household_head=head,
-        dependent_seq=1,
-        relation="配偶者",
-        birth_date=dt.date(1982, 5, 6),
-    )
-    people.register_number(session, vault, head, NUMBER, "manual")
-    session.commit()
-    return head, spouse
+    return add_household(session, vault)
 
 
 def _last_event(session):

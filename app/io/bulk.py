@@ -36,7 +36,8 @@ from app.vault import (
 )
 
 _HEADER = struct.Struct(">2sBI12s")
-assert _HEADER.size == HEADER_SIZE
+if _HEADER.size != HEADER_SIZE:  # the vault's envelope layout changed: refuse to start
+    raise RuntimeError("app.io.bulk: envelope header size differs from app.vault")
 DEK_VERSION = 1
 
 

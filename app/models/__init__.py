@@ -57,10 +57,16 @@ from app.models.core import (  # noqa: F401
     db,
     utcnow,
 )
+
+# Issue 7 (inquiry desk, 情報管理体制図): app.desk, app.governance.
+from app.models.governance import HandlingChart  # noqa: F401, E402
 from app.models.intake import (  # noqa: F401
     CollectionRequest,
     CollectionRequestStatus,
     Inquiry,
+    InquiryAction,
+    InquirySource,
+    InquiryStatus,
     RequestStatus,
     Submission,
     SubmissionPart,
@@ -78,4 +84,7 @@ from app.models.lifecycle import (  # noqa: F401, E402
     ReturnArchive,
 )
 from app.models.outbox import OutboxMessage, OutboxState  # noqa: F401, E402 (issue 8)
+
+# -- monthly usage report (issue 7, item 3) --------------------------------------------------
+from app.models.reports import MonthlyReport, PlannedVolume, ReportDelivery  # noqa: F401, E402
 from app.models.roster import RosterChange  # noqa: F401, E402

@@ -228,19 +228,92 @@ class SubmissionPart(Model):
     submission: Mapped[Submission] = relationship(Submission, back_populates="parts")
 
 
+class InquiryStatus:
+    """受付 → 対応中 → 回答済 → 完了 (``app.desk`` owns the transitions)."""
+
+    RECEIVED = "received"
+    IN_PROGRESS = "in_progress"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+    LABELS = {RECEIVED: "受付", IN_PROGRESS: "対応中", ANSWERED: "回答済", CLOSED: "完了"}
+    OPEN = (RECEIVED, IN_PROGRESS, ANSWERED)
+
+
+class InquirySource:
+    SUBJECT = "subject"  # the public form's contact page
+    CLIENT = "client"  # a ClientStaff user from the portal
+    LABELS = {SUBJECT: "本人（公開フォーム）", CLIENT: "発注者（ポータル）"}
+
+
 class Inquiry(Model):
-    """A question sent through the public contact form; answered from the admin portal."""
+    """A question to the 問合せ窓口 (spec 6-2/3): from a subject through the public contact
+    form or from the client's staff through the portal; Operators assign, answer and close it.
+    Never holds a My Number: ``app.desk`` refuses a body or response containing one."""
 
     __tablename__ = "inquiry"
     __table_args__ = (Index("ix_inquiry_status_received", "status", "received_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    source: Mapped[str] = mapped_column(String(20), default=InquirySource.SUBJECT)
     name: Mapped[str] = mapped_column(String(100))
     contact: Mapped[str] = mapped_column(String(200))  # e-mail address or phone number
     category: Mapped[str] = mapped_column(String(30))
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open|answered|closed
+    status: Mapped[str] = mapped_column(String(20), default=InquiryStatus.RECEIVED)
+    # The ClientStaff account that filed it from the portal (it sees its own).
+    filed_by_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("ab_user.id"))
+    assignee_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("ab_user.id"))
+    assignee_name: Mapped[str | None] = mapped_column(String(200))
+    response: Mapped[str | None] = mapped_column(Text)
+    first_response_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
     staff_note: Mapped[str | None] = mapped_column(Text)
     handled_by: Mapped[str | None] = mapped_column(String(200))
     handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    actions: Mapped[list[InquiryAction]] = relationship(
+        "InquiryAction", back_populates="inquiry", order_by="InquiryAction.id"
+    )
+
+    @property
+    def status_label(self) -> str:
+        return InquiryStatus.LABELS.get(self.status, self.status)
+
+    @property
+    def source_label(self) -> str:
+        return InquirySource.LABELS.get(self.source, self.source)
+
+
+class InquiryAction(Model):
+    """One step of an inquiry's history: who did what, when (status changes also audited)."""
+
+    __tablename__ = "inquiry_action"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inquiry_id: Mapped[int] = mapped_column(Integer, ForeignKey("inquiry.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(30))  # receive|assign|start|respond|close|note
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    inquiry: Mapped[Inquiry] = relationship(Inquiry, back_populates="actions")
+
+    LABELS = {
+        "receive": "受付",
+        "assign": "担当者の割当",
+        "start": "対応開始",
+        "respond": "回答",
+        "close": "完了",
+        "reopen": "再対応",
+    }
+
+    @property
+    def label(self) -> str:
+        return self.LABELS.get(self.action, self.action)

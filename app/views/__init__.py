@@ -10,26 +10,46 @@ in a service module; views parse input, call the service, and render.
 - ``records``: adding and editing people, households, names, numbers
 - ``collection``: campaigns, deliveries and print batches, paper intake, verification queue
 - ``lifecycle``: retention, disposal requests, deletion certificates, the return archive
+- ``reports``: the monthly usage report, planned volumes, the dashboard (issue 7)
 """
 
 from __future__ import annotations
 
-from flask_appbuilder import IndexView
+from flask import redirect, url_for
+from flask_appbuilder import IndexView, expose
 
 from app import policy
 from app.views.admin import KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
 from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
 from app.views.collection import CampaignView, MailingView, PaperView, VerificationView
-from app.views.intake import InquiryView, IntakeView
+
+# Issue 7: inquiry desk, roster exports, 情報管理体制図, 取扱状況 register.
+from app.views.desk import ClientInquiryView, DeskView  # noqa: E402
+from app.views.governance import (  # noqa: E402
+    HandlingChartView,
+    RegisterView,
+    RosterExportView,
+)
+from app.views.intake import IntakeView
 from app.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
 from app.views.people import PeopleView
 from app.views.records import RecordsView
+from app.views.reports import DashboardView, PlannedVolumeView, ReportView
 
 
 class HomeView(IndexView):
     index_template = "mynumber/index.html"
+
+    @expose("/")
+    def index(self):
+        # Issue 7: the dashboard is the landing page of whoever may see it.
+        from app.security import current_actor
+
+        if policy.allows(current_actor(), "can_index", "Dashboard"):
+            return redirect(url_for("DashboardView.index"))
+        return super().index()
 
 
 def register(appbuilder) -> None:
@@ -55,12 +75,6 @@ def register(appbuilder) -> None:
         (MailingView, policy.MENU_MAILINGS, "fa-print"),
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_INTAKE)
-    appbuilder.add_view(
-        InquiryView,
-        policy.MENU_INQUIRIES,
-        icon="fa-envelope",
-        category=policy.MENU_CATEGORY_INTAKE,
-    )
     appbuilder.add_view(
         AuditLogView, policy.MENU_AUDIT, icon="fa-list", category=policy.MENU_CATEGORY_AUDIT
     )
@@ -95,3 +109,28 @@ def register(appbuilder) -> None:
         (ReturnArchiveView, policy.MENU_RETURN, "fa-archive"),
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_LIFECYCLE)
+    # -- issue 7: monthly usage report, planned volumes, dashboard --------------------------
+    appbuilder.add_view(DashboardView, policy.MENU_DASHBOARD, icon="fa-dashboard")
+    for view, name, icon in (
+        (ReportView, policy.MENU_REPORTS, "fa-file-text"),
+        (PlannedVolumeView, policy.MENU_PLANNED, "fa-bar-chart"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_REPORTS)
+
+    # -- issue 7: inquiry desk --------------------------------------------------------------
+    appbuilder.add_view(
+        DeskView, policy.MENU_INQUIRIES, icon="fa-envelope", category=policy.MENU_CATEGORY_INTAKE
+    )
+    appbuilder.add_view(
+        ClientInquiryView,
+        policy.MENU_CLIENT_INQUIRIES,
+        icon="fa-question-circle",
+        category=policy.MENU_CATEGORY_INTAKE,
+    )
+    # -- issue 7: 情報管理体制図, roster downloads, 取扱状況 register ----------------------------
+    appbuilder.add_view_no_menu(RosterExportView)
+    for view, name, icon in (
+        (HandlingChartView, policy.MENU_HANDLING_CHART, "fa-sitemap"),
+        (RegisterView, policy.MENU_REGISTER, "fa-database"),
+    ):
+        appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_ROSTER)

@@ -11,15 +11,14 @@ import base64
 import uuid
 
 from flask import Response, abort, current_app, flash, redirect, request, url_for
-from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from app import audit, intake, jptime, mynumber, policy
+from app import intake, mynumber, policy
 from app.audit import AuditUnavailable
 from app.intake import IntakeError
-from app.models import CollectionRequest, Inquiry, Person, RequestStatus, Submission, db
+from app.models import CollectionRequest, Person, RequestStatus, Submission, db
 from app.sealing import IntakeKeyError, SealError
 from app.security import current_actor
 
@@ -183,65 +182,4 @@ def _submission_or_404(sid: str) -> Submission:
     return submission
 
 
-class InquiryView(ModelView):
-    """お問い合わせ: inquiries from the public contact form; Operators answer and close them."""
-
-    datamodel = SQLAInterface(Inquiry)
-    class_permission_name = "Inquiries"
-    method_permission_name = {"list": "list", "show": "show", "edit": "edit"}
-    base_permissions = ["can_list", "can_show", "can_edit"]
-    base_order = ("received_at", "desc")
-    list_title = "お問い合わせ"
-    show_title = "お問い合わせ"
-    edit_title = "お問い合わせの対応"
-    list_columns = ["received_at", "category", "name", "status"]
-    show_columns = [
-        "received_at",
-        "category",
-        "name",
-        "contact",
-        "body",
-        "status",
-        "staff_note",
-        "handled_by",
-        "handled_at",
-    ]
-    edit_columns = ["status", "staff_note"]
-    label_columns = {
-        "received_at": "受付日時",
-        "category": "種類",
-        "name": "お名前",
-        "contact": "連絡先",
-        "body": "内容",
-        "status": "状態",
-        "staff_note": "対応メモ",
-        "handled_by": "対応者",
-        "handled_at": "対応日時",
-    }
-    description_columns = {"status": "open（未対応）/ answered（回答済み）/ closed（完了）"}
-    formatters_columns = {
-        "received_at": jptime.format_jst,
-        "handled_at": jptime.format_jst,
-        "category": lambda v: intake.INQUIRY_CATEGORIES.get(v, v),
-        "status": lambda v: {"open": "未対応", "answered": "回答済み", "closed": "完了"}.get(v, v),
-    }
-
-    def pre_update(self, item: Inquiry) -> None:
-        if item.status not in {"open", "answered", "closed"}:
-            raise ValueError("状態は open / answered / closed のいずれかです")
-        actor = current_actor()
-        item.handled_by = actor.name
-        from app.models import utcnow
-
-        item.handled_at = utcnow()
-
-    def post_update(self, item: Inquiry) -> None:
-        audit.record(
-            db.session,
-            current_actor(),
-            "inquiry.update",
-            object_type="inquiry",
-            object_ids=[item.id],
-            details={"status": item.status},
-            commit=True,
-        )
+# The inquiry list moved to app.views.desk (DeskView, same URL /inquiryview/list/).

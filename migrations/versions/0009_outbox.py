@@ -2,8 +2,8 @@
 
 Ids only (a job's import path and JSON ids): no personal data, no number.
 
-Revision ID: 0009
-Revises: 0005
+Revision ID: 0009_outbox
+Revises: 0009_desk
 Create Date: 2026-11-28
 """
 from alembic import op
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0009'
-down_revision = '0005'
+revision = '0009_outbox'
+down_revision = '0009_desk'  # after main's issue 7 chain; the lead re-chains at merge
 branch_labels = None
 depends_on = None
 

@@ -1,42 +1,20 @@
 """照合 screens through the browser's eyes: who sees what, and the one audited reveal."""
 
-import datetime as dt
 import re
 
 import pytest
 from sqlalchemy import select
 
-from app import people
-from app.models import AuditEvent, CaseAssignment, PersonKind
+from app.models import AuditEvent, CaseAssignment
 from tests.conftest import ADMIN_PASSWORD
-from tests.support import leaks, post_form
+from tests.support import SAMPLE_NUMBER, add_household, leaks, post_form
 
-NUMBER = "123456789018"
+NUMBER = SAMPLE_NUMBER
 
 
 @pytest.fixture
 def person(session, vault):
-    head = people.add_person(
-        session,
-        vault,
-        kind=PersonKind.EMPLOYEE,
-        name="見本 太郎",
-        name_kana="ミホン タロウ",
-        code="E0001",
-        birth_date=dt.date(1980, 4, 1),
-    )
-    people.add_person(
-        session,
-        vault,
-        kind=PersonKind.DEPENDENT,
-        name="見本 一郎",
-        household_head=head,
-        dependent_seq=1,
-        relation="子",
-        birth_date=dt.date(2010, 1, 1),
-    )
-    people.register_number(session, vault, head, NUMBER, "manual")
-    session.commit()
+    head, _child = add_household(session, vault, "見本 一郎", "子")
     return head
 
 
