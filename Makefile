@@ -21,8 +21,10 @@ install: $(STAMP)
 system-deps:
 	@bash scripts/system-deps.sh
 
+# The suite runs on every core (pytest-xdist); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: install system-deps scan
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 # Scanners (issue 8): lint, security lint (every finding left is reviewed on its line with
 # `# nosec BXXX: reason`), and known vulnerabilities of the installed packages (skipped with a

@@ -77,6 +77,9 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "MYNUMBER_HOME": str(home),
         "SQLALCHEMY_DATABASE_URI": database_url(home),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        # issue 8: a pooled connection is checked before use, so a restarted database
+        # costs at most the requests made while it was down (answered 503).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "JOB_QUEUE": os.environ.get("MYNUMBER_JOB_QUEUE", "mynumber"),
         "SMTP_URL": os.environ.get("SMTP_URL") or None,

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
 import config
-from app import csp, jptime, listargs, logsafe, refusals
+from app import csp, jptime, listargs, logsafe, refusals, unavailable
 from app.io.uploads import InMemoryUploadRequest
 from app.keyring import FileKeyRing
 from app.models import db
@@ -49,6 +49,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     logsafe.install(app.config["LOG_FILE"])
 
     db.init_app(app)
+    unavailable.close_sessions_quietly(app)  # issue 8: after init_app (runs first)
     Migrate(app, db, directory=MIGRATIONS)
     keyring = FileKeyRing(app.config["KEYRING_PATH"])
     app.extensions["mynumber_keyring"] = keyring
@@ -121,6 +122,13 @@ def _error_pages(app: Flask) -> None:
 
     def handler(error):
         code = error.code if isinstance(error, HTTPException) else 500
+        if code == 500 and unavailable.database_down(error):  # issue 8: a clean 503
+            unavailable.rollback_quietly()
+            log.warning("database unavailable on %s: %s", request.path, type(error).__name__)
+            page = unavailable.render_outside_context(
+                app, "mynumber/error.html", code=503, message=unavailable.PORTAL_MESSAGE
+            )
+            return page, 503, {"Retry-After": str(unavailable.RETRY_AFTER_SECONDS)}
         refusals.record_refusal(error)  # a 403 or a missing CSRF token: audit evidence
         if code == 500:
             # The masking filter scrubs any 12-digit run from the traceback text.

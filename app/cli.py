@@ -952,17 +952,14 @@ def campaign_targets(campaign_id: str, file: Path, dry_run: bool) -> None:
 @click.argument("campaign_id")
 def campaign_send(campaign_id: str) -> None:
     """未送付の依頼を送付する（メールはジョブで送信、郵送は印刷バッチへ）。"""
-    from app import mailings
-    from app.jobs import enqueue
-    from app.jobs.collection import send_delivery
+    from app import mailings, outbox
 
     campaign = _campaign(campaign_id)
     try:
         result = mailings.dispatch(db.session, cli_operator(), campaign)
     except mailings.MailingError as exc:
         raise click.ClickException(str(exc)) from None
-    for delivery_id in result.emails:
-        enqueue(send_delivery, delivery_id)
+    outbox.after_commit(db.session, mailings.outbox_keys(result.emails))  # issue 8
     click.echo(
         f"メール {len(result.emails)} 件を送信キューに入れました。郵送 {result.posts} 件は印刷待ちです"
     )
@@ -972,17 +969,18 @@ def campaign_send(campaign_id: str) -> None:
 @click.argument("campaign_id")
 def campaign_print(campaign_id: str) -> None:
     """印刷待ちの郵送物（収集キット・督促状・不備のお知らせ）で印刷バッチを作る。"""
-    from app import kits
-    from app.jobs import enqueue
+    from app import kits, outbox
     from app.jobs.collection import render_print_batch
+    from app.models import PrintBatch
 
     campaign = _campaign(campaign_id)
     try:
         batch = kits.create_batch(db.session, cli_operator(), campaign)
     except kits.KitError as exc:
         raise click.ClickException(str(exc)) from None
-    outcome = enqueue(render_print_batch, batch.id)
-    state = outcome if isinstance(outcome, str) else "キューに投入"
+    outbox.after_commit(db.session, [outbox.key_for(render_print_batch, batch.id)])  # issue 8
+    batch = db.session.get(PrintBatch, batch.id)
+    state = batch.status if batch.status in ("ready", "failed") else "キューに投入"
     click.echo(
         f"印刷バッチ {batch.id}（{batch.item_count} 通）: {state}。ダウンロードはポータルの「送付・印刷」から"
     )
@@ -1033,6 +1031,38 @@ def mail_bounce(message_id: str, reason: str) -> None:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"不達を記録しました: 送付 {delivery.id}")
+
+
+# -- issue 8: the transactional outbox -------------------------------------------------------
+@mynumber_group.group("outbox")
+def outbox_group() -> None:
+    """アウトボックス（操作が約束したジョブ・メールの送出待ち）。"""
+
+
+@outbox_group.command("status")
+def outbox_status() -> None:
+    """状態ごとの件数と、最も古い送出待ちを表示する。"""
+    from app import outbox
+    from app.models import OutboxState
+
+    counts = outbox.counts(db.session)
+    click.echo("  ".join(f"{OutboxState.LABELS[k]} {v}" for k, v in counts.items()))
+    oldest = outbox.oldest_pending(db.session)
+    if oldest is not None:
+        click.echo(
+            f"最も古い送出待ち: {oldest.created_at:%Y-%m-%d %H:%M} UTC {oldest.last_error or ''}"
+        )
+
+
+@outbox_group.command("dispatch")
+def outbox_dispatch() -> None:
+    """送出待ちを今すぐジョブキューへ渡す（組み込みモードではその場で実行する）。"""
+    from app import outbox
+
+    report = outbox.dispatch(db.session)
+    click.echo(str(report))
+    for reason in sorted(set(report.errors)):
+        click.echo(reason, err=True)
 
 
 # -- サービス利用マニュアル (issue 8) -------------------------------------------------------------

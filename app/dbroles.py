@@ -34,7 +34,7 @@ AUDIT_HEAD = "audit_chain_head"
 
 # The public form's grants: table → privileges; a privilege may name columns.
 # Found by reading public_form/views.py and the app.intake functions it calls, and proved by
-# tests/test_dbroles.py, which runs a whole submission as this role.
+# tests/public_form/test_form_role.py, which runs a whole submission as this role.
 FORM_GRANTS: dict[str, list[str]] = {
     "collection_request": [
         "SELECT",
@@ -65,6 +65,13 @@ FORM_GRANTS: dict[str, list[str]] = {
     "inquiry_action": ["INSERT", "SELECT (id)"],  # the inquiry's first history line (受付)
     "audit_event": ["INSERT"],
     AUDIT_HEAD: ["SELECT", "UPDATE (seq, hash)"],
+    # issue 8: the receipt mail promised in the submission's transaction (ids only), and the
+    # after-commit hand-over to RQ (claim and mark; app.outbox).
+    "outbox_message": [
+        "SELECT",
+        "INSERT",
+        "UPDATE (state, attempts, claimed_at, dispatched_at, next_attempt_at, last_error)",
+    ],
 }
 # Person columns the form must never load (no grant): deferred in the form app.
 FORM_HIDDEN_PERSON_COLUMNS = (

@@ -1074,6 +1074,10 @@ def receive(
         },
     )
     req.reopened = "[]"
+    if action == "intake.submit":  # issue 8: the receipt mail, in this transaction
+        from app import receipts
+
+        receipts.promise(session, draft)
     _history(
         session,
         req,

@@ -212,6 +212,10 @@ def create_batch(session: Session, actor: Actor, campaign: Campaign) -> PrintBat
         object_ids=[batch.id, campaign.id],
         details={"letters": len(letters)},
     )
+    from app import outbox  # issue 8: rendering is promised with the batch
+    from app.jobs.collection import render_print_batch
+
+    outbox.add(session, render_print_batch, batch.id)
     session.commit()
     return batch
 

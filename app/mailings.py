@@ -90,13 +90,34 @@ def new_delivery(
     )
     session.add(delivery)
     session.flush()
+    if delivery.channel == Channel.EMAIL:
+        promise_email(session, delivery)
     return delivery
+
+
+def promise_email(session: Session, delivery: Delivery) -> str:
+    """Issue 8: the e-mail goes into the outbox in the same transaction as its delivery, so
+    it survives Redis being down; the caller dispatches the returned key after commit."""
+    from app import outbox
+    from app.jobs.collection import send_delivery
+
+    return outbox.add(session, send_delivery, delivery.id).key
+
+
+def outbox_keys(delivery_ids: list[int]) -> list[str]:
+    """The outbox keys of e-mail deliveries (for ``outbox.after_commit``)."""
+    from app import outbox
+    from app.jobs.collection import send_delivery
+
+    return [outbox.key_for(send_delivery, d) for d in delivery_ids]
 
 
 def still_needed(req: CollectionRequest, delivery: Delivery) -> bool:
     """A request that was submitted (or replaced) needs no kit and no reminder any more."""
     if delivery.kind == DeliveryKind.DEFICIENCY:
         return req.status == RequestStatus.DEFICIENT
+    if delivery.kind == DeliveryKind.RECEIPT:  # issue 8: always wanted once received
+        return True
     return req.status == RequestStatus.ISSUED
 
 
@@ -187,6 +208,10 @@ def build_mail(session: Session, keyring, config, delivery: Delivery) -> mail.Ma
     person = session.get(Person, req.person_id)
     if not person.email:
         raise MailingError("メールアドレスが登録されていません")
+    if delivery.kind == DeliveryKind.RECEIPT:  # issue 8: 受付のお知らせ (no link)
+        from app import receipts
+
+        return mail.Mail([person.email], *receipts.letter(session, config, delivery, req))
     subject, body = campaigns.letter(session, req.campaign_id, _EMAIL_LETTER[delivery.kind])
     values = letter_values(session, keyring, config, delivery, req)
     return mail.Mail([person.email], campaigns.fill(subject, values), campaigns.fill(body, values))
@@ -305,6 +330,8 @@ def on_sent(
             billing.record_event(
                 session, BillingCategory.EXTERNAL_REMINDER, f"reminder:{req.id}:{n}", when, req.id
             )
+    elif delivery.kind == DeliveryKind.RECEIPT:  # issue 8
+        intake.record_event(session, req, "receipt_notice", actor, note=channel)
     else:
         intake.record_event(session, req, "deficiency_notice", actor, note=channel)
 
@@ -378,6 +405,8 @@ def resend(session: Session, actor: Actor, delivery: Delivery, channel: str) -> 
     """Send a failed, bounced or unconfirmed message again, by e-mail or as a letter (which
     also switches the request's channel). A new delivery: the old one stays as history."""
     policy.require(actor, "can_retry", VIEW)
+    if delivery.kind == DeliveryKind.RECEIPT:  # issue 8: its seq is the submission's round
+        raise MailingError("受付のお知らせは再送できません（提出者は提出状況の画面で確認できます）")
     if channel not in Channel.ALL:
         raise MailingError("送付方法が不正です")
     if delivery.status not in (

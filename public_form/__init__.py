@@ -23,7 +23,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 import config
-from app import csp, logsafe
+from app import csp, logsafe, unavailable
 from app.sealing import IntakePublicKey
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.models import db
 
     db.init_app(app)
+    unavailable.close_sessions_quietly(app)  # issue 8: after init_app (runs first)
     # Least privilege (issue 8): never load the person columns the form's role may not read.
     from app.dbroles import form_person_guard
 
@@ -241,6 +242,15 @@ def _error_pages(app: Flask) -> None:
 
     def handler(error):
         code = error.code if isinstance(error, HTTPException) else 500
+        if code == 500 and unavailable.database_down(error):  # issue 8: a clean 503
+            unavailable.rollback_quietly()
+            log.warning("database unavailable on %s: %s", request.path, type(error).__name__)
+            page = render_template(
+                "public/message.html",
+                title=unavailable.FORM_TITLE,
+                message=unavailable.FORM_MESSAGE,
+            )
+            return page, 503, {"Retry-After": str(unavailable.RETRY_AFTER_SECONDS)}
         if code == 500:
             # Path only (never the body or the query); the log filter masks 12-digit runs.
             log.error("unhandled error on %s", request.path, exc_info=error)

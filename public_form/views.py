@@ -26,7 +26,7 @@ from flask import (
     url_for,
 )
 
-from app import desk, intake, jptime, logsafe, mail, uploads
+from app import desk, intake, jptime, logsafe, mail, outbox, receipts, uploads
 from app.audit import Actor
 from app.intake import IntakeError
 from app.io.fields import has_hidden_characters
@@ -566,6 +566,8 @@ def submit():
         db.session.rollback()
         return _message("まだ提出できません", str(exc), 422, link=(url_for("form.confirm"), "戻る"))
     receipt = submission.receipt_no
+    # Issue 8: hand the receipt mail to RQ now if Redis is up; else it waits in the outbox.
+    outbox.after_commit(db.session, [receipts.outbox_key(submission.id)])
     session.clear()  # nothing of this visit stays usable in the browser
     session["receipt"] = receipt
     return redirect(url_for("form.done"))

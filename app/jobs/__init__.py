@@ -95,7 +95,8 @@ def job(func):
 def redis_connection(url: str | None = None):
     from redis import Redis
 
-    return Redis.from_url(url or current_app.config["REDIS_URL"])
+    # issue 8: an unreachable Redis costs a request at most 3 s (the outbox keeps the work)
+    return Redis.from_url(url or current_app.config["REDIS_URL"], socket_connect_timeout=3)
 
 
 def queue_name() -> str:

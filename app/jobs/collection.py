@@ -13,7 +13,7 @@ import logging
 
 from flask import current_app
 
-from app import dunning, kits, mailings
+from app import dunning, kits, mailings, outbox
 from app.audit import Actor
 from app.jobs import enqueue, job, scheduled
 from app.models import db
@@ -50,8 +50,8 @@ def render_print_batch(batch_id: int) -> str:
 def dunning_daily() -> str:
     """督促: every day at 09:00 JST; acts on business days only."""
     result = dunning.run(db.session)
-    for delivery_id in result.emails:
-        enqueue(send_delivery, delivery_id)
+    # issue 8: the reminders' e-mails were promised in the run's transaction (outbox)
+    outbox.after_commit(db.session, mailings.outbox_keys(result.emails))
     return str(result)
 
 

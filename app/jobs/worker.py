@@ -24,6 +24,7 @@ JOB_MODULES: list[str] = [
     "app.jobs.collection",
     "app.jobs.lifecycle",
     "app.jobs.reports",  # issue 7: monthly usage report
+    "app.jobs.outbox",  # issue 8: the outbox dispatcher
 ]
 
 

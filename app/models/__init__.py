@@ -83,6 +83,7 @@ from app.models.lifecycle import (  # noqa: F401, E402
     RetentionRule,
     ReturnArchive,
 )
+from app.models.outbox import OutboxMessage, OutboxState  # noqa: F401, E402 (issue 8)
 
 # -- monthly usage report (issue 7, item 3) --------------------------------------------------
 from app.models.reports import MonthlyReport, PlannedVolume, ReportDelivery  # noqa: F401, E402

@@ -155,7 +155,13 @@ class DeliveryKind:
     REQUEST = "request"  # the first e-mail or the kit
     REMINDER = "reminder"  # 督促
     DEFICIENCY = "deficiency"  # 不備のお知らせ
-    LABELS = {REQUEST: "依頼", REMINDER: "督促", DEFICIENCY: "不備のお知らせ"}
+    RECEIPT = "receipt"  # 受付のお知らせ after a web submission (issue 8, app.receipts)
+    LABELS = {
+        REQUEST: "依頼",
+        REMINDER: "督促",
+        DEFICIENCY: "不備のお知らせ",
+        RECEIPT: "受付のお知らせ",
+    }
 
 
 class DeliveryStatus:

@@ -62,6 +62,7 @@ class RequestStatus:
         "sent": "送付",
         "reminded": "督促",
         "deficiency_notice": "不備のお知らせ送付",
+        "receipt_notice": "受付のお知らせ送付",  # issue 8: outbox
         "paper_received": "郵送書類の到着",
         "documents_returned": "提出書類の返送",
         "checked": "確認済（承認待ち）",

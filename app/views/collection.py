@@ -23,6 +23,7 @@ from app import (
     links,
     mailings,
     mynumber,
+    outbox,
     paper,
     policy,
     targets,
@@ -30,7 +31,6 @@ from app import (
 )
 from app.audit import AuditUnavailable
 from app.cli import DEFAULT_PURPOSE
-from app.jobs import enqueue
 from app.models import (
     Campaign,
     CampaignKind,
@@ -305,10 +305,8 @@ class CampaignView(BaseView):
         except USER_ERRORS as exc:
             _fail(exc)
             return redirect(url_for("CampaignView.show", cid=campaign.id))
-        from app.jobs.collection import send_delivery
-
-        for delivery_id in result.emails:
-            enqueue(send_delivery, delivery_id)
+        # issue 8: promised in the dispatch transaction; handed over now if Redis is up
+        outbox.after_commit(db.session, mailings.outbox_keys(result.emails))
         flash(
             f"送付を開始しました: メール {len(result.emails)} 件を送信キューに入れました。"
             f"郵送 {result.posts} 件は印刷バッチで印刷します。",
@@ -328,7 +326,7 @@ class CampaignView(BaseView):
             return redirect(url_for("CampaignView.show", cid=campaign.id))
         from app.jobs.collection import render_print_batch
 
-        enqueue(render_print_batch, batch.id)
+        outbox.after_commit(db.session, [outbox.key_for(render_print_batch, batch.id)])
         flash(f"印刷バッチ {batch.id}（{batch.item_count} 通）を作成しました。", "success")
         return redirect(url_for("MailingView.index"))
 
@@ -409,6 +407,8 @@ class MailingView(BaseView):
             today=jptime.today_jst().isoformat(),
             carrier=current_app.config["KIT_CARRIER"],
             method=current_app.config["KIT_SEND_METHOD"],
+            outbox_waiting=outbox.oldest_pending(db.session),  # issue 8
+            outbox_counts=outbox.counts(db.session),
         )
 
     @expose("/delivery/<string:did>/resend", methods=["POST"])
@@ -425,9 +425,7 @@ class MailingView(BaseView):
             _fail(exc)
             return redirect(url_for("MailingView.index"))
         if fresh.channel == Channel.EMAIL:
-            from app.jobs.collection import send_delivery
-
-            enqueue(send_delivery, fresh.id)
+            outbox.after_commit(db.session, mailings.outbox_keys([fresh.id]))
             flash("メールを再送信キューに入れました。", "success")
         else:
             flash("郵送に切り替えました。次の印刷バッチで印刷します。", "success")
@@ -896,9 +894,7 @@ class VerificationView(BaseView):
             _fail(exc)
             return redirect(url_for("VerificationView.index"))
         if notice is not None and notice.channel == Channel.EMAIL:
-            from app.jobs.collection import send_delivery
-
-            enqueue(send_delivery, notice.id)
+            outbox.after_commit(db.session, mailings.outbox_keys([notice.id]))
             flash("不備を登録し、メールで通知しました。", "success")
         elif notice is not None:
             flash("不備を登録しました。お知らせの文書は次の印刷バッチで印刷します。", "success")

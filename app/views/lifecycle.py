@@ -15,9 +15,8 @@ from sqlalchemy import select
 from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from app import audit, certificate, disposal, jptime, policy, retention, returns
+from app import audit, certificate, disposal, jptime, outbox, policy, retention, returns
 from app.audit import AuditUnavailable
-from app.jobs import enqueue
 from app.models import (
     DisposalItem,
     DisposalRequest,
@@ -311,10 +310,14 @@ class DisposalView(BaseView):
                 f"{result.request.certificate_no}）。",
                 "success",
             )
-            db.session.commit()
             # The database files are tidied in the background: it may wait for older
-            # transactions to end, which a request should not.
-            enqueue(finish_disposal, str(result.request.id), job_id=f"dispose-{rid}")
+            # transactions to end, which a request should not. Issue 8: through the outbox,
+            # so a Redis outage only delays it.
+            outbox.add(db.session, finish_disposal, str(result.request.id))
+            db.session.commit()
+            outbox.after_commit(
+                db.session, [outbox.key_for(finish_disposal, str(result.request.id))]
+            )
         return redirect(url_for("DisposalView.show", rid=rid))
 
     @expose("/<string:rid>/record", methods=["POST"])
@@ -450,10 +453,17 @@ class ReturnArchiveView(BaseView):
         except (returns.ReturnError, policy.PermissionDenied, AuditUnavailable) as exc:
             flash(str(exc), "warning")
             return redirect(url_for("ReturnArchiveView.index"))
-        try:
-            enqueue(build_return_archive, str(row.id), job_id=f"return-{row.id.hex}")
-        except Exception:  # noqa: BLE001 - the row says failed; the error is audited
-            flash("返却データを作成できませんでした。一覧の状態を確認してください。", "danger")
+        outbox.add(db.session, build_return_archive, str(row.id))  # issue 8
+        db.session.commit()
+        report = outbox.after_commit(
+            db.session, [outbox.key_for(build_return_archive, str(row.id))]
+        )
+        if report.errors:
+            flash(
+                f"返却データの作成を受け付けましたが、{report.errors[0]}。"
+                "一覧の状態を確認してください。",
+                "warning",
+            )
         else:
             flash(
                 "返却データの作成を受け付けました。作成済みになるとダウンロードできます。",
