@@ -78,7 +78,8 @@ class DeskError(ValueError):
 def _jst(moment: dt.datetime) -> dt.datetime:
     """Any aware time (or naive UTC from SQLite) in JST."""
     local = jptime.to_jst(moment)
-    assert local is not None
+    if local is None:  # a missing time is a caller's bug, never a desk-hours answer
+        raise ValueError("時刻が指定されていません")
     return local
 
 

@@ -250,7 +250,7 @@ def disposals(session: Session, month: str) -> dict:
         )
         .group_by(DisposalRequest.kind)
     ).all()
-    requests = {kind: int(count) for kind, count in executed}
+    by_kind = {kind: int(count) for kind, count in executed}
     people = {EMPLOYEE: 0, EXTERNAL: 0}
     for kind, count in session.execute(
         select(DisposalItem.person_kind, func.count())
@@ -259,8 +259,8 @@ def disposals(session: Session, month: str) -> dict:
     ):
         people[_group(kind)] += int(count)
     return {
-        "data_requests": requests.get(DisposalKind.DATA, 0),
-        "material_requests": requests.get(DisposalKind.MATERIAL, 0),
+        "data_requests": by_kind.get(DisposalKind.DATA, 0),
+        "material_requests": by_kind.get(DisposalKind.MATERIAL, 0),
         "people": people,
     }
 
