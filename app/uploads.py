@@ -19,7 +19,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 try:  # HEIC/HEIF from iPhones; optional so a missing wheel only disables that format
     import pillow_heif
@@ -122,6 +122,10 @@ def _reencode(data: bytes, kind: str, max_pixels: int) -> Document:
                     )
                 if image.format == "JPEG":
                     image.draft("RGB", _draft_size(width, height))
+                # WeasyPrint sets Pillow's process-wide LOAD_TRUNCATED_IMAGES when it is
+                # imported (the portal makes PDFs): a cut-off photo would then be "decoded"
+                # with grey filler and stored. Refuse it whatever another module did.
+                ImageFile.LOAD_TRUNCATED_IMAGES = False
                 image.load()
                 # Upright in place: no copy of the bitmap when there is nothing to turn (the
                 # usual case); the EXIF itself is never written out below.

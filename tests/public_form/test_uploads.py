@@ -115,3 +115,15 @@ def test_photo_that_cannot_be_halved_is_resized_to_the_maximum():
     # resized to MAX_EDGE.
     doc = uploads.process(jpeg(size=(3500, 2000)), **LIMITS)
     assert (doc.width, doc.height) == (uploads.MAX_EDGE, 1714)
+
+
+def test_a_cut_off_photo_is_refused_even_after_weasyprint_loosened_pillow():
+    """WeasyPrint turns on Pillow's LOAD_TRUNCATED_IMAGES for the whole process when it is
+    imported; the portal imports it for every PDF. A truncated upload must still be refused."""
+    import weasyprint  # noqa: F401  - the import is the point: it flips the global
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # as WeasyPrint leaves it
+    data = jpeg()
+    with pytest.raises(uploads.UploadRejected, match="画像を読み込めません"):
+        uploads.process(data[: len(data) // 3], max_bytes=10_000_000, max_pixels=50_000_000)
