@@ -121,3 +121,39 @@ def add_household(session, vault, dependent_name: str = "見本 花子", relatio
     people.register_number(session, vault, head, SAMPLE_NUMBER, "manual")
     session.commit()
     return head, dependent
+
+
+def add_kit_postage_rates(session, app, created_by: str = "test") -> None:
+    """The carrier's fees for the kit's send and return methods (250 and 370 yen from 2020):
+    the figures every hand-computed postage total in the tests starts from."""
+    import datetime as dt
+
+    from app.models import PostageRate
+
+    for method, price in (
+        (app.config["KIT_SEND_METHOD"], 250),
+        (app.config["KIT_RETURN_METHOD"], 370),
+    ):
+        session.add(
+            PostageRate(
+                carrier=app.config["KIT_CARRIER"],
+                method=method,
+                price_yen=price,
+                effective_from=dt.date(2020, 1, 1),
+                created_by=created_by,
+            )
+        )
+
+
+def browser_sign_in(page, portal: str, username: str, password: str, totp_secret: str) -> None:
+    """Password, then the TOTP code, as a person does in the portal's two sign-in pages."""
+    import pyotp
+
+    page.goto(f"{portal}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    with page.expect_navigation():
+        page.click("button[type=submit], input[type=submit]")
+    page.fill("input[name=code]", pyotp.TOTP(totp_secret).now())
+    with page.expect_navigation():
+        page.click("button[type=submit]")

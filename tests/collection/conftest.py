@@ -13,7 +13,6 @@ import pytest
 
 from app import jptime
 from app.audit import Actor
-from app.models import PostageRate
 from app.mynumber import make_valid
 from app.policy import CLIENT_STAFF, OPERATOR
 
@@ -25,6 +24,7 @@ from tests.public_form.conftest import (  # noqa: F401
     portal_login,
     subject,
 )
+from tests.support import add_kit_postage_rates
 
 NUMBER_TARO = make_valid("31122334455")
 NUMBER_HANAKO = make_valid("41122334455")
@@ -82,19 +82,7 @@ def collection_config(app, session):
         CLIENT_NAME="見本機構",
         OPERATOR_NAME="見本BPO株式会社",
     )
-    for method, price in (
-        (app.config["KIT_SEND_METHOD"], 250),
-        (app.config["KIT_RETURN_METHOD"], 370),
-    ):
-        session.add(
-            PostageRate(
-                carrier=app.config["KIT_CARRIER"],
-                method=method,
-                price_yen=price,
-                effective_from=dt.date(2020, 1, 1),
-                created_by="test",
-            )
-        )
+    add_kit_postage_rates(session, app)
     session.commit()
 
 

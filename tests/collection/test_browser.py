@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pyotp
 import pytest
 
 from app.policy import CLIENT_STAFF
@@ -16,6 +15,7 @@ from tests.collection import flows
 from tests.collection.conftest import Jobs
 from tests.conftest import USER_PASSWORD
 from tests.public_form.test_browser import ARGS, CHROMIUM, _chromium_or_skip
+from tests.support import browser_sign_in
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "collection"
@@ -52,14 +52,7 @@ def test_the_client_follows_a_campaign_in_a_browser(
         requests: list[str] = []
         page.on("console", lambda m: console.append(m.text))
         page.on("request", lambda r: requests.append(r.url))
-        page.goto(f"{live_portal}/login/")
-        page.fill("input[name=username]", user.username)
-        page.fill("input[name=password]", USER_PASSWORD)
-        with page.expect_navigation():
-            page.click("button[type=submit], input[type=submit]")
-        page.fill("input[name=code]", pyotp.TOTP(secret).now())
-        with page.expect_navigation():
-            page.click("button[type=submit]")
+        browser_sign_in(page, live_portal, user.username, USER_PASSWORD, secret)
         page.goto(f"{live_portal}/campaigns/{campaign.id}")
         assert page.locator("h1").inner_text().startswith("2026年度 役職員マイナンバー収集")
         assert page.locator("#count-sent").inner_text() == "1"

@@ -33,13 +33,14 @@ from sqlalchemy import select
 
 from app import demo, links, mynumber
 from app.manual import MANUAL_DIR, build_pdf, chapter_titles, referenced_images
-from app.models import AuditEvent, CollectionRequest, Person, PostageRate, UnitPrice, db
+from app.models import AuditEvent, CollectionRequest, Person, UnitPrice, db
 from app.models.billing import BillingCategory
 from app.policy import AUDITOR, CLIENT_STAFF, OPERATOR, ShellActor
 from tests.collection.conftest import EMPLOYEE_CSV, TARO_BIRTH, future_business_day
 from tests.conftest import ADMIN_PASSWORD, USER_PASSWORD, pdf_text
 from tests.public_form.conftest import NUMBER_DEP, NUMBER_SELF, jpeg, pdf
 from tests.public_form.test_browser import ARGS, CHROMIUM, PHONE, _chromium_or_skip
+from tests.support import add_kit_postage_rates
 
 pytestmark = pytest.mark.browser
 
@@ -178,19 +179,7 @@ def _seed(app, session, vault, make_user) -> dict:
         OPERATOR_NAME=OPERATOR_NAME,
     )
     demo.load(session, vault, ShellActor(name="cli:manual"), 40, 10, 2026)
-    for method, price in (
-        (app.config["KIT_SEND_METHOD"], 250),
-        (app.config["KIT_RETURN_METHOD"], 370),
-    ):
-        session.add(
-            PostageRate(
-                carrier=app.config["KIT_CARRIER"],
-                method=method,
-                price_yen=price,
-                effective_from=dt.date(2020, 1, 1),
-                created_by="manual",
-            )
-        )
+    add_kit_postage_rates(session, app, created_by="manual")
     for category, price in zip(BillingCategory.ALL, (1200, 800, 1200, 300, 800, 1000), strict=True):
         session.add(
             UnitPrice(

@@ -5,11 +5,8 @@ calendar tests run without a database."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
-from app.models import PostageRate
 from tests.collection.conftest import (  # noqa: F401
     FORM_URL,
     RETURN_ADDRESS,
@@ -19,6 +16,7 @@ from tests.collection.conftest import (  # noqa: F401
     staff,
     subject,
 )
+from tests.support import add_kit_postage_rates
 
 CLIENT = "見本機構"
 OPERATOR = "見本BPO株式会社"
@@ -35,19 +33,7 @@ def kit_config(app, session):
         CLIENT_NAME=CLIENT,
         OPERATOR_NAME=OPERATOR,
     )
-    for method, price in (
-        (app.config["KIT_SEND_METHOD"], 250),
-        (app.config["KIT_RETURN_METHOD"], 370),
-    ):
-        session.add(
-            PostageRate(
-                carrier=app.config["KIT_CARRIER"],
-                method=method,
-                price_yen=price,
-                effective_from=dt.date(2020, 1, 1),
-                created_by="test",
-            )
-        )
+    add_kit_postage_rates(session, app)
     session.commit()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyotp
 import pytest
 
 from app.policy import CLIENT_STAFF
@@ -15,6 +14,7 @@ from tests.collection import flows
 from tests.collection.test_browser import live_portal  # noqa: F401
 from tests.conftest import USER_PASSWORD
 from tests.public_form.test_browser import ARGS, CHROMIUM, _chromium_or_skip
+from tests.support import browser_sign_in
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "reports"
@@ -47,14 +47,7 @@ def test_client_staff_land_on_the_dashboard_in_a_browser(
         requests: list[str] = []
         page.on("console", lambda m: console.append(m.text))
         page.on("request", lambda r: requests.append(r.url))
-        page.goto(f"{live_portal}/login/")
-        page.fill("input[name=username]", user.username)
-        page.fill("input[name=password]", USER_PASSWORD)
-        with page.expect_navigation():
-            page.click("button[type=submit], input[type=submit]")
-        page.fill("input[name=code]", pyotp.TOTP(secret).now())
-        with page.expect_navigation():
-            page.click("button[type=submit]")
+        browser_sign_in(page, live_portal, user.username, USER_PASSWORD, secret)
         page.goto(f"{live_portal}/")
         assert page.url.endswith("/dashboard/")
         assert page.locator("h1").inner_text() == "ダッシュボード"
