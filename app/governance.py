@@ -65,6 +65,15 @@ def _csv(headers: list[str], rows: list[list[str]], encoding: str) -> bytes:
     return out.getvalue()
 
 
+def _check_download(actor: Actor, view: str, fmt: str, encoding: str) -> None:
+    """Permission, then the two choices a download screen offers, each named in Japanese."""
+    policy.require(actor, "can_download", view)
+    if fmt not in ("pdf", "csv"):
+        raise GovernanceError("形式: pdf か csv を指定してください")
+    if fmt == "csv" and encoding not in ENCODINGS:
+        raise GovernanceError("文字コード: utf-8-sig または cp932 を指定してください")
+
+
 def _audit_download(session: Session, actor: Actor, action: str, fmt: str, **details) -> None:
     """Committed before the file is made: no audit event, no file."""
     audit.record(
@@ -101,11 +110,7 @@ def roster_export(
     session: Session, actor: Actor, fmt: str, encoding: str = "utf-8-sig", *, client: str = ""
 ) -> tuple[str, bytes, str]:
     """(file name, bytes, MIME type) of the roster as ``pdf`` or ``csv``; audited first."""
-    policy.require(actor, "can_download", ROSTER_VIEW)
-    if fmt not in ("pdf", "csv"):
-        raise GovernanceError("形式: pdf か csv を指定してください")
-    if fmt == "csv" and encoding not in ENCODINGS:
-        raise GovernanceError("文字コード: utf-8-sig または cp932 を指定してください")
+    _check_download(actor, ROSTER_VIEW, fmt, encoding)
     _audit_download(session, actor, "roster.export", fmt, encoding=encoding)
     rows = roster_rows(session)
     name = f"情報取扱者名簿_{jptime.today_jst():%Y%m%d}.{fmt}"
@@ -240,9 +245,7 @@ def chart_export(
     session: Session, actor: Actor, fmt: str, encoding: str = "utf-8-sig", *, client: str = ""
 ) -> tuple[str, bytes, str]:
     """The current (approved) 情報管理体制図 as ``pdf`` or ``csv``; audited first."""
-    policy.require(actor, "can_download", CHART_VIEW)
-    if fmt not in ("pdf", "csv"):
-        raise GovernanceError("形式: pdf か csv を指定してください")
+    _check_download(actor, CHART_VIEW, fmt, encoding)
     chart = current_chart(session)
     if chart is None:
         raise GovernanceError("承認済みの情報管理体制図がありません")
@@ -514,11 +517,7 @@ def register_export(
     session: Session, actor: Actor, fmt: str, encoding: str = "utf-8-sig", *, client: str = ""
 ) -> tuple[str, bytes, str]:
     """The register as ``pdf`` or ``csv``; audited first."""
-    policy.require(actor, "can_download", REGISTER_VIEW)
-    if fmt not in ("pdf", "csv"):
-        raise GovernanceError("形式: pdf か csv を指定してください")
-    if fmt == "csv" and encoding not in ENCODINGS:
-        raise GovernanceError("文字コード: utf-8-sig または cp932 を指定してください")
+    _check_download(actor, REGISTER_VIEW, fmt, encoding)
     _audit_download(session, actor, "register.export", fmt, encoding=encoding)
     rows = register(session, actor)
     name = f"取扱状況_{jptime.today_jst():%Y%m%d}.{fmt}"
