@@ -163,7 +163,22 @@ def pytest_collection_modifyitems(config, items):
             keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # The longest tests first, so that with several workers none is left running one of them
+    # alone at the end (the stable sort keeps every other test in its file order).
+    keep.sort(key=_long_first)
+    items[:] = keep
+
+
+# Tests that take minutes (a browser walking every screen) or tens of seconds (subprocesses
+# killed mid-transaction, a private PostgreSQL restarted).
+_LONG_FIRST = ("tests/manual/", "tests/faults/", "tests/lifecycle/test_cli.py")
+
+
+def _long_first(item) -> int:
+    return next(
+        (i for i, prefix in enumerate(_LONG_FIRST) if item.nodeid.startswith(prefix)),
+        len(_LONG_FIRST),
+    )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
