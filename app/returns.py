@@ -43,7 +43,7 @@ import os
 import re
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,20 +161,26 @@ class PersonData:
     records: list[tuple[MyNumberRecord, str | None]]
 
 
-def iter_people(session: Session, vault: Vault, include_disposed: bool = False):
-    """Everyone stored (active, and dependents removed from a household), or everyone with the
-    tombstones too, decrypted in memory batch by batch (ordered by id)."""
+def _by_id(session: Session, query, id_column) -> Iterator[list]:
+    """Rows of ``query`` in batches of BATCH, ordered by id and fetched by keyset (``id >
+    last``), so memory stays flat however many people the archive holds."""
     last = None
     while True:
-        query = select(Person)
-        if not include_disposed:
-            query = query.where(Person.status != "disposed")
-        if last is not None:
-            query = query.where(Person.id > last)
-        batch = list(session.execute(query.order_by(Person.id).limit(BATCH)).scalars())
+        page = query if last is None else query.where(id_column > last)
+        batch = list(session.execute(page.order_by(id_column).limit(BATCH)).scalars())
         if not batch:
             return
         last = batch[-1].id
+        yield batch
+
+
+def iter_people(session: Session, vault: Vault, include_disposed: bool = False):
+    """Everyone stored (active, and dependents removed from a household), or everyone with the
+    tombstones too, decrypted in memory batch by batch (ordered by id)."""
+    query = select(Person)
+    if not include_disposed:
+        query = query.where(Person.status != "disposed")
+    for batch in _by_id(session, query, Person.id):
         ids = [p.id for p in batch]
         keys = {
             k.person_id: k
@@ -625,15 +631,7 @@ def fingerprint(session: Session, vault: Vault, audit_seq: int) -> dict:
     people_mac = hmac.new(key, b"people", hashlib.sha256)
     numbers_mac = hmac.new(key, b"numbers", hashlib.sha256)
     counts = {"active": 0, "removed": 0, "disposed": 0, "numbers": 0}
-    last = None
-    while True:
-        query = select(Person)
-        if last is not None:
-            query = query.where(Person.id > last)
-        batch = list(session.execute(query.order_by(Person.id).limit(BATCH)).scalars())
-        if not batch:
-            break
-        last = batch[-1].id
+    for batch in _by_id(session, select(Person), Person.id):
         for p in batch:
             counts[p.status if p.status in counts else "active"] += 1
             fields = [
@@ -656,15 +654,7 @@ def fingerprint(session: Session, vault: Vault, audit_seq: int) -> dict:
             people_mac.update(
                 ("|".join("" if f is None else str(f) for f in fields) + "\n").encode()
             )
-    last = None
-    while True:
-        query = select(MyNumberRecord)
-        if last is not None:
-            query = query.where(MyNumberRecord.id > last)
-        batch = list(session.execute(query.order_by(MyNumberRecord.id).limit(BATCH)).scalars())
-        if not batch:
-            break
-        last = batch[-1].id
+    for batch in _by_id(session, select(MyNumberRecord), MyNumberRecord.id):
         for r in batch:
             counts["numbers"] += 1
             line = f"{r.id}|{r.person_id}|{r.status}|{_sha(r.ciphertext)}\n"
