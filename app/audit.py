@@ -31,6 +31,26 @@ from app.models import AuditChainHead, AuditCheckpoint, AuditEvent, utcnow
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+# Every column of an audit event, in the order the 監査ログ screen and the return archive's
+# audit_log.csv show them.
+EVENT_COLUMNS = (
+    "seq",
+    "ts",
+    "actor_name",
+    "actor_id",
+    "roster_entry_id",
+    "roles",
+    "action",
+    "object_type",
+    "object_ids",
+    "purpose",
+    "ip",
+    "user_agent",
+    "outcome",
+    "details",
+    "prev_hash",
+    "hash",
+)
 
 
 class AuditUnavailable(RuntimeError):

@@ -417,24 +417,7 @@ def _roster(ctx: Context) -> None:
 
 
 def _audit_log(ctx: Context) -> None:
-    columns = [
-        "seq",
-        "ts",
-        "actor_name",
-        "actor_id",
-        "roster_entry_id",
-        "roles",
-        "action",
-        "object_type",
-        "object_ids",
-        "purpose",
-        "ip",
-        "user_agent",
-        "outcome",
-        "details",
-        "prev_hash",
-        "hash",
-    ]
+    columns = list(audit.EVENT_COLUMNS)
     with csv_entry(ctx, "audit_log.csv", columns) as entry:
         query = (
             select(AuditEvent)

@@ -22,24 +22,7 @@ class AuditLogView(ModelView):
     list_title = "監査ログ"
     show_title = "監査イベント"
     list_columns = ["seq", "ts", "actor_name", "roles", "action", "object_type", "outcome"]
-    show_columns = [
-        "seq",
-        "ts",
-        "actor_name",
-        "actor_id",
-        "roster_entry_id",
-        "roles",
-        "action",
-        "object_type",
-        "object_ids",
-        "purpose",
-        "ip",
-        "user_agent",
-        "outcome",
-        "details",
-        "prev_hash",
-        "hash",
-    ]
+    show_columns = list(audit.EVENT_COLUMNS)
     search_columns = ["action", "actor_name", "outcome", "ts", "object_type"]
     label_columns = {
         "seq": "番号",
