@@ -134,3 +134,17 @@ def test_screens(app, session, entry, make_user, login, client):
     assert response.status_code == 200
     assert "名簿 花子" in response.get_data().decode("cp932")
     assert "attachment" in response.headers["Content-Disposition"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "encoding", "message"),
+    [("xlsx", "utf-8-sig", "形式: pdf か csv"), ("csv", "latin-1", "文字コード: utf-8-sig")],
+)
+def test_a_bad_format_or_encoding_is_named_and_nothing_is_audited(
+    session, entry, fmt, encoding, message
+):
+    staff = actor(policy.CLIENT_STAFF, user_id=5)
+    for export in (governance.roster_export, governance.register_export):
+        with pytest.raises(governance.GovernanceError, match=message):
+            export(session, staff, fmt, encoding)
+    assert downloads(session) == []
