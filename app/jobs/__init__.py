@@ -1,7 +1,7 @@
 """Background jobs: one ``enqueue()`` decides between RQ (``REDIS_URL`` set) and inline.
 
 Jobs take ids, never personal data: ``enqueue`` refuses any argument that is not an int, a
-UUID or a short identifier, and anything that contains a run of 12 digits. Job functions are
+UUID or a short identifier, and anything (but a canonical UUID) that contains a run of 12 digits. Job functions are
 idempotent (they check the database before acting), so a retry never repeats an effect.
 
 Embedded mode calls the function directly instead of using RQ's synchronous queue: RQ's sync
@@ -58,12 +58,27 @@ def check_args(args: tuple) -> tuple:
     for value in args:
         if isinstance(value, bool) or value is None:
             continue
-        if isinstance(value, int | uuid.UUID):
+        if isinstance(value, int | uuid.UUID) or _is_canonical_uuid(value):
             continue
         if isinstance(value, str) and _SAFE.match(value) and not _TWELVE_DIGITS.search(value):
             continue
         raise UnsafeJobArgument("ジョブの引数には ID のみを渡せます")
     return tuple(str(v) if isinstance(v, uuid.UUID) else v for v in args)
+
+
+def _is_canonical_uuid(value: object) -> bool:
+    """A UUID in its 36-character text form is an id, even when its last group is 12 digits.
+
+    About one random UUID in 280 ends in twelve decimal digits; refusing those made a
+    request id fail at random. Only the canonical form passes, so a bare run of digits
+    (a number) still does not.
+    """
+    if not isinstance(value, str) or len(value) != 36:
+        return False
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
 
 
 _app_for_worker = None

@@ -53,6 +53,18 @@ def test_ids_are_accepted():
     assert check_args((pid, 42, "campaign-7", "2026-11")) == (str(pid), 42, "campaign-7", "2026-11")
 
 
+def test_a_uuid_whose_last_group_is_twelve_digits_is_still_an_id():
+    value = "2bbb154d-dd5a-4f43-b716-641274534258"  # seen in CI: 1 UUID in ~280 looks like this
+    assert check_args((value,)) == (value,)
+    assert check_args((uuid.UUID(value),)) == (value,)
+
+
+@pytest.mark.parametrize("bad", ["641274534258", "2bbb154ddd5a4f43b716641274534258"])
+def test_twelve_digits_outside_a_canonical_uuid_are_refused(bad):
+    with pytest.raises(UnsafeJobArgument):
+        check_args((bad,))
+
+
 def test_nothing_in_redis_holds_personal_data(rq_app, redis_url):
     from redis import Redis
 
