@@ -99,6 +99,11 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "FAB_CREATE_DB": False,  # Alembic owns the schema, FAB's tables included.
         "FAB_ADD_SECURITY_API": False,  # FAB's REST API is CSRF-exempt: expose none.
         "FAB_API_SWAGGER_UI": False,
+        # Roles are fixed in app/policy.py: FAB's permission editors would only be a way for
+        # an administrator to grant a role a number-reading permission (invariant 3).
+        "FAB_ADD_SECURITY_PERMISSION_VIEW": False,
+        "FAB_ADD_SECURITY_VIEW_MENU_VIEW": False,
+        "FAB_ADD_SECURITY_PERMISSION_VIEWS_VIEW": False,
         "FAB_UPDATE_PERMS": False,  # permissions are synced by `mynumber init`, not at start-up.
         "FAB_PASSWORD_COMPLEXITY_ENABLED": True,
         "FAB_PASSWORD_COMPLEXITY_VALIDATOR": password_complexity,

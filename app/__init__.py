@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 
 from flask import Flask, render_template, request
@@ -27,6 +28,17 @@ MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 log = logging.getLogger(__name__)
 
 
+def _sqlite_synchronous() -> str:
+    """SQLite's fsync policy: FULL (the default) syncs every commit.
+
+    The test suite sets ``MYNUMBER_SQLITE_SYNCHRONOUS=OFF``: its thousands of throw-away
+    databases need no durability against a power cut, and a killed process (the fault tests)
+    loses nothing either way. Any other value means FULL.
+    """
+    value = os.environ.get("MYNUMBER_SQLITE_SYNCHRONOUS", "FULL").upper()
+    return value if value in ("FULL", "NORMAL", "OFF") else "FULL"
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """SQLite: enforce foreign keys, zero deleted content (secure_delete), WAL for readers."""
@@ -35,6 +47,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={_sqlite_synchronous()}")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 

@@ -220,6 +220,7 @@ class VaultSecurityManager(SecurityManager):
 
     user_model = VaultUser
     authdbview = VaultAuthDBView
+    userstatschartview = None  # login counts per user: nobody's job here, one screen less
 
     @property
     def userdbmodelview(self):

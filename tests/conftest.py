@@ -10,6 +10,7 @@ server); when it is absent the PostgreSQL half is skipped with a reason, except 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import shutil
@@ -21,10 +22,15 @@ import pyotp
 import pytest
 from flask.testing import FlaskClient
 
-from tests import support
+from tests import support, url_builders
 
 ADMIN_PASSWORD = "Admin-Passw0rd!"
 USER_PASSWORD = "Str0ng-Passw0rd!"
+
+url_builders.install()
+
+# Test databases need no durability against a power cut (see _create_test_database).
+os.environ.setdefault("MYNUMBER_SQLITE_SYNCHRONOUS", "OFF")
 
 # Tests must never write into the developer's own instance.
 os.environ.pop("MYNUMBER_HOME", None)
@@ -46,11 +52,23 @@ def _pg_available() -> str | None:
         return f"PostgreSQL に接続できません（{_pg_server_url()}）: {type(exc).__name__}"
 
 
-def _pg_admin(sql: str) -> None:
+def _pg_admin(*statements: str) -> None:
     import psycopg
 
     with psycopg.connect(_pg_server_url(), autocommit=True) as conn:
-        conn.execute(sql)
+        for sql in statements:
+            conn.execute(sql)
+
+
+def _create_test_database(name: str, template: str | None = None) -> None:
+    """A test database whose commits do not wait for the WAL to reach the disk.
+
+    Tests commit thousands of times and need no durability against a power cut; an fsync per
+    commit (several ms on this kind of disk) was a large share of the suite's time. A crash
+    test that needs durable commits uses its own private cluster (tests/faults).
+    """
+    create = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    _pg_admin(create, f'ALTER DATABASE "{name}" SET synchronous_commit = off')
 
 
 def _pg_db_url(name: str) -> str:
@@ -123,7 +141,7 @@ def _build_golden(backend: str, root: Path) -> Golden:
     db_name = None
     if backend == "postgres":
         db_name = f"mnv_tpl_{_RUN}"
-        _pg_admin(f'CREATE DATABASE "{db_name}"')
+        _create_test_database(db_name)
         _created_dbs.append(db_name)
         overrides["SQLALCHEMY_DATABASE_URI"] = _pg_db_url(db_name)
     else:
@@ -210,7 +228,7 @@ def instance(backend, _golden_root, tmp_path) -> dict:
     }
     if backend == "postgres":
         name = f"mnv_t_{_RUN}_{uuid.uuid4().hex[:10]}"
-        _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{golden.db_name}"')
+        _create_test_database(name, golden.db_name)
         _created_dbs.append(name)  # the session end drops any the dropper could not
         overrides["SQLALCHEMY_DATABASE_URI"] = _pg_db_url(name)
         overrides["TEST_PG_DB"] = name
@@ -262,6 +280,19 @@ def client(app):
     return app.test_client()
 
 
+@functools.cache
+def _user_password_hash() -> str:
+    """USER_PASSWORD hashed once per process, with few PBKDF2 rounds.
+
+    FAB's scrypt costs ~0.15 s of CPU per hash and again per sign-in: over a run, minutes.
+    Signing in still runs FAB's real check (the hash names its method); that a password set
+    through the portal is stored as scrypt is tested in tests/test_security.py.
+    """
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(USER_PASSWORD, method="pbkdf2:sha256:1000", salt_length=16)
+
+
 @pytest.fixture
 def make_user(app):
     """Create a portal user with a role; Operator/ClientStaff get an approved roster entry
@@ -279,7 +310,7 @@ def make_user(app):
             last_name="テスト",
             email=f"{username}@example.jp",
             role=sm.find_role(role),
-            password=USER_PASSWORD,
+            hashed_password=_user_password_hash(),
         )
         user = db.session.get(VaultUser, user.id)
         if roster:

@@ -1,11 +1,11 @@
-"""`mynumber import / export / demo`: exit codes, one-line errors, and a kill mid-import."""
+"""`mynumber import / export / demo`: exit codes and one-line errors.
+
+A kill mid-import is in tests/faults/test_killed_processes.py."""
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -118,79 +118,6 @@ def test_import_problems_exit_1_with_every_line_and_no_number(instance, tmp_path
     assert table_counts(instance) == (0, 0, 0)
     unknown = mynumber(instance, "import", str(src), "--layout", "nothing")
     assert unknown.returncode == 1 and "様式「nothing」はありません" in unknown.stderr
-
-
-def test_a_killed_import_leaves_the_database_as_it_was(instance, tmp_path):
-    first = tmp_path / "first.csv"
-    first.write_bytes(csv_bytes(STAFF_HEADER, staff_rows(5, dependents=1, seed=73)))
-    assert mynumber(instance, "import", str(first), "--layout", "staff").returncode == 0
-    before = table_counts(instance)
-    assert before == (10, 10, 10)
-
-    big = tmp_path / "big.csv"
-    rows = [
-        [f"K{i:06d}", f"見本 {i}", "本人", f"K{i:06d}-00", "1970/01/01", n]
-        for i, n in enumerate(numbers(60000, seed=74))
-    ]
-    big.write_bytes(csv_bytes(STAFF_HEADER, rows))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from app.cli import main; main()",
-            "import",
-            str(big),
-            "--layout",
-            "staff",
-        ],
-        env=env_for(instance),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        writing = 0
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            if "取り込み中" in line:
-                writing += 1
-                if writing == 2:  # two batches written, the transaction well under way
-                    break
-        assert writing == 2, "the import never reported writing"
-        assert proc.poll() is None, "finished before it could be killed: use a bigger file"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
-    assert table_counts(instance) == before
-    verify = mynumber(instance, "audit", "verify")
-    assert verify.returncode == 0, verify.stderr
-    # Nothing half-done blocks the next import (locks, unique index entries, WAL frames).
-    retry = mynumber(instance, "import", str(big), "--layout", "staff", timeout=600)
-    assert retry.returncode == 0, retry.stderr
-    assert table_counts(instance) == (60010, 60010, 60010)
-    assert_no_leak(instance, [r[5] for r in rows[::2000]])
-
-
-def assert_no_leak(instance, sample):
-    from app import create_app
-    from app.models import db
-    from tests.support import leaks
-
-    app = create_app(instance)
-    try:
-        assert leaks(app, sample) == []
-    finally:
-        with app.app_context():
-            db.engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -182,6 +182,11 @@ def test_a_password_chosen_by_the_admin_must_be_replaced_first(client, login, se
             "roles": [str(role.id)],
         },
     )
+    # Test users share one cheap hash (tests/conftest.py); a real user's is FAB's scrypt.
+    from app.models import VaultUser
+
+    stored = session.query(VaultUser).filter_by(username="auditor1").one().password
+    assert stored.startswith("scrypt:") and USER_PASSWORD not in stored
     client.get("/logout/")
     login("auditor1", USER_PASSWORD)
     response = client.get("/auditlogview/list/")

@@ -95,8 +95,11 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def test_killed_import_leaves_no_person_and_no_partial_row_then_reruns(instance, tmp_path):
-    empty = _counts(instance)
-    assert empty["person"] == 0
+    first = tmp_path / "first.csv"
+    first.write_bytes(csv_bytes(STAFF_HEADER, staff_rows(5, dependents=1, seed=73)))
+    assert _run(instance, "import", str(first), "--layout", "staff").returncode == 0
+    before = _counts(instance)
+    assert before["person"] == before["data_key"] == before["my_number_record"] == 10
     big = tmp_path / "big.csv"
     rows = [
         [f"K{i:06d}", f"見本 {i}", "本人", f"K{i:06d}-00", "1970/01/01", n]
@@ -114,14 +117,30 @@ def test_killed_import_leaves_no_person_and_no_partial_row_then_reruns(instance,
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert _counts(instance) == empty  # no people, no keys, no numbers, nothing half-way
+    assert _counts(instance) == before  # no new people, keys or numbers, nothing half-way
     verify = _run(instance, "audit", "verify")
     assert verify.returncode == 0, verify.stderr
+    # Nothing half-done blocks the next import (locks, unique index entries, WAL frames).
     again = _run(instance, "import", str(big), "--layout", "staff")
     assert again.returncode == 0, again.stderr
     assert "Traceback" not in again.stderr
     done = _counts(instance)
-    assert done["person"] == done["data_key"] == done["my_number_record"] == len(rows)
+    assert done["person"] == done["data_key"] == done["my_number_record"] == len(rows) + 10
+    _assert_no_leak(instance, [row[5] for row in rows[::500]])
+
+
+def _assert_no_leak(instance, sample: list[str]) -> None:
+    """No plaintext number anywhere the killed and the re-run import wrote."""
+    from app import create_app
+    from app.models import db
+    from tests.support import leaks
+
+    app = create_app(instance)
+    try:
+        assert leaks(app, sample) == []
+    finally:
+        with app.app_context():
+            db.engine.dispose()
 
 
 def _population(session, vault, households: int) -> list:
