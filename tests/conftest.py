@@ -22,12 +22,12 @@ import pyotp
 import pytest
 from flask.testing import FlaskClient
 
-from tests import support, url_builders
+from tests import build_caches, support
 
 ADMIN_PASSWORD = "Admin-Passw0rd!"
 USER_PASSWORD = "Str0ng-Passw0rd!"
 
-url_builders.install()
+build_caches.install()
 
 # Test databases need no durability against a power cut (see _create_test_database).
 os.environ.setdefault("MYNUMBER_SQLITE_SYNCHRONOUS", "OFF")
