@@ -233,9 +233,14 @@ def _wareki(year: int) -> str:
     return ""
 
 
-def _year_options() -> list[tuple[int, str]]:
-    this_year = jptime.today_jst().year
-    return [(y, f"{y}年（{_wareki(y)}）") for y in range(this_year, 1899, -1)]
+def _year_options() -> tuple[tuple[int, str], ...]:
+    return _years_until(jptime.today_jst().year)
+
+
+@cache
+def _years_until(this_year: int) -> tuple[tuple[int, str], ...]:
+    """The birth-year choices with their era names, computed once per year (issue 4)."""
+    return tuple((y, f"{y}年（{_wareki(y)}）") for y in range(this_year, 1899, -1))
 
 
 def _session_over():
