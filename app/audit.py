@@ -142,17 +142,18 @@ def record(
     """
     try:
         # The UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) first, so two
-        # appenders can never both read the same head.
-        result = session.execute(
-            update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=AuditChainHead.seq + 1)
-        )
-        if result.rowcount != 1:
-            raise AuditUnavailable("監査ログが初期化されていません")
+        # appenders can never both read the same head; it hands back the new sequence number
+        # and the previous hash itself (RETURNING: no second statement to read them, issue 4).
+        # "fetch" keeps a head already in this session in step with what the database says.
         head = session.execute(
-            select(AuditChainHead)
+            update(AuditChainHead)
             .where(AuditChainHead.id == 1)
-            .execution_options(populate_existing=True)
-        ).scalar_one()
+            .values(seq=AuditChainHead.seq + 1)
+            .returning(AuditChainHead.seq, AuditChainHead.hash)
+            .execution_options(synchronize_session="fetch")
+        ).one_or_none()
+        if head is None:
+            raise AuditUnavailable("監査ログが初期化されていません")
         event = AuditEvent(
             seq=head.seq,
             ts=utcnow(),
@@ -171,7 +172,9 @@ def record(
             prev_hash=head.hash,
         )
         event.hash = chain_hash(head.hash, event)
-        head.hash = event.hash
+        session.execute(
+            update(AuditChainHead).where(AuditChainHead.id == 1).values(hash=event.hash)
+        )
         session.add(event)
         session.flush()
         if commit:

@@ -261,6 +261,59 @@ def apply(
 
 
 _guard_installed = False
+# Execution option of a statement that already carries the guard's options (``form_guarded``).
+GUARDED = "mnv_form_person_guarded"
+_guard_options: dict = {}
+
+
+def _options_for(mapper) -> tuple:
+    """The guard's options for one root mapper, built once: loader options are immutable,
+    and building them for every query cost more than running the query (issue 4)."""
+    opts = _guard_options.get(mapper)
+    if opts is None:
+        opts = _guard_options[mapper] = tuple(_build_options(mapper))
+    return opts
+
+
+def _build_options(mapper) -> list:
+    """Defer the hidden columns on Person itself and on every relationship that leads
+    to Person (a lazy load takes its options from the query that loaded the parent)."""
+    from sqlalchemy.orm import defaultload, defer
+
+    from app.models import Person
+
+    hidden = [getattr(Person, c) for c in FORM_HIDDEN_PERSON_COLUMNS]
+    opts = []
+    if mapper.class_ is Person:
+        opts += [defer(c, raiseload=True) for c in hidden]
+    for rel in mapper.relationships:
+        if rel.mapper.class_ is Person:
+            opts += [
+                defaultload(getattr(mapper.class_, rel.key)).defer(c, raiseload=True)
+                for c in hidden
+            ]
+    return opts
+
+
+def _root_mappers(statement) -> list:
+    try:
+        descriptions = statement.column_descriptions
+    except Exception:  # noqa: BLE001 - not a plain select: nothing to defer
+        return []
+    out = []
+    for d in descriptions:
+        entity = d.get("expr")
+        if isinstance(entity, type) and hasattr(entity, "__mapper__"):
+            out.append(entity.__mapper__)
+    return out
+
+
+def form_guarded(statement):
+    """``statement`` with the guard's options applied once, for a statement the form builds
+    at import and runs on every request: the guard then has nothing left to add and skips
+    working out the same options again (issue 4)."""
+    opts = [o for mapper in _root_mappers(statement) for o in _options_for(mapper)]
+    return statement.options(*opts).execution_options(**{GUARDED: True})
 
 
 def form_person_guard() -> None:
@@ -275,37 +328,7 @@ def form_person_guard() -> None:
     if _guard_installed:
         return
     from sqlalchemy import event
-    from sqlalchemy.orm import Session, defaultload, defer
-
-    from app.models import Person
-
-    hidden = [getattr(Person, c) for c in FORM_HIDDEN_PERSON_COLUMNS]
-
-    def options_for(mapper) -> list:
-        """Defer the hidden columns on Person itself and on every relationship that leads
-        to Person (a lazy load takes its options from the query that loaded the parent)."""
-        opts = []
-        if mapper.class_ is Person:
-            opts += [defer(c, raiseload=True) for c in hidden]
-        for rel in mapper.relationships:
-            if rel.mapper.class_ is Person:
-                opts += [
-                    defaultload(getattr(mapper.class_, rel.key)).defer(c, raiseload=True)
-                    for c in hidden
-                ]
-        return opts
-
-    def root_mappers(statement) -> list:
-        try:
-            descriptions = statement.column_descriptions
-        except Exception:  # noqa: BLE001 - not a plain select: nothing to defer
-            return []
-        out = []
-        for d in descriptions:
-            entity = d.get("expr")
-            if isinstance(entity, type) and hasattr(entity, "__mapper__"):
-                out.append(entity.__mapper__)
-        return out
+    from sqlalchemy.orm import Session
 
     @event.listens_for(Session, "do_orm_execute")
     def _hide(state) -> None:
@@ -315,7 +338,9 @@ def form_person_guard() -> None:
             return
         if current_app.import_name != "public_form":
             return
-        opts = [o for mapper in root_mappers(state.statement) for o in options_for(mapper)]
+        if state.execution_options.get(GUARDED):
+            return  # built by form_guarded(): the same options are already on it
+        opts = [o for mapper in _root_mappers(state.statement) for o in _options_for(mapper)]
         if opts:
             state.statement = state.statement.options(*opts)
 

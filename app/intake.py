@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import audit, logsafe, mynumber, policy, sealing
 from app.audit import Actor
@@ -1085,7 +1086,12 @@ def receive(
         actor,
         note=f"{note + ' ' if note else ''}受付番号 {draft.receipt_no}",
     )
+    submission_id, receipt_no = draft.id, draft.receipt_no
     session.commit()
+    # The caller's next reads are these two (the receipt page, the receipt mail's key): keep
+    # them loaded rather than reading the row back because the commit expired it (issue 4).
+    set_committed_value(draft, "id", submission_id)
+    set_committed_value(draft, "receipt_no", receipt_no)
     return draft
 
 

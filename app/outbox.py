@@ -81,15 +81,23 @@ def key_for(func: Callable, *args) -> str:
     return ":".join([func.__name__, *(str(a) for a in jobs.check_args(args))])[:200]
 
 
-def add(session: Session, func: Callable, *args, key: str | None = None) -> OutboxMessage:
-    """Promise ``func(*args)`` in the caller's transaction (no commit). Ids only."""
+def add(
+    session: Session, func: Callable, *args, key: str | None = None, once: bool = False
+) -> OutboxMessage:
+    """Promise ``func(*args)`` in the caller's transaction (no commit). Ids only.
+
+    ``once``: the key names an event that happens once and happens in this transaction (a
+    submission being received), so no row can have it yet: no look-up (issue 4). The key's
+    UNIQUE constraint still refuses a duplicate, failing the transaction rather than
+    promising twice."""
     safe = jobs.check_args(args)
     key = key or key_for(func, *safe)
-    existing = session.execute(
-        select(OutboxMessage).where(OutboxMessage.key == key)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return existing
+    if not once:
+        existing = session.execute(
+            select(OutboxMessage).where(OutboxMessage.key == key)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing
     row = OutboxMessage(
         key=key,
         task=task_name(func),

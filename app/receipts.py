@@ -41,10 +41,11 @@ BODY = (
 
 
 def promise(session: Session, submission: Submission) -> None:
-    """In the submission's transaction: the receipt mail, as ids only (no commit)."""
+    """In the submission's transaction: the receipt mail, as ids only (no commit). Called
+    once per submission, in the transaction that receives it (``intake.receive``)."""
     from app.jobs.outbox import send_receipt
 
-    outbox.add(session, send_receipt, submission.id, key=outbox_key(submission.id))
+    outbox.add(session, send_receipt, submission.id, key=outbox_key(submission.id), once=True)
 
 
 def outbox_key(submission_id: uuid.UUID) -> str:
