@@ -1,8 +1,8 @@
 """lean indexes on person: the bulk import maintains only indexes some query can use.
 
 Measured by a binary COPY of 50,000 ready-made person rows (PostgreSQL backend CPU time,
-median of 4): 2.19 s with the old indexes, 1.52 s with these (-30 % on the person table, about
-a tenth of the import's schema floor, which also writes data_key and my_number_record).
+median of 4): 2.19 s with the old indexes, 1.52 s with these (-30 % on the person table; the
+import also writes data_key and my_number_record, whose indexes all serve queries).
 
 - ``ix_person_name`` goes: names are searched by partial match (``name LIKE '%…%'``), which a
   B-tree cannot serve on PostgreSQL or SQLite, and 照合 by name narrows by birth date first
