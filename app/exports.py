@@ -28,7 +28,14 @@ from sqlalchemy.orm import Session
 
 from app import audit, policy
 from app.audit import Actor
-from app.io.bulk import BulkWriter, Fetcher, Opener, is_postgres, stream_query
+from app.io.bulk import (
+    BulkWriter,
+    Fetcher,
+    Opener,
+    collector_paused,
+    is_postgres,
+    stream_query,
+)
 from app.io.csvio import FORMULA_START, CsvWriteError, CsvWriter, neutralise
 from app.io.layouts import Layout
 from app.models import DataKey, ExportItem, MyNumberRecord, Person, PersonKind
@@ -202,7 +209,8 @@ def export_csv(
     if canary.configured(vault):
         canary.trip(session, vault, actor, manifest_ids(session, export_id), "export")
     try:
-        _write_rows(session, vault, layout, export_id, count, out, encoding)
+        with collector_paused():
+            _write_rows(session, vault, layout, export_id, count, out, encoding)
     except BaseException as exc:
         session.rollback()
         audit.record(

@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 from app import audit, jptime, logsafe, people, policy
 from app.audit import Actor
 from app.io import fields as F
-from app.io.bulk import BulkWriter, Sealer, is_postgres
+from app.io.bulk import BulkWriter, Sealer, collector_paused, is_postgres
 from app.io.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 from app.io.layouts import STAFF, Layout
 from app.models import MyNumberRecord, Person, PersonKind, utcnow
@@ -626,8 +626,9 @@ def import_csv(
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
     run = _Run(session, vault, layout, report, write)
     try:
-        _scan(run, stream, encoding, progress)
-        run.finish()
+        with collector_paused():
+            _scan(run, stream, encoding, progress)
+            run.finish()
         run.close()
     except BaseException as exc:
         with contextlib.suppress(Exception):  # the first error is the one to report
