@@ -32,6 +32,7 @@ from app.io.bulk import (
     BulkWriter,
     Fetcher,
     Opener,
+    collect_young,
     collector_paused,
     is_postgres,
     stream_query,
@@ -311,6 +312,7 @@ def _write_rows(
         if len(batch) >= BATCH:
             writer.write_rows(batch, neutral=False)
             batch = []
+            collect_young()
     writer.write_rows(batch, neutral=False)
 
 

@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 from app import audit, jptime, logsafe, people, policy
 from app.audit import Actor
 from app.io import fields as F
-from app.io.bulk import BulkWriter, Sealer, collector_paused, is_postgres
+from app.io.bulk import BulkWriter, Sealer, collect_young, collector_paused, is_postgres
 from app.io.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 from app.io.layouts import STAFF, Layout
 from app.models import MyNumberRecord, Person, PersonKind, utcnow
@@ -692,6 +692,7 @@ def _scan(
             if len(batch) >= BATCH:
                 run.check_batch(batch)
                 batch = []
+                collect_young()
                 if progress:
                     progress(report.rows, run.write and report.ok)
         run.check_batch(batch)
