@@ -28,8 +28,16 @@ from sqlalchemy.orm import Session
 
 from app import audit, policy
 from app.audit import Actor
-from app.io.bulk import BulkWriter, Fetcher, Opener, is_postgres, stream_query
-from app.io.csvio import FORMULA_START, CsvWriteError, CsvWriter
+from app.io.bulk import (
+    BulkWriter,
+    Fetcher,
+    Opener,
+    collect_young,
+    collector_paused,
+    is_postgres,
+    stream_query,
+)
+from app.io.csvio import FORMULA_START, CsvWriteError, CsvWriter, neutralise
 from app.io.layouts import Layout
 from app.models import DataKey, ExportItem, MyNumberRecord, Person, PersonKind
 from app.vault import Vault
@@ -202,7 +210,8 @@ def export_csv(
     if canary.configured(vault):
         canary.trip(session, vault, actor, manifest_ids(session, export_id), "export")
     try:
-        _write_rows(session, vault, layout, export_id, count, out, encoding)
+        with collector_paused():
+            _write_rows(session, vault, layout, export_id, count, out, encoding)
     except BaseException as exc:
         session.rollback()
         audit.record(
@@ -269,7 +278,9 @@ def _write_rows(
     single = len(layout.fields) == 1
     dates = _DateCache(layout.format_date)
     hyphenate = not is_postgres(session)  # SQLite hands UUIDs back as 32 hex digits
-    start = FORMULA_START
+    # A formula start, or our own prefix ``'`` (so a stored ``'=…`` keeps its quote when read
+    # back): the rare cells that ``neutralise`` must look at; every other cell is written as is.
+    suspect = FORMULA_START | {"'"}
     person_key, open_field = opener.person_key, opener.open_field
     batch: list[list[str]] = []
     for row in _in_order(session, query, item.c.position, count):
@@ -296,11 +307,12 @@ def _write_rows(
             dates(birth), postal or "", address, dates(ended_on), number,
         )  # fmt: skip
         cells = [pick(values)] if single else pick(values)
-        # Neutralise formulas inline (the writer's per-cell function, without the call).
-        batch.append([("'" + c) if c[:1] in start else c for c in cells])
+        # Neutralise formulas inline: the writer's per-cell call only for the rare suspects.
+        batch.append([neutralise(c) if c[:1] in suspect else c for c in cells])
         if len(batch) >= BATCH:
             writer.write_rows(batch, neutral=False)
             batch = []
+            collect_young()
     writer.write_rows(batch, neutral=False)
 
 

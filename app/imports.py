@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 from app import audit, jptime, logsafe, people, policy
 from app.audit import Actor
 from app.io import fields as F
-from app.io.bulk import BulkWriter, Sealer, is_postgres
+from app.io.bulk import BulkWriter, Sealer, collect_young, collector_paused, is_postgres
 from app.io.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 from app.io.layouts import STAFF, Layout
 from app.models import MyNumberRecord, Person, PersonKind, utcnow
@@ -209,7 +209,8 @@ class _Run:
         self.today = jptime.today_jst()
         self.staff = layout.kind == STAFF
         self.kinds = layout.person_kinds
-        self.id_key = secrets.token_bytes(32)
+        # Keyed once and copied per employee (see ``employee_id``); the key itself is not kept.
+        self.id_mac = hmac.new(secrets.token_bytes(32), digestmod="sha256")
         # 128-bit integers, not the digests and strings themselves: a third less memory at a
         # million rows, and a collision (about 1 in 10^26 there) is not a practical concern.
         self.seen_numbers: set[int] = set()
@@ -237,8 +238,9 @@ class _Run:
 
     def employee_id(self, code: str) -> uuid.UUID:
         """The id of an employee new in this import (see the module docstring)."""
-        digest = hmac.digest(self.id_key, code.encode("utf-8"), "sha256")
-        return uuid.UUID(bytes=digest[:16], version=4)
+        mac = self.id_mac.copy()
+        mac.update(code.encode("utf-8"))
+        return uuid.UUID(bytes=mac.digest()[:16], version=4)
 
     # -- header -------------------------------------------------------------------------
     def read_header(self, line: int, cells: list[str]) -> bool:
@@ -624,8 +626,9 @@ def import_csv(
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
     run = _Run(session, vault, layout, report, write)
     try:
-        _scan(run, stream, encoding, progress)
-        run.finish()
+        with collector_paused():
+            _scan(run, stream, encoding, progress)
+            run.finish()
         run.close()
     except BaseException as exc:
         with contextlib.suppress(Exception):  # the first error is the one to report
@@ -689,6 +692,7 @@ def _scan(
             if len(batch) >= BATCH:
                 run.check_batch(batch)
                 batch = []
+                collect_young()
                 if progress:
                     progress(report.rows, run.write and report.ok)
         run.check_batch(batch)

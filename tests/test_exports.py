@@ -132,6 +132,22 @@ def test_formula_cells_are_neutralised_and_import_back(session, vault):
     assert again.ok and again.skipped == 2
 
 
+def test_a_cell_that_starts_with_a_quote_and_a_formula_comes_back_unchanged(session, vault):
+    """A name really stored as ``'=見本`` (its CSV cell is ``''=見本``) is written with our own
+    prefix again, so that reading the file back gives ``'=見本``, not ``=見本``."""
+    layout = layouts.get(session, "external")
+    n = numbers(1, seed=25)
+    load(
+        session,
+        vault,
+        csv_bytes(EXTERNAL_HEADER, [["X1", "''=見本", "", "1950/01/01", "", n[0]]]),
+        layout,
+    )
+    assert session.execute(select(Person.name)).scalar_one() == "'=見本"
+    _, data = export(session, vault, layout)
+    assert rows_of(data, "utf-8-sig")[1][1] == "''=見本"
+
+
 def test_the_audit_event_comes_first_and_lists_the_people(session, vault):
     layout = layouts.get(session, "staff")
     load(session, vault, csv_bytes(STAFF_HEADER, staff_rows(3, 1, seed=25)), layout)

@@ -12,9 +12,12 @@ the session's own psycopg connection, SQLAlchemy Core ``executemany`` elsewhere.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hmac
 import os
 import struct
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -41,17 +44,62 @@ if _HEADER.size != HEADER_SIZE:  # the vault's envelope layout changed: refuse t
 DEK_VERSION = 1
 
 
+_paused_lock = threading.Lock()
+_paused_count = 0  # bulk loops running now
+_resume = False  # whether the collector was on when the first of them started
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for a bulk loop; it resumes when the last one ends.
+
+    Why: a row-by-row loop allocates millions of short-lived objects, and the collector,
+    started by allocation counts, scans the whole application's objects again and again to
+    find almost nothing: 15-20 % of the import's and the export's CPU time, measured. So the
+    application's objects are frozen (never scanned) and the loops collect once per batch
+    (``collect_young``), only what they made. Counted, so that concurrent loops (portal
+    threads) do not switch it back on under one another.
+    """
+    global _paused_count, _resume
+    with _paused_lock:
+        if _paused_count == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+            gc.freeze()  # the application's own objects: never scanned during the loop
+        _paused_count += 1
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused_count -= 1
+            if _paused_count == 0:
+                gc.unfreeze()
+                if _resume:
+                    gc.enable()
+
+
+def collect_young() -> None:
+    """Free the cycles of the batch just done (driver cursors, results, futures): they can hold
+    a batch's buffers, which at a million rows added up to 90 MB while the collector was
+    paused. Only what was made since the loop began is scanned (``collector_paused`` froze
+    the rest), so this is the cheap part of a collection. Called once per batch."""
+    gc.collect()
+
+
 class Sealer:
     """New data keys and field ciphertexts for many people, in the vault's envelope format."""
 
     def __init__(self, vault: Vault):
         self.kek_version = vault.keys.current_kek_version()
         self._kek = AESGCM(vault.keys.kek(self.kek_version))
-        self._index_key = vault.keys.index_key()
+        # Keyed once: copying a keyed HMAC is about half the cost of keying one per number.
+        self._index_mac = hmac.new(vault.keys.index_key(), digestmod="sha256")
 
     def blind_index(self, number: str) -> bytes:
         """Same HMAC-SHA256 as ``Vault.blind_index``."""
-        return hmac.digest(self._index_key, number.encode("ascii"), "sha256")
+        mac = self._index_mac.copy()
+        mac.update(number.encode("ascii"))
+        return mac.digest()
 
     def new_person_key(self, person_id: uuid.UUID) -> tuple[AESGCM, bytes]:
         """A fresh DEK (as an AES-GCM object) and its wrapped form for the ``data_key`` row."""

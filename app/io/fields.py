@@ -97,9 +97,15 @@ def clean_relation(raw: str | None) -> str | None:
     return _free_text(raw, RELATION_MAX, required=False)
 
 
+def _nfkc(raw: str | None) -> str:
+    """NFKC, skipped for ASCII text (which NFKC leaves as it is): most identifiers."""
+    text = _text(raw)
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 def clean_code(raw: str | None) -> str:
     """職員番号 / 委員番号: ASCII letters, digits, ``-_.`` after NFKC; never 12 digits."""
-    text = unicodedata.normalize("NFKC", _text(raw)).strip()
+    text = _nfkc(raw).strip()
     if not text:
         raise FieldError("入力されていません")
     if len(text) > CODE_MAX:
@@ -125,7 +131,7 @@ def clean_kubun(raw: str | None) -> bool:
 
 def clean_dependent_code(raw: str | None, code: str | None) -> int:
     """扶養者コード ``{職員番号}-NN``: returns NN (00 = the employee, 01… = dependents)."""
-    text = unicodedata.normalize("NFKC", _text(raw)).strip()
+    text = _nfkc(raw).strip()
     if not text:
         raise FieldError("入力されていません")
     head, sep, tail = text.rpartition("-")

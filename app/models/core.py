@@ -94,11 +94,25 @@ class Person(Model):
     """A subject: employee, dependent (linked to the employee) or external member."""
 
     __tablename__ = "person"
+    # No index on name: names are searched by partial match, which a B-tree cannot serve.
+    # Partial indexes where most rows hold NULL: every query compares the column, which
+    # implies NOT NULL, and the bulk import does not write those rows into them (0010).
     __table_args__ = (
         Index("ix_person_code", "kind", "code"),
         Index("ix_person_birth_date", "birth_date"),
-        Index("ix_person_name", "name"),
-        Index("ix_person_household", "household_head_id", "dependent_seq"),
+        Index(
+            "ix_person_household",
+            "household_head_id",
+            "dependent_seq",
+            postgresql_where=text("household_head_id IS NOT NULL"),
+            sqlite_where=text("household_head_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_person_delete_after",
+            "delete_after",
+            postgresql_where=text("delete_after IS NOT NULL"),
+            sqlite_where=text("delete_after IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -121,7 +135,7 @@ class Person(Model):
     # Storage lifecycle (app.retention, app.disposal): the rule applied and the 削除予定日;
     # a disposed person's row stays as the tombstone, every personal column scrubbed.
     retention_basis: Mapped[str | None] = mapped_column(String(200))
-    delete_after: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    delete_after: Mapped[dt.date | None] = mapped_column(Date)
     disposed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(

@@ -65,3 +65,35 @@ def test_opener_reads_what_the_vault_wrote_and_respects_shredding(session, vault
     session.commit()
     with pytest.raises(ShreddedError):
         Opener(vault).person_key(str(key.id), str(person.id), key.kek_version, key.wrapped)
+
+
+def test_the_cycle_collector_is_paused_during_bulk_loops_and_resumes_after_the_last():
+    import gc
+
+    from app.io.bulk import collector_paused
+
+    assert gc.isenabled()
+    outer = collector_paused()
+    outer.__enter__()
+    assert not gc.isenabled() and gc.get_freeze_count() > 0
+    with pytest.raises(RuntimeError), collector_paused():  # a second loop that fails
+        assert not gc.isenabled()
+        raise RuntimeError("boom")
+    assert not gc.isenabled()  # the first loop still runs
+    outer.__exit__(None, None, None)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0  # the application's objects are collectable again
+
+
+def test_the_cycle_collector_stays_off_if_it_was_off_before():
+    import gc
+
+    from app.io.bulk import collector_paused
+
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
