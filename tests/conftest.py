@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import os
 import re
 import shutil
@@ -203,6 +204,21 @@ def _long_first(item) -> int:
         (i for i, prefix in enumerate(_LONG_FIRST) if item.nodeid.startswith(prefix)),
         len(_LONG_FIRST),
     )
+
+
+@pytest.fixture(autouse=True)
+def _instance_log_handlers_end_with_the_test():
+    """``create_app`` attaches a file handler for its instance's log to the root logger
+    (``app.logsafe.install``): once per process in production, but once per test here. Left
+    in place, every later log line of the run was written to every earlier test's log file
+    (quadratic: hundreds of files per line by the end of a run)."""
+    root = logging.getLogger()
+    before = set(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and handler not in before:
+            root.removeHandler(handler)
+            handler.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
