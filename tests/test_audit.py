@@ -1,14 +1,12 @@
 """The audit chain: every edit, deletion or reordering is found; writes fail closed."""
 
-import subprocess
-import sys
-
 import pytest
 from sqlalchemy import select, text
 
 from app import audit
 from app.audit import Actor, AuditUnavailable
 from app.models import AuditChainHead, AuditEvent
+from tests.cli_runner import run_cli
 
 
 def _events(session, count):
@@ -138,19 +136,19 @@ def test_recording_fails_closed_when_the_table_is_unwritable(session):
 def test_cli_verify_exit_codes(session, app, instance):
     _events(session, 4)
     env_home = instance["MYNUMBER_HOME"]
-    cmd = [sys.executable, "-c", "from app.cli import main; main()", "audit", "verify"]
+    cmd = ["audit", "verify"]
     env = {
         "MYNUMBER_HOME": env_home,
         "DATABASE_URL": instance["SQLALCHEMY_DATABASE_URI"],
         "PATH": "/usr/bin:/bin",
     }
-    ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    ok = run_cli(cmd, env, 120)
     assert ok.returncode == 0, ok.stderr
     assert "完全" in ok.stdout
     _drop_append_only_guard(session)
     session.execute(text("UPDATE audit_event SET details = '{\"i\": 99}' WHERE seq = 3"))
     session.commit()
-    bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    bad = run_cli(cmd, env, 120)
     assert bad.returncode == 1
     assert "イベント 3" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import run_cli
+
 
 def run(args, env_extra, timeout=180):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env_extra}
-    return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=Path(__file__).resolve().parents[1],
-    )
+    return run_cli(args, env, timeout)
 
 
 def _env(instance):

@@ -4,12 +4,11 @@ A kill mid-import is in tests/faults/test_killed_processes.py."""
 
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import run_cli
 from tests.io.helpers import STAFF_HEADER, csv_bytes, numbers, staff_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,14 +23,7 @@ def env_for(instance):
 
 
 def mynumber(instance, *args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", *args],
-        env=env_for(instance),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    return run_cli(list(args), env_for(instance), timeout)
 
 
 def table_counts(instance):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from app.audit import AuditUnavailable
 from app.models import AuditEvent, Person, PersonKind
 from app.policy import CLIENT_STAFF
 from tests import support
+from tests.cli_runner import run_cli
 from tests.faults.conftest import NUMBER_A, NUMBER_B
 from tests.io.helpers import STAFF_HEADER, csv_bytes
 
@@ -51,18 +51,12 @@ def _block_audit(session) -> None:
 
 
 def _cli(instance, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", *args],
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "MYNUMBER_HOME": instance["MYNUMBER_HOME"],
-            "DATABASE_URL": instance["SQLALCHEMY_DATABASE_URI"],
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "MYNUMBER_HOME": instance["MYNUMBER_HOME"],
+        "DATABASE_URL": instance["SQLALCHEMY_DATABASE_URI"],
+    }
+    return run_cli(list(args), env, 120)
 
 
 @pytest.fixture

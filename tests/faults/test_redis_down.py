@@ -24,6 +24,7 @@ from app.models import (
     utcnow,
 )
 from tests import support
+from tests.cli_runner import run_cli
 from tests.faults.conftest import NUMBER_A, submit_alone
 from tests.public_form.conftest import Subject
 
@@ -168,9 +169,6 @@ def test_embedded_form_leaves_the_mail_to_the_worker(
 def test_outbox_commands_report_and_dispatch(app, session, instance, private_redis):
     """`mynumber outbox status|dispatch`: what waits and why, then hand it over."""
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from app.jobs.outbox import send_receipt
 
@@ -185,14 +183,7 @@ def test_outbox_commands_report_and_dispatch(app, session, instance, private_red
     }
 
     def run(*args):
-        return subprocess.run(
-            [sys.executable, "-c", "from app.cli import main; main()", "outbox", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=Path(__file__).resolve().parents[2],
-        )
+        return run_cli(["outbox", *args], env, 120)
 
     down = run("dispatch")
     assert down.returncode == 0 and "保留 1 件" in down.stdout

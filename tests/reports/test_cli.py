@@ -4,13 +4,12 @@ bad month as one Japanese line with exit status 1."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import select
 
 from app.models import AuditEvent, ReportDelivery
+from tests.cli_runner import run_cli
 from tests.conftest import pdf_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,14 +23,7 @@ def run(args, instance, **extra):
         "MYNUMBER_CLIENT_NAME": "見本機構",
         **extra,
     }
-    return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", "report", "monthly", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-    )
+    return run_cli(["report", "monthly", *args], env, 180)
 
 
 def test_a_bad_month_is_one_japanese_line(app, instance, tmp_path):
