@@ -45,6 +45,14 @@ def test_roles_cannot_be_edited_from_the_portal(client, login):
     login("admin", ADMIN_PASSWORD)
     assert client.get("/roles/add").status_code in (403, 404)
     assert client.get("/roles/list/").status_code in (403, 404)
+    # FAB's permission editors and login statistics are not part of the portal at all.
+    for url in (
+        "/permissions/list/",
+        "/viewmenus/list/",
+        "/permissionviews/list/",
+        "/userstatschartview/chart/",
+    ):
+        assert client.get(url).status_code == 404, url
 
 
 def test_roster_change_flow_on_the_portal(client, login, session, make_user, app):
