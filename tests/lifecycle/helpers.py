@@ -204,7 +204,7 @@ def fresh_target(instance: dict, backend: str, home: Path | None = None):
         )
     else:
         name = f"{instance['TEST_PG_DB']}_r{uuid.uuid4().hex[:4]}"
-        conftest._pg_admin(f'CREATE DATABASE "{name}"')
+        conftest._create_test_database(name)
         conftest._created_dbs.append(name)
         overrides["SQLALCHEMY_DATABASE_URI"] = conftest._pg_db_url(name)
         overrides["TEST_PG_DB"] = name

@@ -22,7 +22,7 @@ def _empty_database(instance, backend, tmp_path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'restored.db'}"
     name = f"{instance['TEST_PG_DB']}_c{uuid.uuid4().hex[:4]}"
-    conftest._pg_admin(f'CREATE DATABASE "{name}"')
+    conftest._create_test_database(name)
     conftest._created_dbs.append(name)
     return conftest._pg_db_url(name)
 
