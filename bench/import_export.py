@@ -13,7 +13,11 @@ For each round, on a fresh PostgreSQL database and a fresh instance (key ring, m
    rolled back — what the schema itself costs before any parsing or encryption;
 3. ``mynumber import`` and ``mynumber export`` do the same work through the same functions the
    CLI calls (``app.imports.import_csv``, ``app.exports.export_csv``), each in its own process
-   so that its peak memory (ru_maxrss) is its own.
+   so that its peak memory (ru_maxrss) is its own;
+4. the crypto floor: what any import or export in Python must do per row at least, with the
+   vault's own bulk crypto (``app.io.bulk``) and the ``csv`` module, and nothing else (no check,
+   no database) — read a row, make a data key, seal the number, compute its blind index; open
+   the key and the number, write the row.
 
 It prints the times, the ratios to the baseline, and the peak memory. Not a test: the numbers
 depend on the machine; the README records them.
@@ -190,6 +194,49 @@ def hwm_mb():
 
 
 
+def crypto_floor(vault, path):
+    # The least any import and export in Python must do per row, with the vault's own bulk
+    # crypto (app.io.bulk) and the csv module, timed in batches of 5,000: read the row, make a
+    # data key, seal the number, compute its blind index; and open the key and the number and
+    # write the row. No check, no database.
+    import csv, io, uuid
+    from app.io.bulk import Opener, Sealer
+    sealer, opener = Sealer(vault), Opener(vault)
+    seal, new_key, index = sealer.seal_field, sealer.new_person_key, sealer.blind_index
+    person_key, open_field = opener.person_key, opener.open_field
+    import_s = export_s = 0.0
+    with path.open(encoding="utf-8-sig", newline="") as source:
+        reader = csv.reader(source)
+        next(reader)
+        while True:
+            started = time.perf_counter()
+            batch = []
+            for cells in reader:
+                pid, rid = uuid.uuid4(), uuid.uuid4()
+                aead, wrapped = new_key(pid)
+                number = cells[5]
+                batch.append((cells, pid, wrapped, rid,
+                              seal(aead, "my_number_record", "ciphertext", rid, number),
+                              index(number)))
+                if len(batch) == 5000:
+                    break
+            import_s += time.perf_counter() - started
+            if not batch:
+                break
+            # As the export reads them: ids as text (untimed).
+            batch = [(c, str(uuid.uuid4()), str(p), w, str(r), x) for c, p, w, r, x, _ in batch]
+            started = time.perf_counter()
+            out = io.StringIO()
+            write = csv.writer(out).writerow
+            for cells, key_id, pid, wrapped, rid, sealed in batch:
+                aead = person_key(key_id, pid, sealer.kek_version, wrapped)
+                number = open_field(aead, "my_number_record", "ciphertext", rid, sealed)
+                write((cells[0], cells[1], cells[2], cells[3], cells[4], number))
+            out.getvalue().encode("utf-8")
+            export_s += time.perf_counter() - started
+    return {"import": import_s, "export": export_s}
+
+
 from app import create_app
 from app.cli import shell_actor
 from app.models import db
@@ -200,6 +247,9 @@ with app.app_context():
     from app.io import layouts
     layout = layouts.get(db.session, "staff")
     start_rss = hwm_mb()
+    if mode == "floor":
+        print(json.dumps(crypto_floor(vault, path)))
+        sys.exit(0)
     started = time.perf_counter()
     if mode == "import":
         from app import imports
@@ -267,7 +317,10 @@ def one_round(server_url: str, rows: int, seed: int, keep: bool) -> dict:
             conn.execute("VACUUM ANALYZE")
             conn.execute("CHECKPOINT")
         exported = child("export", work / "export.csv", env)
+        crypto = child("floor", csv_path, env)
         return {
+            "crypto_import": crypto["import"],
+            "crypto_export": crypto["export"],
             "rows": rows,
             "copy_in": copy_in,
             "copy_out": copy_out,
@@ -313,7 +366,10 @@ def main() -> None:
             f"schema floor {result['floor']:.2f}s ({result['floor'] / result['copy_in']:.1f}x), "
             f"import {result['import']:.2f}s ({result['import'] / result['copy_in']:.1f}x) | "
             f"COPY TO {result['copy_out']:.2f}s, export {result['export']:.2f}s "
-            f"({result['export'] / result['copy_out']:.1f}x) | peak RSS import "
+            f"({result['export'] / result['copy_out']:.1f}x) | crypto floor import "
+            f"{result['crypto_import']:.2f}s ({result['crypto_import'] / result['copy_in']:.1f}x), "
+            f"export {result['crypto_export']:.2f}s "
+            f"({result['crypto_export'] / result['copy_out']:.1f}x) | peak RSS import "
             f"{result['import_peak_mb']:.0f} MB (at start {result['import_start_mb']:.0f}), "
             f"export {result['export_peak_mb']:.0f} MB (at start {result['export_start_mb']:.0f})",
             flush=True,
@@ -323,7 +379,9 @@ def main() -> None:
         f"median of {len(results)}: import {med['import']:.2f}s vs COPY FROM {med['copy_in']:.2f}s "
         f"= {med['import'] / med['copy_in']:.1f}x (schema floor {med['floor']:.2f}s = "
         f"{med['floor'] / med['copy_in']:.1f}x); export {med['export']:.2f}s vs COPY TO "
-        f"{med['copy_out']:.2f}s = {med['export'] / med['copy_out']:.1f}x; peak RSS import "
+        f"{med['copy_out']:.2f}s = {med['export'] / med['copy_out']:.1f}x (crypto floor "
+        f"{med['crypto_export'] / med['copy_out']:.1f}x, import's "
+        f"{med['crypto_import'] / med['copy_in']:.1f}x); peak RSS import "
         f"{med['import_peak_mb']:.0f} MB, export {med['export_peak_mb']:.0f} MB"
     )
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
