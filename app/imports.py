@@ -15,9 +15,9 @@ commits only if the whole file was clean. Any problem, a crash or a kill leaves 
 it was: the outcome is that of "validate everything, then write", with one read of the file.
 ``dry_run`` (and the portal's preview) runs the same checks without writing.
 
-Memory grows with the file only by three sets the cross-row checks need (blind indexes and
-扶養者コード / 委員番号 seen, as bytes and short strings) and the list of dependents waiting for
-an employee further down.
+Memory grows with the file only by what the cross-row checks need: 8 bytes per number and per
+扶養者コード / 委員番号 seen (``app.io.tokens``, checked a batch at a time), and the list of
+dependents waiting for an employee further down.
 
 An employee new in this import gets an id derived from its 職員番号 with a key made for this
 import and then forgotten (HMAC-SHA256), so a dependent finds its employee's id without a
@@ -211,10 +211,18 @@ class _Run:
         self.kinds = layout.person_kinds
         # Keyed once and copied per employee (see ``employee_id``); the key itself is not kept.
         self.id_mac = hmac.new(secrets.token_bytes(32), digestmod="sha256")
-        # 128-bit integers, not the digests and strings themselves: a third less memory at a
-        # million rows, and a collision (about 1 in 10^26 there) is not a practical concern.
-        self.seen_numbers: set[int] = set()
-        self.seen_keys: set[int] = set()
+        # Numbers and 扶養者コード / 委員番号 seen so far, as 64-bit tokens (see
+        # ``number_token`` and ``key_token``); a batch's are checked together (``_repeats``).
+        # Imported here: NumPy costs every other process (portal, workers, CLI) 20 MB for nothing.
+        from app.io.tokens import TokenRuns
+
+        self.seen_numbers = TokenRuns()
+        self.seen_keys = TokenRuns()
+        self.number_mask = secrets.randbits(40)
+        self.key_salt = secrets.token_bytes(16)
+        self.new_numbers: list[tuple[int, int]] = []  # (line, token) since the last batch
+        self.new_keys: list[tuple[int, int, str, int]] = []  # (line, token, code, seq)
+        self.since_check = 0  # rows read since then
         # Dependents whose employee was neither stored nor earlier in the file.
         self.waiting: list[tuple[int, str, uuid.UUID | None]] = []
         self.plan: list[tuple[str, int, Callable, tuple, str]] = []
@@ -231,10 +239,61 @@ class _Run:
     def problem(self, line: int, field_label: str, reason: str) -> None:
         self.report.add(Problem(line, field_label, reason))
 
+    def number_token(self, number: str) -> int:
+        """A number as a 40-bit integer, exact (12 digits < 2^40, so two numbers are never
+        taken for one), masked with this import's random bits so that the list in memory is not
+        a list of numbers."""
+        return int(number) ^ self.number_mask
+
     def key_token(self, code: str, seq: int) -> int:
-        """A 扶養者コード / 委員番号 as a 128-bit integer (see ``seen_keys``)."""
-        digest = hashlib.blake2b(f"{code}\x00{seq}".encode(), digest_size=16).digest()
+        """A 扶養者コード / 委員番号 as a 64-bit keyed hash. The key is this import's own, so
+        a collision (about 1 in 4 x 10^7 at a million rows) would not repeat on a second run;
+        its worst outcome is a refused file, never a wrong write."""
+        digest = hashlib.blake2b(
+            f"{code}\x00{seq}".encode(), digest_size=8, key=self.key_salt
+        ).digest()
         return int.from_bytes(digest, "big")
+
+    def _repeats(self) -> set[int]:
+        """Add the batch's tokens to the seen sets; report numbers and codes that came before
+        (earlier in the file), and return those rows' lines."""
+        lines: set[int] = set()
+        self.since_check = 0
+        if self.new_numbers:
+            earlier = self.seen_numbers.add([token for _, token in self.new_numbers])
+            label = self.layout.label_of("number")
+            for (line, _), repeated in zip(self.new_numbers, earlier, strict=True):
+                if repeated:
+                    self.problem(line, label, "ファイル内の別の行と同じ個人番号です")
+                    lines.add(line)
+            self.new_numbers = []
+        if self.new_keys:
+            earlier = self.seen_keys.add([token for _, token, _, _ in self.new_keys])
+            for (line, _, code, seq), repeated in zip(self.new_keys, earlier, strict=True):
+                if not repeated:
+                    continue
+                if self.staff:
+                    self.problem(
+                        line,
+                        self.layout.label_of("dependent_code"),
+                        f"扶養者コード {code}-{seq:02d} がファイル内で重複しています",
+                    )
+                else:
+                    self.problem(
+                        line,
+                        self.layout.label_of("code"),
+                        f"委員番号 {code} がファイル内で重複しています",
+                    )
+                lines.add(line)
+            self.new_keys = []
+        return lines
+
+    def employees_seen(self, codes: list[str]) -> list[bool]:
+        """Whether each 職員番号's employee (-00) was read so far in the file."""
+        if not codes:
+            return []
+        found = self.seen_keys.contains([self.key_token(code, 0) for code in codes])
+        return found.tolist()
 
     def employee_id(self, code: str) -> uuid.UUID:
         """The id of an employee new in this import (see the module docstring)."""
@@ -328,34 +387,16 @@ class _Run:
                 bad = True
             kind = PersonKind.EMPLOYEE if seq == 0 else PersonKind.DEPENDENT
 
+        # Repeats within the file are found a batch at a time (``_repeats``), for bad rows too.
         number = values["number"]
-        index = None
+        self.since_check += 1
         if number is not None:
-            index = self.sealer.blind_index(number)
-            token = int.from_bytes(index[:16], "big")
-            if token in self.seen_numbers:
-                self.problem(line, label_of("number"), "ファイル内の別の行と同じ個人番号です")
-                bad = True
-            else:
-                self.seen_numbers.add(token)
+            self.new_numbers.append((line, self.number_token(number)))
         if code is not None and seq is not None:
-            key = self.key_token(code, seq)
-            if key in self.seen_keys:
-                if self.staff:
-                    self.problem(
-                        line,
-                        label_of("dependent_code"),
-                        f"扶養者コード {code}-{seq:02d} がファイル内で重複しています",
-                    )
-                else:
-                    self.problem(
-                        line, label_of("code"), f"委員番号 {code} がファイル内で重複しています"
-                    )
-                bad = True
-            else:
-                self.seen_keys.add(key)
+            self.new_keys.append((line, self.key_token(code, seq), code, seq))
         if bad:
             return None
+        index = self.sealer.blind_index(number)
         get = values.get
         return _Row(
             line,
@@ -380,7 +421,11 @@ class _Run:
         return self.session.execute(statement)
 
     def check_batch(self, rows: list[_Row]) -> None:
-        """Compare a batch with what was stored before: three indexed queries."""
+        """Compare a batch with the file so far and with what was stored before: three
+        indexed queries."""
+        repeated = self._repeats()
+        if repeated:
+            rows = [row for row in rows if row.line not in repeated]
         if not rows:
             return
         postgres = self.postgres
@@ -414,6 +459,7 @@ class _Run:
 
         number_label = self.layout.label_of("number")
         report = self.report
+        orphans: list[_Row] = []  # new dependents whose employee is not stored
         for row in rows:
             holder = holders.get(row.index)
             existing = stored.get((row.code, row.seq))
@@ -449,7 +495,10 @@ class _Run:
             head = stored.get((row.code, 0))
             if head is not None and head[1] == PersonKind.EMPLOYEE:
                 row.head_id = head[0]  # stored before this import
-            elif self.key_token(row.code, 0) in self.seen_keys:
+            else:
+                orphans.append(row)
+        for row, seen in zip(orphans, self.employees_seen([r.code for r in orphans]), strict=True):
+            if seen:
                 row.head_id = self.employee_id(row.code)  # new, earlier in the file
             else:
                 # Neither stored nor (yet) in the file: it must come further down.
@@ -526,8 +575,9 @@ class _Run:
         if self.pipeline is not None:
             self.pipeline.wait()
         links = []
-        for line, code, person_id in self.waiting:
-            if self.key_token(code, 0) in self.seen_keys:
+        found = self.employees_seen([code for _, code, _ in self.waiting])
+        for (line, code, person_id), seen in zip(self.waiting, found, strict=True):
+            if seen:
                 links.append({"pid": person_id, "head": self.employee_id(code)})
                 continue
             self.problem(
@@ -689,7 +739,7 @@ def _scan(
             row = run.parse(line, cells)
             if row is not None:
                 batch.append(row)
-            if len(batch) >= BATCH:
+            if run.since_check >= BATCH:
                 run.check_batch(batch)
                 batch = []
                 collect_young()

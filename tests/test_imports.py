@@ -126,6 +126,35 @@ def test_every_problem_is_listed_and_nothing_is_imported(app, session, vault):
     assert leaks(app, n + [bad_digit]) == []
 
 
+def test_repeats_are_found_across_batches_even_after_a_bad_row(session, vault):
+    """The in-file checks run a batch at a time: a number or 扶養者コード first seen many rows
+    (and batches) earlier, even on a row that had another problem, is still a repeat, and a
+    dependent finds its employee from an earlier batch."""
+    n = numbers(imports.BATCH + 20, seed=21)
+    rows = (
+        [["A1", "見本 一郎", "本人", "A1-00", "1980/02/30", n[0]]]  # 2: bad date
+        + [
+            [f"G{i}", f"見本 {i}", "本人", f"G{i}-00", "1970/01/01", n[i + 1]]
+            for i in range(imports.BATCH + 10)
+        ]  # 3 .. BATCH + 12
+        + [
+            ["G1", "見本 一子", "扶養家族", "G1-01", "2010/01/01", n[-1]],  # fine
+            ["B1", "見本 二郎", "本人", "B1-00", "1981/01/01", n[0]],  # number of line 2
+            ["G2", "見本 重複", "本人", "G2-00", "1982/01/01", n[-2]],  # G2-00 again
+        ]
+    )
+    report = run(session, vault, csv_bytes(STAFF_HEADER, rows))
+    last = imports.BATCH + 12
+    assert [(p.line, p.field) for p in report.problems] == [
+        (2, "生年月日"),
+        (last + 2, "マイナンバー"),
+        (last + 3, "扶養者コード"),
+    ], report.problems
+    assert "ファイル内の別の行と同じ個人番号です" in report.problems[1].reason
+    assert "G2-00 がファイル内で重複" in report.problems[2].reason
+    assert not report.committed and counts(session) == (0, 0, 0)
+
+
 @pytest.mark.parametrize(
     ("header", "reason"),
     [
