@@ -26,9 +26,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app import logsafe
 from app.models import AuditChainHead, AuditCheckpoint, AuditEvent, utcnow
 
 log = logging.getLogger(__name__)
+
+PURPOSE_MAX = 500
 
 GENESIS = "0" * 64
 # Every column of an audit event, in the order the 監査ログ screen and the return archive's
@@ -123,6 +126,26 @@ def ensure_head(session: Session) -> None:
         session.flush()
 
 
+def purpose_problem(
+    purpose: str | None, label: str = "利用目的", max_len: int = PURPOSE_MAX
+) -> str | None:
+    """Why a stated purpose (利用目的) cannot be recorded, in Japanese; None if it can.
+
+    The one rule for every purpose a user types (reveal, export, 照合, return): it is kept in
+    the audit log for as long as the log, so a number typed into it ("○○さん 1234 5678 9018
+    の源泉徴収票") would put a plaintext number in the database. Refused, like a number typed
+    into any other free-text field.
+    """
+    text = (purpose or "").strip()
+    if not text:
+        return f"{label}を入力してください"
+    if len(text) > max_len:
+        return f"{label}は{max_len}文字以内で入力してください"
+    if logsafe.has_number_like(text):
+        return f"{label}: 個人番号と思われる12桁の数字は入力しないでください"
+    return None
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -154,6 +177,11 @@ def record(
         ).one_or_none()
         if head is None:
             raise AuditUnavailable("監査ログが初期化されていません")
+        # A second line of defence for the free text that comes from outside (a refused
+        # request's purpose, a browser's user agent): no 12-digit run is ever stored.
+        if purpose:
+            purpose = logsafe.scrub(purpose)
+        user_agent = logsafe.scrub(actor.user_agent or "")[:400] or None
         event = AuditEvent(
             seq=head.seq,
             ts=utcnow(),
@@ -166,7 +194,7 @@ def record(
             object_ids=json.dumps([str(i) for i in object_ids], ensure_ascii=False),
             purpose=purpose,
             ip=actor.ip,
-            user_agent=(actor.user_agent or "")[:400] or None,
+            user_agent=user_agent,
             outcome=outcome,
             details=json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str),
             prev_hash=head.hash,

@@ -43,7 +43,6 @@ from app.models import DataKey, ExportItem, MyNumberRecord, Person, PersonKind
 from app.vault import Vault
 
 INLINE_IDS = 1000  # up to this many person ids also go into the audit event itself
-PURPOSE_MAX = 500
 BATCH = 5000
 
 
@@ -61,12 +60,10 @@ class ExportRefused(Exception):
 
 
 def check_purpose(purpose: str | None) -> str:
-    text = (purpose or "").strip()
-    if not text:
-        raise ExportRefused("利用目的を入力してください")
-    if len(text) > PURPOSE_MAX:
-        raise ExportRefused(f"利用目的は{PURPOSE_MAX}文字以内で入力してください")
-    return text
+    problem = audit.purpose_problem(purpose)
+    if problem:
+        raise ExportRefused(problem)
+    return (purpose or "").strip()
 
 
 def _refuse(session: Session, actor: Actor, action: str, purpose: str | None, reason: str):

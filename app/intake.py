@@ -278,9 +278,11 @@ def create_request(
         raise IntakeError("廃棄済みの人物には依頼できません")
     if person.birth_date is None:
         raise IntakeError("生年月日が登録されていない人物には依頼できません（本人確認に使います）")
-    purpose = (purpose_text or "").strip()
-    if not purpose:
-        raise IntakeError("利用目的を入力してください", "purpose_text")
+    # The client's own wording, shown to the subject (a campaign allows 2,000 characters).
+    problem = audit.purpose_problem(purpose_text, max_len=2000)
+    if problem:
+        raise IntakeError(problem, "purpose_text")
+    purpose = purpose_text.strip()
     audit.record(
         session,
         actor,
@@ -1261,7 +1263,10 @@ def open_submission(
     if owner is None or owner.status == "disposed":
         raise LookupError("この提出の対象者は廃棄済みです（提出内容は削除されています）")
     purpose = (purpose or "").strip() or "受付内容の確認（番号確認・身元確認）"
+    problem = audit.purpose_problem(purpose)
     try:
+        if problem:
+            raise policy.PermissionDenied(problem)  # refused and audited, like a reveal
         _check_open(session, actor)
     except policy.PermissionDenied as exc:
         audit.record(

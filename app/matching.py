@@ -103,9 +103,10 @@ def bulk_match(
 ) -> MatchResult:
     """Find the person of each key; audited (counts and purpose, never a key's value)."""
     policy.require(actor, "can_match", "Numbers")
-    purpose = (purpose or "").strip()
-    if not purpose:
-        raise MatchError("利用目的を入力してください")
+    problem = audit.purpose_problem(purpose)
+    if problem:
+        raise MatchError(problem)
+    purpose = purpose.strip()
     result = MatchResult(layout=layout.name)
     today = jptime.today_jst()
     try:

@@ -117,7 +117,7 @@ def install(app: Flask) -> None:
 
 def _refuse(client: str | None):
     """403 in Japanese; audited (a failure to audit is logged: the request is refused anyway)."""
-    from app import audit
+    from app import audit, logsafe
     from app.audit import Actor
     from app.models import db
 
@@ -133,7 +133,8 @@ def _refuse(client: str | None):
             outcome="denied",
             details={
                 "reason": "network_not_allowed",
-                "path": request.path[:200],
+                # Anything may be typed into a URL: no 12-digit run reaches the log.
+                "path": logsafe.scrub(request.path[:200]),
                 "method": request.method,
             },
             commit=True,

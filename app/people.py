@@ -228,10 +228,11 @@ def check_reveal(session: Session, actor: Actor, person_id: uuid.UUID) -> None:
 def reveal(session: Session, vault: Vault, actor: Actor, person_id: uuid.UUID, purpose: str) -> str:
     """Decrypt one number for one stated purpose. The audit event is committed first;
     a refused attempt is audited too."""
+    problem = audit.purpose_problem(purpose)
     purpose = (purpose or "").strip()
     try:
-        if not purpose:
-            raise policy.PermissionDenied("利用目的を入力してください")
+        if problem:
+            raise policy.PermissionDenied(problem)
         check_reveal(session, actor, person_id)
     except policy.PermissionDenied as exc:
         audit.record(

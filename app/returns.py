@@ -77,7 +77,6 @@ from app.vault import Vault, VaultError
 VIEW = "ReturnArchive"
 SUFFIX = ".mnva"
 BATCH = 1000
-PURPOSE_MAX = 500
 
 
 class ReturnError(ValueError):
@@ -664,12 +663,10 @@ class Exported:
 
 
 def check_purpose(purpose: str | None) -> str:
-    text = (purpose or "").strip()
-    if not text:
-        raise ReturnError("利用目的（返却の目的）を入力してください")
-    if len(text) > PURPOSE_MAX:
-        raise ReturnError(f"利用目的は{PURPOSE_MAX}文字以内で入力してください")
-    return text
+    problem = audit.purpose_problem(purpose, "利用目的（返却の目的）")
+    if problem:
+        raise ReturnError(problem)
+    return (purpose or "").strip()
 
 
 def export_archive(

@@ -74,6 +74,21 @@ def test_outside_the_list_gets_an_audited_japanese_403_before_anything_else(port
     assert {e.outcome for e in events} == {"denied"}
 
 
+def test_a_number_typed_into_a_refused_url_or_user_agent_is_not_stored(portal):
+    """Anything may be typed into a URL or sent as a user agent from outside: the refusal is
+    audited with every 12-digit run masked."""
+    application = portal(ADMIN_ALLOWED_NETWORKS="10.0.0.0/8")
+    response = application.test_client().get(
+        "/people/1234-5678-9018",
+        environ_base={"REMOTE_ADDR": "203.0.113.7"},
+        headers={"User-Agent": "probe/123456789018"},
+    )
+    assert response.status_code == 403
+    (event,) = refusals(application)
+    assert json.loads(event.details)["path"] == "/people/************"
+    assert event.user_agent == "probe/************"
+
+
 def test_inside_the_list_is_served(portal):
     application = portal(ADMIN_ALLOWED_NETWORKS="10.0.0.0/8,127.0.0.1/32")
     client = application.test_client()

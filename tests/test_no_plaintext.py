@@ -68,3 +68,76 @@ def test_a_full_scenario_leaves_no_number_behind(app, session, vault, client, ma
     for handler in logging.getLogger().handlers:
         handler.flush()
     assert leaks(app, NUMBERS) == []
+
+
+def _typed_forms(number: str) -> list[str]:
+    """How a number ends up in a purpose: pasted, grouped as on the card, full-width."""
+    wide = number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    return [
+        f"源泉徴収票（{number}）",
+        f"扶養控除申告 {number[:4]} {number[4:8]} {number[8:]}",
+        f"年末調整 {wide}",
+    ]
+
+
+def test_a_number_typed_into_a_purpose_or_reason_is_refused_and_never_stored(
+    app, session, vault, make_user
+):
+    """Every purpose or reason a user types is kept (audit log, request, certificate): one
+    with a number in it is refused with a message saying so, and neither the refusal's audit
+    event nor anything else stores it."""
+    import io
+
+    import pytest
+
+    from app import disposal, exports, intake, matching, policy, returns
+    from app.io import layouts
+    from tests.lifecycle.helpers import user_actor
+
+    person = people.add_person(
+        session,
+        vault,
+        kind=PersonKind.EMPLOYEE,
+        name="見本 太郎",
+        code="E1",
+        birth_date=dt.date(1980, 4, 1),
+    )
+    people.register_number(session, vault, person, NUMBERS[1], "manual")
+    session.commit()
+    staff = actor("ClientStaff")
+    operator, _ = make_user("Operator")
+    typed_number = NUMBERS[0]
+    for typed in _typed_forms(typed_number):
+        with pytest.raises(policy.PermissionDenied, match="12桁"):
+            people.reveal(session, vault, staff, person.id, typed)
+        with pytest.raises(exports.ExportRefused, match="12桁"):
+            exports.export_csv(
+                session, vault, staff, layouts.get(session, "staff"), io.BytesIO(), typed
+            )
+        with pytest.raises(matching.MatchError, match="12桁"):
+            matching.bulk_match(
+                session, staff, io.BytesIO(b""), layouts.get(session, "staff"), typed
+            )
+        with pytest.raises(returns.ReturnError, match="12桁"):
+            returns.check_purpose(typed)
+        with pytest.raises(intake.IntakeError, match="12桁"):
+            intake.create_request(session, actor("Operator"), person, purpose_text=typed)
+        with pytest.raises(disposal.DisposalError, match="12桁"):
+            disposal.request_disposal(
+                session,
+                user_actor(operator, "Operator"),
+                scope="people",
+                reason=typed,
+                person_ids=[person.id],
+            )
+        session.rollback()
+    # The refusals were audited (a refused reveal and export), with the number masked.
+    from sqlalchemy import select
+
+    from app.models import AuditEvent
+
+    refused = session.execute(
+        select(AuditEvent.purpose).where(AuditEvent.outcome.in_(("denied", "failure")))
+    ).scalars()
+    assert any(p and "************" in p for p in refused)
+    assert leaks(app, [typed_number]) == []
