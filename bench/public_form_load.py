@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -347,28 +348,9 @@ def _wait_ready(port: int, workers: int, timeout: float = 120.0) -> None:
     raise RuntimeError("gunicorn did not start")
 
 
-def _tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (gunicorn's master and workers)."""
+def _processes() -> Iterator[tuple[int, str, int, float]]:
+    """Every process as (pid, command name, parent pid, user + system CPU seconds)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent pid
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
-def _named_cpu_seconds(names: tuple[str, ...]) -> float:
-    """User + system CPU of every process whose command name is one of ``names``: the
-    database and Redis servers' share of the work, which gunicorn's figure leaves out (on a
-    machine running nothing else, all of it is this benchmark's)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -376,10 +358,25 @@ def _named_cpu_seconds(names: tuple[str, ...]) -> float:
             head, rest = (entry / "stat").read_text().rsplit(")", 1)
         except OSError:
             continue
-        if head.split("(", 1)[1] in names:
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+        fields = rest.split()  # fields[1] is the parent pid; 11 and 12 utime and stime
+        yield (
+            int(entry.name),
+            head.split("(", 1)[1],
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / ticks,
+        )
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its children (gunicorn's master and workers)."""
+    return sum(cpu for p, _, parent, cpu in _processes() if pid in (p, parent))
+
+
+def _named_cpu_seconds(names: tuple[str, ...]) -> float:
+    """CPU of every process whose command name is one of ``names``: the database and Redis
+    servers' share of the work, which gunicorn's figure leaves out (on a machine running
+    nothing else, all of it is this benchmark's)."""
+    return sum(cpu for _, name, _, cpu in _processes() if name in names)
 
 
 def _machine_busy() -> tuple[float, float]:
