@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -230,7 +231,8 @@ class RetireResult:
     unrestorable_backups: tuple[str, ...]
 
 
-def _refuse(session: Session, actor: Actor, version: int, error: RetireRefused) -> None:
+def _refuse(session: Session, actor: Actor, version: int, error: RetireRefused) -> NoReturn:
+    """A refusal is on the record too, next to the attempt."""
     audit.record(
         session,
         actor,
