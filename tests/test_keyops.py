@@ -196,6 +196,7 @@ def test_after_rotate_and_retire_everything_still_opens_and_the_old_kek_is_gone(
     assert vault.keys.kek_versions() == [2]
     assert old_kek not in vault.keys.path.read_text()
     assert vault.keys.path.stat().st_mode & 0o777 == 0o600
+    assert list(vault.keys.path.parent.glob(".keyring-*")) == []  # written atomically
     assert _actions(session)[-2:] == [("keys.retire", "success"), ("keys.retired", "success")]
     # reveal, export, the print file, and a sign-in with TOTP
     staff = actor(CLIENT_STAFF)
