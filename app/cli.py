@@ -189,11 +189,16 @@ def keys_list() -> None:
             f"KEK バージョン {item.version}（{mark}）: {item.describe_database()}、"
             f"バックアップ {len(item.backups)} 件"
         )
-    old = [i.version for i in found if not i.current and not i.in_database]
+    old = [i for i in found if not i.current and not i.in_database]
     if old:
         click.echo(
             "廃棄できる旧 KEK: "
-            + "、".join(str(v) for v in old)
+            + "、".join(
+                f"{i.version}（バックアップが復元不能になるため --yes が必要）"
+                if i.backups
+                else str(i.version)
+                for i in old
+            )
             + "（mynumber keys retire --version N）"
         )
 

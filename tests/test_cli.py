@@ -87,7 +87,11 @@ def test_keys_retire_names_the_backups_it_would_make_unrestorable_and_needs_yes(
     made = run(["backup", "--out", str(backups / "old.mnvbak")], env)
     assert made.returncode == 0, made.stderr
     assert run(["keys", "rotate"], env).returncode == 0
-    assert "バックアップ 1 件" in run(["keys", "list"], env).stdout
+    listed = run(["keys", "list"], env).stdout
+    assert (
+        "バックアップ 1 件" in listed
+        and "1（バックアップが復元不能になるため --yes が必要）" in listed
+    )
     refused = run(["keys", "retire", "--version", "1"], env)
     assert refused.returncode == 1
     assert "old.mnvbak" in refused.stdout  # what will become unrestorable
