@@ -177,6 +177,79 @@ def keys_rotate() -> None:
     click.echo(f"KEK をバージョン {version} に更新し、{count} 件のデータ鍵を再ラップしました")
 
 
+@keys_group.command("list")
+def keys_list() -> None:
+    """KEK の各バージョンと、それに依存するデータ・バックアップの件数を表示する（鍵は表示しない）。"""
+    from app.keyops import usage
+
+    found = usage(db.session, current_app.extensions["mynumber_vault"], _backup_dir())
+    for item in found:
+        mark = "現在" if item.current else "旧"
+        click.echo(
+            f"KEK バージョン {item.version}（{mark}）: {item.describe_database()}、"
+            f"バックアップ {len(item.backups)} 件"
+        )
+    old = [i for i in found if not i.current and not i.in_database]
+    if old:
+        click.echo(
+            "廃棄できる旧 KEK: "
+            + "、".join(
+                f"{i.version}（バックアップが復元不能になるため --yes が必要）"
+                if i.backups
+                else str(i.version)
+                for i in old
+            )
+            + "（mynumber keys retire --version N）"
+        )
+
+
+@keys_group.command("retire")
+@click.option("--version", "version", required=True, type=int, help="廃棄する KEK のバージョン")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="この KEK で暗号化されたバックアップが復元できなくなることに同意する",
+)
+def keys_retire(version: int, yes: bool) -> None:
+    """旧 KEK を鍵リングから消去する（rotate の後。元に戻せない）。"""
+    from app.keyops import BackupsWouldBeLost, RetireRefused, retire
+
+    try:
+        result = retire(
+            db.session,
+            current_app.extensions["mynumber_vault"],
+            cli_actor(),
+            version,
+            backup_dir=_backup_dir(),
+            accept_unrestorable=yes,
+        )
+    except BackupsWouldBeLost as exc:
+        click.echo(
+            f"KEK バージョン {version} を廃棄すると、次のバックアップが復元できなくなります:"
+        )
+        for name in exc.files:
+            click.echo(f"  {name}")
+        raise click.ClickException(str(exc)) from None
+    except RetireRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"KEK バージョン {result.version} を鍵リングから消去しました")
+    if result.unrestorable_backups:
+        click.echo(
+            f"次のバックアップ {len(result.unrestorable_backups)} 件はこの鍵リングでは"
+            "復元できなくなりました（不要なら削除してください）:"
+        )
+        for name in result.unrestorable_backups:
+            click.echo(f"  {name}")
+    click.echo(
+        "以前の鍵リングのバックアップ（.mnvkeys）にはこの KEK が残っています。"
+        "廃棄を完全にするには、それらも破棄し、mynumber keys backup で取り直してください"
+    )
+
+
+def _backup_dir():
+    return current_app.config.get("BACKUP_DIR")
+
+
 @mynumber_group.group("roster")
 def roster_group() -> None:
     """情報取扱者名簿。"""

@@ -44,6 +44,8 @@ class KeyProvider(Protocol):
 
     def add_kek_version(self) -> int: ...
 
+    def retire_kek_version(self, version: int) -> None: ...
+
     def index_key(self) -> bytes: ...
 
     def audit_signing_key(self) -> ed25519.Ed25519PrivateKey: ...
@@ -68,6 +70,7 @@ class FileKeyRing:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._data: dict | None = None
+        self._stamp: tuple[int, int, int] | None = None
 
     # -- life cycle ---------------------------------------------------------------------
     def exists(self) -> bool:
@@ -97,12 +100,26 @@ class FileKeyRing:
         with self._lock:
             self._write(json.loads(json.dumps(data)))
 
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        """Inode, modification time and size: every write replaces the file (new inode)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def _load(self) -> dict:
+        # Another process (the CLI rotating or retiring a KEK, a disposal) may have replaced
+        # the file: a long-running web or worker process must not go on wrapping new data
+        # keys under a KEK that is no longer current, or has been retired.
+        if self._data is not None and self._file_stamp() != self._stamp:
+            self._data = None
         if self._data is None:
             if not self.path.exists():
                 raise KeyRingError(
                     f"鍵リングが見つかりません: {self.path}（`mynumber init` を実行してください）"
                 )
+            stamp = self._file_stamp()
             mode = self.path.stat().st_mode & 0o777
             if mode & 0o077:
                 raise KeyRingError(
@@ -115,6 +132,7 @@ class FileKeyRing:
             if data.get("format") != FORMAT:
                 raise KeyRingError("鍵リングの形式が不明です")
             self._data = data
+            self._stamp = stamp
         return self._data
 
     def _write(self, data: dict) -> None:
@@ -131,12 +149,22 @@ class FileKeyRing:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        # The rename itself is made durable: after a crash the ring is the old or the new
+        # file, never a ring that lost a version the database already uses (or still holds
+        # one that was retired).
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
         self._data = data
+        self._stamp = self._file_stamp()
 
     def reload(self) -> None:
         """Forget the cached copy (another process rotated or shredded)."""
         with self._lock:
             self._data = None
+            self._stamp = None
 
     # -- KEKs ---------------------------------------------------------------------------
     def current_kek_version(self) -> int:
@@ -161,12 +189,18 @@ class FileKeyRing:
             return version
 
     def retire_kek_version(self, version: int) -> None:
-        """Destroy an old KEK once no data key is wrapped by it any more."""
+        """Destroy an old KEK: the ring file is rewritten (atomically) without it.
+
+        Only ``app.keyops.retire`` calls this, after checking that nothing in the database
+        depends on the version any more. A key-ring backup (``.mnvkeys``) made earlier
+        still holds it."""
         with self._lock:
             data = json.loads(json.dumps(self._load()))
             if int(data["current_kek"]) == version:
-                raise KeyRingError("現在の KEK は廃棄できません")
-            data["keks"].pop(str(version), None)
+                raise KeyRingError(f"KEK バージョン {version} は現在の KEK のため廃棄できません")
+            if str(version) not in data["keks"]:
+                raise KeyRingError(f"KEK バージョン {version} は鍵リングにありません")
+            del data["keks"][str(version)]
             self._write(data)
 
     # -- other secrets ------------------------------------------------------------------

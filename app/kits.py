@@ -230,7 +230,7 @@ def batch_letters(session: Session, batch_id: int) -> list[Delivery]:
     )
 
 
-def _seal_aad(batch_id: int, part_no: int) -> str:
+def seal_aad(batch_id: int, part_no: int) -> str:
     return f"print_batch:{batch_id}:{part_no}"
 
 
@@ -274,7 +274,7 @@ def render_batch(session: Session, vault, keyring, batch_id: int, actor: Actor) 
                     last_position=group[-1].batch_position,
                     pages=pages,
                     size_bytes=len(data),
-                    sealed=vault.seal_system(SEAL_PURPOSE, _seal_aad(batch.id, part_no), data),
+                    sealed=vault.seal_system(SEAL_PURPOSE, seal_aad(batch.id, part_no), data),
                 )
             )
             del data, docs
@@ -311,7 +311,7 @@ def batch_file(session: Session, vault, actor: Actor, batch: PrintBatch, part_no
         details={"part": part_no, "positions": [row.first_position, row.last_position]},
         commit=True,
     )
-    return vault.open_system(SEAL_PURPOSE, _seal_aad(batch.id, part_no), row.sealed)
+    return vault.open_system(SEAL_PURPOSE, seal_aad(batch.id, part_no), row.sealed)
 
 
 def batch_pdf(session: Session, vault, actor: Actor, batch: PrintBatch) -> bytes:
@@ -340,7 +340,7 @@ def batch_pdf(session: Session, vault, actor: Actor, batch: PrintBatch) -> bytes
 
     writer = PdfWriter()
     for row in rows:
-        data = vault.open_system(SEAL_PURPOSE, _seal_aad(batch.id, row.part_no), row.sealed)
+        data = vault.open_system(SEAL_PURPOSE, seal_aad(batch.id, row.part_no), row.sealed)
         writer.append(PdfReader(io.BytesIO(data)))
     out = io.BytesIO()
     writer.write(out)

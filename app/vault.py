@@ -72,6 +72,21 @@ def parse_envelope(blob: bytes) -> Envelope:
     return Envelope(fmt, key_version, nonce, blob[HEADER_SIZE:])
 
 
+def header_key_version(prefix: bytes | None) -> int | None:
+    """The key version an envelope's header names, from its first ``HEADER_SIZE`` bytes
+    alone (no crypto): enough to count what each KEK still protects without reading, or
+    decrypting, whole blobs. ``None`` for bytes that are not an envelope of ours."""
+    if prefix is None:
+        return None
+    prefix = bytes(prefix)
+    if len(prefix) < HEADER_SIZE:
+        return None
+    magic, fmt, key_version, _nonce = _HEADER.unpack_from(prefix)
+    if magic != MAGIC or fmt != FORMAT_VERSION:
+        return None
+    return key_version
+
+
 def seal(key: bytes, key_version: int, aad: bytes, plaintext: bytes) -> bytes:
     """AES-256-GCM with a random 96-bit nonce, wrapped in the self-describing envelope."""
     nonce = secrets.token_bytes(12)
@@ -227,6 +242,11 @@ class Vault:
                 "暗号文の鍵バージョンが鍵リングにありません（改ざん、または鍵の不一致）"
             )
         return unseal(self._system_key(env.key_version, purpose), aad.encode(), blob)
+
+    def reseal_system(self, purpose: str, aad: str, blob: bytes) -> bytes:
+        """The same secret sealed again under the current KEK (rotation, before an old KEK
+        is retired); the plaintext exists only inside this call."""
+        return self.seal_system(purpose, aad, self.open_system(purpose, aad, blob))
 
     # -- key operations -----------------------------------------------------------------
     def rewrap_all(self, session: Session, batch_size: int = 1000) -> int:

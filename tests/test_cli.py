@@ -1,5 +1,7 @@
-"""The `mynumber` command: init twice, key rotation, verification, one-line errors."""
+"""The `mynumber` command: init twice, key rotation and retirement, verification, one-line
+errors."""
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +51,54 @@ def test_keys_rotate_and_checkpoint(instance):
     assert cp.returncode == 0, cp.stderr
     assert run(["audit", "verify"], env).returncode == 0
     assert Path(instance["MYNUMBER_HOME"], "audit_checkpoints.jsonl").exists()
+
+
+def test_keys_list_then_retire_after_rotate(instance):
+    env = _env(instance)
+    ring = Path(instance["MYNUMBER_HOME"], "keyring.json")
+    old_kek = json.loads(ring.read_text())["keks"]["1"]
+    refused = run(["keys", "retire", "--version", "1"], env)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (
+        "エラー: KEK バージョン 1 は現在の KEK のため廃棄できません"
+        "（先に mynumber keys rotate で新しい KEK を作ってください）"
+    )
+    assert run(["keys", "rotate"], env).returncode == 0
+    listed = run(["keys", "list"], env)
+    assert listed.returncode == 0, listed.stderr
+    assert "KEK バージョン 1（旧）: なし、バックアップ 0 件" in listed.stdout
+    assert "KEK バージョン 2（現在）" in listed.stdout
+    assert "廃棄できる旧 KEK: 1" in listed.stdout
+    assert old_kek not in listed.stdout + listed.stderr
+    retired = run(["keys", "retire", "--version", "1"], env)
+    assert retired.returncode == 0, retired.stderr
+    assert "KEK バージョン 1 を鍵リングから消去しました" in retired.stdout
+    assert ".mnvkeys" in retired.stdout  # older key-ring backups still hold it
+    assert old_kek not in ring.read_text()
+    again = run(["keys", "retire", "--version", "1"], env)
+    assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1
+    assert "KEK バージョン 1 は鍵リングにありません" in again.stderr
+    assert run(["audit", "verify"], env).returncode == 0
+
+
+def test_keys_retire_names_the_backups_it_would_make_unrestorable_and_needs_yes(instance):
+    env = _env(instance)
+    backups = Path(instance["MYNUMBER_HOME"], "backups")
+    made = run(["backup", "--out", str(backups / "old.mnvbak")], env)
+    assert made.returncode == 0, made.stderr
+    assert run(["keys", "rotate"], env).returncode == 0
+    listed = run(["keys", "list"], env).stdout
+    assert (
+        "バックアップ 1 件" in listed
+        and "1（バックアップが復元不能になるため --yes が必要）" in listed
+    )
+    refused = run(["keys", "retire", "--version", "1"], env)
+    assert refused.returncode == 1
+    assert "old.mnvbak" in refused.stdout  # what will become unrestorable
+    assert "--yes" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    done = run(["keys", "retire", "--version", "1", "--yes"], env)
+    assert done.returncode == 0, done.stderr
+    assert "old.mnvbak" in done.stdout and "復元できなくなりました" in done.stdout
 
 
 def test_errors_are_one_japanese_line_without_traceback(tmp_path):

@@ -25,7 +25,7 @@ class TicketError(LookupError):
     """The ticket is gone, expired, or not yours (Japanese)."""
 
 
-def _aad(ticket_id: uuid.UUID, user_id: int, purpose: str) -> str:
+def ticket_aad(ticket_id: uuid.UUID, user_id: int, purpose: str) -> str:
     return f"mnv:io_ticket:{ticket_id}:{user_id}:{purpose}"
 
 
@@ -53,7 +53,9 @@ def create(
             purpose=purpose,
             user_id=user_id,
             layout_id=layout_id,
-            payload=vault.seal_system("io_ticket", _aad(ticket_id, user_id, purpose), payload),
+            payload=vault.seal_system(
+                "io_ticket", ticket_aad(ticket_id, user_id, purpose), payload
+            ),
             created_at=now,
             expires_at=now + LIFETIME,
         )
@@ -85,7 +87,7 @@ def take(
     if claimed is None or _aware(claimed.expires_at) < utcnow():
         raise TicketError(gone)
     try:
-        payload = vault.open_system("io_ticket", _aad(key, user_id, purpose), claimed.payload)
+        payload = vault.open_system("io_ticket", ticket_aad(key, user_id, purpose), claimed.payload)
     except VaultError as exc:
         raise TicketError("確認データを復号できません。最初からやり直してください") from exc
     return claimed.layout_id, payload

@@ -1,6 +1,7 @@
 """The audit table cannot be written (a trigger that refuses every insert, on SQLite and
-PostgreSQL alike): reveal, export and import are refused with a clear Japanese message, and
-nothing is decrypted or stored. Invariant 2: no access without its audit event first."""
+PostgreSQL alike): reveal, export, import and KEK retirement are refused with a clear Japanese
+message, and nothing is decrypted, stored or destroyed. Invariant 2: no access without its
+audit event first."""
 
 from __future__ import annotations
 
@@ -129,3 +130,18 @@ def test_import_is_refused_and_nothing_is_stored(app, session, instance, tmp_pat
     session.expire_all()
     assert session.execute(select(func.count()).select_from(Person)).scalar_one() == 0
     assert support.leaks(app, [NUMBER_B]) == []
+
+
+def test_key_retirement_is_refused_and_the_old_kek_stays(app, session, vault, stored):
+    from app import keyops
+
+    keyops.rotate(session, vault, support.actor("SystemAdmin"))
+    old_kek = vault.keys.kek(1)
+    _block_audit(session)
+
+    with pytest.raises(AuditUnavailable) as refused:
+        keyops.retire(session, vault, support.actor("SystemAdmin"), 1)
+    assert str(refused.value) == MESSAGE
+    assert vault.keys.kek_versions() == [1, 2]
+    vault.keys.reload()
+    assert vault.keys.kek(1) == old_kek  # still in the file, not only in memory
