@@ -36,14 +36,16 @@ def _attachment(name: str) -> str:
 
 
 def _months(session) -> list[MonthlyReport]:
-    """Every month with a row, plus last month and this month (so their due dates show)."""
+    """Every month with a row, plus last month and this month (so their due dates show).
+
+    Those two are shown, not stored: looking at the page writes nothing; the row is made
+    when the month's report or notes are first saved (``delivery.ensure``)."""
     today = jptime.today_jst()
+    rows = {r.month: r for r in session.execute(select(MonthlyReport)).scalars()}
     for month in (monthly.previous_month(today), f"{today.year:04d}-{today.month:02d}"):
-        delivery.ensure(session, month)
-    session.commit()
-    return list(
-        session.execute(select(MonthlyReport).order_by(MonthlyReport.month.desc())).scalars()
-    )
+        if month not in rows:
+            rows[month] = MonthlyReport(month=month, due_on=monthly.due_date(month))
+    return sorted(rows.values(), key=lambda row: row.month, reverse=True)
 
 
 def _settings() -> dict:

@@ -59,6 +59,22 @@ def test_auditor_reads_and_downloads_reports(client, make_user, login, session, 
     assert post_blocked(client, "/reports/2026-10/resend")
 
 
+def test_the_page_shows_last_and_this_month_without_writing_them(client, make_user, login, session):
+    """Looking is not a change: the two months are shown with their due dates, and no row is
+    stored until a report or a note is saved for them."""
+    from app import jptime
+    from app.reports import monthly
+
+    _sign_in(make_user, login, OPERATOR)
+    page = client.get("/reports/").get_data(as_text=True)
+    today = jptime.today_jst()
+    for month in (monthly.previous_month(today), f"{today.year:04d}-{today.month:02d}"):
+        assert f"{month.replace('-', '年')}月" in page
+        assert monthly.due_date(month).strftime("%Y/%m/%d") in page
+    session.expire_all()
+    assert session.execute(select(MonthlyReport)).scalars().all() == []
+
+
 def post_blocked(client, url) -> bool:
     """A POST with a valid CSRF token (from the user's own password form) is refused."""
     token_from = "/resetmypassword/form"
