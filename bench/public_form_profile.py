@@ -14,7 +14,8 @@ submit → receipt), driven through the real app with Flask's test client:
 It builds a scratch instance (embedded SQLite by default, ``--pg`` for a scratch PostgreSQL
 database from DATABASE_URL or the local server), runs one warm-up flow, then ``--flows``
 measured flows and prints the median per step. ``--cprofile N`` also prints the N functions
-with the most own time over the measured flows. Rate limits stay on (the
+with the most own CPU time (the profiler counts CPU, not wall time: waits for PostgreSQL and
+Redis do not count) over the measured flows. Rate limits stay on (the
 per-IP limits lifted as in the load benchmark; counted in Redis as production does, or
 ``--limiter memory``), so their cost is counted too.
 """
@@ -194,7 +195,7 @@ def main() -> int:
         flows = []
         for i, (token, ref) in enumerate(links):
             if i == 1 and args.cprofile:
-                meter.profiler = cProfile.Profile()
+                meter.profiler = cProfile.Profile(time.process_time)
             if args.trace and i == len(links) - 1:
                 meter.trace = []
             client = form.test_client()
