@@ -198,6 +198,10 @@ class _Run:
         self.report = report
         self.write = write
         self.postgres = is_postgres(session)
+        if write:
+            from app.keyops import hold_kek  # no rotation or retirement until this commits
+
+            hold_kek(session)
         self.sealer = Sealer(vault)
         self.pipeline = _Pipeline(BulkWriter(session), threaded=self.postgres) if write else None
         # While the worker thread writes, the checks read what was committed before the

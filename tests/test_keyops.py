@@ -219,3 +219,82 @@ def test_another_process_sees_the_retired_ring(session, vault, app):
     keyops.rotate(session, vault, ADMIN)
     keyops.retire(session, vault, ADMIN, 1)
     assert other.current_kek_version() == 2 and other.kek_versions() == [2]
+
+
+class _Gate(io.RawIOBase):
+    """A CSV that stops halfway until told to go on: an import caught in the middle."""
+
+    def __init__(self, data: bytes, pause_at: int) -> None:
+        import threading
+
+        self.data, self.pos, self.pause_at = data, 0, pause_at
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.pos >= self.pause_at and not self.go.is_set():
+            self.reached.set()
+            self.go.wait(60)
+        end = min(len(self.data), self.pos + len(buffer))
+        if self.pos < self.pause_at:
+            end = min(end, self.pause_at)
+        buffer[: end - self.pos] = self.data[self.pos : end]
+        count, self.pos = end - self.pos, end
+        return count
+
+
+def test_a_rotation_waits_for_an_import_still_wrapping_keys_under_the_old_kek(app, session, vault):
+    """An import reads the current KEK once, when it starts, and wraps every new data key
+    under it until it commits. A rotation started meanwhile waits for it and re-wraps its keys
+    too, so the old KEK can be retired and every imported number still opens. (Had the
+    rotation gone ahead, those keys would have stayed under the old KEK; retired before the
+    import committed, they could never have been opened again.)"""
+    import threading
+
+    from sqlalchemy.orm import Session as OrmSession
+
+    from app import imports
+    from app.models import db
+    from tests.io.helpers import STAFF_HEADER, csv_bytes, staff_rows
+
+    rows = staff_rows(imports.BATCH + 100, dependents=0, seed=31)
+    data = csv_bytes(STAFF_HEADER, rows)
+    gate = _Gate(data, pause_at=len(data) // 2)
+    results: dict = {}
+
+    def run(name, work):
+        with app.app_context(), OrmSession(db.engine) as own:
+            results[name] = work(own)
+
+    importer = threading.Thread(
+        target=run,
+        args=(
+            "import",
+            lambda own: imports.import_csv(
+                own, vault, CLI, gate, layouts.get(own, "staff"), encoding="utf-8"
+            ),
+        ),
+    )
+    importer.start()
+    assert gate.reached.wait(30)  # the import has its KEK and is halfway through the file
+    rotator = threading.Thread(
+        target=run, args=("rotate", lambda own: keyops.rotate(own, vault, ADMIN))
+    )
+    rotator.start()
+    rotator.join(1.0)
+    waited = rotator.is_alive()
+    gate.go.set()
+    importer.join(60)
+    rotator.join(60)
+    assert waited, "the rotation did not wait for the import"
+    assert results["import"].committed and results["import"].created == len(rows)
+    assert results["rotate"] == (2, len(rows))  # the imported keys were re-wrapped as well
+    keyops.retire(session, vault, ADMIN, 1)
+    out = io.BytesIO()
+    exports.export_csv(
+        session, vault, actor(CLIENT_STAFF), layouts.get(session, "staff"), out, "鍵の確認"
+    )
+    text = out.getvalue().decode("utf-8-sig")
+    assert all(row[5] in text for row in rows)
