@@ -242,11 +242,15 @@ class KeysView(BaseView):
     @expose("/", methods=["GET"])
     @has_access
     def index(self):
-        keyring = current_app.extensions["mynumber_keyring"]
+        from app.keyops import usage
+
         return self.render_template(
             "mynumber/keys.html",
-            versions=keyring.kek_versions(),
-            current=keyring.current_kek_version(),
+            versions=usage(
+                db.session,
+                current_app.extensions["mynumber_vault"],
+                current_app.config.get("BACKUP_DIR"),
+            ),
             form=FlaskForm(),
         )
 

@@ -144,7 +144,11 @@ def test_system_admin_proposes_roster_changes_and_rotates_keys(client, login, se
     )
     assert response.status_code == 302
     assert client.get("/rosterview/list/").status_code == 200
+    page = client.get("/keys/").get_data(as_text=True)
+    assert "現在使用中" in page and "データベースで依存するもの" in page
     response = post_form(client, "/keys/rotate", {}, token_from="/keys/")
     assert response.status_code == 302
+    page = client.get("/keys/").get_data(as_text=True)
+    assert "旧版（廃棄できます）" in page and "mynumber keys retire" in page
     actions = [e.action for e in session.execute(select(AuditEvent)).scalars()]
     assert "roster.change_requested" in actions and "keys.rotate" in actions
