@@ -53,7 +53,7 @@ from app.io.bulk import BulkWriter, Sealer, collect_young, collector_paused, is_
 from app.io.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 from app.io.layouts import STAFF, Layout
 from app.models import MyNumberRecord, Person, PersonKind, utcnow
-from app.vault import Vault
+from app.vault import Vault, hold_kek
 
 BATCH = 4000
 MAX_PROBLEMS_KEPT = 100_000
@@ -199,9 +199,7 @@ class _Run:
         self.write = write
         self.postgres = is_postgres(session)
         if write:
-            from app.keyops import hold_kek  # no rotation or retirement until this commits
-
-            hold_kek(session)
+            hold_kek(session)  # no rotation or retirement until this commits
         self.sealer = Sealer(vault)
         self.pipeline = _Pipeline(BulkWriter(session), threaded=self.postgres) if write else None
         # While the worker thread writes, the checks read what was committed before the

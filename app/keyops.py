@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app import audit, sealed
@@ -29,7 +29,14 @@ from app.audit import Actor
 from app.io import tickets
 from app.kits import SEAL_PURPOSE, seal_aad
 from app.models import BackupRecord, DataKey, IoTicket, PrintBatchFile, VaultUser
-from app.vault import HEADER_SIZE, EnvelopeError, Vault, header_key_version, parse_envelope
+from app.vault import (
+    HEADER_SIZE,
+    EnvelopeError,
+    Vault,
+    change_kek,
+    header_key_version,
+    parse_envelope,
+)
 
 
 class RetireRefused(RuntimeError):
@@ -42,34 +49,6 @@ class BackupsWouldBeLost(RetireRefused):
     def __init__(self, message: str, files: list[str]) -> None:
         super().__init__(message)
         self.files = files
-
-
-# -- who may change the ring while keys are being wrapped ---------------------------------------
-# A bulk import reads the current KEK once, when it starts, and wraps every new data key under
-# it until it commits, possibly minutes later. A rotation or a retirement in between would miss
-# those uncommitted rows: rotated, they would stay under the old KEK; retired, they could never
-# be opened again. So such a transaction holds this lock (shared) until it commits, and
-# rotation and retirement take it exclusively first, waiting for it. PostgreSQL: an advisory
-# lock of the transaction. SQLite: the database's single write lock does the same (the import
-# takes it before it reads the KEK, retirement before it counts what depends on one).
-KEK_LOCK = 0x6D6E764B  # "mnvK": this application's own advisory lock number
-
-
-def hold_kek(session: Session) -> None:
-    """Keep rotation and retirement waiting until this transaction ends (a bulk writer of
-    data keys calls it before it reads the current KEK)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": KEK_LOCK})
-
-
-def _change_kek(session: Session, *, fresh_transaction: bool = False) -> None:
-    """Wait for every transaction that holds the KEK (``hold_kek``), and keep new ones out
-    until this transaction ends. On SQLite the first write of the transaction waits instead;
-    ``fresh_transaction`` (right after a commit) takes the write lock now, before any read."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": KEK_LOCK})
-    elif fresh_transaction:
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # -- what each KEK protects --------------------------------------------------------------------
@@ -231,7 +210,7 @@ def rotate(session: Session, vault: Vault, actor: Actor) -> tuple[int, int]:
     wrapping keys under the old KEK is waited for first (``hold_kek``), so its keys are
     re-wrapped too.
     """
-    _change_kek(session)  # first: before the audit event takes the chain's lock
+    change_kek(session)  # first: before the audit event takes the chain's lock
     audit.record(
         session,
         actor,
@@ -329,7 +308,7 @@ def retire(
     session.commit()
     # No import may still be wrapping keys under this KEK unseen: wait for any, keep new ones
     # out until the ring no longer holds it.
-    _change_kek(session, fresh_transaction=True)
+    change_kek(session, fresh_transaction=True)
     found = next(u for u in usage(session, vault, backup_dir) if u.version == version)
     if found.in_database:
         _refuse(

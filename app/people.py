@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app import audit, mynumber, policy
 from app.audit import Actor
 from app.models import CaseAssignment, MyNumberRecord, Person, PersonKind, utcnow
-from app.vault import Vault
+from app.vault import Vault, hold_kek
 
 
 class DuplicateNumber(ValueError):
@@ -85,6 +85,7 @@ def add_person(
         relation=relation,
     )
     session.add(person)
+    hold_kek(session)  # no rotation or retirement until this key is stored
     dek, key_row = vault.new_data_key(person.id)
     session.add(key_row)
     if address:

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from app.keyring import FileKeyRing
@@ -120,6 +120,37 @@ def dek_aad(person_id: object, kek_version: int) -> bytes:
     return f"mnv:dek:{person_id}:{kek_version}".encode()
 
 
+# -- who may change the key ring while keys are being wrapped -------------------------------
+# A transaction that wraps new data keys reads the current KEK and commits the wrapped keys
+# later: milliseconds later for a person added in the portal, minutes later for a bulk import.
+# A rotation in between would miss those uncommitted keys (they would stay under the old KEK),
+# a retirement would make them unreadable for good. So such a transaction holds this lock,
+# shared, from before it reads the KEK until it commits (``hold_kek``), and rotation and
+# retirement take it exclusively first (``change_kek``, app.keyops), waiting for those
+# transactions. PostgreSQL: an advisory lock of the transaction. SQLite: its single write
+# lock, which an import takes before it reads the KEK and a retirement before it counts what
+# depends on one (a single person's key, written a moment after its KEK is read, is not
+# covered there).
+KEK_LOCK = 0x6D6E764B  # "mnvK": this application's own advisory lock number
+
+
+def hold_kek(session: Session) -> None:
+    """Keep rotation and retirement waiting until this transaction ends; call it before the
+    current KEK is read to wrap a new key."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": KEK_LOCK})
+
+
+def change_kek(session: Session, *, fresh_transaction: bool = False) -> None:
+    """Wait for every transaction that holds the KEK (``hold_kek``) and keep new ones out
+    until this transaction ends. On SQLite the transaction's first write waits instead;
+    ``fresh_transaction`` (right after a commit) takes the write lock now, before any read."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": KEK_LOCK})
+    elif fresh_transaction:
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class Vault:
     """The one place that turns keys into plaintext and back."""
 
@@ -131,7 +162,8 @@ class Vault:
 
     # -- data keys ----------------------------------------------------------------------
     def new_data_key(self, person_id: uuid.UUID) -> tuple[bytes, DataKey]:
-        """A fresh DEK for a person and its wrapped row (not yet added to a session)."""
+        """A fresh DEK for a person and its wrapped row (not yet added to a session). The
+        caller's transaction holds the KEK first (``hold_kek``): the row is stored later."""
         dek = secrets.token_bytes(32)
         version = self.keys.current_kek_version()
         wrapped = seal(self.keys.kek(version), version, dek_aad(person_id, version), dek)
@@ -164,6 +196,7 @@ class Vault:
             select(DataKey).where(DataKey.person_id == person_id)
         ).scalar_one_or_none()
         if row is None:
+            hold_kek(session)
             dek, row = self.new_data_key(person_id)
             session.add(row)
             return dek, row

@@ -298,3 +298,40 @@ def test_a_rotation_waits_for_an_import_still_wrapping_keys_under_the_old_kek(ap
     )
     text = out.getvalue().decode("utf-8-sig")
     assert all(row[5] in text for row in rows)
+
+
+def test_a_rotation_waits_for_a_person_whose_new_key_is_not_yet_stored(app, session, vault):
+    """The same for one person added in the portal: their key is wrapped before the
+    transaction commits, and a rotation meanwhile waits, then re-wraps it."""
+    import threading
+
+    from sqlalchemy.orm import Session as OrmSession
+
+    from app.models import db
+
+    person = people.add_person(
+        session, vault, kind=PersonKind.EXTERNAL, name="鍵 待子", code="W0001"
+    )
+    people.register_number(session, vault, person, NUMBER, "manual")  # flushed, not committed
+    results: dict = {}
+
+    def rotate():
+        with app.app_context(), OrmSession(db.engine) as own:
+            results["rotate"] = keyops.rotate(own, vault, ADMIN)
+
+    rotator = threading.Thread(target=rotate)
+    rotator.start()
+    rotator.join(1.0)
+    waited = rotator.is_alive()
+    session.commit()
+    rotator.join(60)
+    assert waited, "the rotation did not wait for the transaction holding a new key"
+    assert results["rotate"] == (2, 1)
+    keyops.retire(session, vault, ADMIN, 1)
+    record = people.active_record(session, person.id)
+    assert (
+        vault.decrypt_for(
+            session, person.id, "my_number_record", "ciphertext", record.id, record.ciphertext
+        )
+        == NUMBER
+    )
