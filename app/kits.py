@@ -40,6 +40,7 @@ from app.models import (
     PrintBatchFile,
     utcnow,
 )
+from app.vault import hold_kek
 
 VIEW = mailings.VIEW
 SEAL_PURPOSE = "print"
@@ -266,6 +267,7 @@ def render_batch(session: Session, vault, keyring, batch_id: int, actor: Actor) 
             from pypdf import PdfReader
 
             pages = len(PdfReader(io.BytesIO(data)).pages)
+            hold_kek(session)  # sealed under the current KEK: no rotation until committed
             session.add(
                 PrintBatchFile(
                     batch_id=batch.id,

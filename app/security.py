@@ -29,6 +29,7 @@ from wtforms.validators import DataRequired, Length, Regexp
 from app import audit, policy
 from app.audit import Actor
 from app.models import VaultUser, db, utcnow
+from app.vault import hold_kek
 
 SESSION_MFA = "mnv_mfa_ok"
 SESSION_PENDING = "mnv_pending_uid"
@@ -134,6 +135,7 @@ class VaultAuthDBView(AuthDBView):
         vault = current_app.extensions["mynumber_vault"]
         enrolling = user.totp_enrolled_at is None
         if enrolling and not user.totp_secret_enc:
+            hold_kek(db.session)  # sealed under the current KEK: no rotation until committed
             user.totp_secret_enc = vault.seal_system(
                 "totp", f"user:{user.id}", pyotp.random_base32().encode("ascii")
             )

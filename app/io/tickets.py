@@ -16,7 +16,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from app.models import IoTicket, utcnow
-from app.vault import Vault, VaultError
+from app.vault import Vault, VaultError, hold_kek
 
 LIFETIME = dt.timedelta(minutes=30)
 
@@ -45,6 +45,7 @@ def create(
 ) -> uuid.UUID:
     """Seal ``payload`` for this user and purpose; committed, returns the ticket id."""
     purge_expired(session)
+    hold_kek(session)  # sealed under the current KEK: no rotation until committed
     ticket_id = uuid.uuid4()
     now = utcnow()
     session.add(
