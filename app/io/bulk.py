@@ -154,7 +154,9 @@ class Opener:
             raise EnvelopeError("データ鍵を復号できません") from None
 
     def open_field(self, aead: AESGCM, table: str, column: str, row_id: str, blob: bytes) -> str:
-        _version, nonce, body = self._split(blob)
+        version, nonce, body = self._split(blob)
+        if version != DEK_VERSION:  # the header is outside the AAD: checked as the vault does
+            raise EnvelopeError("暗号文の鍵バージョンが一致しません（改ざん、または鍵の不一致）")
         try:
             return aead.decrypt(nonce, body, field_aad(table, column, row_id)).decode("utf-8")
         except InvalidTag:

@@ -59,6 +59,17 @@ def test_opener_reads_what_the_vault_wrote_and_respects_shredding(session, vault
     )
     with pytest.raises(EnvelopeError):
         opener.open_field(aead, "person", "address_enc", str(record.id), person.address_enc)
+    altered = record.ciphertext[:3] + (2).to_bytes(4, "big") + record.ciphertext[7:]
+    for reader in (
+        lambda blob: opener.open_field(
+            aead, "my_number_record", "ciphertext", str(record.id), blob
+        ),
+        lambda blob: vault.decrypt_for(
+            session, person.id, "my_number_record", "ciphertext", record.id, blob
+        ),
+    ):  # the key version in the header (outside the AAD) is checked by both readers
+        with pytest.raises(EnvelopeError, match="鍵バージョン"):
+            reader(altered)
     with pytest.raises(EnvelopeError):  # another person's id in the AAD
         opener.person_key(str(key.id), str(uuid.uuid4()), key.kek_version, key.wrapped)
     vault.shred(session, [person.id])
