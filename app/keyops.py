@@ -241,18 +241,25 @@ class RetireResult:
     unrestorable_backups: tuple[str, ...]
 
 
-def _refuse(session: Session, actor: Actor, version: int, error: RetireRefused) -> NoReturn:
-    """A refusal is on the record too, next to the attempt."""
+def _retire_event(
+    session: Session, actor: Actor, version: int, details: dict, outcome: str = "success"
+) -> None:
+    """``keys.retire``, committed: the attempt before anything happens, and a refusal."""
     audit.record(
         session,
         actor,
         "keys.retire",
         object_type="kek",
         object_ids=[version],
-        outcome="failure",
-        details={"reason": str(error)},
+        outcome=outcome,
+        details=details,
         commit=True,
     )
+
+
+def _refuse(session: Session, actor: Actor, version: int, error: RetireRefused) -> NoReturn:
+    """A refusal is on the record too, next to the attempt."""
+    _retire_event(session, actor, version, {"reason": str(error)}, outcome="failure")
     raise error
 
 
@@ -274,15 +281,7 @@ def retire(
     ring: refused unless ``accept_unrestorable`` (the operator saw the list and agreed).
     """
     ring = vault.keys
-    audit.record(
-        session,
-        actor,
-        "keys.retire",
-        object_type="kek",
-        object_ids=[version],
-        details={"current": ring.current_kek_version()},
-        commit=True,
-    )
+    _retire_event(session, actor, version, {"current": ring.current_kek_version()})
     current = ring.current_kek_version()
     if version == current:
         _refuse(
