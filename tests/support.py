@@ -88,6 +88,29 @@ def leaks(app, numbers: list[str]) -> list[str]:
     return hits
 
 
+def add_employee_with_number(
+    session, vault, number: str, *, name: str = "見本 太郎", code: str = "E0001"
+):
+    """An employee (born 1980-04-01) with ``number`` stored, committed: the smallest person
+    whose number can be revealed, exported, rotated and disposed of."""
+    import datetime as dt
+
+    from app import people
+    from app.models import PersonKind
+
+    person = people.add_person(
+        session,
+        vault,
+        kind=PersonKind.EMPLOYEE,
+        name=name,
+        code=code,
+        birth_date=dt.date(1980, 4, 1),
+    )
+    people.register_number(session, vault, person, number, "manual")
+    session.commit()
+    return person
+
+
 SAMPLE_NUMBER = "123456789018"
 
 

@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from app import canary, exports, matching, people, returns, sealed
 from app.io import layouts
-from app.models import AuditEvent, MyNumberRecord, Person, PersonKind
+from app.models import AuditEvent, MyNumberRecord, Person
 from app.mynumber import make_valid
 from app.policy import ShellActor
 from tests.io.helpers import STAFF_HEADER, csv_bytes
-from tests.support import actor, number_forms, written_bytes
+from tests.support import actor, add_employee_with_number, number_forms, written_bytes
 
 CLI = ShellActor(name="cli:test")
 HR = actor("ClientStaff", name="hr")
@@ -30,16 +30,7 @@ def stored(app, session, vault, smtp_server):
     """One real employee and one canary employee, the alert mail going to a real SMTP."""
     app.config["SMTP_URL"] = smtp_server.url
     app.config["SECURITY_CONTACT"] = CONTACT
-    real = people.add_person(
-        session,
-        vault,
-        kind=PersonKind.EMPLOYEE,
-        name="見本 太郎",
-        code="E0001",
-        birth_date=dt.date(1980, 4, 1),
-    )
-    people.register_number(session, vault, real, REAL_NUMBER, "manual")
-    session.commit()
+    real = add_employee_with_number(session, vault, REAL_NUMBER)
     bait = canary.add(
         session,
         vault,

@@ -5,7 +5,6 @@ from the key ring file."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import io
 
 import pytest
@@ -27,7 +26,7 @@ from app.mynumber import make_valid
 from app.policy import CLIENT_STAFF, ShellActor
 from app.vault import header_key_version
 from tests.collection.conftest import future_business_day
-from tests.support import actor
+from tests.support import actor, add_employee_with_number
 
 CLI = ShellActor(name="cli:test")
 ADMIN = actor("SystemAdmin", name="admin")
@@ -36,17 +35,7 @@ PDF = b"%PDF-1.4 letters for the post"
 
 
 def _stored_person(session, vault):
-    person = people.add_person(
-        session,
-        vault,
-        kind=PersonKind.EMPLOYEE,
-        name="鍵 太郎",
-        code="K0001",
-        birth_date=dt.date(1980, 4, 1),
-    )
-    people.register_number(session, vault, person, NUMBER, "manual")
-    session.commit()
-    return person
+    return add_employee_with_number(session, vault, NUMBER, name="鍵 太郎", code="K0001")
 
 
 def _print_file(session, vault) -> PrintBatch:

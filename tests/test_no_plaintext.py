@@ -8,7 +8,7 @@ from app import people
 from app.keyops import rotate
 from app.models import PersonKind
 from app.mynumber import make_valid
-from tests.support import actor, leaks, post_form
+from tests.support import actor, add_employee_with_number, leaks, post_form
 
 NUMBERS = [make_valid(f"{i:011d}") for i in (12345678901, 23456789012, 34567890123, 45678901234)]
 
@@ -94,16 +94,7 @@ def test_a_number_typed_into_a_purpose_or_reason_is_refused_and_never_stored(
     from app.io import layouts
     from tests.lifecycle.helpers import user_actor
 
-    person = people.add_person(
-        session,
-        vault,
-        kind=PersonKind.EMPLOYEE,
-        name="見本 太郎",
-        code="E1",
-        birth_date=dt.date(1980, 4, 1),
-    )
-    people.register_number(session, vault, person, NUMBERS[1], "manual")
-    session.commit()
+    person = add_employee_with_number(session, vault, NUMBERS[1], code="E1")
     staff = actor("ClientStaff")
     operator, _ = make_user("Operator")
     typed_number = NUMBERS[0]

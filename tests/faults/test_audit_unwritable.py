@@ -5,7 +5,6 @@ audit event first."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 from pathlib import Path
@@ -15,7 +14,7 @@ from sqlalchemy import func, select, text
 
 from app import people
 from app.audit import AuditUnavailable
-from app.models import AuditEvent, Person, PersonKind
+from app.models import AuditEvent, Person
 from app.policy import CLIENT_STAFF
 from tests import support
 from tests.cli_runner import run_cli
@@ -62,17 +61,9 @@ def _cli(instance, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def stored(session, vault):
-    person = people.add_person(
-        session,
-        vault,
-        kind=PersonKind.EMPLOYEE,
-        name="監査 太郎",
-        code="A0001",
-        birth_date=dt.date(1980, 4, 1),
+    return support.add_employee_with_number(
+        session, vault, NUMBER_A, name="監査 太郎", code="A0001"
     )
-    people.register_number(session, vault, person, NUMBER_A, "manual")
-    session.commit()
-    return person
 
 
 @pytest.fixture
