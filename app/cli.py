@@ -29,14 +29,34 @@ def cli_actor() -> Actor:
     return Actor.system(f"cli:{user}")
 
 
+def usage_message(exc: click.UsageError) -> str:
+    """A mistyped command line in Japanese, naming the option (click's own text is English)."""
+    if isinstance(exc, click.NoSuchOption):
+        return f"{exc.option_name} というオプションはありません"
+    if isinstance(exc, click.MissingParameter) and exc.param is not None:
+        return f"{exc.param.get_error_hint(exc.ctx)} を指定してください"
+    if isinstance(exc, click.BadParameter) and exc.param is not None:
+        hint = exc.param.get_error_hint(exc.ctx)
+        if isinstance(exc.param.type, click.types.IntParamType):
+            return f"{hint} は整数で指定してください"
+        return f"{hint} の値が正しくありません（{exc.message}）"
+    return f"コマンドの指定が正しくありません（{exc.message}）"
+
+
 class SafeGroup(AppGroup):
-    """Turns any exception into one Japanese line on stderr and exit status 1."""
+    """Turns any exception into one Japanese line on stderr: exit status 2 for a mistyped
+    command line, 1 for everything else."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.UsageError, SystemExit):
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
+        except click.UsageError as exc:
+            click.echo(f"エラー: {usage_message(exc)}", err=True)
+            if exc.ctx is not None:
+                click.echo(f"（使い方: {exc.ctx.command_path} --help）", err=True)
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:
             click.echo(f"エラー: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)

@@ -81,6 +81,29 @@ def test_keys_list_then_retire_after_rotate(instance):
     assert run(["audit", "verify"], env).returncode == 0
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["keys", "retire", "--version", "abc"], "エラー: '--version' は整数で指定してください"),
+        (["keys", "retire"], "エラー: '--version' を指定してください"),
+        (
+            ["keys", "retire", "--version", "1", "--force"],
+            "エラー: --force というオプションはありません",
+        ),
+    ],
+)
+def test_a_mistyped_command_line_gets_a_japanese_line_and_changes_nothing(instance, args, message):
+    """click's own errors are English: the command line's mistakes are said in Japanese,
+    with where to find the usage, exit status 2 (a usage error), and the ring untouched."""
+    env = _env(instance)
+    ring = Path(instance["MYNUMBER_HOME"], "keyring.json")
+    before = ring.read_bytes()
+    result = run(args, env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [message, "（使い方: mynumber keys retire --help）"]
+    assert ring.read_bytes() == before
+
+
 def test_keys_retire_names_the_backups_it_would_make_unrestorable_and_needs_yes(instance):
     env = _env(instance)
     backups = Path(instance["MYNUMBER_HOME"], "backups")
