@@ -98,6 +98,20 @@ def check_entry_free(session: Session, entry_id: int, user_id: int | None) -> Ha
     return entry
 
 
+def _check_no_pending(session: Session, user_id: int) -> None:
+    """One request at a time per account: the approver sees exactly what will apply."""
+    pending = session.execute(
+        select(AccountChange).where(
+            AccountChange.user_id == user_id, AccountChange.status == "pending"
+        )
+    ).scalar()
+    if pending is not None:
+        raise AccountError(
+            f"アカウント {pending.username} には承認待ちの申請（申請ID {pending.id}）があります。"
+            "承認・却下されてから申請してください"
+        )
+
+
 def _check_roles(roles: list[str]) -> None:
     unknown = [r for r in roles if r not in policy.ROLES]
     if unknown:
@@ -120,6 +134,8 @@ def precheck(
     checks before it writes anything, so a refused account is not created half-way."""
     try:
         policy.require(actor, "can_propose", VIEW)
+        if user_id is not None:
+            _check_no_pending(session, user_id)
         _check_roles(roles)
         if roster_entry_id is not None:
             check_entry_free(session, roster_entry_id, user_id)
@@ -184,16 +200,7 @@ def _propose(
         raise AccountError("申請の理由を入力してください")
     if actor.user_id is not None and actor.user_id == user.id:
         raise AccountError("自分のアカウントについては申請できません")
-    pending = session.execute(
-        select(AccountChange.id).where(
-            AccountChange.user_id == user.id, AccountChange.status == "pending"
-        )
-    ).scalar()
-    if pending is not None:
-        raise AccountError(
-            f"アカウント {user.username} には承認待ちの申請（申請ID {pending}）があります。"
-            "承認・却下されてから申請してください"
-        )
+    _check_no_pending(session, user.id)
     if action in ("create", "update"):
         roles = sorted(set(roles or []))
         _check_roles(roles)

@@ -188,3 +188,33 @@ def test_roster_change_flow_on_the_portal(client, login, session, make_user, app
         select(HandlerRosterEntry).where(HandlerRosterEntry.name == "名簿 一郎")
     ).scalar_one()
     assert entry.is_approved and entry.approved_by == staff.username
+
+
+def test_linking_an_account_to_an_entry_another_account_uses_is_refused(
+    client, login, session, make_user
+):
+    admin, secret = make_user("SystemAdmin", roster=None)
+    holder, _ = make_user("ClientStaff")
+    auditor, _ = make_user("Auditor", roster=None)
+    login(admin.username, totp_secret=secret)
+    form = {
+        "first_name": auditor.first_name,
+        "last_name": auditor.last_name,
+        "username": auditor.username,
+        "email": auditor.email,
+        "active": "y",
+        "roles": [str(r.id) for r in auditor.roles],
+        "roster_entry": str(holder.roster_entry_id),
+    }
+    response = post_form(client, f"/users/edit/{auditor.id}", form)
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"既に別のアカウント（{holder.username}）に紐付いています" in page
+    session.expire_all()
+    assert session.get(VaultUser, auditor.id).roster_entry_id is None
+    assert session.execute(select(AccountChange)).first() is None
+    denied = session.execute(
+        select(AuditEvent).where(
+            AuditEvent.action == "account.change_requested", AuditEvent.outcome == "denied"
+        )
+    ).scalar_one()
+    assert denied.actor_id == admin.id
