@@ -297,3 +297,18 @@ def test_a_session_older_than_the_credentials_ends(client, login, session, make_
     assert response.status_code == 302 and "/login/" in response.headers["Location"]
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "認証情報が再発行されたため" in page
+
+
+def test_an_account_the_admin_created_does_not_approve_the_admins_handling_chart(
+    app, session, make_user, admin
+):
+    from app import governance
+
+    x, _ = make_user("ClientStaff")
+    x.created_by_fk = admin.id
+    session.commit()
+    text = governance.ChartText(responsible="運用 一郎", handlers="名簿 花子", contacts="窓口")
+    chart = governance.propose_chart(session, act(admin), text)
+    with pytest.raises(governance.GovernanceError, match="申請者が作成した"):
+        governance.decide_chart(session, act(x), chart.id, True)
+    assert _events(session, "handling_chart.approved", "denied")

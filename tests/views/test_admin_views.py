@@ -25,10 +25,9 @@ def _add_user_form(username: str, role_id: int, entry_id: int | None, password: 
     return form
 
 
-def test_a_personal_data_account_from_the_user_screen_waits_for_approval(
-    client, login, session, app, make_user
-):
-    """The account is made inactive, without the role or link; an AccountChange holds them."""
+def test_user_with_role_and_roster_link_is_audited(client, login, session, app, make_user):
+    """A personal-data account from the user screen waits for approval: it is made inactive,
+    without the role or link; an audited AccountChange holds them."""
     entry = HandlerRosterEntry(
         name="担当 次郎", department="人事部", title="主任", nationality="日本", status="pending"
     )
