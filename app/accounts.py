@@ -134,6 +134,8 @@ def precheck(
     checks before it writes anything, so a refused account is not created half-way."""
     try:
         policy.require(actor, "can_propose", VIEW)
+        if user_id is not None and user_id == actor.user_id:
+            raise AccountError("自分のアカウントについては申請できません")
         if user_id is not None:
             _check_no_pending(session, user_id)
         _check_roles(roles)
