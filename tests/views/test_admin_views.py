@@ -217,3 +217,39 @@ def test_linking_an_account_to_an_entry_another_account_uses_is_refused(
         )
     ).scalar_one()
     assert denied.actor_id == admin.id
+
+
+def test_a_totp_reset_is_requested_by_the_admin_and_approved_by_the_client(
+    app, client, login, session, make_user
+):
+    from tests.hostile.test_insider_accounts import new_client, sign_in
+
+    admin, secret = make_user("SystemAdmin", roster=None)
+    operator, _ = make_user("Operator")
+    staff, staff_secret = make_user("ClientStaff")
+    login(admin.username, totp_secret=secret)
+    page = client.get("/account-changes/request").get_data(as_text=True)
+    assert operator.username in page and admin.username not in page.split("<select")[1]
+    response = post_form(
+        client,
+        "/account-changes/request",
+        {"user_id": str(operator.id), "action": "totp_reset", "reason": "端末紛失"},
+    )
+    assert response.status_code == 302
+    change = session.execute(select(AccountChange)).scalar_one()
+    assert (change.action, change.status) == ("totp_reset", "pending")
+
+    approver = new_client(app)
+    sign_in(approver, staff.username, "Str0ng-Passw0rd!", staff_secret)
+    listing = approver.get("/account-changes/").get_data(as_text=True)
+    assert "二要素認証（TOTP）の再登録" in listing and "端末紛失" in listing
+    response = post_form(
+        approver,
+        f"/account-changes/{change.id}/decide",
+        {"decision": "approve"},
+        token_from="/account-changes/",
+    )
+    assert response.status_code == 302
+    assert "承認しました" in approver.get(response.headers["Location"]).get_data(as_text=True)
+    session.expire_all()
+    assert session.get(VaultUser, operator.id).totp_enrolled_at is None
