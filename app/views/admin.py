@@ -246,7 +246,7 @@ class VaultUserDBModelView(UserDBModelView):
             return
         with db.session.no_autoflush:  # the new user is not in the session yet
             accounts.precheck(db.session, current_actor(), roles, entry_id, user_id=None)
-        g.setdefault(ACCOUNT_REQUEST, (roles, entry_id))
+        setattr(g, ACCOUNT_REQUEST, (roles, entry_id))
         _set_roles(item, [r for r in item.roles if r.name not in accounts.PERSONAL_ROLES])
         item.roster_entry = None
         item.active = False  # nobody signs in until the approval issues a password
@@ -280,7 +280,7 @@ class VaultUserDBModelView(UserDBModelView):
         if is_created:
             return
         user = db.session.get(VaultUser, int(request.view_args["pk"]))
-        g.setdefault(ACCOUNT_BEFORE, ({r.name for r in user.roles}, user.roster_entry_id))
+        setattr(g, ACCOUNT_BEFORE, ({r.name for r in user.roles}, user.roster_entry_id))
 
     def pre_update(self, item) -> None:
         super().pre_update(item)
@@ -296,7 +296,7 @@ class VaultUserDBModelView(UserDBModelView):
             # Removals apply now; what grants access waits for the approval.
             _set_roles(item, [r for r in item.roles if r.name in old_roles])
             item.roster_entry = db.session.get(HandlerRosterEntry, old_entry) if old_entry else None
-        g.setdefault(ACCOUNT_REQUEST, (roles, entry_id))
+        setattr(g, ACCOUNT_REQUEST, (roles, entry_id))
 
     def post_update(self, item) -> None:
         _audit_user(item, "user.edit")
