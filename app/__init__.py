@@ -88,6 +88,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         referrer_policy="no-referrer",
     )
 
+    from app import accounts
     from app.security import enforce_idle_timeout, enforce_password_change
     from app.views import HomeView, register
 
@@ -101,6 +102,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     netguard.install(app)
     app.before_request(enforce_idle_timeout)
+    app.before_request(accounts.end_stale_session)  # credentials re-issued: old sessions end
     app.before_request(enforce_password_change)
     app.before_request(listargs.check_list_args)  # bad sort or paging argument: 400, not 500
     app.after_request(_no_store)

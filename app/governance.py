@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, jptime, logsafe, mail, policy, retention
+from app import accounts, audit, jptime, logsafe, mail, policy, retention
 from app.audit import Actor
 from app.io.csvio import CsvWriter
 from app.models import (
@@ -196,6 +196,16 @@ def decide_chart(session: Session, actor: Actor, chart_id: int, approve: bool) -
         raise GovernanceError("承認待ちの体制図が見つかりません")
     if actor.user_id is not None and actor.user_id == chart.proposed_by_id:
         raise GovernanceError("自分が作成した体制図は承認できません")
+    reason = accounts.refuse_conflicted_approver(  # nor an account its author set up
+        session,
+        actor,
+        chart.proposed_by_id,
+        "handling_chart.approved" if approve else "handling_chart.rejected",
+        "handling_chart",
+        chart.id,
+    )
+    if reason is not None:
+        raise GovernanceError(reason)
     chart.status = "approved" if approve else "rejected"
     chart.decided_by_id, chart.decided_by_name, chart.decided_at = (
         actor.user_id,

@@ -389,6 +389,18 @@ ROLE_PERMISSIONS[CLIENT_STAFF] |= _GOVERNANCE_READ | {
 ROLE_PERMISSIONS[AUDITOR] |= _GOVERNANCE_READ
 # -- end of issue 7 -----------------------------------------------------------------------
 
+# Accounts that can reach personal data change only with a ClientStaff user's approval
+# (app.accounts): the SystemAdmin requests, ClientStaff approve with TOTP, Auditors read.
+MENU_ACCOUNT_CHANGES = "アカウントの変更申請"
+_ACCOUNT_CHANGES_READ = {
+    ("can_list", "AccountChange"),
+    ("menu_access", MENU_ACCOUNT_CHANGES),
+    ("menu_access", MENU_CATEGORY_ROSTER),
+}
+ROLE_PERMISSIONS[SYSTEM_ADMIN] |= _ACCOUNT_CHANGES_READ | {("can_propose", "AccountChange")}
+ROLE_PERMISSIONS[CLIENT_STAFF] |= _ACCOUNT_CHANGES_READ | {("can_approve", "AccountChange")}
+ROLE_PERMISSIONS[AUDITOR] |= _ACCOUNT_CHANGES_READ
+
 # What the server's own command line may do (see ShellActor).
 SHELL_PERMISSIONS = frozenset(
     {("can_import", "Numbers"), ("can_export", "Numbers"), ("can_match", "Numbers")}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app import audit, policy
+from app import accounts, audit, policy
 from app.audit import Actor
 from app.models import HandlerRosterEntry, RosterChange, utcnow
 
@@ -95,8 +95,17 @@ def decide(
     change = session.get(RosterChange, change_id)
     if change is None or change.status != "pending":
         raise RosterError("承認待ちの変更が見つかりません")
-    if actor.user_id is not None and actor.user_id == change.requested_by_id:
-        raise RosterError("自分が申請した変更は承認できません")
+    # Not the proposer, nor an account the proposer created or had set up (app.accounts).
+    reason = accounts.refuse_conflicted_approver(
+        session,
+        actor,
+        change.requested_by_id,
+        "roster.change_approved" if approve else "roster.change_rejected",
+        "roster_change",
+        change.id,
+    )
+    if reason is not None:
+        raise RosterError(reason)
     change.status = "approved" if approve else "rejected"
     change.decided_by_id = actor.user_id
     change.decided_by_name = actor.name

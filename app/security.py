@@ -35,6 +35,7 @@ SESSION_MFA = "mnv_mfa_ok"
 SESSION_PENDING = "mnv_pending_uid"
 SESSION_PENDING_AT = "mnv_pending_at"
 SESSION_LAST_SEEN = "mnv_last_seen"
+SESSION_SIGNED_IN_AT = "mnv_signed_in_at"  # app.accounts ends sessions older than credentials
 PENDING_SECONDS = 300
 
 
@@ -212,6 +213,7 @@ def _complete_login(user: VaultUser, mfa: bool):
     session.permanent = True
     session[SESSION_MFA] = mfa
     session[SESSION_LAST_SEEN] = time.time()
+    session[SESSION_SIGNED_IN_AT] = time.time()  # app.accounts.end_stale_session
     audit.record(db.session, actor_for(user, mfa=mfa), "auth.login", commit=True)
     next_url = get_safe_redirect(request.args.get("next", ""))
     return redirect(next_url or current_app.appbuilder.get_url_for_index)
@@ -277,12 +279,28 @@ class VaultSecurityManager(SecurityManager):
             self._lock(user)
         return None
 
+    @property
+    def resetpasswordview(self):
+        """FAB's reset form for another user's password, which turns a reset of an account
+        that can reach personal data into a request for approval (app.accounts)."""
+        from app.views.admin import VaultResetPasswordView
+
+        return VaultResetPasswordView
+
     def reset_password(self, userid, password):
-        """FAB's reset, plus: a password set by someone else must be replaced at next login."""
-        super().reset_password(userid, password)
+        """FAB's reset, plus: a password set by someone else must be replaced at next login,
+        and nobody sets another person's password on an account that can reach personal
+        data (that goes through app.accounts, which issues a one-time password)."""
+        from app import accounts
+
         user = db.session.get(VaultUser, int(userid))
         actor = current_actor()
         own = actor.user_id == user.id
+        if not own and accounts.is_personal_account(user):
+            raise accounts.AccountError(
+                "個人番号を扱うアカウントのパスワードは、発注者担当者の承認を経てのみ再設定できます"
+            )
+        super().reset_password(userid, password)
         user.password_change_required = not own
         db.session.commit()
         audit.record(

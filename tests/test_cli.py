@@ -152,3 +152,51 @@ def test_reachable_through_flask_too(instance):
         cwd=Path(__file__).resolve().parents[1],
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_account_add_is_the_paper_approved_first_account(instance):
+    """The first ClientStaff comes from the shell, on a roster entry, with the client's paper
+    approval named; the one-time password is printed once; a shared entry is refused."""
+    env = _env(instance)
+    added = run(
+        [
+            "roster",
+            "add",
+            "--name",
+            "最初 担当",
+            "--department",
+            "人事部",
+            "--title",
+            "課長",
+            "--nationality",
+            "日本",
+            "--approved-by",
+            "発注者 人事部長",
+        ],
+        env,
+    )
+    assert added.returncode == 0, added.stderr
+    entry_id = added.stdout.split("ID ")[1].split()[0]
+    args = [
+        "account",
+        "add",
+        "--username",
+        "first-staff",
+        "--first-name",
+        "最初",
+        "--last-name",
+        "担当",
+        "--email",
+        "first@example.jp",
+        "--role",
+        "ClientStaff",
+        "--roster-entry",
+        entry_id,
+        "--approved-by",
+        "発注者 人事部長（書面 2026-12-01）",
+    ]
+    result = run(args, env)
+    assert result.returncode == 0, result.stderr
+    assert "初期パスワード（この一度だけ表示" in result.stdout
+    again = run([*args[:2], "--username", "second-staff", *args[4:]], env)
+    assert again.returncode == 1 and "既に別のアカウント（first-staff）" in again.stderr

@@ -73,8 +73,18 @@ class VaultUser(User):
 
     __tablename__ = "ab_user"
 
+    # One roster entry names one person, so it belongs to at most one account: otherwise an
+    # administrator could link a new account to someone else's approved entry (0011).
     roster_entry_id: Mapped[int | None] = mapped_column(
-        Integer, ForeignKey("handler_roster_entry.id"), nullable=True
+        Integer, ForeignKey("handler_roster_entry.id"), nullable=True, unique=True
+    )
+    # Who requested the last approved change of this account's roles, roster link or
+    # credentials (app.accounts): that person may never count on this account's approval.
+    access_set_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # When the system last issued this account's credentials (one-time password, TOTP reset);
+    # a session signed in before then ends (app.accounts.end_stale_session).
+    credentials_issued_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
     )
     # Encrypted under the KEK ring (see app.vault.seal_system); never stored in the clear.
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -39,3 +39,48 @@ class RosterChange(Model):
 
     ACTION_LABELS = {"add": "追加", "update": "変更", "revoke": "削除（取消）"}
     STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み", "rejected": "却下"}
+
+
+class AccountChange(Model):
+    """A requested change of an account that can reach personal data: its creation, its roles,
+    its roster link, a password or TOTP reset. It applies only when a ClientStaff user other
+    than the requester (and not an account the requester set up) approves (app.accounts)."""
+
+    __tablename__ = "account_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No foreign key: the request stays on record even if the account is deleted later.
+    user_id: Mapped[int] = mapped_column(Integer)
+    username: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(20))  # create|update|password_reset|totp_reset
+    # The requested state (create, update): role names separated by commas, and the link.
+    roles: Mapped[str | None] = mapped_column(String(200))
+    roster_entry_id: Mapped[int | None] = mapped_column(Integer)
+    # The state when requested, for the approver to compare.
+    previous_roles: Mapped[str | None] = mapped_column(String(200))
+    previous_roster_entry_id: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by_id: Mapped[int | None] = mapped_column(Integer)
+    requested_by_name: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|rejected
+    decided_by_id: Mapped[int | None] = mapped_column(Integer)
+    decided_by_name: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+    ACTION_LABELS = {
+        "create": "アカウント作成",
+        "update": "ロール・名簿の紐付けの変更",
+        "password_reset": "パスワード再設定",
+        "totp_reset": "二要素認証（TOTP）の再登録",
+    }
+    STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み", "rejected": "却下"}
+
+    @property
+    def role_list(self) -> list[str]:
+        return [r for r in (self.roles or "").split(",") if r]
+
+    @property
+    def previous_role_list(self) -> list[str]:
+        return [r for r in (self.previous_roles or "").split(",") if r]

@@ -19,7 +19,7 @@ from flask import redirect, url_for
 from flask_appbuilder import IndexView, expose
 
 from app import policy
-from app.views.admin import KeysView, RosterChangeView, RosterView
+from app.views.admin import AccountChangeView, KeysView, RosterChangeView, RosterView
 from app.views.audit import AuditLogView, AuditVerifyView
 from app.views.billing import PostageEntryView, PostageRateView, UnitPriceView
 from app.views.collection import CampaignView, MailingView, PaperView, VerificationView
@@ -91,6 +91,12 @@ def register(appbuilder) -> None:
         RosterChangeView,
         policy.MENU_ROSTER_CHANGES,
         icon="fa-pencil",
+        category=policy.MENU_CATEGORY_ROSTER,
+    )
+    appbuilder.add_view(
+        AccountChangeView,
+        policy.MENU_ACCOUNT_CHANGES,
+        icon="fa-user-plus",
         category=policy.MENU_CATEGORY_ROSTER,
     )
     appbuilder.add_view(

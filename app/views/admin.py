@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_appbuilder.security.views import UserDBModelView
+from flask_appbuilder.security.views import ResetPasswordView, UserDBModelView
+from flask_appbuilder.validators import PasswordComplexityValidator
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
-from app import audit, jptime, policy, roster
+from app import accounts, audit, jptime, policy, roster
 from app.audit import AuditUnavailable
-from app.models import HandlerRosterEntry, RosterChange, db
+from app.models import AccountChange, HandlerRosterEntry, RosterChange, VaultUser, db
 from app.security import current_actor
 from app.vault import VaultError
 
@@ -169,13 +171,44 @@ class RosterChangeView(BaseView):
         return redirect(url_for("RosterChangeView.index"))
 
 
+ACCOUNT_REQUEST = "mnv_account_request"  # on g: the access a user form asked for
+ACCOUNT_BEFORE = "mnv_account_before"  # on g: the stored roles and link before an edit
+PENDING_MESSAGE = (
+    "個人番号を扱うロール・情報取扱者名簿の紐付けは、発注者担当者（申請者以外）の承認後に"
+    "反映されます（アカウントの変更申請）。"
+)
+
+
 class VaultUserDBModelView(UserDBModelView):
-    """FAB's user screen plus the roster link; role changes are audited."""
+    """FAB's user screen plus the roster link; role changes are audited.
+
+    Access to personal data is never granted here: a new account with an Operator or
+    ClientStaff role or a roster link is created inactive without them, and an edit that adds
+    such a role or moves the link leaves them as they were; either becomes an
+    ``AccountChange`` for a ClientStaff user to approve (app.accounts). Taking access away
+    (removing a role) applies at once. The administrator sets no password for such an account:
+    the approval issues one, shown only to the approver."""
 
     class_permission_name = "UserDBModelView"
 
     add_columns = UserDBModelView.add_columns + ["roster_entry"]
     edit_columns = UserDBModelView.edit_columns + ["roster_entry"]
+    add_form_extra_fields = {
+        "password": PasswordField(
+            "パスワード",
+            description=(
+                "個人番号を扱うロール（事務取扱担当者・発注者担当者）または名簿の紐付けがある"
+                "アカウントでは入力不要です（承認時に初期パスワードが発行され、承認者に表示されます）"
+            ),
+            validators=[Optional(), PasswordComplexityValidator()],
+            widget=BS3PasswordFieldWidget(),
+        ),
+        "conf_password": PasswordField(
+            "パスワード（確認）",
+            validators=[EqualTo("password", message="パスワードが一致しません")],
+            widget=BS3PasswordFieldWidget(),
+        ),
+    }
     show_fieldsets = [
         (
             "ユーザー",
@@ -203,16 +236,95 @@ class VaultUserDBModelView(UserDBModelView):
         "totp_enrolled_at": "TOTP登録日時",
     }
 
+    def pre_add(self, item) -> None:
+        roles = sorted(r.name for r in item.roles)
+        entry_id = item.roster_entry.id if item.roster_entry else None
+        if not accounts.is_personal(roles, entry_id):
+            if not item.password:
+                raise accounts.AccountError("パスワードを入力してください")
+            super().pre_add(item)
+            return
+        with db.session.no_autoflush:  # the new user is not in the session yet
+            accounts.precheck(db.session, current_actor(), roles, entry_id, user_id=None)
+        setattr(g, ACCOUNT_REQUEST, (roles, entry_id))
+        _set_roles(item, [r for r in item.roles if r.name not in accounts.PERSONAL_ROLES])
+        item.roster_entry = None
+        item.active = False  # nobody signs in until the approval issues a password
+        item.password = accounts.unusable_password_hash()
+
     def post_add(self, item) -> None:
         item.password_change_required = True  # the administrator chose it: the user replaces it
         db.session.commit()
         _audit_user(item, "user.add")
+        requested = g.pop(ACCOUNT_REQUEST, None)
+        if requested is not None:
+            accounts.propose(
+                db.session,
+                current_actor(),
+                item,
+                "create",
+                "ユーザー画面からのアカウント作成",
+                roles=requested[0],
+                roster_entry_id=requested[1],
+            )
+            flash(
+                "アカウントを無効の状態で作成しました。" + PENDING_MESSAGE + "入力された"
+                "パスワードは使われず、初期パスワードは承認時に承認者へ一度だけ表示されます。",
+                "warning",
+            )
+
+    def process_form(self, form, is_created: bool) -> None:
+        """Before FAB copies the form onto the user: note the stored roles and link (once
+        copied, a lazy load flushes them, and the database no longer tells)."""
+        super().process_form(form, is_created)
+        if is_created:
+            return
+        user = db.session.get(VaultUser, int(request.view_args["pk"]))
+        setattr(g, ACCOUNT_BEFORE, ({r.name for r in user.roles}, user.roster_entry_id))
+
+    def pre_update(self, item) -> None:
+        super().pre_update(item)
+        old_roles, old_entry = g.pop(ACCOUNT_BEFORE)
+        with db.session.no_autoflush:
+            roles = sorted(r.name for r in item.roles)
+            entry_id = item.roster_entry.id if item.roster_entry else None
+            gained = (set(roles) & accounts.PERSONAL_ROLES) - old_roles
+            moved = entry_id is not None and entry_id != old_entry
+            if not gained and not moved:
+                return
+            accounts.precheck(db.session, current_actor(), roles, entry_id, user_id=item.id)
+            # Removals apply now; what grants access waits for the approval.
+            _set_roles(item, [r for r in item.roles if r.name in old_roles])
+            item.roster_entry = db.session.get(HandlerRosterEntry, old_entry) if old_entry else None
+        setattr(g, ACCOUNT_REQUEST, (roles, entry_id))
 
     def post_update(self, item) -> None:
         _audit_user(item, "user.edit")
+        requested = g.pop(ACCOUNT_REQUEST, None)
+        if requested is not None:
+            accounts.propose(
+                db.session,
+                current_actor(),
+                item,
+                "update",
+                "ユーザー画面からのロール・名簿の紐付けの変更",
+                roles=requested[0],
+                roster_entry_id=requested[1],
+            )
+            flash(PENDING_MESSAGE + "承認までは従来のロール・紐付けのままです。", "warning")
 
     def post_delete(self, item) -> None:
         _audit_user(item, "user.delete")
+
+
+def _set_roles(item, roles: list) -> None:
+    """Replace the form's roles; only the user's side of the link is written (FAB's Role has
+    a backref whose pending changes, left alone, would delete rows that were never made)."""
+    touched = {*item.roles, *roles}
+    item.roles = roles
+    for role in touched:
+        if role in db.session:
+            db.session.expire(role, ["user"])
 
 
 def _audit_user(item, action: str) -> None:
@@ -229,6 +341,144 @@ def _audit_user(item, action: str) -> None:
         },
         commit=True,
     )
+
+
+class VaultResetPasswordView(ResetPasswordView):
+    """FAB's "reset password" for another user: on an account that can reach personal data it
+    becomes a request for approval, and the new password goes to the approver, not to us."""
+
+    class_permission_name = "ResetPasswordView"
+    route_base = "/resetpassword"
+
+    def form_post(self, form):
+        user = db.session.get(VaultUser, request.args.get("pk", type=int) or 0)
+        if user is None:
+            abort(404)
+        if user.id == g.user.id or not accounts.is_personal_account(user):
+            return super().form_post(form)
+        try:
+            accounts.propose(
+                db.session,
+                current_actor(),
+                user,
+                "password_reset",
+                "ユーザー画面からのパスワード再設定",
+            )
+        except (accounts.AccountError, policy.PermissionDenied) as exc:
+            flash(str(exc), "danger")
+        else:
+            flash(
+                "個人番号を扱うアカウントのため、パスワードは変更していません。再設定を申請しました。"
+                "発注者担当者（申請者以外）が承認すると、新しい初期パスワードが承認者に一度だけ"
+                "表示されます。",
+                "warning",
+            )
+        return None
+
+
+class AccountRequestForm(FlaskForm):
+    user_id = SelectField("アカウント", coerce=int, choices=[], validate_choice=False)
+    action = SelectField(
+        "申請の種類",
+        choices=[
+            ("password_reset", "パスワード再設定"),
+            ("totp_reset", "二要素認証（TOTP）の再登録"),
+        ],
+    )
+    reason = TextAreaField(
+        "理由", validators=[DataRequired(message="申請の理由を入力してください"), Length(max=1000)]
+    )
+
+
+class AccountChangeView(BaseView):
+    """Requests about accounts that can reach personal data, decided by ClientStaff users."""
+
+    route_base = "/account-changes"
+    class_permission_name = "AccountChange"
+    method_permission_name = {"index": "list", "request_reset": "propose", "decide": "approve"}
+    default_view = "index"
+
+    @expose("/", methods=["GET"])
+    @has_access
+    def index(self):
+        changes = (
+            db.session.execute(
+                select(AccountChange).order_by(AccountChange.requested_at.desc()).limit(500)
+            )
+            .scalars()
+            .all()
+        )
+        ids = {c.roster_entry_id for c in changes} | {c.previous_roster_entry_id for c in changes}
+        entries = {
+            e.id: e
+            for e in db.session.execute(
+                select(HandlerRosterEntry).where(HandlerRosterEntry.id.in_(ids - {None}))
+            ).scalars()
+        }
+        actor = current_actor()
+        return self.render_template(
+            "mynumber/account_changes.html",
+            changes=changes,
+            entries=entries,
+            role_labels=policy.ROLE_LABELS,
+            decide_form=DecideForm(),
+            can_propose=policy.allows(actor, "can_propose", accounts.VIEW),
+            can_approve=policy.allows(actor, "can_approve", accounts.VIEW),
+            me=actor.user_id,
+        )
+
+    @expose("/request", methods=["GET", "POST"])
+    @has_access
+    def request_reset(self):
+        form = AccountRequestForm()
+        users = db.session.execute(select(VaultUser).order_by(VaultUser.username)).scalars().all()
+        form.user_id.choices = [
+            (u.id, f"{u.username}（{u.first_name} {u.last_name}）")
+            for u in users
+            if accounts.is_personal_account(u)
+        ]
+        if form.validate_on_submit():
+            user = db.session.get(VaultUser, form.user_id.data)
+            if user is None or not accounts.is_personal_account(user):
+                flash("個人番号を扱うアカウントを選択してください", "warning")
+            else:
+                try:
+                    accounts.propose(
+                        db.session, current_actor(), user, form.action.data, form.reason.data
+                    )
+                except (accounts.AccountError, policy.PermissionDenied) as exc:
+                    flash(str(exc), "warning")
+                else:
+                    flash(
+                        "申請しました。発注者担当者（申請者以外）の承認後に反映されます。",
+                        "success",
+                    )
+                    return redirect(url_for("AccountChangeView.index"))
+        return self.render_template("mynumber/account_request.html", form=form)
+
+    @expose("/<int:change_id>/decide", methods=["POST"])
+    @has_access
+    def decide(self, change_id: int):
+        form = DecideForm()
+        decision = request.form.get("decision")
+        if not form.validate_on_submit() or decision not in ("approve", "reject"):
+            abort(400)
+        try:
+            result = accounts.decide(
+                db.session, current_actor(), change_id, decision == "approve", form.note.data
+            )
+        except (accounts.AccountError, policy.PermissionDenied) as exc:
+            flash(str(exc), "warning")
+            return redirect(url_for("AccountChangeView.index"))
+        if result.one_time_password is None:
+            flash("承認しました。" if decision == "approve" else "却下しました。", "success")
+            return redirect(url_for("AccountChangeView.index"))
+        # Shown in this response only (never in a flash, which lives in the session cookie).
+        return self.render_template(
+            "mynumber/account_issued.html",
+            change=result.change,
+            password=result.one_time_password,
+        )
 
 
 class KeysView(BaseView):
