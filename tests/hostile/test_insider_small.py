@@ -1,0 +1,56 @@
+"""Insider attacks on the small seams: an active PDF slipped into an upload, a document
+download that would run under the portal's policy, a return archive not made by the
+operator, a mail header broken by CR/LF, files readable by anyone on the host, and an
+unknown list action. Each ends in a clear Japanese refusal and an audit event."""
+
+from __future__ import annotations
+
+import re
+
+from app.policy import OPERATOR
+from tests import support
+from tests.hostile.conftest import audit_events
+from tests.public_form.conftest import NUMBER_SELF, jpeg, pdf
+
+
+def _submit_with_pdf(subject, external, front: bytes):
+    ref = str(external["head"].id)
+    subject.login(external["token"])
+    subject.consent()
+    subject.number(ref, NUMBER_SELF)
+    response = subject.documents(
+        ref, "card", {"card_front": (front, "front.pdf"), "card_back": (jpeg(), "back.jpg")}
+    )
+    return ref, response
+
+
+# -- the document download keeps its own sandbox --------------------------------------------------
+def test_a_pdf_download_runs_in_a_sandbox_not_under_the_portal_policy(
+    client, make_user, portal_login, subject, external, session
+):
+    _ref, response = _submit_with_pdf(subject, external, pdf())
+    assert response.status_code == 302
+    assert subject.submit().headers["Location"].endswith("/done")
+    user, secret = make_user(OPERATOR)
+    portal_login(user.username, secret)
+    page = client.get("/intake/").get_data(as_text=True)
+    opened = support.post_form(
+        client,
+        re.search(r'action="(/intake/[^"]+/open)"', page).group(1),
+        {"purpose": "受付内容の確認"},
+        token_from="/intake/",
+    )
+    link = re.search(r'href="(/intake/document/[^"]+)"', opened.get_data(as_text=True)).group(1)
+    download = client.get(link)
+    assert download.status_code == 200 and download.data.startswith(b"%PDF-")
+    policy = [part.strip() for part in download.headers["Content-Security-Policy"].split(";")]
+    assert policy == ["sandbox", "default-src 'none'"]
+    assert download.headers.getlist("Content-Security-Policy") == [
+        download.headers["Content-Security-Policy"]
+    ]
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    # The download itself is audited (who fetched which document).
+    assert [e.actor_name for e in audit_events("intake.open_document")] == [user.username]
+    # The portal's own pages keep the portal policy.
+    assert "sandbox" not in client.get("/intake/").headers["Content-Security-Policy"]
