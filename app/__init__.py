@@ -103,6 +103,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.before_request(enforce_idle_timeout)
     app.before_request(enforce_password_change)
     app.before_request(listargs.check_list_args)  # bad sort or paging argument: 400, not 500
+    app.before_request(listargs.check_action_name)  # unknown FAB action: 400, not 500
     app.after_request(_no_store)
     app.jinja_env.filters["jst"] = jptime.format_jst
     _error_pages(app)
@@ -146,9 +147,8 @@ def _error_pages(app: Flask) -> None:
         if code == 500:
             # The masking filter scrubs any 12-digit run from the traceback text.
             log.error("unhandled error on %s", request.path, exc_info=error)
-        return render_template(
-            "mynumber/error.html", code=code, message=messages.get(code, messages[500])
-        ), code
+        message = getattr(error, "japanese", None) or messages.get(code, messages[500])
+        return render_template("mynumber/error.html", code=code, message=message), code
 
     for code in messages:
         app.register_error_handler(code, handler)

@@ -5,11 +5,12 @@ unknown list action. Each ends in a clear Japanese refusal and an audit event.""
 
 from __future__ import annotations
 
+import json
 import re
 
 from app.policy import OPERATOR
 from tests import support
-from tests.hostile.conftest import audit_events
+from tests.hostile.conftest import assert_clear_refusal, audit_events
 from tests.public_form.conftest import NUMBER_SELF, jpeg, pdf
 
 
@@ -54,3 +55,29 @@ def test_a_pdf_download_runs_in_a_sandbox_not_under_the_portal_policy(
     assert [e.actor_name for e in audit_events("intake.open_document")] == [user.username]
     # The portal's own pages keep the portal policy.
     assert "sandbox" not in client.get("/intake/").headers["Content-Security-Policy"]
+
+
+# -- an unknown list action ---------------------------------------------------------------------
+def test_an_unknown_list_action_is_a_clear_400_and_is_audited(client, make_user, login):
+    user, secret = make_user("Auditor")
+    login(user.username, totp_secret=secret)
+    listing = client.get("/auditlogview/list/")
+    assert listing.status_code == 200
+    by_get = client.get("/auditlogview/action/export_everything/1")
+    assert_clear_refusal(by_get, "その一括操作はありません", status=400)
+    by_post = support.post_form(
+        client,
+        "/auditlogview/action_post",
+        {"action": "delete_all", "rowid": "1"},
+        token_from="/resetmypassword/form",
+    )
+    assert_clear_refusal(by_post, "その一括操作はありません", status=400)
+    refused = audit_events("access.denied", "denied")
+    details = [json.loads(e.details) for e in refused]
+    assert [(e.actor_name, d["reason"]) for e, d in zip(refused, details, strict=True)] == [
+        (user.username, "unknown_action")
+    ] * 2
+    assert {d["route"] for d in details} == {
+        "/auditlogview/action/<string:name>/<pk>",
+        "/auditlogview/action_post",
+    }
