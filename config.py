@@ -67,6 +67,18 @@ def password_complexity(password: str) -> None:
         )
 
 
+PRIVATE_UMASK = 0o077
+
+
+def private_umask() -> None:
+    """Every file and folder this process creates is for the service account alone (0600,
+    0700): the SQLite database and its -wal/-shm/-journal files, logs, outbox messages,
+    exports. systemd sets ``UMask=0077`` for the services, but ``mynumber init`` or any
+    command an administrator runs from a shell would otherwise inherit the shell's 022 and
+    leave the database readable by every local user."""
+    os.umask(PRIVATE_UMASK)
+
+
 def load(overrides: dict | None = None, component: str = "portal") -> dict:
     """Build the Flask config mapping for the admin portal (the public form reuses a subset)."""
     home = instance_home()

@@ -54,6 +54,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the admin portal. ``overrides`` replace settings (tests, CLI)."""
+    config.private_umask()  # before the first file (database, log, key ring) is created
     app = Flask(__name__)
     app.request_class = InMemoryUploadRequest  # uploaded CSVs never spool to disk
     app.config.update(config.load(overrides))

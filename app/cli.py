@@ -785,8 +785,10 @@ def disposal_certificate(request_ref: str, fmt: str, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point: ``mynumber <command>``."""
+    import config
     from app import create_app
 
+    config.private_umask()  # before click writes any --out file the command was given
     info = ScriptInfo(create_app=lambda: create_app())
     try:
         mynumber_group.main(args=argv, prog_name="mynumber", obj=info)

@@ -6,10 +6,15 @@ unknown list action. Each ends in a clear Japanese refusal and an audit event.""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from app.policy import OPERATOR
 from tests import support
+from tests.cli_runner import ROOT
 from tests.hostile.conftest import assert_clear_refusal, audit_events
 from tests.public_form.conftest import NUMBER_SELF, jpeg, pdf
 
@@ -81,3 +86,60 @@ def test_an_unknown_list_action_is_a_clear_400_and_is_audited(client, make_user,
         "/auditlogview/action/<string:name>/<pk>",
         "/auditlogview/action_post",
     }
+
+
+# -- files on the host ------------------------------------------------------------------------
+def _run_from_a_shell(args: list[str], home: Path) -> subprocess.CompletedProcess:
+    """``mynumber ARGS`` as an administrator starts it from a login shell (umask 022)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "MYNUMBER_HOME": str(home),
+        "MYNUMBER_SQLITE_SYNCHRONOUS": "OFF",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+
+
+def _modes(home: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(home)): oct(p.stat().st_mode & 0o777) for p in sorted(home.rglob("*"))
+    }
+
+
+def test_a_local_user_cannot_read_the_instance_files_created_from_a_shell(tmp_path):
+    home = tmp_path / "home"
+    result = _run_from_a_shell(["init"], home)
+    assert result.returncode == 0, result.stderr
+    assert _run_from_a_shell(["audit", "verify"], home).returncode == 0
+    modes = _modes(home)
+    for name in ("mynumber.db", "mynumber.log", "keyring.json", "secret_key"):
+        assert name in modes, sorted(modes)
+    public = {"intake_public_key.json"}  # the form host's copy of a public key, by design
+    loose = {
+        name: mode
+        for name, mode in modes.items()
+        if name not in public and mode != ("0o700" if (home / name).is_dir() else "0o600")
+    }
+    assert loose == {}
+
+
+def test_init_tightens_an_instance_an_older_version_left_readable(tmp_path):
+    home = tmp_path / "home"
+    assert _run_from_a_shell(["init"], home).returncode == 0
+    for name in ("mynumber.db", "mynumber.log"):
+        (home / name).chmod(0o644)
+    (home / "outbox").chmod(0o755)
+    assert _run_from_a_shell(["init"], home).returncode == 0
+    modes = _modes(home)
+    assert (modes["mynumber.db"], modes["mynumber.log"], modes["outbox"]) == (
+        "0o600",
+        "0o600",
+        "0o700",
+    )
