@@ -247,4 +247,18 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
     }
     if overrides:
         cfg.update(overrides)
+    _check_mail_settings(cfg)
     return cfg
+
+
+def _check_mail_settings(cfg: dict) -> None:
+    """Addresses set in the environment become mail headers: a line break in one (a pasted
+    value, a hand-edited unit file) is refused at start-up, naming the variable."""
+    from app.mail import header_problem
+
+    for key in ("MAIL_FROM", "DESK_EMAIL", "SECURITY_CONTACT", "REPORT_RECIPIENTS"):
+        value = cfg.get(key)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            problem = header_problem(f"設定 MYNUMBER_{key}", item if isinstance(item, str) else "")
+            if problem:
+                raise ValueError(problem)

@@ -9,9 +9,9 @@ from flask_appbuilder.security.views import UserDBModelView
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from app import audit, jptime, policy, roster
+from app import audit, jptime, mail, policy, roster
 from app.audit import AuditUnavailable
 from app.models import HandlerRosterEntry, RosterChange, db
 from app.security import current_actor
@@ -169,6 +169,18 @@ class RosterChangeView(BaseView):
         return redirect(url_for("RosterChangeView.index"))
 
 
+def _one_line(label: str):
+    """A form validator: no line break or control character (the value may become a mail
+    header, where a line break would add headers of the sender's choosing)."""
+
+    def check(_form, field) -> None:
+        problem = mail.header_problem(label, field.data)
+        if problem:
+            raise ValidationError(problem)
+
+    return check
+
+
 class VaultUserDBModelView(UserDBModelView):
     """FAB's user screen plus the roster link; role changes are audited."""
 
@@ -196,6 +208,13 @@ class VaultUserDBModelView(UserDBModelView):
             },
         ),
     ]
+    validators_columns = {
+        **UserDBModelView.validators_columns,
+        # The address receives notices; the names are the user's display name.
+        "email": [_one_line("メールアドレス")],
+        "first_name": [_one_line("名")],
+        "last_name": [_one_line("姓")],
+    }
     label_columns = {
         **UserDBModelView.label_columns,
         "roster_entry": "情報取扱者名簿",
