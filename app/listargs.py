@@ -40,7 +40,7 @@ def check_list_args() -> None:
 class UnknownAction(BadRequest):
     """A list or show action that the screen does not have (a hand-made URL or form)."""
 
-    japanese = "この画面にはその一括操作はありません。画面を読み込み直してから操作してください。"
+    japanese = "この画面にはその操作はありません。画面を読み込み直してから操作してください。"
 
 
 def check_action_name() -> None:

@@ -78,14 +78,14 @@ def test_an_unknown_list_action_is_a_clear_400_and_is_audited(client, make_user,
     listing = client.get("/auditlogview/list/")
     assert listing.status_code == 200
     by_get = client.get("/auditlogview/action/export_everything/1")
-    assert_clear_refusal(by_get, "その一括操作はありません", status=400)
+    assert_clear_refusal(by_get, "この画面にはその操作はありません", status=400)
     by_post = support.post_form(
         client,
         "/auditlogview/action_post",
         {"action": "delete_all", "rowid": "1"},
         token_from="/resetmypassword/form",
     )
-    assert_clear_refusal(by_post, "その一括操作はありません", status=400)
+    assert_clear_refusal(by_post, "この画面にはその操作はありません", status=400)
     refused = audit_events("access.denied", "denied")
     details = [json.loads(e.details) for e in refused]
     assert [(e.actor_name, d["reason"]) for e, d in zip(refused, details, strict=True)] == [
