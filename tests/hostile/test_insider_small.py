@@ -385,7 +385,7 @@ def test_the_client_opens_only_an_archive_the_operator_signed(
 
 
 # -- an active PDF among the uploads -------------------------------------------------------------
-HEX_ESCAPED_SCRIPT = pdf(b"/Open#41ction << /S /Java#53cript /JS (app.alert(1)) >> ")
+HEX_ESCAPED_SCRIPT = pdf(b"/Open#41ction << /S /Java#53cript /J#53 (app.alert(1)) >> ")
 
 
 def test_a_hex_escaped_script_pdf_is_refused_on_the_public_form_and_audited(

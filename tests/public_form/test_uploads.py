@@ -196,7 +196,7 @@ def test_a_scanners_pdf_with_object_streams_is_accepted():
 @pytest.mark.parametrize(
     ("data", "found"),
     [
-        (pdf(b"/Open#41ction << /S /Java#53cript /JS (app.alert(1)) >> "), "/OpenAction"),
+        (pdf(b"/Open#41ction << /S /Java#53cript /J#53 (app.alert(1)) >> "), "/OpenAction"),
         (pdf(b"/#41A << /O << /S /Launch /F (cmd.exe) >> >> "), "/AA"),
         (
             pdf(b"/Annots [<< /Subtype /Link /A << /S /#55RI /URI (https://x.example) >> >>] "),
