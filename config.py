@@ -67,6 +67,18 @@ def password_complexity(password: str) -> None:
         )
 
 
+PRIVATE_UMASK = 0o077
+
+
+def private_umask() -> None:
+    """Every file and folder this process creates is for the service account alone (0600,
+    0700): the SQLite database and its -wal/-shm/-journal files, logs, outbox messages,
+    exports. systemd sets ``UMask=0077`` for the services, but ``mynumber init`` or any
+    command an administrator runs from a shell would otherwise inherit the shell's 022 and
+    leave the database readable by every local user."""
+    os.umask(PRIVATE_UMASK)
+
+
 def load(overrides: dict | None = None, component: str = "portal") -> dict:
     """Build the Flask config mapping for the admin portal (the public form reuses a subset)."""
     home = instance_home()
@@ -235,4 +247,18 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
     }
     if overrides:
         cfg.update(overrides)
+    _check_mail_settings(cfg)
     return cfg
+
+
+def _check_mail_settings(cfg: dict) -> None:
+    """Addresses set in the environment become mail headers: a line break in one (a pasted
+    value, a hand-edited unit file) is refused at start-up, naming the variable."""
+    from app.mail import header_problem
+
+    for key in ("MAIL_FROM", "DESK_EMAIL", "SECURITY_CONTACT", "REPORT_RECIPIENTS"):
+        value = cfg.get(key)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            problem = header_problem(f"設定 MYNUMBER_{key}", item if isinstance(item, str) else "")
+            if problem:
+                raise ValueError(problem)

@@ -54,6 +54,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the admin portal. ``overrides`` replace settings (tests, CLI)."""
+    config.private_umask()  # before the first file (database, log, key ring) is created
     app = Flask(__name__)
     app.request_class = InMemoryUploadRequest  # uploaded CSVs never spool to disk
     app.config.update(config.load(overrides))
@@ -105,6 +106,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.before_request(accounts.end_stale_session)  # credentials re-issued: old sessions end
     app.before_request(enforce_password_change)
     app.before_request(listargs.check_list_args)  # bad sort or paging argument: 400, not 500
+    app.before_request(listargs.check_action_name)  # unknown FAB action: 400, not 500
     app.after_request(_no_store)
     app.jinja_env.filters["jst"] = jptime.format_jst
     _error_pages(app)
@@ -148,9 +150,8 @@ def _error_pages(app: Flask) -> None:
         if code == 500:
             # The masking filter scrubs any 12-digit run from the traceback text.
             log.error("unhandled error on %s", request.path, exc_info=error)
-        return render_template(
-            "mynumber/error.html", code=code, message=messages.get(code, messages[500])
-        ), code
+        message = getattr(error, "japanese", None) or messages.get(code, messages[500])
+        return render_template("mynumber/error.html", code=code, message=message), code
 
     for code in messages:
         app.register_error_handler(code, handler)

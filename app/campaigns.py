@@ -28,7 +28,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, intake, jptime, links, logsafe, policy
+from app import audit, intake, jptime, links, logsafe, mail, policy
 from app.audit import Actor
 from app.models import (
     Campaign,
@@ -165,6 +165,9 @@ def check_letter(kind: str, subject: str, body: str) -> tuple[str, str]:
         raise CampaignError("件名・表題: 入力してください", "subject")
     if len(subject) > 200:
         raise CampaignError("件名・表題: 200文字以内で入力してください", "subject")
+    problem = mail.header_problem("件名・表題", subject)  # the subject is a mail header
+    if problem:
+        raise CampaignError(problem, "subject")
     if not body:
         raise CampaignError("本文: 入力してください", "body")
     if len(body) > 5000:

@@ -632,6 +632,32 @@ def keys_keygen(out: str) -> None:
     )
 
 
+@keys_group.command("operator-public-key")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="PEM の出力先（省略時は表示）"
+)
+def keys_operator_public_key(out: Path | None) -> None:
+    """返却データの署名を確かめる公開鍵（PEM）と指紋。契約開始時に発注者へ渡し、指紋を読み合わせる。"""
+    from app import sealed
+
+    keyring = current_app.extensions["mynumber_keyring"]
+    pem = keyring.audit_public_key_pem()
+    fingerprint = sealed.signer_fingerprint(sealed.load_signer_key(pem))
+    audit.record(
+        db.session,
+        cli_actor(),
+        "keys.operator_public_key",
+        details={"fingerprint": fingerprint, "file": out.name if out else None},
+    )
+    db.session.commit()
+    if out:
+        out.write_bytes(pem)
+        click.echo(f"発行元の公開鍵を書き出しました: {out}")
+    else:
+        click.echo(pem.decode("ascii"), nl=False)
+    click.echo(f"公開鍵の指紋（SHA-256）: {fingerprint}")
+
+
 @mynumber_group.command("return-export")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="出力ファイル")
 @click.option(
@@ -692,11 +718,24 @@ def return_export(
 @click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-def open_archive_command(archive: Path, key_file: Path, out: Path) -> None:
-    """返却データを秘密鍵で復号して展開し、SHA-256 をマニフェストと照合する。"""
+@click.option(
+    "--operator-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="発行元の公開鍵（PEM）。省略時はこのインスタンスの鍵",
+)
+def open_archive_command(
+    archive: Path, key_file: Path, out: Path, operator_key: Path | None
+) -> None:
+    """返却データの発行元の署名を確かめ、秘密鍵で復号して展開し、SHA-256 をマニフェストと照合する。"""
     from app import sealed
 
-    result = sealed.open_archive(archive, sealed.load_private(_read_key(key_file, "秘密鍵")), out)
+    signer = sealed.load_signer_key(
+        _read_key(operator_key, "発行元の公開鍵")
+        if operator_key
+        else current_app.extensions["mynumber_keyring"].audit_public_key_pem()
+    )
+    private = sealed.load_private(_read_key(key_file, "秘密鍵"))
+    result = sealed.open_archive(archive, private, out, operator_key=signer)
     click.echo(
         f"展開し、{len(result.manifest.get('files', []))} 件の SHA-256 を確認しました: {out}"
     )
@@ -840,8 +879,10 @@ def disposal_certificate(request_ref: str, fmt: str, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point: ``mynumber <command>``."""
+    import config
     from app import create_app
 
+    config.private_umask()  # before click writes any --out file the command was given
     info = ScriptInfo(create_app=lambda: create_app())
     try:
         mynumber_group.main(args=argv, prog_name="mynumber", obj=info)

@@ -19,3 +19,21 @@ STRICT = {
 }
 
 PORTAL = {**STRICT, "style-src-attr": "'unsafe-inline'"}
+
+# An uploaded document (a PDF or a photo the subject sent) is shown by the browser from our
+# origin: it must never run a script, submit a form or reach anything, whatever is inside.
+DOCUMENT = {"sandbox": "", "default-src": "'none'"}
+
+
+def document_policy(view):
+    """Give a view that serves an uploaded document its own sandbox policy.
+
+    Talisman writes the portal's policy on every response *after* the view has returned, so a
+    header the view sets itself is overwritten; its per-view options are the one place the
+    policy of a single endpoint can be changed (and they cover that endpoint's error pages).
+    """
+    view.talisman_view_options = {
+        "content_security_policy": DOCUMENT,
+        "content_security_policy_nonce_in": [],
+    }
+    return view

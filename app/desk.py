@@ -213,6 +213,13 @@ def receive_public(
     """An inquiry from the public contact page (a subject). Commits."""
     if category not in SUBJECT_CATEGORIES:
         raise DeskError("お問い合わせの種類: 選んでください", "category")
+    for label, field, value in (
+        ("お名前", "name", name),
+        ("ご連絡先（メールアドレスまたは電話番号）", "contact", contact),
+    ):
+        problem = mail.header_problem(label, (value or "").strip())  # one line each
+        if problem:
+            raise DeskError(problem, field)
     item = Inquiry(
         source=InquirySource.SUBJECT,
         name=clean_text(name, "お名前", "name", 100),

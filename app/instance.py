@@ -5,6 +5,7 @@ Safe to run twice: every step checks what exists and only adds what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
     home = Path(app.config["MYNUMBER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o700)  # the database file, key ring and outbox are for the service account only
+    tighten(home, public={Path(app.config["INTAKE_PUBLIC_KEY_FILE"]).resolve()})
     created_keyring = False
     if not keyring.exists():
         keyring.create()
@@ -88,6 +90,22 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
         )
         session.commit()
     return InitResult(created_keyring, created_admin, generated)
+
+
+def tighten(home: Path, public: set[Path]) -> list[Path]:
+    """Make every file under ``home`` 0600 and every folder 0700 (an instance created before
+    the process set its umask, or a file copied in by hand). ``public`` files (the intake
+    public key the form host reads) stay as they are. Returns the paths it changed."""
+    changed = []
+    for path in sorted(home.rglob("*")):
+        if path.is_symlink() or path.resolve() in public:
+            continue
+        wanted = 0o700 if path.is_dir() else 0o600
+        if path.stat().st_mode & 0o777 != wanted:
+            with contextlib.suppress(PermissionError):  # not ours: left to the administrator
+                path.chmod(wanted)
+                changed.append(path)
+    return changed
 
 
 def ensure_intake_key(app: Flask) -> bool:

@@ -11,6 +11,7 @@ with SQL in it) then ends in a 500. Nothing was ever injectable, but a refusal m
 from __future__ import annotations
 
 from flask import abort, current_app, request
+from werkzeug.exceptions import BadRequest
 
 MAX_PAGE_SIZE = 1000
 
@@ -34,3 +35,27 @@ def check_list_args() -> None:
             abort(400)
         elif arg.startswith("psize_") and not _whole(value, 1, MAX_PAGE_SIZE):
             abort(400)
+
+
+class UnknownAction(BadRequest):
+    """A list or show action that the screen does not have (a hand-made URL or form)."""
+
+    japanese = "この画面にはその操作はありません。画面を読み込み直してから操作してください。"
+
+
+def check_action_name() -> None:
+    """400 for an action name the screen does not offer.
+
+    FAB's ``/action/<name>/<pk>`` and ``/action_post`` look the name up in the view's actions
+    and call ``.func`` on the result without checking it: an unknown name (every name, on a
+    screen without actions) is an ``AttributeError`` and a 500."""
+    endpoint = request.endpoint or ""
+    if not endpoint.endswith((".action", ".action_post")):
+        return
+    view = getattr(current_app.view_functions.get(endpoint), "__self__", None)
+    if endpoint.endswith(".action"):
+        name = (request.view_args or {}).get("name")
+    else:
+        name = request.form.get("action")
+    if view is None or name not in (getattr(view, "actions", None) or {}):
+        raise UnknownAction()

@@ -7,7 +7,9 @@ or an exception text carries one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 
 _TWELVE = re.compile(
@@ -44,6 +46,11 @@ def install(log_file: str | None = None, level: int = logging.INFO) -> None:
     if log_file and not any(
         isinstance(h, logging.FileHandler) and h.baseFilename == log_file for h in root.handlers
     ):
+        # Created 0600 whatever the umask; a log an older version left 0644 is tightened.
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with contextlib.suppress(PermissionError):
+            os.fchmod(fd, 0o600)
+        os.close(fd)
         handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         root.addHandler(handler)

@@ -28,6 +28,32 @@ class MailContainsNumber(ValueError):
     """The message text contains something that is a valid My Number."""
 
 
+class MailHeaderRefused(ValueError):
+    """An address, name or subject holds a line break or another control character: a header
+    built from it could gain lines (Bcc:, a second body). Refused before anything is sent."""
+
+
+# Line breaks of every kind (CR, LF, NEL, U+2028/2029), NUL and the other C0/C1 controls, and
+# the bidi controls that make an address read differently from what it is.
+_HEADER_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def header_reason(value: str | None) -> str | None:
+    """Why ``value`` cannot go into a mail header (Japanese, without the field), or None."""
+    for char in value or "":
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _HEADER_BIDI:
+            kind = "改行" if char in "\r\n\x85\u2028\u2029" else "制御文字"
+            return f"{kind}は使えません（1行で入力してください）"
+    return None
+
+
+def header_problem(label: str, value: str | None) -> str | None:
+    """``header_reason`` naming the field: every form and import that takes an address, a
+    display name or a subject calls it, and ``build`` calls it again for every header."""
+    reason = header_reason(value)
+    return f"{label}: {reason}" if reason else None
+
+
 class MailError(RuntimeError):
     """SMTP refused or could not be reached; the caller records it and retries."""
 
@@ -62,6 +88,12 @@ def contains_my_number(text: str) -> bool:
 def build(mail: Mail, sender: str) -> EmailMessage:
     if contains_my_number(mail.subject) or contains_my_number(mail.body):
         raise MailContainsNumber("メール本文に個人番号と思われる数字が含まれているため送信しません")
+    for label, value in [("差出人", sender), ("件名", mail.subject)] + [
+        ("宛先", address) for address in mail.to
+    ]:
+        problem = header_problem(label, value)
+        if problem:
+            raise MailHeaderRefused(f"メールを作成しません。{problem}")
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(mail.to)

@@ -265,6 +265,20 @@ def send(session: Session, keyring, delivery_id: int, actor: Actor = JOB_ACTOR) 
     session.refresh(delivery)
     try:
         message_id = mail.send_from_app(message)
+    except mail.MailHeaderRefused as exc:  # refused before anything left the host
+        delivery.status = DeliveryStatus.GAVE_UP
+        delivery.last_error = str(exc)[:300]
+        audit.record(
+            session,
+            actor,
+            "mail.refused",
+            object_type="delivery",
+            object_ids=[delivery.id],
+            outcome="denied",
+            details={"reason": str(exc)},
+        )
+        session.commit()
+        return DeliveryStatus.GAVE_UP
     except mail.MailContainsNumber as exc:
         delivery.status = DeliveryStatus.GAVE_UP
         delivery.last_error = str(exc)[:300]

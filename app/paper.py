@@ -368,6 +368,8 @@ def add_scan(
             max_pixels=config["INTAKE_MAX_IMAGE_PIXELS"],
         )
     except uploads.UploadRejected as exc:
+        if isinstance(exc, uploads.ActiveContentRejected):
+            uploads.audit_refusal(session, actor, exc, where="paper_intake", object_ids=[item.id])
         raise PaperError(f"スキャン画像: {exc}", "file") from None
     total = session.execute(
         select(func.coalesce(func.sum(PaperPart.size_bytes), 0)).where(

@@ -20,6 +20,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app import audit
+from app.listargs import UnknownAction
 from app.models import db
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,12 @@ ACTION = "access.denied"
 
 
 def reason_of(error: BaseException) -> str | None:
-    """``forbidden`` or ``csrf`` for the refusals worth recording, else None."""
+    """``forbidden``, ``csrf`` or ``unknown_action`` (a hand-made request probing the
+    screens) for the refusals worth recording, else None."""
     if isinstance(error, CSRFError):
         return "csrf"
+    if isinstance(error, UnknownAction):
+        return "unknown_action"
     if isinstance(error, HTTPException) and error.code == 403:
         return "forbidden"
     return None

@@ -19,7 +19,8 @@ and no password travels by e-mail. Inside::
     disposal_items.csv          the tombstoned person ids of each disposal
     roster.csv                  情報取扱者名簿
     audit_log.csv               the audit log up to this export, with its hash chain
-    audit_public_key.pem        to verify the signed checkpoints (and this archive's header)
+    audit_public_key.pem        to verify the signed checkpoints (the archive's own signature
+                                is checked against the key the client pinned, not this copy)
     audit_checkpoints.jsonl     signed checkpoints kept outside the database
     manifest.json               SHA-256, size and rows of every file above
 
@@ -29,7 +30,8 @@ The header, readable without the private key, carries a keyed fingerprint of the
 archive was made from (counts, and HMACs over the people and number records — ciphertext
 hashes, never a number) and is signed with the audit key: ``verify_archive`` checks an archive
 against the live data without decrypting anything. The client opens the archive with
-``mynumber-archive open`` (``app/sealed.py`` runs alone with Python and ``cryptography``).
+``mynumber-archive open --operator-key`` (``app/sealed.py`` runs alone with Python and
+``cryptography``), which refuses an archive the operator's key did not sign.
 """
 
 from __future__ import annotations

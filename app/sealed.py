@@ -5,7 +5,7 @@ This module depends on the standard library and ``cryptography`` (>= 50) only, s
 can run it alone to create a key pair and open a return archive::
 
     python3 sealed.py keygen --out client          # client.key (0600) and client.pub
-    python3 sealed.py open ARCHIVE --key client.key --out DIR
+    python3 sealed.py open ARCHIVE --key client.key --operator-key operator.pem --out DIR
 
 (installed as ``mynumber-archive``; ``mynumber open-archive`` does the same).
 
@@ -13,7 +13,9 @@ Format (all integers big endian)::
 
     b"MNVSEAL1"                       magic, 8 bytes
     u32 n | header (n bytes, UTF-8 JSON, sorted keys): purpose, created_at, chunk_size,
-            wrap (how the file key is wrapped), meta (purpose-specific, public), sig (optional)
+            wrap (how the file key is wrapped), meta (purpose-specific, public), and when
+            signed: key_commitment (SHA-256 of a label and the file key) and sig (Ed25519
+            over the canonical header without sig)
     u32 m | wrapped file key (m bytes)
     chunks: u32 k | AES-256-GCM ciphertext+tag (k bytes)
 
@@ -50,7 +52,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
@@ -286,6 +288,11 @@ def _nonce(index: int, last: bool) -> bytes:
     return index.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
+def key_commitment(key: bytes) -> bytes:
+    """A one-way commitment to a file key, kept in the signed header."""
+    return hashlib.sha256(b"mnv-seal-v1-key-commitment|" + key).digest()
+
+
 def canonical(obj: dict) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -309,6 +316,7 @@ class SealedWriter(io.RawIOBase):
         super().__init__()
         self._out = out
         self._chunk_size = chunk_size
+        key = secrets.token_bytes(32)
         header = {
             "format": 1,
             "purpose": purpose,
@@ -318,11 +326,14 @@ class SealedWriter(io.RawIOBase):
             "meta": meta or {},
         }
         if signer is not None:
+            # The signature covers the file key too (by its commitment): without it, anyone
+            # holding the recipient's public key could keep a genuine signed header and wrap a
+            # key of their own for chunks of their own.
+            header["key_commitment"] = _b64(key_commitment(key))
             header["sig"] = _b64(signer(canonical(header)))
         self.header = header
         header_bytes = canonical(header)
         self.digest = hashlib.sha256(MAGIC + header_bytes).digest()
-        key = secrets.token_bytes(32)
         blob = wrapper.wrap(key, self.digest)
         self._aead = AESGCM(key)
         self._buffer = bytearray()
@@ -444,14 +455,29 @@ def iter_plaintext(inp: BinaryIO, header: Header, key: bytes) -> Iterator[bytes]
 
 
 def open_stream(
-    inp: BinaryIO, unwrap: Callable[[dict, bytes, bytes], bytes], purpose: str | None = None
+    inp: BinaryIO,
+    unwrap: Callable[[dict, bytes, bytes], bytes],
+    purpose: str | None = None,
+    signer_key: ed25519.Ed25519PublicKey | None = None,
 ) -> tuple[Header, Iterator[bytes]]:
+    """The header and the plaintext chunks. With ``signer_key``, the header must carry that
+    key's signature and the unwrapped file key must be the one the signature commits to:
+    a file sealed by anyone else is refused before a byte of it is decrypted."""
     header = read_header(inp)
     if purpose and header.purpose != purpose:
         raise SealedError(
             f"ファイルの種類が違います（{PURPOSE_LABELS.get(header.purpose, header.purpose)}）"
         )
+    if signer_key is not None:
+        require_signature(header, signer_key)
     key = unwrap(header.wrap, header.blob, header.digest)
+    if signer_key is not None and not secrets.compare_digest(
+        key_commitment(key), _unb64(header.fields["key_commitment"])
+    ):
+        raise SealedError(
+            "ファイル鍵が署名された内容と一致しません（署名付きのヘッダーに別の内容が"
+            "つなぎ合わされています）。開かずに、発行元に確認してください"
+        )
     return header, iter_plaintext(inp, header, key)
 
 
@@ -465,6 +491,45 @@ def verify_signature(header: Header, public_key: ed25519.Ed25519PublicKey) -> bo
     except Exception:  # noqa: BLE001 - any failure means "not signed by this key"
         return False
     return True
+
+
+def load_signer_key(data: bytes) -> ed25519.Ed25519PublicKey:
+    """The issuer's (operator's) Ed25519 public key in PEM, as ``mynumber keys
+    operator-public-key`` exports it."""
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise SealedError("発行元の公開鍵（PEM）を読み込めません") from exc
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise SealedError("発行元の公開鍵が Ed25519 ではありません")
+    return key
+
+
+def signer_fingerprint(key: ed25519.Ed25519PublicKey) -> str:
+    """SHA-256 of the raw public key, in hex: what the operator reads out to the client."""
+    return hashlib.sha256(key.public_bytes_raw()).hexdigest()
+
+
+def require_signature(header: Header, key: ed25519.Ed25519PublicKey) -> None:
+    """Refuse a header that is unsigned, signed by another key, altered after signing, or
+    signed without the file-key commitment (a file written before it existed)."""
+    if not header.fields.get("sig"):
+        raise SealedError(
+            "このファイルには発行元の署名がありません。開かずに、発行元に確認してください"
+        )
+    if not verify_signature(header, key):
+        raise SealedError(
+            "発行元の署名を確認できません（指定した公開鍵（指紋 "
+            f"{signer_fingerprint(key)[:16]}…）の署名ではないか、ファイルが改ざんされています）。"
+            "開かずに、発行元に確認してください"
+        )
+    try:
+        if len(_unb64(str(header.fields.get("key_commitment", "")))) != 32:
+            raise ValueError
+    except ValueError as exc:
+        raise SealedError(
+            "このファイルの署名はファイル鍵を含まない古い形式です。発行元に作り直しを依頼してください"
+        ) from exc
 
 
 def sha256_file(path: str | Path) -> str:
@@ -501,9 +566,20 @@ def _safe_member(name: str) -> PurePosixPath:
     return path
 
 
-def open_archive(archive: str | Path, private: RecipientPrivate, out_dir: str | Path) -> OpenResult:
+def open_archive(
+    archive: str | Path,
+    private: RecipientPrivate,
+    out_dir: str | Path,
+    *,
+    operator_key: ed25519.Ed25519PublicKey,
+) -> OpenResult:
     """Decrypt a return archive into ``out_dir`` and check every file against the manifest's
-    SHA-256 sums. Nothing is left behind when a check fails (the folder is the client's)."""
+    SHA-256 sums. Nothing is left behind when a check fails (the folder is the client's).
+
+    ``operator_key`` is the operator's public key the client pinned (received when the
+    contract began, not from the archive or the portal): only an archive the operator's
+    instance signed is opened, so a file someone else sealed to the client's public key —
+    which is no secret — cannot pass for the returned data."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     zip_path = out / ".mnv-archive.zip.part"
@@ -511,7 +587,9 @@ def open_archive(archive: str | Path, private: RecipientPrivate, out_dir: str | 
     try:
         with open(archive, "rb") as inp, open(zip_path, "wb") as sink:
             os.chmod(zip_path, 0o600)
-            header, chunks = open_stream(inp, from_recipient(private), purpose="return-archive")
+            header, chunks = open_stream(
+                inp, from_recipient(private), purpose="return-archive", signer_key=operator_key
+            )
             for chunk in chunks:
                 sink.write(chunk)
         with zipfile.ZipFile(zip_path) as zf:
@@ -553,9 +631,21 @@ def open_archive(archive: str | Path, private: RecipientPrivate, out_dir: str | 
         zip_path.unlink(missing_ok=True)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose refusal of a command line is a Japanese line naming the option."""
+
+    def error(self, message: str) -> NoReturn:
+        missing = message.partition("the following arguments are required: ")[2]
+        text = (
+            f"次の指定が必要です: {missing}" if missing else f"指定が正しくありません（{message}）"
+        )
+        self.print_usage(sys.stderr)
+        self.exit(2, f"エラー: {text}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``mynumber-archive``: the client's tool (key pair, open and check a return archive)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mynumber-archive", description="MyNumber Vault の返却データを開くためのツール"
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -565,6 +655,11 @@ def main(argv: list[str] | None = None) -> int:
     opener.add_argument("archive")
     opener.add_argument("--key", required=True, help="受取用の秘密鍵（keygen の .key）")
     opener.add_argument("--out", required=True, help="展開先フォルダ")
+    opener.add_argument(
+        "--operator-key",
+        required=True,
+        help="発行元（受託者）の署名用公開鍵（契約時に受け取った PEM。指紋を確認済みのもの）",
+    )
     info = sub.add_parser("info", help="暗号化ファイルのヘッダー（公開情報）を表示する")
     info.add_argument("file")
     args = parser.parse_args(argv)
@@ -579,8 +674,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "open":
             with open(args.key, "rb") as handle:
                 private = load_private(handle.read(64 * 1024))
-            result = open_archive(args.archive, private, args.out)
+            with open(args.operator_key, "rb") as handle:
+                operator_key = load_signer_key(handle.read(64 * 1024))
+            result = open_archive(args.archive, private, args.out, operator_key=operator_key)
             print(
+                f"発行元の署名を確認しました（公開鍵の指紋 {signer_fingerprint(operator_key)}）。"
                 f"返却データを展開し、{len(result.manifest.get('files', []))} 件のファイルの "
                 f"SHA-256 がマニフェストと一致することを確認しました: {result.folder}"
             )

@@ -6,8 +6,11 @@
   decompression bomb is refused without being expanded), turned upright, scaled down to a
   readable size and re-encoded as a fresh JPEG: EXIF (GPS location, device) and any trailing
   bytes of a polyglot file are gone.
-- PDFs cannot be re-encoded without a PDF library; they are checked for structure and refused
-  when they carry scripts, actions, attachments or encryption.
+- PDFs are not re-encoded: they are parsed (pypdf), every object is walked (object streams
+  included) with names decoded as a PDF reader decodes them (``/Java#53cript`` is
+  ``/JavaScript``), and the raw bytes are scanned again after the same decoding (objects an
+  incremental update replaced). One script, automatic action, launch, link out, attachment,
+  media, XFA form or encryption — or a file that does not parse — and the PDF is refused.
 
 Nothing here writes to disk: the data stays in memory until it is sealed.
 """
@@ -40,13 +43,62 @@ MAX_EDGE = 3000  # pixels on the long edge after re-encoding: enough to read a c
 MIN_EDGE = 2000
 JPEG_QUALITY = 85
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+# What a PDF viewer would run, open, fetch or hide; each name in Japanese for the refusal.
+_PDF_FORBIDDEN_NAMES = {
+    "JavaScript": "スクリプト",
+    "JS": "スクリプト",
+    "OpenAction": "開いたときの自動動作",
+    "AA": "自動動作",
+    "Launch": "外部プログラムの起動",
+    "SubmitForm": "フォームの送信",
+    "ImportData": "外部データの読み込み",
+    "GoToR": "別ファイルへのリンク",
+    "GoToE": "埋め込みファイルへのリンク",
+    "URI": "外部へのリンク",
+    "EmbeddedFile": "添付ファイル",
+    "EmbeddedFiles": "添付ファイル",
+    "Filespec": "添付ファイル",
+    "RichMedia": "埋め込みメディア",
+    "Rendition": "埋め込みメディア",
+    "Movie": "埋め込みメディア",
+    "Sound": "埋め込みメディア",
+    "XFA": "XFA フォーム",
+    "Encrypt": "暗号化",
+}
 _PDF_FORBIDDEN = re.compile(
-    rb"/(JavaScript|JS|Launch|EmbeddedFile|EmbeddedFiles|RichMedia|OpenAction|AA|Encrypt|XFA)\b"
+    rb"/(" + b"|".join(n.encode() for n in _PDF_FORBIDDEN_NAMES) + rb")(?![A-Za-z0-9])"
 )
+_PDF_NAME = re.compile(rb"/[^\x00\t\n\x0c\r /%()<>\[\]{}]*")
+_PDF_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 
 
 class UploadRejected(ValueError):
     """Raised with a Japanese message that names the problem (the caller adds the field)."""
+
+
+class ActiveContentRejected(UploadRejected):
+    """A PDF that carries something a viewer would run or fetch: a hostile file, not a
+    mistake, so the caller records it in the audit log (``audit_refusal``)."""
+
+    def __init__(self, message: str, found: str) -> None:
+        super().__init__(message)
+        self.found = found
+
+
+def audit_refusal(session, actor, exc: ActiveContentRejected, *, where: str, object_ids) -> None:
+    """Record a refused active PDF (who, where, which name was found; never the file)."""
+    from app import audit
+
+    audit.record(
+        session,
+        actor,
+        "upload.refused",
+        object_type=where,
+        object_ids=list(object_ids),
+        outcome="denied",
+        details={"reason": "pdf_active_content", "found": f"/{exc.found}"},
+        commit=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -157,9 +209,76 @@ def _reencode(data: bytes, kind: str, max_pixels: int) -> Document:
 def _check_pdf(data: bytes) -> Document:
     if b"%%EOF" not in data[-2048:]:
         raise UploadRejected("PDF が壊れているか、途中までしかありません")
-    if _PDF_FORBIDDEN.search(data):
-        raise UploadRejected(
-            "この PDF にはスクリプト・添付ファイル・暗号化などが含まれているため受け付けられません。"
-            "写真（JPEG）で提出してください"
+    found = _forbidden_in_bytes(data) or _forbidden_in_objects(data)
+    if found:
+        raise ActiveContentRejected(
+            "この PDF にはスクリプト・自動動作・リンク・添付ファイル・暗号化などの"
+            f"動的な内容（{_PDF_FORBIDDEN_NAMES[found]}: /{found}）が含まれているため"
+            "受け付けられません。写真（JPEG）で提出してください",
+            found,
         )
     return Document(PDF, data)
+
+
+def decode_pdf_names(data: bytes) -> bytes:
+    """Every name token with its ``#xx`` escapes decoded (PDF 32000-1, 7.3.5), as a reader
+    sees it: ``/Open#41ction`` is ``/OpenAction``."""
+
+    def one(name: re.Match) -> bytes:
+        return _PDF_NAME_ESCAPE.sub(lambda h: bytes([int(h.group(1), 16)]), name.group(0))
+
+    return _PDF_NAME.sub(one, data)
+
+
+def _forbidden_in_bytes(data: bytes) -> str | None:
+    """The raw file, names decoded: catches what the parser never reaches (an object that an
+    incremental update replaced, an object outside the cross-reference table)."""
+    match = _PDF_FORBIDDEN.search(decode_pdf_names(data))
+    return match.group(1).decode("ascii") if match else None
+
+
+def _forbidden_in_objects(data: bytes) -> str | None:
+    """Parse the PDF and walk every object the cross-reference tables list (those inside
+    object streams too), every dictionary key and name value; and the decoded content of
+    every object stream (objects an update left behind). A PDF that does not parse, or is
+    encrypted, is refused: what cannot be checked is not accepted."""
+    from pypdf import PdfReader
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            return "Encrypt"
+        if len(reader.pages) < 1:
+            raise ValueError("no page")
+        refs = [
+            (number, generation) for generation, table in reader.xref.items() for number in table
+        ] + [(number, 0) for number in reader.xref_objStm]
+        stack: list = [reader.trailer]
+        for number, generation in refs:
+            stack.append(reader.get_object(IndirectObject(number, generation, reader)))
+        seen: set[int] = set()
+        while stack:
+            item = stack.pop()
+            if isinstance(item, IndirectObject) or id(item) in seen:
+                continue  # every indirect object is on the stack already
+            seen.add(id(item))
+            if isinstance(item, NameObject):
+                if item[1:] in _PDF_FORBIDDEN_NAMES:
+                    return str(item[1:])
+            elif isinstance(item, DictionaryObject):
+                for key, value in item.items():
+                    if key[1:] in _PDF_FORBIDDEN_NAMES:
+                        return str(key[1:])
+                    stack.append(value)
+                if item.get("/Type") == "/ObjStm":
+                    found = _forbidden_in_bytes(item.get_data())
+                    if found:
+                        return found
+            elif isinstance(item, ArrayObject):
+                stack.extend(item)
+    except Exception as exc:  # noqa: BLE001 - any parser failure: the file cannot be checked
+        raise UploadRejected(
+            "PDF を読み込めません。ファイルが壊れているか、対応していない形式です"
+        ) from exc
+    return None

@@ -71,6 +71,7 @@ class InMemoryRequest(Request):
 
 
 def create_app(overrides: dict | None = None) -> Flask:
+    config.private_umask()  # its log file and anything else it writes: 0600
     cfg = config.load(overrides, component="form")
     app = Flask(__name__)
     app.request_class = InMemoryRequest

@@ -429,6 +429,10 @@ def documents(ref: str):
                 )
             except uploads.UploadRejected as exc:
                 errors[field_name] = f"{label}: {exc}"
+                if isinstance(exc, uploads.ActiveContentRejected):
+                    uploads.audit_refusal(
+                        db.session, _actor(), exc, where="collection_request", object_ids=[g.req.id]
+                    )
             finally:
                 del data
         if not errors:

@@ -72,3 +72,45 @@ def test_unreachable_smtp_is_a_clear_error(tmp_path):
             outbox=tmp_path,
         )
     assert "送信できませんでした" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("to", "subject", "sender", "reason"),
+    [
+        (["taro@example.jp\r\nBcc: all@attacker.example"], "件名", "v@example.jp", "宛先: 改行"),
+        (["taro@example.jp"], "件名\nBcc: all@attacker.example", "v@example.jp", "件名: 改行"),
+        (["taro@example.jp"], "件名\u2028二行目", "v@example.jp", "件名: 改行"),
+        (["taro@example.jp"], "件名", "v@example.jp\r\nReply-To: x@y", "差出人: 改行"),
+        (["taro@example.jp"], "件名\x00", "v@example.jp", "件名: 制御文字"),
+        (["taro@example.jp\u202e"], "件名", "v@example.jp", "宛先: 制御文字"),
+    ],
+    ids=["crlf-to", "lf-subject", "line-separator-subject", "crlf-from", "nul", "bidi-to"],
+)
+def test_a_header_with_a_line_break_or_control_is_never_built(
+    tmp_path, smtp_server, to, subject, sender, reason
+):
+    for smtp_url in (None, smtp_server.url):
+        with pytest.raises(mail.MailHeaderRefused, match=reason):
+            mail.send(Mail(to, subject, "本文"), smtp_url=smtp_url, sender=sender, outbox=tmp_path)
+    assert list(tmp_path.iterdir()) == [] and smtp_server.messages == []
+
+
+def test_header_problem_names_the_field_and_accepts_ordinary_text():
+    assert mail.header_problem("件名", "【見本機構】ご提出のお願い（再送）") is None
+    assert mail.header_problem("宛先", "taro+1@example.jp") is None
+    assert (
+        mail.header_problem("件名", "a\tb") == "件名: 制御文字は使えません（1行で入力してください）"
+    )
+    assert mail.header_reason("a\r\nb") == "改行は使えません（1行で入力してください）"
+
+
+def test_a_mail_setting_with_a_line_break_stops_the_start(monkeypatch, tmp_path):
+    import config
+
+    monkeypatch.setenv("MYNUMBER_MAIL_FROM", "vault@example.jp\r\nBcc: all@attacker.example")
+    with pytest.raises(ValueError, match="設定 MYNUMBER_MAIL_FROM: 改行は使えません"):
+        config.load({"MYNUMBER_HOME": str(tmp_path)})
+    monkeypatch.setenv("MYNUMBER_MAIL_FROM", "vault@example.jp")
+    monkeypatch.setenv("MYNUMBER_REPORT_RECIPIENTS", "a@example.jp, b@example.jp\nBcc: x@y")
+    with pytest.raises(ValueError, match="設定 MYNUMBER_REPORT_RECIPIENTS: 改行"):
+        config.load({"MYNUMBER_HOME": str(tmp_path)})

@@ -205,7 +205,7 @@ def send(
     try:
         delivery.message_id = mail.send_from_app(message)
         delivery.status = "sent"
-    except (mail.MailError, mail.MailContainsNumber) as exc:
+    except (mail.MailError, mail.MailContainsNumber, mail.MailHeaderRefused) as exc:
         delivery.status = "failed"
         delivery.error = str(exc)[:300]
     session.add(delivery)

@@ -11,9 +11,9 @@ from flask_appbuilder.validators import PasswordComplexityValidator
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
-from app import accounts, audit, jptime, policy, roster
+from app import accounts, audit, jptime, mail, policy, roster
 from app.audit import AuditUnavailable
 from app.models import AccountChange, HandlerRosterEntry, RosterChange, VaultUser, db
 from app.security import current_actor
@@ -179,6 +179,18 @@ PENDING_MESSAGE = (
 )
 
 
+def _one_line(label: str):
+    """A form validator: no line break or control character (the value may become a mail
+    header, where a line break would add headers of the sender's choosing)."""
+
+    def check(_form, field) -> None:
+        problem = mail.header_problem(label, field.data)
+        if problem:
+            raise ValidationError(problem)
+
+    return check
+
+
 class VaultUserDBModelView(UserDBModelView):
     """FAB's user screen plus the roster link; role changes are audited.
 
@@ -229,6 +241,13 @@ class VaultUserDBModelView(UserDBModelView):
             },
         ),
     ]
+    validators_columns = {
+        **UserDBModelView.validators_columns,
+        # The address receives notices; the names are the user's display name.
+        "email": [_one_line("メールアドレス")],
+        "first_name": [_one_line("名")],
+        "last_name": [_one_line("姓")],
+    }
     label_columns = {
         **UserDBModelView.label_columns,
         "roster_entry": "情報取扱者名簿",

@@ -15,7 +15,7 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from app import intake, mynumber, policy
+from app import csp, intake, mynumber, policy
 from app.audit import AuditUnavailable
 from app.intake import IntakeError
 from app.models import CollectionRequest, Person, RequestStatus, Submission, db
@@ -111,6 +111,7 @@ class IntakeView(BaseView):
         )
 
     @expose("/document/<string:part_id>", methods=["GET"])
+    @csp.document_policy
     @has_access
     def document(self, part_id: str):
         try:
@@ -128,7 +129,6 @@ class IntakeView(BaseView):
         response.headers["Content-Disposition"] = (
             f'attachment; filename="document-{doc.part_id.hex[:8]}.{extension}"'
         )
-        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 

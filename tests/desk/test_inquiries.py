@@ -248,3 +248,17 @@ def test_contact_page_shows_the_hours_and_when_the_desk_reopens(instance, app, m
         )
     assert expected in html
     assert "平日（月〜金）10:00〜17:00（土日祝日・12月29日〜1月3日を除く）" in html
+
+
+@pytest.mark.parametrize("field", ["name", "contact"])
+def test_a_public_inquirys_name_and_contact_are_one_line(session, field):
+    values = {
+        "name": "問合 太郎",
+        "contact": "taro@example.jp",
+        "category": desk.SUBJECT_CATEGORIES[0],
+        "body": "一行目\n二行目",  # the body may have lines
+        field: "taro@example.jp\r\nBcc: all@attacker.example",
+    }
+    with pytest.raises(desk.DeskError, match="改行は使えません") as caught:
+        desk.receive_public(session, actor(), **values)
+    assert caught.value.field == field

@@ -83,11 +83,15 @@ def test_return_export_verify_and_open_from_the_command_line(session, vault, ins
     args = ["open-archive", str(archive), "--key", f"{client}.key", "--out", str(folder)]
     assert "SHA-256 を確認しました" in _ok(run(args, env))
     assert crowd[0].number in (folder / "people_staff.csv").read_text(encoding="utf-8-sig")
-    # The client's own tool gives the same result without the instance.
+    # The client's own tool gives the same result without the instance, given the operator's
+    # public key (handed over when the contract began).
+    operator = tmp_path / "operator.pem"
+    exported = _ok(run(["keys", "operator-public-key", "--out", str(operator)], env))
+    assert "公開鍵の指紋（SHA-256）: " in exported
     opened = ["open", str(archive), "--key", f"{client}.key", "--out", str(tmp_path / "o2")]
-    assert archive_main(opened) == 0
+    assert archive_main([*opened, "--operator-key", str(operator)]) == 0
     wrong = ["open", str(archive), "--key", str(archive), "--out", str(tmp_path / "o3")]
-    assert archive_main(wrong) == 1
+    assert archive_main([*wrong, "--operator-key", str(operator)]) == 1
 
     session.get(Person, crowd[1].id).name = "変更後"
     session.commit()

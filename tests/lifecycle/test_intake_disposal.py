@@ -84,7 +84,12 @@ def test_the_return_archive_holds_what_the_form_received(
         audit_public_pem=vault.keys.audit_public_key_pem(),
     )
     assert result.counts["documents"] == 4
-    opened = sealed.open_archive(out, sealed.load_private(private_text), tmp_path / "o")
+    opened = sealed.open_archive(
+        out,
+        sealed.load_private(private_text),
+        tmp_path / "o",
+        operator_key=vault.keys.audit_signing_key().public_key(),
+    )
     folder = opened.folder
     docs = sorted((folder / "documents").rglob("*.*"))
     assert len(docs) == 4

@@ -66,7 +66,9 @@ def test_archive_opens_with_the_private_key_and_matches_the_export(
         assert someone.name.encode() not in raw
         assert not any(form in raw for form in number_forms(someone.number))
 
-    opened = sealed.open_archive(out, private, tmp_path / "opened")
+    opened = sealed.open_archive(
+        out, private, tmp_path / "opened", operator_key=vault.keys.audit_signing_key().public_key()
+    )
     folder = opened.folder
     assert opened.manifest["purpose"] == "契約終了に伴う返却"
     for item in opened.manifest["files"]:
@@ -159,13 +161,17 @@ def test_a_wrong_key_or_an_altered_archive_does_not_open(session, vault, app, tm
     out = tmp_path / "r.mnva"
     _export(session, vault, app, out, recipient)
     with pytest.raises(sealed.SealedError, match="別の鍵あて"):
-        sealed.open_archive(out, other, tmp_path / "x")
+        sealed.open_archive(
+            out, other, tmp_path / "x", operator_key=vault.keys.audit_signing_key().public_key()
+        )
     data = bytearray(out.read_bytes())
     data[len(data) // 2] ^= 0x40
     bad = tmp_path / "bad.mnva"
     bad.write_bytes(bytes(data))
     with pytest.raises(sealed.SealedError, match="復号できません"):
-        sealed.open_archive(bad, private, tmp_path / "y")
+        sealed.open_archive(
+            bad, private, tmp_path / "y", operator_key=vault.keys.audit_signing_key().public_key()
+        )
     assert not any((tmp_path / "y").iterdir())
 
 
@@ -181,7 +187,12 @@ def test_a_standard_x25519_key_works_too(session, vault, app, tmp_path):
     )
     out = tmp_path / "r.mnva"
     _export(session, vault, app, out, sealed.load_public(public_pem))
-    opened = sealed.open_archive(out, sealed.load_private(private_pem), tmp_path / "o")
+    opened = sealed.open_archive(
+        out,
+        sealed.load_private(private_pem),
+        tmp_path / "o",
+        operator_key=vault.keys.audit_signing_key().public_key(),
+    )
     assert "people_staff.csv" in opened.files
 
 
@@ -224,6 +235,11 @@ def test_portal_request_is_built_by_the_job(session, vault, app, make_user, tmp_
     session.expire_all()
     row = session.get(type(row), row.id)
     assert row.person_count == 2 and row.sha256 == sealed.sha256_file(row.file_name)
-    opened = sealed.open_archive(row.file_name, private, tmp_path / "o")
+    opened = sealed.open_archive(
+        row.file_name,
+        private,
+        tmp_path / "o",
+        operator_key=vault.keys.audit_signing_key().public_key(),
+    )
     assert json.loads((opened.folder / "manifest.json").read_text())["purpose"] == "返却"
     assert disposal.is_cli(CLI) and not disposal.is_cli(who)

@@ -158,7 +158,12 @@ def test_return_archive_from_the_portal(client, make_user, login, session, vault
     assert download.status_code == 200
     archive = tmp_path / "r.mnva"
     archive.write_bytes(download.get_data())
-    opened = sealed.open_archive(archive, sealed.load_private(private_text), tmp_path / "o")
+    opened = sealed.open_archive(
+        archive,
+        sealed.load_private(private_text),
+        tmp_path / "o",
+        operator_key=vault.keys.audit_signing_key().public_key(),
+    )
     assert crowd[0].number in (opened.folder / "people_staff.csv").read_text(encoding="utf-8-sig")
     assert crowd[0].number not in page
 

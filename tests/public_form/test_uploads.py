@@ -127,3 +127,136 @@ def test_a_cut_off_photo_is_refused_even_after_weasyprint_loosened_pillow():
     data = jpeg()
     with pytest.raises(uploads.UploadRejected, match="画像を読み込めません"):
         uploads.process(data[: len(data) // 3], max_bytes=10_000_000, max_pixels=50_000_000)
+
+
+# -- PDFs: parsed, every object walked, names decoded ---------------------------------------------
+def _pdf_with_object_stream(catalog_extra: bytes) -> bytes:
+    """A PDF 1.5 whose catalog lives compressed inside an object stream (no name of it is
+    visible in the raw bytes), with a cross-reference stream, as many scanners write."""
+    import zlib
+
+    catalog = b"<< /Type /Catalog /Pages 1 0 R " + catalog_extra + b">>"
+    objstm_body = b"3 0 " + catalog
+    packed = zlib.compress(objstm_body)
+    body = b"%PDF-1.5\n"
+    offsets = {}
+
+    def add(number: int, obj: bytes) -> None:
+        nonlocal body
+        offsets[number] = len(body)
+        body += f"{number} 0 obj\n".encode() + obj + b"\nendobj\n"
+
+    add(1, b"<< /Type /Pages /Kids [2 0 R] /Count 1 >>")
+    add(2, b"<< /Type /Page /Parent 1 0 R /MediaBox [0 0 200 200] >>")
+    add(
+        4,
+        f"<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length {len(packed)} >>\n".encode()
+        + b"stream\n"
+        + packed
+        + b"\nendstream",
+    )
+    offsets[5] = len(body)
+    rows = [b"\x00\x00\x00\x00\x00\xff\xff"]
+    rows.append(b"\x01" + offsets[1].to_bytes(4, "big") + b"\x00\x00")
+    rows.append(b"\x01" + offsets[2].to_bytes(4, "big") + b"\x00\x00")
+    rows.append(b"\x02" + (4).to_bytes(4, "big") + b"\x00\x00")
+    rows.append(b"\x01" + offsets[4].to_bytes(4, "big") + b"\x00\x00")
+    rows.append(b"\x01" + offsets[5].to_bytes(4, "big") + b"\x00\x00")
+    xref = b"".join(rows)
+    body += (
+        f"5 0 obj\n<< /Type /XRef /Size 6 /W [1 4 2] /Root 3 0 R /Length {len(xref)} >>\n".encode()
+        + b"stream\n"
+        + xref
+        + b"\nendstream\nendobj\n"
+        + f"startxref\n{offsets[5]}\n%%EOF\n".encode()
+    )
+    return body
+
+
+def _incremental(original: bytes, catalog: bytes) -> bytes:
+    """``original`` with an incremental update that replaces object 1 (the catalog)."""
+    offset = len(original)
+    previous = int(original.rsplit(b"startxref", 1)[1].split()[0])
+    update = b"1 0 obj\n" + catalog + b"\nendobj\n"
+    xref = offset + len(update)
+    return (
+        original
+        + update
+        + f"xref\n1 1\n{offset:010d} 00000 n \n".encode()
+        + f"trailer << /Size 4 /Root 1 0 R /Prev {previous} >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+
+
+def test_a_scanners_pdf_with_object_streams_is_accepted():
+    data = _pdf_with_object_stream(b"")
+    doc = uploads.process(data, **LIMITS)
+    assert doc.media_type == "application/pdf" and doc.data == data
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        (pdf(b"/Open#41ction << /S /Java#53cript /J#53 (app.alert(1)) >> "), "/OpenAction"),
+        (pdf(b"/#41A << /O << /S /Launch /F (cmd.exe) >> >> "), "/AA"),
+        (
+            pdf(b"/Annots [<< /Subtype /Link /A << /S /#55RI /URI (https://x.example) >> >>] "),
+            "/URI",
+        ),
+        (pdf(b"/Annots [<< /Subtype /Widget /A << /S /SubmitForm /F (https://x) >> >>] "), ""),
+        (pdf(b"/Annots [<< /A << /S /ImportData /F (x.fdf) >> >>] "), "/ImportData"),
+        (pdf(b"/Annots [<< /A << /S /GoToR /F (other.pdf) /D [0 /Fit] >> >>] "), "/GoToR"),
+        (pdf(b"/Names << /Embedded#46iles << /Names [(a) << /Type /Filespec >>] >> >> "), ""),
+        (pdf(b"/RichMedia << >> "), "/RichMedia"),
+        (pdf(b"/AcroForm << /XFA [(template) 4 0 R] >> "), "/XFA"),
+        (_pdf_with_object_stream(b"/Open#41ction << /S /JavaScript /JS (x) >> "), "/OpenAction"),
+        (_pdf_with_object_stream(b"/Names << /JavaScript << >> >> "), "/JavaScript"),
+        (_incremental(pdf(), b"<< /Type /Catalog /Pages 2 0 R /OpenAction << /S /JS >> >>"), ""),
+        (
+            _incremental(
+                pdf(b"/AA << /O << /S /JavaScript /JS (x) >> >> "),
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+            ),
+            "",
+        ),
+    ],
+    ids=[
+        "hex-escaped-openaction-javascript",
+        "hex-escaped-aa-launch",
+        "uri-link",
+        "submitform",
+        "importdata",
+        "gotor",
+        "embedded-files",
+        "richmedia",
+        "xfa",
+        "openaction-inside-object-stream",
+        "javascript-name-tree-inside-object-stream",
+        "added-by-incremental-update",
+        "hidden-in-a-replaced-revision",
+    ],
+)
+def test_an_active_pdf_is_refused_whatever_its_spelling_or_hiding_place(data, found):
+    with pytest.raises(uploads.ActiveContentRejected, match="スクリプト") as caught:
+        uploads.process(data, **LIMITS)
+    assert caught.value.found and found in f"/{caught.value.found}"
+    assert "受け付けられません" in str(caught.value)
+
+
+def test_a_pdf_that_does_not_parse_or_is_encrypted_is_refused():
+    with pytest.raises(uploads.UploadRejected, match="PDF を読み込めません"):
+        uploads.process(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\n%%EOF\n", **LIMITS)
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    writer.encrypt(user_password="", owner_password="owner")
+    out = io.BytesIO()
+    writer.write(out)
+    with pytest.raises(uploads.ActiveContentRejected, match="暗号化"):
+        uploads.process(out.getvalue(), **LIMITS)
+
+
+def test_pdf_names_are_decoded_as_a_reader_decodes_them():
+    assert uploads.decode_pdf_names(b"/Java#53cript /Open#41ction (#41) /A#2fB") == (
+        b"/JavaScript /OpenAction (#41) /A/B"
+    )
