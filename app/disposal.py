@@ -1052,7 +1052,7 @@ def close_keys(
         "disposal.keys_close",
         object_type="disposal_request",
         object_ids=ids,
-        details={"kek_version": ring.current_kek_version()},
+        details={"requests": len(ids)},
         commit=True,
     )
     try:
