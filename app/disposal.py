@@ -1011,12 +1011,18 @@ def pending_closures(session: Session) -> list[DisposalRequest]:
     )
 
 
-def _needs_rotation(vault: Vault, pending: list[DisposalRequest]) -> bool:
+def _needs_rotation(session: Session, vault: Vault, pending: list[DisposalRequest]) -> bool:
     """A rotation after the disposal committed is what counts (the disposed data keys were
     gone by then, so the new KEK never wrapped them); resumed after a crash, it is not done
-    twice. A request executed before its version was recorded always gets one."""
+    twice — unless the crash came before it committed (the new KEK is in the ring, but keys
+    or secrets are still under an older one): then it is done again. A request executed
+    before its version was recorded always gets one."""
+    from app.keyops import usage
+
     known = [r.kek_version_at_execution for r in pending]
-    return None in known or vault.keys.current_kek_version() <= max(known)
+    if None in known or vault.keys.current_kek_version() <= max(known):
+        return True
+    return any(u.in_database for u in usage(session, vault) if not u.current)
 
 
 def close_keys(
@@ -1056,7 +1062,7 @@ def close_keys(
         commit=True,
     )
     try:
-        if _needs_rotation(vault, pending):
+        if _needs_rotation(session, vault, pending):
             keyops.rotate(session, vault, actor)
         current = ring.current_kek_version()
         for version in ring.kek_versions():

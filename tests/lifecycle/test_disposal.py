@@ -447,13 +447,17 @@ def test_a_dependent_removed_from_the_household_is_still_stored_until_disposed(
 
 
 # -- the key closure that ends a disposal ---------------------------------------------------------
-@pytest.mark.parametrize("crash_after", ["execution", "rotation", "retirement"])
+@pytest.mark.parametrize(
+    ("crash_after", "kek_now"),
+    [("execution", 2), ("new-kek", 3), ("rotation", 2), ("retirement", 2)],
+)
 def test_a_key_closure_cut_short_by_a_crash_is_finished_by_init(
-    session, vault, app, instance, make_user, tmp_path, crash_after
+    session, vault, app, instance, make_user, tmp_path, crash_after, kek_now
 ):
     """The disposal committed, then the process died somewhere in its key closure: the next
-    ``mynumber init`` finishes it — one rotation, not two; the old KEK retired; the backup from
-    before unreadable and named on the certificate."""
+    ``mynumber init`` finishes it — one rotation, not two (but again if the first one never
+    committed); every older KEK retired; the backup from before unreadable and named on the
+    certificate."""
     from app import backup, certificate, keyops
     from tests.test_cli import run
 
@@ -472,6 +476,8 @@ def test_a_key_closure_cut_short_by_a_crash_is_finished_by_init(
     )
     rows = dict(certificate.load(session, req_id, "見本", "受託").rows)
     assert rows["鍵の更新と旧 KEK の破棄"].startswith("未完了")
+    if crash_after == "new-kek":  # the rotation's new KEK is in the ring, nothing re-wrapped
+        vault.keys.add_kek_version()
     if crash_after in ("rotation", "retirement"):
         keyops.rotate(session, vault, shell)
     if crash_after == "retirement":
@@ -490,11 +496,13 @@ def test_a_key_closure_cut_short_by_a_crash_is_finished_by_init(
     session.expire_all()
     req = session.get(DisposalRequest, req_id)
     assert req.keys_closed_at is not None
-    assert vault.keys.kek_versions() == [2]
+    assert vault.keys.kek_versions() == [kek_now]
     closure = json.loads(req.key_closure)
-    assert closure["retired_kek_versions"] == [1] and closure["unreadable_backups"] == [old.name]
+    retired = list(range(1, kek_now))
+    assert closure["retired_kek_versions"] == retired
+    assert closure["unreadable_backups"] == [old.name]
     rows = dict(certificate.load(session, req_id, "見本", "受託").rows)
-    assert rows["破棄した KEK のバージョン"] == "1"
+    assert rows["破棄した KEK のバージョン"] == "、".join(map(str, retired))
     assert old.name in rows["復元できなくなったデータベースのバックアップ"]
     with pytest.raises(backup.BackupError, match="廃棄に伴い破棄済み"):
         backup.refuse_retired_backup(vault.keys, old)
