@@ -252,6 +252,12 @@ def keys_retire(version: int, yes: bool) -> None:
         raise click.ClickException(str(exc)) from None
     except RetireRefused as exc:
         raise click.ClickException(str(exc)) from None
+    from app import disposal
+
+    # Remembered outside the ring too: `keys restore` of an older key-ring backup drops it.
+    disposal.record_retired_outside(
+        current_app.extensions["mynumber_keyring"], current_app.config["DISPOSAL_JOURNAL_FILE"]
+    )
     click.echo(f"KEK バージョン {result.version} を鍵リングから消去しました")
     if result.unrestorable_backups:
         click.echo(

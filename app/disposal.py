@@ -384,6 +384,21 @@ def _append_journal(journal: str | Path | None, line: dict) -> None:
         os.fsync(handle.fileno())
 
 
+def record_retired_outside(keys, journal: str | Path | None, requests: Iterable = ()) -> list:
+    """Append the ring's retired KEKs (version and fingerprint) to the journal, where a key
+    ring restored from an older backup is checked against them; returns them."""
+    retired = keys.retired()
+    _append_journal(
+        journal,
+        {
+            "at": utcnow().isoformat(),
+            "requests": sorted(str(i) for i in requests),
+            "retired_keks": retired,
+        },
+    )
+    return retired
+
+
 def _remember_people(keys, person_ids: Iterable[str]) -> None:
     section = keys.get_secret(DISPOSED_SECTION) or {"format": 1, "people": []}
     merged = set(section.get("people", [])) | {str(i) for i in person_ids}
@@ -1070,15 +1085,7 @@ def close_keys(
                 keyops.retire(
                     session, vault, actor, version, backup_dir=backup_dir, accept_unrestorable=True
                 )
-        retired = ring.retired()
-        _append_journal(
-            journal,
-            {
-                "at": utcnow().isoformat(),
-                "requests": sorted(str(i) for i in ids),
-                "retired_keks": retired,
-            },
-        )
+        retired = record_retired_outside(ring, journal, ids)
         destroyed = backup.destroy_stale_keyring_backups(session, ring, actor, backup_dir)
         result = KeyClosure(
             requests=ids,
