@@ -13,13 +13,20 @@
   outside the database is re-applied (``app.disposal.reapply``), so a backup taken before a
   disposal never brings the disposed people back.
 - ``prune``: keep the newest N backups (the daily job); older files are deleted.
+- A data disposal ends with a key closure (``app.disposal.close_keys``): every older KEK is
+  retired, so the database backups taken before it cannot be opened any more (names
+  included), and the key-ring backups that still hold one of those KEKs are destroyed
+  (``destroy_stale_keyring_backups``); ``restore_keyring`` drops a retired KEK from an older
+  copy it is given (the journal and the ring name them by fingerprint).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -33,13 +40,15 @@ from sqlalchemy.orm import Session
 
 from app import audit, disposal, sealed
 from app.audit import Actor
-from app.keyring import FileKeyRing, KeyRingError
+from app.keyring import FileKeyRing, KeyRingError, kek_fingerprint
 from app.models import AuditChainHead, BackupRecord, MyNumberRecord, Person, utcnow
 from app.vault import Vault, VaultError
 
 BACKUP_SUFFIX = ".mnvbak"
 KEYRING_SUFFIX = ".mnvkeys"
 BLOCK = 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class BackupError(RuntimeError):
@@ -338,6 +347,7 @@ def restore(
     ``upgrade`` runs the migrations (the app's Alembic ``upgrade``)."""
     engine = session.get_bind()
     session.close()
+    refuse_retired_backup(vault.keys, source)
     if not database_is_empty(engine):
         raise BackupError(
             "復元先のデータベースが空ではありません（空のデータベースにのみ復元できます）"
@@ -386,6 +396,25 @@ def restore(
         reapplied.people,
         reapplied.data_keys,
     )
+
+
+def refuse_retired_backup(keys: FileKeyRing, source: str | Path) -> None:
+    """A backup whose KEK was retired (by a disposal's key closure or ``keys retire``) can
+    never be opened again: say so plainly, instead of "wrong key ring"."""
+    from app.keyops import backup_kek_version
+
+    version = backup_kek_version(Path(source))
+    if version is None or version in keys.kek_versions():
+        return
+    if version in {int(r["version"]) for r in keys.retired()}:
+        log.warning(
+            "restore refused: backup %s is under retired KEK %s", Path(source).name, version
+        )
+        raise BackupError(
+            f"このバックアップ（{Path(source).name}）は KEK バージョン {version} で暗号化されて"
+            "いますが、この KEK は廃棄に伴い破棄済みのため、復元できません"
+            "（廃棄の後に取ったバックアップを使ってください）"
+        )
 
 
 # -- the key ring ------------------------------------------------------------------------------
@@ -463,11 +492,125 @@ def restore_keyring(
         data = json.loads(raw.decode("utf-8"))
     except ValueError as exc:
         raise BackupError("鍵リングのバックアップの内容が不正です") from exc
+    _drop_retired(data, disposal.retired_outside(journal), Path(source).name)
     target.install(data)
     people, key_ids = disposal.disposed_outside(target, journal)
     target.record_shredded(sorted(key_ids))
     disposal._remember_people(target, people)
     return {**header.meta, "created_at": header.fields.get("created_at")}
+
+
+def _drop_retired(data: dict, retired_elsewhere: set[str], name: str) -> None:
+    """Remove from a key ring read from a backup every KEK that was retired since (known by
+    fingerprint from the journal, or from the backup itself); refuse a ring whose current
+    KEK was retired: it predates a disposal and would open what the disposal closed."""
+    retired = set(retired_elsewhere) | {r["fingerprint"] for r in data.get("retired", [])}
+    keks = data.get("keks") or {}
+    dropped = sorted(
+        (v for v, k in keks.items() if kek_fingerprint(base64.b64decode(k)) in retired), key=int
+    )
+    if not dropped:
+        return
+    if str(data.get("current_kek")) in dropped:
+        log.warning("key-ring restore refused: %s holds only retired KEKs", name)
+        raise BackupError(
+            f"この鍵リングのバックアップ（{name}）は廃棄より前のものです。現在の KEK（バージョン "
+            f"{data.get('current_kek')}）は廃棄に伴い破棄済みのため、復元できません"
+            "（廃棄の後に取った鍵リングのバックアップを使ってください）"
+        )
+    known = {int(r["version"]) for r in data.get("retired", [])}
+    for version in dropped:
+        fingerprint = kek_fingerprint(base64.b64decode(keks.pop(version)))
+        if int(version) not in known:
+            data.setdefault("retired", []).append(
+                {"version": int(version), "fingerprint": fingerprint}
+            )
+
+
+# -- what a disposal's key closure destroys ------------------------------------------------------
+def keyring_backup_files(session: Session, backup_dir: str | Path | None) -> list[Path]:
+    """Every key-ring backup we know of: the backup folder, and the files ``backup_record``
+    names (``keys backup --out`` may have written one elsewhere)."""
+    found: set[Path] = set()
+    if backup_dir and Path(backup_dir).is_dir():
+        found |= set(Path(backup_dir).glob(f"*{KEYRING_SUFFIX}"))
+    names = session.execute(
+        select(BackupRecord.file_name).where(
+            BackupRecord.pruned_at.is_(None), BackupRecord.backend == "keyring"
+        )
+    ).scalars()
+    found |= {Path(name) for name in names if Path(name).is_file()}
+    return sorted(found)
+
+
+def keyring_backup_versions(path: Path) -> list[int] | None:
+    """The KEK versions a key-ring backup holds, from its public header (no key needed)."""
+    try:
+        with open(path, "rb") as handle:
+            header = sealed.read_header(handle)
+    except (OSError, sealed.SealedError):
+        return None
+    versions = header.meta.get("kek_versions")
+    if header.purpose != "keyring" or not isinstance(versions, list):
+        return None
+    return [int(v) for v in versions]
+
+
+def destroy_file(path: Path) -> None:
+    """Overwrite a file with random bytes, then delete it (see the limits in the docs)."""
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.write(os.urandom(size))
+        handle.flush()
+        os.fsync(handle.fileno())
+    path.unlink()
+
+
+def destroy_stale_keyring_backups(
+    session: Session, keys: FileKeyRing, actor: Actor, backup_dir: str | Path | None
+) -> list[str]:
+    """Destroy every key-ring backup we know of that holds a KEK no longer in the ring (or
+    whose header cannot be read): with it, an older database backup would open again.
+    Audited first (``keys.backup_destroyed``, committed); returns the file paths."""
+    live = set(keys.kek_versions())
+    doomed = []
+    for path in keyring_backup_files(session, backup_dir):
+        versions = keyring_backup_versions(path)
+        if versions is None or not set(versions) <= live:
+            doomed.append(path)
+    if not doomed:
+        return []
+    audit.record(
+        session,
+        actor,
+        "keys.backup_destroyed",
+        object_type="keyring",
+        details={"files": [p.name for p in doomed], "kek_versions_kept": sorted(live)},
+        commit=True,
+    )
+    now = utcnow()
+    for path in doomed:
+        destroy_file(path)
+        for record in session.execute(
+            select(BackupRecord).where(BackupRecord.file_name == str(path))
+        ).scalars():
+            record.pruned_at = now
+    session.commit()
+    return [str(p) for p in doomed]
+
+
+def unreadable_backups(
+    session: Session, keys: FileKeyRing, backup_dir: str | Path | None
+) -> list[str]:
+    """Database backups we know of whose KEK is no longer in the ring: they cannot be opened."""
+    from app.keyops import backup_files, backup_kek_version
+
+    live = set(keys.kek_versions())
+    return [
+        str(path)
+        for path in backup_files(session, backup_dir)
+        if (version := backup_kek_version(path)) is not None and version not in live
+    ]
 
 
 # -- contract end: the key ring itself ---------------------------------------------------------
@@ -509,12 +652,7 @@ def destroy_keyring(
     session.commit()
     for path in files:
         path.unlink(missing_ok=True)
-    size = keys.path.stat().st_size
-    with open(keys.path, "r+b") as handle:  # overwrite, then unlink (see the limits in docs)
-        handle.write(os.urandom(size))
-        handle.flush()
-        os.fsync(handle.fileno())
-    keys.path.unlink()
+    destroy_file(keys.path)  # overwrite, then unlink (see the limits in docs)
     keys.reload()
     return [p.name for p in files]
 

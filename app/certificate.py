@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -75,6 +76,7 @@ class Certificate:
                     "データベース領域の整理",
                     jst(r.compacted_at, True) if r.compacted_at else "未完了",
                 ),
+                *key_closure_rows(r),
             ]
         rows += [
             ("理由", r.reason),
@@ -90,6 +92,31 @@ class Certificate:
         if self.ids_sha256:
             rows.append(("対象人物IDの SHA-256（昇順・改行区切り）", self.ids_sha256))
         return rows
+
+
+def key_closure_rows(r: DisposalRequest) -> list[tuple[str, str]]:
+    """The key closure (app.disposal.close_keys): when the older KEKs were destroyed, which
+    versions, and which backup files that made unreadable or destroyed (names, no data)."""
+    if not r.person_count:
+        return []
+    if r.keys_closed_at is None or not r.key_closure:
+        return [("鍵の更新と旧 KEK の破棄", "未完了（古いバックアップはまだ復元できる状態です）")]
+    closure = json.loads(r.key_closure)
+
+    def names(key: str) -> str:
+        files = closure.get(key) or []
+        return f"{len(files)}件" + (f"（{'、'.join(files)}）" if files else "")
+
+    return [
+        ("鍵の更新と旧 KEK の破棄", jptime.format_jst(r.keys_closed_at, True)),
+        ("現在の KEK バージョン", str(closure.get("kek_version", ""))),
+        (
+            "破棄した KEK のバージョン",
+            "、".join(str(v) for v in closure.get("retired_kek_versions", [])) or "なし",
+        ),
+        ("復元できなくなったデータベースのバックアップ", names("unreadable_backups")),
+        ("破棄した鍵リングのバックアップ", names("destroyed_keyring_backups")),
+    ]
 
 
 def load(session: Session, request_id, client: str, operator: str) -> Certificate:

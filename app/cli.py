@@ -252,6 +252,12 @@ def keys_retire(version: int, yes: bool) -> None:
         raise click.ClickException(str(exc)) from None
     except RetireRefused as exc:
         raise click.ClickException(str(exc)) from None
+    from app import disposal
+
+    # Remembered outside the ring too: `keys restore` of an older key-ring backup drops it.
+    disposal.record_retired_outside(
+        current_app.extensions["mynumber_keyring"], current_app.config["DISPOSAL_JOURNAL_FILE"]
+    )
     click.echo(f"KEK バージョン {result.version} を鍵リングから消去しました")
     if result.unrestorable_backups:
         click.echo(
@@ -443,6 +449,7 @@ def _vault():
 def _reapply_disposals() -> None:
     """Disposals recorded outside the database are re-applied before anything is served."""
     from app import disposal
+    from app.jobs.lifecycle import after_disposal
 
     result = disposal.reapply(
         db.session, _vault(), shell_actor(), current_app.config["DISPOSAL_JOURNAL_FILE"]
@@ -452,6 +459,10 @@ def _reapply_disposals() -> None:
             f"廃棄済みの {result.people} 名・データ鍵 {result.data_keys} 件がデータベースに"
             "残っていたため、廃棄を再適用しました"
         )
+    try:  # a key closure a crash interrupted is finished before anything is served
+        _echo_closure(after_disposal(shell_actor()))
+    except disposal.KeyClosureError as exc:
+        click.echo(str(exc), err=True)
 
 
 def _find_request(ref: str):
@@ -830,14 +841,42 @@ def disposal_execute(request_ref: str) -> None:
         raise click.ClickException(str(exc)) from None
     if result.already_done:
         click.echo(f"この廃棄は実行済みです（証明書番号 {result.request.certificate_no}）")
-        return
-    after_disposal(shell_actor())
-    click.echo(
-        f"{result.request.person_count} 名を廃棄しました（証明書番号 {result.request.certificate_no}）"
-    )
+    else:
+        click.echo(
+            f"{result.request.person_count} 名を廃棄しました"
+            f"（証明書番号 {result.request.certificate_no}）"
+        )
+    try:  # the key closure; resumed here when an earlier run was interrupted
+        _echo_closure(after_disposal(shell_actor()))
+    except disposal.KeyClosureError as exc:
+        raise click.ClickException(str(exc)) from None
     if result.compaction_error:
         click.echo(result.compaction_error, err=True)
         sys.exit(1)
+
+
+def _echo_closure(closure) -> None:
+    """What a disposal's key closure made unreadable, destroyed and wrote (names only)."""
+    if closure is None:
+        return
+    click.echo(
+        f"KEK をバージョン {closure.kek_version} に更新し、旧 KEK "
+        f"（{'、'.join(map(str, closure.retired)) or 'なし'}）を破棄しました"
+    )
+    for title, files in (
+        ("復元できなくなったバックアップ", closure.unreadable_backups),
+        ("破棄した鍵リングのバックアップ", closure.destroyed_keyring_backups),
+    ):
+        if files:
+            click.echo(f"{title} {len(files)} 件（別の場所の写しも破棄してください）:")
+            for name in files:
+                click.echo(f"  {name}")
+    if closure.fresh_backup:
+        click.echo(f"新しいバックアップ: {closure.fresh_backup}")
+    if closure.fresh_keyring_backup:
+        click.echo(f"新しい鍵リングのバックアップ: {closure.fresh_keyring_backup}")
+    for warning in closure.warnings:
+        click.echo(warning, err=True)
 
 
 @disposal_group.command("compact")

@@ -19,6 +19,16 @@
   (``reapply``: at ``mynumber init``, ``mynumber run`` and after ``mynumber restore``). If the
   database transaction fails after that, the data is already unreadable (the safe direction)
   and running the execution again completes it: every step is idempotent.
+- **Key closure.** Crypto-shredding a data key is final only if no backup still holds that
+  key wrapped under a KEK that still exists somewhere: a database backup taken before the
+  disposal holds the wrapped key (and the person's name, sealed under the KEK), a key-ring
+  backup holds the KEK. So a disposal ends (``close_keys``: after the CLI's execution, in
+  the portal's finishing job, and resumed at ``init`` / ``run`` after a crash) by rotating
+  the KEK, retiring every older one, destroying every key-ring backup that still holds one,
+  and taking a fresh database backup (and key-ring backup, when a recovery key is
+  configured). Every database backup from before is then unreadable with any key ring the
+  product still has, names included; the certificate lists those files and the retired
+  versions. Every step is idempotent; the request records when the closure was done.
 - **Storage.** After the commit, the freed bytes are removed from the database files: SQLite
   runs with ``secure_delete`` (deleted content is zeroed) and its WAL is checkpointed and
   truncated; PostgreSQL gets ``VACUUM FULL`` of the touched tables (dead row versions would
@@ -353,6 +363,42 @@ def disposed_outside(keys, journal: str | Path | None) -> tuple[set[str], set[st
     return people, data_keys
 
 
+def retired_outside(journal: str | Path | None) -> set[str]:
+    """Fingerprints of the KEKs retired by key closures, from the journal: a key ring
+    restored from an older backup must not bring them back."""
+    found: set[str] = set()
+    for line in _journal_lines(journal):
+        found |= {str(r["fingerprint"]) for r in line.get("retired_keks", [])}
+    return found
+
+
+def _append_journal(journal: str | Path | None, line: dict) -> None:
+    if not journal:
+        return
+    path = Path(journal)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def record_retired_outside(keys, journal: str | Path | None, requests: Iterable = ()) -> list:
+    """Append the ring's retired KEKs (version and fingerprint) to the journal, where a key
+    ring restored from an older backup is checked against them; returns them."""
+    retired = keys.retired()
+    _append_journal(
+        journal,
+        {
+            "at": utcnow().isoformat(),
+            "requests": sorted(str(i) for i in requests),
+            "retired_keks": retired,
+        },
+    )
+    return retired
+
+
 def _remember_people(keys, person_ids: Iterable[str]) -> None:
     section = keys.get_secret(DISPOSED_SECTION) or {"format": 1, "people": []}
     merged = set(section.get("people", [])) | {str(i) for i in person_ids}
@@ -368,22 +414,15 @@ def record_outside(
     key_ids: list[str],
 ) -> None:
     """Write the disposal where no database restore reaches: journal line, key ring."""
-    if journal:
-        path = Path(journal)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(
-            {
-                "request": str(request_id),
-                "at": utcnow().isoformat(),
-                "people": sorted(str(i) for i in person_ids),
-                "data_keys": sorted(key_ids),
-            }
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    _append_journal(
+        journal,
+        {
+            "request": str(request_id),
+            "at": utcnow().isoformat(),
+            "people": sorted(str(i) for i in person_ids),
+            "data_keys": sorted(key_ids),
+        },
+    )
     _remember_people(keys, [str(i) for i in person_ids])
     keys.record_shredded(key_ids)
 
@@ -688,6 +727,7 @@ def execute(
         req.keys_destroyed = counts["data_keys"]
         req.method = DATA_METHOD
         req.certificate_no = certificate_number(req)
+        req.kek_version_at_execution = vault.keys.current_kek_version()
         session.flush()
         final = audit.record(
             session,
@@ -936,3 +976,218 @@ def reapply(
     if compact:
         compact_storage(session, touched_tables())
     return result
+
+
+# -- key closure ----------------------------------------------------------------------------------
+class KeyClosureError(DisposalError):
+    """The people are disposed of, but the keys of older backups are not closed yet."""
+
+
+@dataclass
+class KeyClosure:
+    """What a key closure did: the requests it ended, the KEK versions no longer anywhere in
+    the product, the database backups that cannot be opened any more, the key-ring backups
+    destroyed, and the fresh backups that replace them."""
+
+    requests: list[uuid.UUID]
+    kek_version: int
+    retired: list[int]
+    unreadable_backups: list[str]
+    destroyed_keyring_backups: list[str]
+    fresh_backup: str | None = None
+    fresh_keyring_backup: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """What the request keeps (file names, not paths) for its certificate."""
+        return {
+            "kek_version": self.kek_version,
+            "retired_kek_versions": self.retired,
+            "unreadable_backups": sorted(Path(p).name for p in self.unreadable_backups),
+            "destroyed_keyring_backups": sorted(
+                Path(p).name for p in self.destroyed_keyring_backups
+            ),
+        }
+
+
+def pending_closures(session: Session) -> list[DisposalRequest]:
+    """Executed data disposals of at least one person whose key closure is not done."""
+    return list(
+        session.execute(
+            select(DisposalRequest)
+            .where(
+                DisposalRequest.kind == DisposalKind.DATA,
+                DisposalRequest.status == DisposalStatus.EXECUTED,
+                DisposalRequest.keys_closed_at.is_(None),
+                DisposalRequest.person_count > 0,
+            )
+            .order_by(DisposalRequest.executed_at)
+        ).scalars()
+    )
+
+
+def _needs_rotation(session: Session, vault: Vault, pending: list[DisposalRequest]) -> bool:
+    """A rotation after the disposal committed is what counts (the disposed data keys were
+    gone by then, so the new KEK never wrapped them); resumed after a crash, it is not done
+    twice — unless the crash came before it committed (the new KEK is in the ring, but keys
+    or secrets are still under an older one): then it is done again. A request executed
+    before its version was recorded always gets one."""
+    from app.keyops import usage
+
+    known = [r.kek_version_at_execution for r in pending]
+    if None in known or vault.keys.current_kek_version() <= max(known):
+        return True
+    return any(u.in_database for u in usage(session, vault) if not u.current)
+
+
+def close_keys(
+    session: Session,
+    vault: Vault,
+    actor: Actor,
+    *,
+    journal: str | Path | None,
+    backup_dir: str | Path | None,
+    recipient=None,
+    client_name: str = "",
+) -> KeyClosure | None:
+    """End every executed data disposal whose older backups could still bring it back.
+
+    In order, each step idempotent (a crash anywhere is resumed by the next call): audited
+    first (``disposal.keys_close``, committed); rotate the KEK (``app.keyops.rotate``:
+    every remaining data key and system secret re-wrapped); retire every other version
+    (``app.keyops.retire``); write the retired KEKs' fingerprints to the journal (a key ring
+    restored from an older backup drops them again); destroy every key-ring backup we know
+    of that holds a retired KEK; record the closure on the requests (``disposal.keys_closed``);
+    then a fresh database backup, and a fresh key-ring backup when a ``recipient`` (the
+    recovery public key) is given. ``None`` when nothing was pending."""
+    from app import backup, keyops
+
+    pending = pending_closures(session)
+    if not pending:
+        return None
+    ids = [r.id for r in pending]
+    ring = vault.keys
+    audit.record(
+        session,
+        actor,
+        "disposal.keys_close",
+        object_type="disposal_request",
+        object_ids=ids,
+        details={"requests": len(ids)},
+        commit=True,
+    )
+    try:
+        if _needs_rotation(session, vault, pending):
+            keyops.rotate(session, vault, actor)
+        current = ring.current_kek_version()
+        for version in ring.kek_versions():
+            if version != current:
+                keyops.retire(
+                    session, vault, actor, version, backup_dir=backup_dir, accept_unrestorable=True
+                )
+        retired = record_retired_outside(ring, journal, ids)
+        destroyed = backup.destroy_stale_keyring_backups(session, ring, actor, backup_dir)
+        result = KeyClosure(
+            requests=ids,
+            kek_version=current,
+            retired=sorted({int(r["version"]) for r in retired}),
+            unreadable_backups=backup.unreadable_backups(session, ring, backup_dir),
+            destroyed_keyring_backups=destroyed,
+        )
+        now = utcnow()
+        summary = json.dumps(result.summary(), ensure_ascii=False)
+        for req_id in ids:
+            req = session.get(DisposalRequest, req_id)
+            req.keys_closed_at = now
+            req.key_closure = summary
+        audit.record(
+            session,
+            actor,
+            "disposal.keys_closed",
+            object_type="disposal_request",
+            object_ids=ids,
+            details=result.summary(),
+        )
+        session.commit()
+    except Exception as exc:
+        session.rollback()
+        audit.record(
+            session,
+            actor,
+            "disposal.keys_close",
+            object_type="disposal_request",
+            object_ids=ids,
+            outcome="failure",
+            details={"error": type(exc).__name__, "reason": str(exc)[:300]},
+            commit=True,
+        )
+        raise KeyClosureError(
+            "廃棄は完了していますが、鍵の更新と旧 KEK の破棄（古いバックアップを復元不能にする"
+            f"処理）が完了していません（{type(exc).__name__}: {str(exc)[:200]}）。"
+            "mynumber disposal execute を再度実行するか、mynumber init / run の起動時に再開されます"
+        ) from exc
+    _fresh_backups(session, vault, actor, result, backup_dir, recipient, client_name)
+    return result
+
+
+def _fresh_backups(
+    session: Session,
+    vault: Vault,
+    actor: Actor,
+    result: KeyClosure,
+    backup_dir: str | Path | None,
+    recipient,
+    client_name: str,
+) -> None:
+    """The backups that replace the ones the closure made unreadable (each audited by its
+    own function); a failure is reported, the closure itself stands."""
+    from app import backup
+
+    if not backup_dir:
+        result.warnings.append(
+            "バックアップ保存先が設定されていないため、新しいバックアップを作成していません"
+        )
+        return
+    name = f"backup-{backup.stamp()}"
+    try:
+        record = backup.create_backup(
+            session,
+            vault,
+            actor,
+            Path(backup_dir) / f"{name}{backup.BACKUP_SUFFIX}",
+            kind="disposal",
+            client_name=client_name,
+        )
+        result.fresh_backup = record.file_name
+    except Exception as exc:  # noqa: BLE001 - audited by create_backup; reported here
+        session.rollback()
+        result.warnings.append(
+            f"新しいデータベースのバックアップを作成できませんでした（{type(exc).__name__}）。"
+            "mynumber backup で作成してください"
+        )
+    if recipient is None:
+        result.warnings.append(
+            "復旧用公開鍵（MYNUMBER_RECOVERY_PUBLIC_KEY）が設定されていないため、鍵リングの"
+            "バックアップを作成していません。以前の鍵リングのバックアップは破棄されたので、"
+            "mynumber keys backup で取り直してください"
+        )
+        return
+    out = Path(backup_dir) / f"keyring-{backup.stamp()}{backup.KEYRING_SUFFIX}"
+    try:
+        backup.backup_keyring(session, vault.keys, actor, out, recipient, kind="disposal")
+        result.fresh_keyring_backup = str(out)
+    except Exception as exc:  # noqa: BLE001 - reported; the closure stands
+        session.rollback()
+        audit.record(
+            session,
+            actor,
+            "keys.backup",
+            object_type="keyring",
+            outcome="failure",
+            details={"error": type(exc).__name__, "after": "disposal"},
+            commit=True,
+        )
+        result.warnings.append(
+            f"鍵リングのバックアップを作成できませんでした（{type(exc).__name__}）。"
+            "mynumber keys backup で取り直してください"
+        )

@@ -60,6 +60,14 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
         reapplied = disposal.reapply(
             session, vault, Actor.system("mynumber init"), app.config["DISPOSAL_JOURNAL_FILE"]
         )
+        # A disposal's key closure a crash interrupted is finished (audited; on failure the
+        # next init / run tries again, the disposal itself stands).
+        from app.jobs.lifecycle import after_disposal
+
+        try:
+            after_disposal(Actor.system("mynumber init"))
+        except disposal.KeyClosureError:
+            session.rollback()
 
         created_admin = False
         generated = None

@@ -9,12 +9,15 @@ Held here:
 - the blind-index key (HMAC-SHA256), as sensitive as a KEK: with it and the table, the ~10^11
   valid numbers can be inverted in hours;
 - the Ed25519 key that signs audit checkpoints (its public half is exported for auditors);
-- the list of shredded data keys, which a database restore must never roll back.
+- the list of shredded data keys, which a database restore must never roll back;
+- the list of retired KEKs (version and fingerprint, never the key), which a restore of an
+  older key-ring backup must not bring back (``app.backup.restore_keyring``).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -53,6 +56,12 @@ class KeyProvider(Protocol):
     def shredded(self) -> set[str]: ...
 
     def record_shredded(self, data_key_ids: list[str]) -> None: ...
+
+
+def kek_fingerprint(kek: bytes) -> str:
+    """A name for one KEK that says nothing about it (SHA-256 of a 256-bit random key, with
+    a domain prefix): how a retired KEK is recognised in an older key-ring backup."""
+    return hashlib.sha256(b"mnv:kek-id:" + kek).hexdigest()
 
 
 def _b64(data: bytes) -> str:
@@ -193,15 +202,22 @@ class FileKeyRing:
 
         Only ``app.keyops.retire`` calls this, after checking that nothing in the database
         depends on the version any more. A key-ring backup (``.mnvkeys``) made earlier
-        still holds it."""
+        still holds it: the ring keeps the version and its fingerprint (``retired``) so that
+        restoring such a backup drops it again."""
         with self._lock:
             data = json.loads(json.dumps(self._load()))
             if int(data["current_kek"]) == version:
                 raise KeyRingError(f"KEK バージョン {version} は現在の KEK のため廃棄できません")
             if str(version) not in data["keks"]:
                 raise KeyRingError(f"KEK バージョン {version} は鍵リングにありません")
+            fingerprint = kek_fingerprint(_unb64(data["keks"][str(version)]))
             del data["keks"][str(version)]
+            data.setdefault("retired", []).append({"version": version, "fingerprint": fingerprint})
             self._write(data)
+
+    def retired(self) -> list[dict]:
+        """Every KEK retired from this ring: ``{"version", "fingerprint"}`` (no key material)."""
+        return list(self._load().get("retired", []))
 
     # -- other secrets ------------------------------------------------------------------
     def index_key(self) -> bytes:

@@ -75,6 +75,9 @@ def test_keys_list_then_retire_after_rotate(instance):
     assert "KEK バージョン 1 を鍵リングから消去しました" in retired.stdout
     assert ".mnvkeys" in retired.stdout  # older key-ring backups still hold it
     assert old_kek not in ring.read_text()
+    # The journal names it (by fingerprint only): `keys restore` of an older ring drops it.
+    journal = Path(instance["MYNUMBER_HOME"], "disposal_journal.jsonl").read_text()
+    assert '"version": 1' in journal and old_kek not in journal
     again = run(["keys", "retire", "--version", "1"], env)
     assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1
     assert "KEK バージョン 1 は鍵リングにありません" in again.stderr

@@ -324,3 +324,19 @@ def test_a_rotation_waits_for_a_person_whose_new_key_is_not_yet_stored(app, sess
         )
         == NUMBER
     )
+
+
+def test_a_retired_kek_is_remembered_by_fingerprint_only(session, vault):
+    """The ring keeps which KEK it retired (so that an older key-ring backup restored later
+    drops it again), never the key itself."""
+    from app.keyring import kek_fingerprint
+
+    old_kek = _kek_b64(vault, 1)
+    keyops.rotate(session, vault, ADMIN)
+    keyops.retire(session, vault, ADMIN, 1)
+    import base64
+
+    assert vault.keys.retired() == [
+        {"version": 1, "fingerprint": kek_fingerprint(base64.b64decode(old_kek))}
+    ]
+    assert old_kek not in vault.keys.path.read_text()

@@ -120,15 +120,25 @@ def build_return_archive(archive_id: str) -> str:
     return row.status if row else "missing"
 
 
-def after_disposal(actor: Actor) -> str | None:
-    """A fresh key-ring backup right after a disposal (when a recovery key is configured), so
-    that the newest key-ring backup already knows of it."""
-    if not current_app.config.get("RECOVERY_PUBLIC_KEY"):
+def _recovery_recipient():
+    """The configured recovery public key, or ``None``."""
+    path = current_app.config.get("RECOVERY_PUBLIC_KEY")
+    if not path:
         return None
+    return sealed.load_public(Path(path).read_text(encoding="utf-8"))
+
+
+def after_disposal(actor: Actor) -> disposal.KeyClosure | None:
+    """End every executed data disposal with its key closure (``disposal.close_keys``):
+    rotate the KEK, retire the older ones, destroy the key-ring backups that hold them, take
+    fresh backups. Called after the CLI's execution, by the portal's finishing job, and at
+    ``init`` / ``run`` (which resume a closure a crash interrupted). Raises
+    ``disposal.KeyClosureError`` (Japanese) when the closure could not be done."""
+    cfg = current_app.config
     try:
-        return keyring_backup(actor, Path(current_app.config["BACKUP_DIR"]))
-    except Exception as exc:  # noqa: BLE001 - the disposal itself is done; report, don't undo
-        db.session.rollback()
+        recipient = _recovery_recipient()
+    except (OSError, sealed.SealedError) as exc:
+        recipient = None
         audit.record(
             db.session,
             actor,
@@ -138,14 +148,22 @@ def after_disposal(actor: Actor) -> str | None:
             details={"error": type(exc).__name__, "after": "disposal"},
             commit=True,
         )
-        return None
+    return disposal.close_keys(
+        db.session,
+        current_app.extensions["mynumber_vault"],
+        actor,
+        journal=cfg["DISPOSAL_JOURNAL_FILE"],
+        backup_dir=cfg.get("BACKUP_DIR"),
+        recipient=recipient,
+        client_name=cfg.get("CLIENT_NAME", ""),
+    )
 
 
 @job
 def finish_disposal(request_id: str) -> str:
     """After a disposal committed in the portal: remove the freed bytes from the database
-    files (this may wait for older transactions to end, so it is not done in the request)
-    and take a fresh key-ring backup when a recovery key is configured."""
+    files (this may wait for older transactions to end, so it is not done in the request),
+    then the key closure (rotation, retirement, fresh backups)."""
     actor = Actor.system("job:disposal-finish")
     req = db.session.get(DisposalRequest, uuid.UUID(str(request_id)))
     if req is None or req.status != "executed":
@@ -153,5 +171,5 @@ def finish_disposal(request_id: str) -> str:
     result = disposal.Execution(req, already_done=True, compacted=req.compacted_at is not None)
     if not result.compacted:
         disposal.finish_storage(db.session, actor, result)
-    after_disposal(actor)
+    after_disposal(actor)  # raises (audited): the job is retried, init / run resume it too
     return "compacted" if result.compacted else (result.compaction_error or "failed")

@@ -272,3 +272,64 @@ def test_killed_disposal_is_unchanged_or_done_and_keys_shredded_are_unreadable(
     assert final["person"] == before["person"]  # id-only tombstones
     verify = _run(instance, "audit", "verify")
     assert verify.returncode == 0, verify.stderr
+
+
+def test_a_disposal_killed_in_its_key_closure_is_closed_by_the_next_init(
+    app, session, vault, instance, make_user, tmp_path
+):
+    """``mynumber disposal execute`` killed once its key closure has put a new KEK in the ring
+    (rotating, retiring or destroying old key-ring backups): the disposal stands, and the
+    next ``mynumber init`` finishes the closure — one current KEK, every older one retired,
+    the backup from before unreadable, the audit chain intact."""
+    from app import backup
+    from app.policy import ShellActor as Shell
+
+    ids = _population(session, vault, households=400)
+    old = tmp_path / "before.mnvbak"
+    backup.create_backup(session, vault, Shell(name="cli:test"), old)
+    req, _operator, _staff = approved_request(session, vault, make_user, ids[:2])
+    request_id = req.id
+    session.commit()
+    session.close()
+    ring = Path(vault.keys.path)
+    proc = _mynumber(instance, "disposal", "execute", str(request_id))
+    try:
+        deadline = time.monotonic() + 120
+        caught = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                current = json.loads(ring.read_text(encoding="utf-8"))["current_kek"]
+            except (OSError, ValueError):
+                current = 1
+            if current > 1:  # the closure has begun: a new KEK is in the ring
+                caught = True
+                break
+            time.sleep(0.005)
+        assert caught, proc.stderr.read() if proc.poll() is not None else "never caught"
+        _kill(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    session.expire_all()
+    req = session.get(DisposalRequest, request_id)
+    assert req.status == "executed" and req.keys_closed_at is None
+    again = _run(instance, "init")
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
+    session.expire_all()
+    req = session.get(DisposalRequest, request_id)
+    assert req.keys_closed_at is not None
+    vault.keys.reload()
+    versions = vault.keys.kek_versions()
+    assert len(versions) == 1 and versions[0] >= 2
+    closure = json.loads(req.key_closure)
+    assert closure["retired_kek_versions"] == list(range(1, versions[0]))
+    assert old.name in closure["unreadable_backups"]
+    with pytest.raises(backup.BackupError, match="廃棄に伴い破棄済み"):
+        backup.refuse_retired_backup(vault.keys, old)
+    # Every person still stored opens under the one KEK left.
+    for key in session.execute(select(DataKey)).scalars():
+        vault.unwrap(key)
+    verify = _run(instance, "audit", "verify")
+    assert verify.returncode == 0, verify.stderr

@@ -254,3 +254,37 @@ def test_contract_end_destroys_the_key_ring_after_everyone_is_disposed(
     with open(outside, "rb") as handle, pytest.raises(sealed.SealedError):
         sealed.open_stream(handle, backup.kek_unwrapper(Vault(ring)), purpose="backup")
     assert crowd
+
+
+def test_a_key_ring_copied_before_a_disposal_is_refused_once_its_keys_are_closed(
+    session, vault, app, make_user, tmp_path
+):
+    """The key closure destroys the key-ring backup it knows of; a copy kept elsewhere is
+    refused by ``keys restore`` (the journal names its KEK as retired); the fresh key-ring
+    backup restores, without the retired KEK and remembering it."""
+    private_text, public_text = sealed.generate_recipient()
+    recipient, private = sealed.load_public(public_text), sealed.load_private(private_text)
+    crowd = population(session, vault, n=3)
+    keys_file = tmp_path / "k.mnvkeys"
+    backup.backup_keyring(session, vault.keys, CLI, keys_file, recipient)
+    copy = tmp_path / "copy.mnvkeys"
+    shutil.copy(keys_file, copy)
+    dispose(session, vault, app, make_user, [crowd[0].id])
+    journal = app.config["DISPOSAL_JOURNAL_FILE"]
+    closure = disposal.close_keys(
+        session,
+        vault,
+        CLI,
+        journal=journal,
+        backup_dir=app.config["BACKUP_DIR"],
+        recipient=recipient,
+    )
+    assert not keys_file.exists() and closure.destroyed_keyring_backups == [str(keys_file)]
+    assert closure.retired == [1] and vault.keys.kek_versions() == [2]
+    with pytest.raises(backup.BackupError, match="廃棄に伴い破棄済み"):
+        backup.restore_keyring(copy, private, FileKeyRing(tmp_path / "a" / "keyring.json"), journal)
+    assert not (tmp_path / "a" / "keyring.json").exists()
+    ring = FileKeyRing(tmp_path / "b" / "keyring.json")
+    backup.restore_keyring(Path(closure.fresh_keyring_backup), private, ring, None)
+    assert ring.kek_versions() == [2] and [r["version"] for r in ring.retired()] == [1]
+    assert len(ring.shredded()) == 1
