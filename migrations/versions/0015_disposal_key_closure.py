@@ -8,7 +8,7 @@ Data disposals executed before this revision get ``keys_closed_at`` NULL: the ne
 ``mynumber init`` / ``run`` closes them (their old backups still held the disposed people).
 
 Revision ID: 0015_disposal_key_closure
-Revises: 0010_lean_indexes
+Revises: 0011_account_changes
 Create Date: 2026-12-07
 """
 
