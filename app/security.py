@@ -157,17 +157,17 @@ def bump_session_version(user: VaultUser) -> None:
     db.session.expire(user, ["session_version"])
 
 
-def verify_totp_once(user: VaultUser, secret: str, code: str) -> str:
+def verify_totp_once(user: VaultUser, secret: str, code: str, at: float | None = None) -> str:
     """Check a TOTP code and spend its time step: ``"ok"``, ``"wrong"`` or ``"replayed"``.
 
     pyotp's own ``verify`` does not say which step matched; here the ±1 window is walked by
     hand so the accepted step can be stored. A code of that step, or of an earlier one, is
     refused afterwards: a code seen over a shoulder or in a proxy log cannot be used again.
     The step is claimed by a conditional UPDATE, so two requests racing with one code cannot
-    both win. The caller commits.
+    both win. ``at`` (a Unix time) is for tests; the default is now. The caller commits.
     """
     totp = pyotp.TOTP(secret)
-    now_step = totp.timecode(dt.datetime.now(dt.UTC))
+    now_step = totp.timecode(time.time() if at is None else at)
     matched = [
         step
         for step in (now_step - 1, now_step, now_step + 1)
