@@ -151,6 +151,10 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "PERMANENT_SESSION_LIFETIME": timedelta(
             minutes=int(os.environ.get("MYNUMBER_IDLE_MINUTES", "15"))
         ),
+        # However active, a sign-in ends this long after it began (a stolen cookie stops working).
+        "SESSION_ABSOLUTE_LIFETIME": timedelta(
+            hours=float(os.environ.get("MYNUMBER_SESSION_ABSOLUTE_HOURS", "10"))
+        ),
         "SESSION_REFRESH_EACH_REQUEST": True,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Strict",

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from flask import Flask, render_template, request
-from flask_appbuilder import AppBuilder
 from flask_migrate import Migrate
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
@@ -90,11 +89,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
 
     from app import accounts
-    from app.security import enforce_idle_timeout, enforce_password_change
+    from app.security import VaultAppBuilder, enforce_password_change, enforce_session
     from app.views import HomeView, register
 
     with app.app_context():
-        appbuilder = AppBuilder(indexview=HomeView, base_template="mynumber/base.html")
+        appbuilder = VaultAppBuilder(indexview=HomeView, base_template="mynumber/base.html")
         appbuilder.init_app(app, db.session)
         register(appbuilder)
 
@@ -102,7 +101,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app import netguard
 
     netguard.install(app)
-    app.before_request(enforce_idle_timeout)
+    app.before_request(enforce_session)  # logout, lock, changed access, idle, absolute
     app.before_request(accounts.end_stale_session)  # credentials re-issued: old sessions end
     app.before_request(enforce_password_change)
     app.before_request(listargs.check_list_args)  # bad sort or paging argument: 400, not 500

@@ -99,6 +99,8 @@ def init_command(admin_password: str | None) -> None:
         )
     elif result.created_admin:
         click.echo("システム管理者 admin を作成しました（パスワードは MYNUMBER_ADMIN_PASSWORD）")
+    if result.created_admin:
+        click.echo("admin は初回ログインで認証アプリ（二要素認証 TOTP）を登録します")
 
 
 @mynumber_group.command("run")

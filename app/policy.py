@@ -36,7 +36,9 @@ ROLE_LABELS = {
 }
 
 ROSTER_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
-MFA_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
+# Every role signs in with a second factor: an administrator or auditor account behind a
+# password alone would be the easiest way in (and SystemAdmin manages the accounts).
+MFA_REQUIRED = frozenset(ROLES)
 
 # Views (FAB permission view names) whose data is personal: never for a SystemAdmin.
 # Retention and Disposal list people by name; ReturnArchive exports everyone. The deletion

@@ -29,21 +29,31 @@ ACTION = "access.denied"
 
 
 def reason_of(error: BaseException) -> str | None:
-    """``forbidden``, ``csrf`` or ``unknown_action`` (a hand-made request probing the
-    screens) for the refusals worth recording, else None."""
+    """``forbidden``, ``csrf``, ``unknown_action`` (a hand-made request probing the screens)
+    or ``no_api`` for the refusals worth recording, else None."""
     if isinstance(error, CSRFError):
         return "csrf"
     if isinstance(error, UnknownAction):
         return "unknown_action"
     if isinstance(error, HTTPException) and error.code == 403:
         return "forbidden"
+    if isinstance(error, HTTPException) and error.code == 404 and _api_path():
+        # The portal has no API: a request for FAB's (say, its password-only token login)
+        # is a script looking for a way round the sign-in pages.
+        return "no_api"
     return None
 
 
+def _api_path() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
 def record_refusal(error: BaseException) -> None:
-    """Audit a signed-in user's refused request (anonymous ones are the login page's job)."""
+    """Audit a signed-in user's refused request (anonymous ones are the login page's job,
+    except a call to an API the portal does not have)."""
     reason = reason_of(error)
-    if reason is None or not getattr(current_user, "is_authenticated", False):
+    signed_in = getattr(current_user, "is_authenticated", False)
+    if reason is None or (not signed_in and reason != "no_api"):
         return
     from app.security import actor_for
 
@@ -51,7 +61,7 @@ def record_refusal(error: BaseException) -> None:
         db.session.rollback()
         audit.record(
             db.session,
-            actor_for(current_user._get_current_object()),
+            actor_for(current_user._get_current_object() if signed_in else None),
             ACTION,
             outcome="denied",
             details={

@@ -1,28 +1,47 @@
 """Sign-in and access checks for the admin portal, on top of Flask-AppBuilder.
 
 FAB has no second factor and keeps permissions in editable tables; here:
-- sign-in is password, then TOTP (pyotp) for Operator and ClientStaff, enrolled on first use;
-- repeated failures lock the account for a while; every attempt is audited;
-- a session idles out server-side, not only by cookie expiry;
+- sign-in is password, then TOTP (pyotp) for every account, enrolled on first use; a code is
+  accepted once (the last time step used is stored per user);
+- repeated failures, at either step, lock the account for a while; every attempt is audited;
+- sign-in state is checked on the server on every request: a per-user session version (raised
+  by logout and lock) and a fingerprint of what grants access (roles, roster entry, password,
+  active flag) end every session of the user at once when either changes; a session also ends
+  after an idle period and after an absolute lifetime;
+- only the FAB views the portal uses are registered (no REST API, no role or group editors);
 - every permission check goes through ``app.policy`` (roster, TOTP and SystemAdmin rules).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import io
 import time
 
 import pyotp
 import segno
-from flask import current_app, flash, g, redirect, request, session, url_for
-from flask_appbuilder import expose
+from flask import (
+    current_app,
+    flash,
+    g,
+    has_request_context,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask_appbuilder import AppBuilder, expose
 from flask_appbuilder.security.forms import LoginForm_db
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import AuthDBView
 from flask_appbuilder.utils.base import get_safe_redirect
-from flask_login import login_user, logout_user
+from flask_appbuilder.views import UtilView
+from flask_babel import lazy_gettext
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
+from sqlalchemy import or_, update
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Regexp
 
@@ -34,9 +53,22 @@ from app.vault import hold_kek
 SESSION_MFA = "mnv_mfa_ok"
 SESSION_PENDING = "mnv_pending_uid"
 SESSION_PENDING_AT = "mnv_pending_at"
+SESSION_PENDING_GRANT = "mnv_pending_grant"
 SESSION_LAST_SEEN = "mnv_last_seen"
 SESSION_SIGNED_IN_AT = "mnv_signed_in_at"  # app.accounts ends sessions older than credentials
+SESSION_STARTED = "mnv_started_at"
+SESSION_VERSION = "mnv_session_version"
+SESSION_GRANT = "mnv_grant"
 PENDING_SECONDS = 300
+
+LOCKED_MESSAGE = (
+    "ログイン失敗が続いたため、このアカウントは一時的にロックされています。"
+    "しばらくしてから再度お試しいただくか、システム管理者に連絡してください。"
+)
+TOTP_REPLAYED_MESSAGE = (
+    "この確認コードは既に使用されています。"
+    "認証アプリに次の確認コードが表示されてから入力してください。"
+)
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -78,7 +110,84 @@ def current_actor() -> Actor:
 
 
 def requires_mfa(user: VaultUser) -> bool:
-    return bool({r.name for r in user.roles} & policy.MFA_REQUIRED)
+    """Every account signs in with a second factor: a password alone opens nothing.
+
+    Kept as a function (not inlined) so that the sign-in flow says why it asks for a code."""
+    return True
+
+
+def is_locked(user: VaultUser) -> bool:
+    """Whether the account is locked right now (the lock ends by itself after a while)."""
+    locked = _aware(user.locked_until)
+    return bool(locked and locked > utcnow())
+
+
+def access_grant(user: VaultUser) -> str:
+    """A keyed digest of everything that grants this user access.
+
+    Stored in the session at sign-in and compared on every request, so that a role change, a
+    roster withdrawal, a new password, a reset second factor or a deactivation made anywhere
+    (another screen, the CLI, another module) ends the user's sessions without that code having
+    to know about sessions. Keyed with the session key: the cookie is signed, not encrypted,
+    and must not carry a plain digest of the password hash.
+    """
+    roster = user.roster_entry
+    parts = (
+        str(user.id),
+        ",".join(sorted(r.name for r in user.roles)),
+        str(user.roster_entry_id or ""),
+        roster.status if roster is not None else "",
+        "approved" if roster is not None and roster.is_approved else "",
+        user.password or "",
+        "active" if user.active else "inactive",
+        "totp" if user.totp_enrolled_at is not None else "no-totp",
+    )
+    key = str(current_app.config["SECRET_KEY"]).encode("utf-8")
+    return hmac.new(key, "\x1f".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def bump_session_version(user: VaultUser) -> None:
+    """End every session (and every pending sign-in) of the user, on every device.
+
+    An atomic increment: two concurrent bumps both count. The caller commits."""
+    db.session.execute(
+        update(VaultUser.__table__)
+        .where(VaultUser.__table__.c.id == user.id)
+        .values(session_version=VaultUser.__table__.c.session_version + 1)
+    )
+    db.session.expire(user, ["session_version"])
+
+
+def verify_totp_once(user: VaultUser, secret: str, code: str, at: float | None = None) -> str:
+    """Check a TOTP code and spend its time step: ``"ok"``, ``"wrong"`` or ``"replayed"``.
+
+    pyotp's own ``verify`` does not say which step matched; here the ±1 window is walked by
+    hand so the accepted step can be stored. A code of that step, or of an earlier one, is
+    refused afterwards: a code seen over a shoulder or in a proxy log cannot be used again.
+    The step is claimed by a conditional UPDATE, so two requests racing with one code cannot
+    both win. ``at`` (a Unix time) is for tests; the default is now. The caller commits.
+    """
+    totp = pyotp.TOTP(secret)
+    now_step = totp.timecode(time.time() if at is None else at)
+    matched = [
+        step
+        for step in (now_step - 1, now_step, now_step + 1)
+        if hmac.compare_digest(totp.generate_otp(step), str(code))
+    ]
+    if not matched:
+        return "wrong"
+    table = VaultUser.__table__
+    for step in matched:
+        claimed = db.session.execute(
+            update(table)
+            .where(table.c.id == user.id)
+            .where(or_(table.c.totp_last_step.is_(None), table.c.totp_last_step < step))
+            .values(totp_last_step=step)
+        )
+        if claimed.rowcount == 1:
+            db.session.expire(user, ["totp_last_step"])
+            return "ok"
+    return "replayed"
 
 
 def totp_secret(user: VaultUser) -> str | None:
@@ -100,7 +209,7 @@ class TotpForm(FlaskForm):
 
 
 class VaultAuthDBView(AuthDBView):
-    """Password first, then TOTP where the role requires it."""
+    """Password first, then TOTP (every account)."""
 
     invalid_login_message = "ユーザー名またはパスワードが正しくありません。"
     title = "ログイン"
@@ -120,6 +229,9 @@ class VaultAuthDBView(AuthDBView):
             if requires_mfa(user):
                 session[SESSION_PENDING] = user.id
                 session[SESSION_PENDING_AT] = time.time()
+                # Bound to the account as it is now: a lock, logout or password change before
+                # the code is entered voids this half-finished sign-in.
+                session[SESSION_PENDING_GRANT] = [user.session_version, access_grant(user)]
                 return redirect(url_for(self.__class__.__name__ + ".totp"))
             return _complete_login(user, mfa=False)
         return self.render_template(
@@ -131,7 +243,25 @@ class VaultAuthDBView(AuthDBView):
         """Second factor: enrol on first use (QR shown once), then verify every login."""
         user = _pending_user()
         if user is None:
+            session.clear()
             flash("ログインをやり直してください。", "warning")
+            return redirect(self.appbuilder.get_url_for_login)
+        if is_locked(user):
+            # A pending cookie saved before the lock must not finish the sign-in.
+            session.clear()
+            audit.record(
+                db.session,
+                actor_for(user, mfa=False),
+                "auth.login",
+                outcome="denied",
+                details={"reason": "locked", "step": "totp"},
+                commit=True,
+            )
+            flash(LOCKED_MESSAGE, "danger")
+            return redirect(self.appbuilder.get_url_for_login)
+        if session.get(SESSION_PENDING_GRANT) != [user.session_version, access_grant(user)]:
+            session.clear()
+            flash("アカウントの状態が変わったため、ログインをやり直してください。", "warning")
             return redirect(self.appbuilder.get_url_for_login)
         vault = current_app.extensions["mynumber_vault"]
         enrolling = user.totp_enrolled_at is None
@@ -144,17 +274,24 @@ class VaultAuthDBView(AuthDBView):
         secret = totp_secret(user)
         form = TotpForm()
         if form.validate_on_submit():
-            if pyotp.TOTP(secret).verify(form.code.data, valid_window=1):
+            outcome = verify_totp_once(user, secret, form.code.data)
+            if outcome == "ok":
                 if enrolling:
                     user.totp_enrolled_at = utcnow()
                     audit.record(db.session, actor_for(user, mfa=True), "auth.totp_enrolled")
                 return _complete_login(user, mfa=True)
-            self.appbuilder.sm.register_failure(user, "totp")
-            if user.locked_until:
+            db.session.commit()
+            self.appbuilder.sm.register_failure(
+                user, "totp_replayed" if outcome == "replayed" else "bad_totp"
+            )
+            if is_locked(user):
                 session.clear()
                 flash(self.appbuilder.sm.last_login_message, "danger")
                 return redirect(self.appbuilder.get_url_for_login)
-            flash("確認コードが正しくありません。", "warning")
+            if outcome == "replayed":
+                flash(TOTP_REPLAYED_MESSAGE, "warning")
+            else:
+                flash("確認コードが正しくありません。", "warning")
         qr_svg = None
         uri = None
         if enrolling:
@@ -175,8 +312,10 @@ class VaultAuthDBView(AuthDBView):
 
     @expose("/logout/")
     def logout(self):
+        """Sign out everywhere: the version bump voids every cookie of this user, saved or not."""
         user = self._get_authenticated_user()
         if user is not None:
+            bump_session_version(user)
             audit.record(db.session, actor_for(user), "auth.logout", commit=True)
         logout_user()
         session.clear()
@@ -211,9 +350,13 @@ def _complete_login(user: VaultUser, mfa: bool):
     session.clear()
     login_user(user, remember=False)
     session.permanent = True
+    now = time.time()
     session[SESSION_MFA] = mfa
-    session[SESSION_LAST_SEEN] = time.time()
-    session[SESSION_SIGNED_IN_AT] = time.time()  # app.accounts.end_stale_session
+    session[SESSION_SIGNED_IN_AT] = now  # app.accounts.end_stale_session
+    session[SESSION_LAST_SEEN] = now
+    session[SESSION_STARTED] = now
+    session[SESSION_VERSION] = user.session_version
+    session[SESSION_GRANT] = access_grant(user)
     audit.record(db.session, actor_for(user, mfa=mfa), "auth.login", commit=True)
     next_url = get_safe_redirect(request.args.get("next", ""))
     return redirect(next_url or current_app.appbuilder.get_url_for_index)
@@ -235,6 +378,33 @@ class VaultSecurityManager(SecurityManager):
 
     last_login_message: str | None = None
 
+    # -- what FAB registers -------------------------------------------------------------
+    def register_views(self) -> None:
+        """Register only the security screens the portal uses.
+
+        FAB's own ``register_views`` always adds ``SecurityApi`` (``/api/v1/security/login``
+        hands out a JWT for a password alone: no TOTP, no lock check, no audit), whatever
+        ``FAB_ADD_SECURITY_API`` says (that setting only covers the CRUD APIs), plus role,
+        group and profile editors that no role here may use. Not calling it keeps all of
+        that unregistered (404); tests/test_security.py lists every URL rule allowed.
+        """
+        self.user_view = self.userdbmodelview
+        self.auth_view = self.authdbview()
+        self.appbuilder.add_view_no_menu(self.resetpasswordview())
+        self.appbuilder.add_view_no_menu(self.resetmypasswordview())
+        self.appbuilder.add_view_no_menu(self.auth_view)
+        if self.is_auth_limited:
+            self.limiter.limit(self.auth_rate_limit, methods=["POST"])(self.auth_view.blueprint)
+        self.user_view = self.appbuilder.add_view(
+            self.user_view,
+            "List Users",
+            icon="fa-user",
+            label=lazy_gettext("List Users"),
+            category="Security",
+            category_icon="fa-cogs",
+            category_label=lazy_gettext("Security"),
+        )
+
     # -- sign-in ------------------------------------------------------------------------
     def auth_user_db(self, username, password):
         """Password check with lockout; every attempt lands in the audit log."""
@@ -244,10 +414,7 @@ class VaultSecurityManager(SecurityManager):
         if user is not None:
             locked = _aware(user.locked_until)
             if locked and locked > utcnow():
-                self.last_login_message = (
-                    "ログイン失敗が続いたため、このアカウントは一時的にロックされています。"
-                    "しばらくしてから再度お試しいただくか、システム管理者に連絡してください。"
-                )
+                self.last_login_message = LOCKED_MESSAGE
                 audit.record(
                     db.session,
                     _attempt_actor(username, user),
@@ -303,6 +470,10 @@ class VaultSecurityManager(SecurityManager):
         super().reset_password(userid, password)
         user.password_change_required = not own
         db.session.commit()
+        if own and has_request_context() and session.get("_user_id") == str(user.id):
+            # The new password ends the user's other sessions (their grant no longer
+            # matches); this one, where the password was just typed, carries on.
+            session[SESSION_GRANT] = access_grant(user)
         audit.record(
             db.session,
             actor,
@@ -312,8 +483,8 @@ class VaultSecurityManager(SecurityManager):
             commit=True,
         )
 
-    def register_failure(self, user: VaultUser, factor: str) -> None:
-        """A wrong TOTP code counts like a wrong password."""
+    def register_failure(self, user: VaultUser, reason: str) -> None:
+        """A wrong (or replayed) TOTP code counts like a wrong password."""
         user.fail_login_count = (user.fail_login_count or 0) + 1
         db.session.commit()
         audit.record(
@@ -321,7 +492,7 @@ class VaultSecurityManager(SecurityManager):
             actor_for(user, mfa=False),
             "auth.login",
             outcome="failure",
-            details={"reason": f"bad_{factor}"},
+            details={"reason": reason},
             commit=True,
         )
         if user.fail_login_count >= current_app.config["LOGIN_MAX_FAILURES"]:
@@ -331,6 +502,7 @@ class VaultSecurityManager(SecurityManager):
         minutes = current_app.config["LOGIN_LOCKOUT_MINUTES"]
         user.locked_until = utcnow() + dt.timedelta(minutes=minutes)
         user.fail_login_count = 0
+        bump_session_version(user)  # a lock also ends every session the user already has
         db.session.commit()
         self.last_login_message = (
             f"ログインに{current_app.config['LOGIN_MAX_FAILURES']}回失敗したため、"
@@ -386,16 +558,95 @@ def enforce_password_change():
     return redirect(url_for("ResetMyPasswordView.this_form_get"))
 
 
-def enforce_idle_timeout() -> None:
-    """Log out a session idle longer than PERMANENT_SESSION_LIFETIME, server-side."""
-    if not session.get("_user_id"):
-        return
-    limit = current_app.config["PERMANENT_SESSION_LIFETIME"].total_seconds()
-    last = session.get(SESSION_LAST_SEEN, 0)
+SESSION_END_MESSAGES = {
+    "inactive": "このアカウントは無効になっているため、ログアウトしました。",
+    "revoked": (
+        "このアカウントはログアウトまたはロックされたため、このセッションは終了しました。"
+        "再度ログインしてください。"
+    ),
+    "access_changed": (
+        "アカウントの権限・情報取扱者名簿の登録・パスワードのいずれかが変更されたため、"
+        "ログアウトしました。再度ログインしてください。"
+    ),
+    "absolute_timeout": "ログインから{hours}時間が経過したため、ログアウトしました。"
+    "再度ログインしてください。",
+    "idle": "一定時間操作がなかったため、ログアウトしました。",
+}
+# A cookie that no longer matches the account is a refusal; a timeout is routine.
+_REFUSED_REASONS = frozenset({"inactive", "revoked", "access_changed"})
+
+
+def session_end_reason(user: VaultUser | None, now: float) -> str | None:
+    """Why the signed-in session must end now, or None while it stays valid."""
+    if user is None:
+        return "inactive"
+    if session.get(SESSION_VERSION) != user.session_version:
+        return "revoked"
+    if not hmac.compare_digest(str(session.get(SESSION_GRANT, "")), access_grant(user)):
+        return "access_changed"
+    absolute = current_app.config["SESSION_ABSOLUTE_LIFETIME"].total_seconds()
+    if now - float(session.get(SESSION_STARTED, 0)) > absolute:
+        return "absolute_timeout"
+    idle = current_app.config["PERMANENT_SESSION_LIFETIME"].total_seconds()
+    if now - float(session.get(SESSION_LAST_SEEN, 0)) > idle:
+        return "idle"
+    return None
+
+
+def enforce_session():
+    """Check the signed-in state against the server on every request; end it when stale.
+
+    The cookie alone proves nothing after logout, lock, a change of role, roster entry,
+    password or active flag, an idle period or the absolute lifetime: each ends the session
+    here, audited as ``auth.session_ended`` with the reason, and the browser is sent to the
+    login page with a Japanese message saying why.
+    """
+    uid = session.get("_user_id")
+    if not uid:
+        return None
+    user = current_user._get_current_object() if current_user.is_authenticated else None
     now = time.time()
-    if now - last > limit:
-        logout_user()
-        session.clear()
-        flash("一定時間操作がなかったため、ログアウトしました。", "info")
-        return
-    session[SESSION_LAST_SEEN] = now
+    reason = session_end_reason(user, now)
+    if reason is None:
+        session[SESSION_LAST_SEEN] = now
+        return None
+    subject = user if user is not None else db.session.get(VaultUser, _int_or_none(uid))
+    audit.record(
+        db.session,
+        actor_for(subject, mfa=bool(session.get(SESSION_MFA)))
+        if subject is not None
+        else _attempt_actor(None, None),
+        "auth.session_ended",
+        outcome="denied" if reason in _REFUSED_REASONS else "success",
+        object_type="user",
+        object_ids=[subject.id] if subject is not None else [],
+        details={"reason": reason},
+        commit=True,
+    )
+    logout_user()
+    session.clear()
+    hours = current_app.config["SESSION_ABSOLUTE_LIFETIME"].total_seconds() / 3600
+    flash(SESSION_END_MESSAGES[reason].format(hours=f"{hours:g}"), "info")
+    return redirect(current_app.appbuilder.get_url_for_login)
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class VaultAppBuilder(AppBuilder):
+    """FAB's AppBuilder without the views the portal does not use.
+
+    FAB always registers a JSON menu API (``/api/v1/menu/``) and a language switcher
+    (``/lang/<locale>``) besides the index and its security views; neither serves this portal
+    (server-rendered menus, Japanese only). Each registered route is attack surface, so only
+    the index, FAB's "back" helper (its list pages link to it) and our security views are.
+    """
+
+    def _add_admin_views(self) -> None:
+        self._indexview = self.add_view_no_menu(self.indexview)
+        self.add_view_no_menu(UtilView)
+        self.sm.register_views()

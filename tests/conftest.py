@@ -26,6 +26,9 @@ from flask.testing import FlaskClient
 from tests import build_caches, support
 
 ADMIN_PASSWORD = "Admin-Passw0rd!"
+# The golden instance's `admin` has enrolled this TOTP secret, as at its first sign-in (every
+# account needs the second factor); `login("admin", ADMIN_PASSWORD)` uses it.
+ADMIN_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 USER_PASSWORD = "Str0ng-Passw0rd!"
 
 build_caches.install()
@@ -188,11 +191,25 @@ def _build_golden(backend: str, root: Path) -> Golden:
         overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{home / 'mynumber.db'}"
     app = create_app(overrides)
     initialise(app, ADMIN_PASSWORD)
+    enrol_admin_totp(app)
     from app.models import db
 
     with app.app_context():
         db.engine.dispose()
     return Golden(backend, home, db_name)
+
+
+def enrol_admin_totp(app, secret: str = ADMIN_TOTP_SECRET) -> None:
+    """Give the `admin` made by `mynumber init` the TOTP secret it would enrol at first
+    sign-in (the enrolment itself is tested in tests/test_security.py)."""
+    from app.models import VaultUser, db, utcnow
+
+    with app.app_context():
+        admin = db.session.execute(db.select(VaultUser).filter_by(username="admin")).scalar_one()
+        vault = app.extensions["mynumber_vault"]
+        admin.totp_secret_enc = vault.seal_system("totp", f"user:{admin.id}", secret.encode())
+        admin.totp_enrolled_at = utcnow()
+        db.session.commit()
 
 
 @pytest.fixture(scope="session")
@@ -400,14 +417,21 @@ def make_user(app):
 
 @pytest.fixture
 def login(client):
-    """Sign a user in through the real login (and TOTP) pages."""
+    """Sign a user in through the real login (and TOTP) pages.
+
+    The code entered is one whose time step the user has not used yet (a used one is refused
+    as a replay), so a test may sign the same user in again. `admin` uses the golden
+    instance's enrolled secret unless told otherwise."""
 
     def do_login(username: str, password: str = USER_PASSWORD, totp_secret: str | None = None):
+        if username == "admin" and totp_secret is None:
+            totp_secret = ADMIN_TOTP_SECRET
         response = support.post_form(
             client, "/login/", {"username": username, "password": password}
         )
         if totp_secret and response.headers.get("Location", "").endswith("/totp/"):
-            response = support.post_form(client, "/totp/", {"code": pyotp.TOTP(totp_secret).now()})
+            code = support.unused_totp_code(client.application, username, totp_secret)
+            response = support.post_form(client, "/totp/", {"code": code})
         return response
 
     return do_login

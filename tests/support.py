@@ -168,6 +168,33 @@ def add_kit_postage_rates(session, app, created_by: str = "test") -> None:
         )
 
 
+def unused_totp_code(app, username: str, secret: str) -> str:
+    """A TOTP code the portal will accept for this user now: of a time step later than the
+    last one the user spent (a code of a spent step is refused as a replay), and no earlier
+    than the current step, so it stays valid for at least one step. Waits, at most about one
+    step (30 s), when the user has already spent the next one too."""
+    import time
+
+    import pyotp
+    from sqlalchemy import select
+
+    from app.models import VaultUser, db
+
+    with app.app_context(), db.engine.connect() as connection:
+        last = connection.execute(
+            select(VaultUser.__table__.c.totp_last_step).where(
+                VaultUser.__table__.c.username == username
+            )
+        ).scalar()
+    totp = pyotp.TOTP(secret)
+    while True:
+        now = totp.timecode(time.time())
+        step = max(now, (last if last is not None else -1) + 1)
+        if step <= now + 1:
+            return totp.generate_otp(step)
+        time.sleep(totp.interval - time.time() % totp.interval + 0.05)
+
+
 def browser_sign_in(page, portal: str, username: str, password: str, totp_secret: str) -> None:
     """Password, then the TOTP code, as a person does in the portal's two sign-in pages."""
     import pyotp

@@ -98,7 +98,8 @@ def test_rotation_reseals_totp_print_files_and_tickets_under_the_new_kek(session
     rotated = session.execute(
         select(AuditEvent).where(AuditEvent.action == "keys.rotated")
     ).scalar_one()
-    assert '"TOTP シークレット": 1' in rotated.details
+    # The operator's and the golden instance's `admin` (enrolled, as every account must be).
+    assert '"TOTP シークレット": 2' in rotated.details
 
 
 # -- the list ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from flask_appbuilder import Model
 from flask_appbuilder.models.sqla.base import SQLA
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -97,6 +98,13 @@ class VaultUser(User):
     password_change_required: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
     )
+    # Copied into the session cookie at sign-in and checked on every request: logout and lock
+    # raise it, which ends every session of the user at once (app.security.enforce_session).
+    session_version: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0"), nullable=False
+    )
+    # The TOTP time step of the last accepted code: that code, or an older one, is refused.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     roster_entry: Mapped[HandlerRosterEntry | None] = relationship(HandlerRosterEntry)
 
 

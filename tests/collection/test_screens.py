@@ -341,7 +341,8 @@ def test_no_collection_screen_for_admins_and_auditors(
 ):
     campaign, _ = flows.campaign_with_targets(app, staff)
     if role == "SystemAdmin":
-        support.post_form(client, "/login/", {"username": "admin", "password": ADMIN_PASSWORD})
+        login("admin", ADMIN_PASSWORD)
+        assert client.get("/users/list/").status_code == 200  # signed in for real
     else:
         _sign_in(client, make_user, login, role)
     for url in (

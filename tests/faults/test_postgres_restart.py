@@ -19,7 +19,7 @@ from app import audit, intake, people
 from app.audit import Actor
 from app.models import PersonKind, Submission, db
 from tests import support
-from tests.conftest import ADMIN_PASSWORD, FreshContextClient
+from tests.conftest import ADMIN_PASSWORD, ADMIN_TOTP_SECRET, FreshContextClient, enrol_admin_totp
 from tests.faults.conftest import NUMBER_A, NUMBER_B, submit_alone
 from tests.public_form.conftest import BIRTH, PURPOSE, Subject
 
@@ -43,6 +43,7 @@ def pg_apps(private_postgres, tmp_path):
     }
     portal = create_app(overrides)
     initialise(portal, ADMIN_PASSWORD)
+    enrol_admin_totp(portal)
     form = public_form.create_app(overrides)
     ctx = portal.app_context()
     ctx.push()
@@ -91,10 +92,10 @@ def test_requests_fail_cleanly_while_postgres_restarts_and_recover_with_nothing_
     # An administrator signed in to the portal (the session names a user to load).
     portal.test_client_class = FreshContextClient  # each request its own context, as served
     admin = portal.test_client()
-    signed_in = support.post_form(
-        admin, "/login/", {"username": "admin", "password": ADMIN_PASSWORD}
-    )
-    assert signed_in.status_code == 302
+    support.post_form(admin, "/login/", {"username": "admin", "password": ADMIN_PASSWORD})
+    code = support.unused_totp_code(portal, "admin", ADMIN_TOTP_SECRET)
+    signed_in = support.post_form(admin, "/totp/", {"code": code})
+    assert signed_in.status_code == 302 and not signed_in.headers["Location"].endswith("/login/")
     db.session.remove()  # the test itself holds no connection across the restart
     # Load: a visitor opening links over and over while the server restarts.
     statuses: list[tuple[int, str]] = []

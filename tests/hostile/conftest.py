@@ -66,11 +66,11 @@ def assert_clear_refusal(response, *expected: str, status: int | None = None) ->
 @pytest.fixture
 def signed_in(make_user, login):
     """Sign in a user of a role through the real pages (an Auditor or SystemAdmin needs no
-    roster entry or TOTP). Returns the user."""
+    roster entry; every role enters a TOTP code). Returns the user."""
 
     def do(role: str, **kwargs):
         if role in ("Auditor", "SystemAdmin"):
-            kwargs = {"roster": None, "totp": False, **kwargs}
+            kwargs = {"roster": None, **kwargs}
         user, secret = make_user(role, **kwargs)
         login(user.username, totp_secret=secret)
         return user

@@ -78,9 +78,9 @@ def test_request_approve_execute_and_certify_through_the_portal(
     assert session.get(Person, crowd[0].id).status == "disposed"
     assert session.get(Person, crowd[2].id).status == "active"
 
-    auditor, _ = make_user("Auditor", roster=None, totp=False)
+    auditor, secret = make_user("Auditor", roster=None)
     client.get("/logout/")
-    login(auditor.username)
+    login(auditor.username, totp_secret=secret)
     listing = client.get("/certificates/").get_data(as_text=True)
     assert req.certificate_no in listing
     csv_response = client.get(f"/certificates/{rid}.csv")

@@ -37,7 +37,7 @@ from app.models import AuditEvent, CollectionRequest, Person, UnitPrice, db
 from app.models.billing import BillingCategory
 from app.policy import AUDITOR, CLIENT_STAFF, OPERATOR, ShellActor
 from tests.collection.conftest import EMPLOYEE_CSV, TARO_BIRTH, future_business_day
-from tests.conftest import ADMIN_PASSWORD, USER_PASSWORD, pdf_text
+from tests.conftest import ADMIN_PASSWORD, ADMIN_TOTP_SECRET, USER_PASSWORD, pdf_text
 from tests.public_form.conftest import NUMBER_DEP, NUMBER_SELF, jpeg, pdf
 from tests.public_form.test_browser import ARGS, CHROMIUM, PHONE, _chromium_or_skip
 from tests.support import add_kit_postage_rates
@@ -202,7 +202,7 @@ def _seed(app, session, vault, make_user) -> dict:
         users[key] = (user.username, secret)
     new_user, _ = make_user(CLIENT_STAFF, username="manual-newcomer", totp=False)
     users["newcomer"] = (new_user.username, None)
-    users["admin"] = ("admin", None)
+    users["admin"] = ("admin", ADMIN_TOTP_SECRET)  # enrolled in the golden instance
     session.commit()
     return users
 
@@ -275,7 +275,7 @@ def test_manual_screenshots_and_pdf(
             pages["operator"] = _sign_in(browser, portal, *users["operator"])
             pages["operator2"] = _sign_in(browser, portal, *users["operator2"])
             pages["auditor"] = _sign_in(browser, portal, *users["auditor"])
-            pages["admin"] = _sign_in(browser, portal, "admin", None, password=ADMIN_PASSWORD)
+            pages["admin"] = _sign_in(browser, portal, *users["admin"], password=ADMIN_PASSWORD)
             client, operator, admin, auditor = (
                 pages["client"],
                 pages["operator"],

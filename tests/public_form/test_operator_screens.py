@@ -63,11 +63,12 @@ def test_operator_lists_opens_and_marks_deficient(
     assert "有効期限が切れています" in status.get("/status").get_data(as_text=True)
 
 
-def test_system_admin_cannot_reach_intake(app, client, subject, external):
+def test_system_admin_cannot_reach_intake(app, client, login, subject, external):
     from tests.conftest import ADMIN_PASSWORD
 
     _submit_external(subject, external)
-    support.post_form(client, "/login/", {"username": "admin", "password": ADMIN_PASSWORD})
+    login("admin", ADMIN_PASSWORD)
+    assert client.get("/users/list/").status_code == 200  # signed in for real
     response = client.get("/intake/")
     assert response.status_code in (302, 403)
     assert "佐藤" not in response.get_data(as_text=True)

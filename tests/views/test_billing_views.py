@@ -90,8 +90,8 @@ def test_postage_without_cost_or_fee_table_is_refused(client, make_user, login, 
 
 
 def test_auditor_reads_prices_but_adds_nothing(client, make_user, login):
-    user, _ = make_user("Auditor", roster=None, totp=False)
-    login(user.username)
+    user, secret = make_user("Auditor", roster=None)
+    login(user.username, totp_secret=secret)
     assert client.get("/unitpriceview/list/").status_code == 200
     assert client.get("/postageentryview/list/").status_code == 200
     assert client.get("/postageentryview/add").status_code == 403

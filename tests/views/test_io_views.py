@@ -82,9 +82,7 @@ def test_operator_previews_problems_then_imports_after_confirming(
 
 @pytest.mark.parametrize("role", ["ClientStaff", "Auditor"])
 def test_only_operators_see_the_import_screen(client, make_user, login, role):
-    signed_in(
-        make_user, login, role, **({"roster": None, "totp": False} if role == "Auditor" else {})
-    )
+    signed_in(make_user, login, role, **({"roster": None} if role == "Auditor" else {}))
     assert client.get("/io/import/").status_code == 403
 
 
@@ -132,9 +130,7 @@ def test_client_staff_downloads_an_export_once_with_a_purpose(
 
 @pytest.mark.parametrize("role", ["Operator", "Auditor"])
 def test_operator_and_auditor_are_refused_export(client, make_user, login, session, stored, role):
-    signed_in(
-        make_user, login, role, **({"roster": None, "totp": False} if role == "Auditor" else {})
-    )
+    signed_in(make_user, login, role, **({"roster": None} if role == "Auditor" else {}))
     assert client.get("/io/export/").status_code == 403
     response = client.post("/io/export/", data={"layout": staff_id(session), "purpose": "x"})
     assert response.status_code in (400, 403)

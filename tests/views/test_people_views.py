@@ -84,7 +84,7 @@ def test_system_admin_is_refused_people_and_reveal(client, login, person):
 
 
 def test_auditor_is_refused_people_but_reads_the_audit_log(client, make_user, login, person):
-    _signed_in(make_user, login, "Auditor", roster=None, totp=False)
+    _signed_in(make_user, login, "Auditor", roster=None)
     assert client.get("/people/").status_code == 403
     assert client.get("/auditlogview/list/").status_code == 200
     verify = client.get("/audit-verify/").get_data(as_text=True)
