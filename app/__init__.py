@@ -88,7 +88,6 @@ def create_app(overrides: dict | None = None) -> Flask:
         referrer_policy="no-referrer",
     )
 
-    from app import accounts
     from app.security import VaultAppBuilder, enforce_password_change, enforce_session
     from app.views import HomeView, register
 
@@ -102,7 +101,6 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     netguard.install(app)
     app.before_request(enforce_session)  # logout, lock, changed access, idle, absolute
-    app.before_request(accounts.end_stale_session)  # credentials re-issued: old sessions end
     app.before_request(enforce_password_change)
     app.before_request(listargs.check_list_args)  # bad sort or paging argument: 400, not 500
     app.before_request(listargs.check_action_name)  # unknown FAB action: 400, not 500

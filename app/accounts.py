@@ -14,7 +14,8 @@ with TOTP. Three rules make the second person real:
   creates it, grants it personal-data access, moves its roster link or resets its password, the
   system generates a one-time password and shows it once, to the approver, who hands it to the
   user; the user replaces it at first sign-in and enrols TOTP then. Any session signed in
-  before credentials were issued ends (``end_stale_session``).
+  before credentials were issued ends (``credentials_issued_at`` is part of the session's
+  access grant, ``app.security.access_grant``).
 
 The very first ClientStaff account cannot be approved by anyone on the portal: the server's
 shell creates it once from the client's signed paper (``mynumber account add --approved-by``),
@@ -27,9 +28,8 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from flask import current_app, flash, redirect, session, url_for
+from flask import current_app
 from flask_appbuilder.security.sqla.models import Role
-from flask_login import logout_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
@@ -452,33 +452,3 @@ def add_preapproved(
     )
     session.commit()
     return user, password
-
-
-def end_stale_session():
-    """End a session signed in before the account's credentials were last issued.
-
-    Otherwise a session opened while the account belonged to someone else (say, before an
-    approval granted it personal-data roles) would carry on under the new access."""
-    uid = session.get("_user_id")
-    if not uid:
-        return None
-    from app.models import db
-    from app.security import SESSION_SIGNED_IN_AT
-
-    user = db.session.get(VaultUser, int(uid))
-    issued = user.credentials_issued_at if user is not None else None
-    if issued is None:
-        return None
-    if issued.tzinfo is None:  # SQLite hands back naive UTC
-        issued = issued.replace(tzinfo=utcnow().tzinfo)
-    signed_in = session.get(SESSION_SIGNED_IN_AT)
-    if signed_in is not None and signed_in >= issued.timestamp():
-        return None
-    logout_user()
-    session.clear()
-    flash(
-        "このアカウントの認証情報が再発行されたため、ログアウトしました。"
-        "新しい初期パスワードでログインしてください。",
-        "warning",
-    )
-    return redirect(url_for("VaultAuthDBView.login"))

@@ -55,7 +55,6 @@ SESSION_PENDING = "mnv_pending_uid"
 SESSION_PENDING_AT = "mnv_pending_at"
 SESSION_PENDING_GRANT = "mnv_pending_grant"
 SESSION_LAST_SEEN = "mnv_last_seen"
-SESSION_SIGNED_IN_AT = "mnv_signed_in_at"  # app.accounts ends sessions older than credentials
 SESSION_STARTED = "mnv_started_at"
 SESSION_VERSION = "mnv_session_version"
 SESSION_GRANT = "mnv_grant"
@@ -141,6 +140,8 @@ def access_grant(user: VaultUser) -> str:
         user.password or "",
         "active" if user.active else "inactive",
         "totp" if user.totp_enrolled_at is not None else "no-totp",
+        # Credentials issued on an approval (app.accounts): a session from before them ends.
+        user.credentials_issued_at.isoformat() if user.credentials_issued_at else "",
     )
     key = str(current_app.config["SECRET_KEY"]).encode("utf-8")
     return hmac.new(key, "\x1f".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()
@@ -352,7 +353,6 @@ def _complete_login(user: VaultUser, mfa: bool):
     session.permanent = True
     now = time.time()
     session[SESSION_MFA] = mfa
-    session[SESSION_SIGNED_IN_AT] = now  # app.accounts.end_stale_session
     session[SESSION_LAST_SEEN] = now
     session[SESSION_STARTED] = now
     session[SESSION_VERSION] = user.session_version

@@ -296,7 +296,7 @@ def test_a_session_older_than_the_credentials_ends(client, login, session, make_
     response = client.get("/people/")
     assert response.status_code == 302 and "/login/" in response.headers["Location"]
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "認証情報が再発行されたため" in page
+    assert "ログアウトしました" in page
 
 
 def test_an_account_the_admin_created_does_not_approve_the_admins_handling_chart(

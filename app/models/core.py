@@ -83,7 +83,7 @@ class VaultUser(User):
     # credentials (app.accounts): that person may never count on this account's approval.
     access_set_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # When the system last issued this account's credentials (one-time password, TOTP reset);
-    # a session signed in before then ends (app.accounts.end_stale_session).
+    # a session signed in before then ends (part of app.security.access_grant).
     credentials_issued_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
