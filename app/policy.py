@@ -409,6 +409,10 @@ SHELL_PERMISSIONS = frozenset(
     }
     # The monthly usage report (issue 7): generate, send and write it out by hand.
     | {("can_generate", "Reports"), ("can_send", "Reports"), ("can_download", "Reports")}
+    # A collection order the client handed over on paper or by file, entered on the server
+    # (``mynumber campaign create / targets``): never an Operator's own order. Assigning the
+    # Operators who work it stays with the client's staff at the portal.
+    | {("can_add", "Campaigns"), ("can_upload", "Campaigns")}
 )
 
 

@@ -180,3 +180,54 @@ def browser_sign_in(page, portal: str, username: str, password: str, totp_secret
     page.fill("input[name=code]", pyotp.TOTP(totp_secret).now())
     with page.expect_navigation():
         page.click("button[type=submit]")
+
+
+def assign_operator(session, campaign, operator_user_id: int, staff_name: str = "client-staff"):
+    """A ClientStaff user assigns the Operator to the campaign (app.assignments), committed."""
+    from app import assignments
+
+    staff = actor("ClientStaff", name=staff_name)
+    assignments.assign(session, staff, campaign, operator_user_id)
+    session.commit()
+
+
+def hold_case(session, person, operator, purpose_text: str = "給与所得の源泉徴収票作成事務"):
+    """Give the Operator ``operator`` (an Actor with a user_id) the case of ``person``'s
+    household the way the portal does: a ClientStaff user orders a campaign and assigns the
+    Operator, a request is submitted (an empty received submission stands in for the form),
+    and the Operator claims it in the verification queue. Returns (campaign, request, case)."""
+    import datetime as dt
+
+    from app import campaigns, intake, verification
+    from app.models import CampaignKind, RequestStatus, Submission, SubmissionStatus, utcnow
+
+    staff = actor("ClientStaff", name="client-staff")
+    campaign = campaigns.create_campaign(
+        session,
+        staff,
+        name="テスト用キャンペーン",
+        kind=CampaignKind.EMPLOYEE,
+        deadline=dt.date.today() + dt.timedelta(days=40),
+        purpose_text=purpose_text,
+    )
+    head = person.household_head or person
+    req, _token = intake.create_request(
+        session, Actor.system("test"), head, purpose_text=purpose_text
+    )
+    req.campaign_id = campaign.id
+    req.status = RequestStatus.SUBMITTED
+    session.add(
+        Submission(
+            request_id=req.id,
+            seq=1,
+            kind="web",
+            status=SubmissionStatus.RECEIVED,
+            format_version=1,
+            key_id="test",
+            received_at=utcnow(),
+        )
+    )
+    session.commit()
+    assign_operator(session, campaign, operator.user_id)
+    case = verification.claim(session, operator, req.id)
+    return campaign, req, case
