@@ -191,25 +191,49 @@ def assign_operator(session, campaign, operator_user_id: int, staff_name: str = 
     session.commit()
 
 
-def hold_case(session, person, operator, purpose_text: str = "給与所得の源泉徴収票作成事務"):
-    """Give the Operator ``operator`` (an Actor with a user_id) the case of ``person``'s
-    household the way the portal does: a ClientStaff user orders a campaign and assigns the
-    Operator, a request is submitted (an empty received submission stands in for the form),
-    and the Operator claims it in the verification queue. Returns (campaign, request, case)."""
+def client_campaign(session, purpose_text: str = "給与所得の源泉徴収票作成事務"):
+    """A campaign a ClientStaff user ordered (employee kind, deadline in 40 days), committed."""
     import datetime as dt
 
-    from app import campaigns, intake, verification
-    from app.models import CampaignKind, RequestStatus, Submission, SubmissionStatus, utcnow
+    from app import campaigns
+    from app.models import CampaignKind
 
-    staff = actor("ClientStaff", name="client-staff")
     campaign = campaigns.create_campaign(
         session,
-        staff,
+        actor("ClientStaff", name="client-staff"),
         name="テスト用キャンペーン",
         kind=CampaignKind.EMPLOYEE,
         deadline=dt.date.today() + dt.timedelta(days=40),
         purpose_text=purpose_text,
     )
+    session.commit()
+    return campaign
+
+
+def give_case(session, req, operator):
+    """Let the Operator ``operator`` (an Actor with a user_id) work a submitted request the
+    way the portal requires (app.assignments): the request belongs to a campaign the client's
+    staff ordered (a hand-issued link is put into one), a ClientStaff user assigns the
+    Operator to it, and the Operator claims it in the verification queue. Returns the case."""
+    from app import verification
+    from app.models import Campaign
+
+    if req.campaign_id is None:
+        req.campaign_id = client_campaign(session, req.purpose_text).id
+        session.commit()
+    assign_operator(session, session.get(Campaign, req.campaign_id), operator.user_id)
+    return verification.claim(session, operator, req.id)
+
+
+def hold_case(session, person, operator, purpose_text: str = "給与所得の源泉徴収票作成事務"):
+    """Give the Operator ``operator`` (an Actor with a user_id) the case of ``person``'s
+    household: a request in a campaign the client ordered is submitted (an empty received
+    submission stands in for the form) and handed over by ``give_case``. Returns (campaign,
+    request, case)."""
+    from app import intake
+    from app.models import Campaign, RequestStatus, Submission, SubmissionStatus, utcnow
+
+    campaign = client_campaign(session, purpose_text)
     head = person.household_head or person
     req, _token = intake.create_request(
         session, Actor.system("test"), head, purpose_text=purpose_text
@@ -228,6 +252,5 @@ def hold_case(session, person, operator, purpose_text: str = "給与所得の源
         )
     )
     session.commit()
-    assign_operator(session, campaign, operator.user_id)
-    case = verification.claim(session, operator, req.id)
-    return campaign, req, case
+    case = give_case(session, req, operator)
+    return session.get(Campaign, campaign.id), req, case
