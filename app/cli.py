@@ -1109,7 +1109,7 @@ def campaign_create(
     try:
         campaign = campaigns.create_campaign(
             db.session,
-            cli_operator(),
+            shell_actor(),  # the client's order entered on the server, not an Operator's
             name=name,
             kind=kind,
             deadline=deadline,
@@ -1154,7 +1154,7 @@ def campaign_targets(campaign_id: str, file: Path, dry_run: bool) -> None:
             db.session,
             current_app.extensions["mynumber_vault"],
             current_app.extensions["mynumber_keyring"],
-            cli_operator(),
+            shell_actor(),
             campaign,
             file.read_bytes(),
             dry_run=dry_run,
@@ -1176,6 +1176,14 @@ def campaign_targets(campaign_id: str, file: Path, dry_run: bool) -> None:
         f"{result.posts}）、新規 {result.people_created} 人、既存 {result.people_matched} 人、"
         f"依頼済みのため省略 {result.skipped_already_requested} 件"
     )
+    if result.contact_differs:
+        click.echo(
+            f"登録済みの連絡先と異なる項目 {len(result.contact_differs)} 件（登録済みの連絡先の"
+            "まま送付します。変わった場合は人物情報を訂正してください）:",
+            err=True,
+        )
+        for line in result.contact_differs:
+            click.echo(f"  {line}", err=True)
 
 
 @campaign_group.command("send")

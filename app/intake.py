@@ -47,11 +47,10 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app import audit, logsafe, mynumber, policy, sealing
+from app import assignments, audit, logsafe, mynumber, policy, sealing
 from app.audit import Actor
 from app.io.fields import has_hidden_characters
 from app.models import (
-    CaseAssignment,
     CollectionRequest,
     CollectionRequestStatus,
     Inquiry,
@@ -1190,15 +1189,18 @@ def receive_inquiry(
 
 
 # -- the operator's side ------------------------------------------------------------------
-def received_submissions(session: Session, limit: int = 200) -> list[Submission]:
-    """Received submissions, newest first (metadata only; nothing is opened)."""
+def received_submissions(
+    session: Session, limit: int = 200, campaign_ids: set[int] | None = None
+) -> list[Submission]:
+    """Received submissions, newest first (metadata only; nothing is opened); with
+    ``campaign_ids``, only those of these campaigns (an Operator's assigned ones)."""
+    query = select(Submission).where(Submission.status == SubmissionStatus.RECEIVED)
+    if campaign_ids is not None:
+        query = query.join(CollectionRequest, CollectionRequest.id == Submission.request_id).where(
+            CollectionRequest.campaign_id.in_(campaign_ids)
+        )
     return list(
-        session.execute(
-            select(Submission)
-            .where(Submission.status == SubmissionStatus.RECEIVED)
-            .order_by(Submission.received_at.desc())
-            .limit(limit)
-        ).scalars()
+        session.execute(query.order_by(Submission.received_at.desc()).limit(limit)).scalars()
     )
 
 
@@ -1242,8 +1244,12 @@ def _intake_private_key(keyring, key_id: str):
     return sealing.private_key(secret)
 
 
-def _check_open(session: Session, actor: Actor) -> None:
+def _check_open(session: Session, actor: Actor, request_id: uuid.UUID) -> None:
+    """``can_open`` and, on top, the case rule (``app.assignments``): only the Operator who
+    holds this request's case, in a campaign a ClientStaff user assigned them to, opens it."""
     policy.require(actor, "can_open", INTAKE_VIEW)
+    if not assignments.holds_case(session, actor, request_id):
+        raise policy.PermissionDenied(assignments.NOT_YOUR_CASE)
 
 
 def open_submission(
@@ -1251,9 +1257,11 @@ def open_submission(
 ) -> OpenedSubmission:
     """Unseal a received submission for an operator.
 
-    Policy first (Operator with ``can_open``; a refusal is audited), then the audit event is
-    committed, then the operator is assigned the household's case (so reveal rule 3 holds),
-    and only then is anything decrypted. The manifest must match the stored parts exactly.
+    Policy first (an Operator with ``can_open`` who holds the request's case in a campaign
+    assigned to them; a refusal is audited), then the audit event is committed, and only then
+    is anything decrypted. Opening grants nothing: the case was claimed in the verification
+    queue, within an assignment a ClientStaff user made. The manifest must match the stored
+    parts exactly.
     """
     submission = session.get(Submission, submission_id)
     if submission is None or submission.status != SubmissionStatus.RECEIVED:
@@ -1267,7 +1275,7 @@ def open_submission(
     try:
         if problem:
             raise policy.PermissionDenied(problem)  # refused and audited, like a reveal
-        _check_open(session, actor)
+        _check_open(session, actor, req.id)
     except policy.PermissionDenied as exc:
         audit.record(
             session,
@@ -1290,21 +1298,6 @@ def open_submission(
         purpose=purpose,
         commit=True,
     )
-    if actor.user_id is not None:
-        assigned = session.execute(
-            select(CaseAssignment.id).where(
-                CaseAssignment.user_id == actor.user_id,
-                CaseAssignment.person_id == req.person_id,
-                CaseAssignment.closed_at.is_(None),
-            )
-        ).first()
-        if assigned is None:
-            session.add(
-                CaseAssignment(
-                    person_id=req.person_id, user_id=actor.user_id, reason="受付内容の確認"
-                )
-            )
-            session.commit()
     key = _intake_private_key(keyring, submission.key_id)
     manifest = json.loads(
         sealing.open_sealed(
@@ -1392,7 +1385,20 @@ def open_document(session: Session, keyring, actor: Actor, part_id: uuid.UUID) -
     submission = row.submission
     if submission.status != SubmissionStatus.RECEIVED:
         raise LookupError("書類が見つかりません")
-    _check_open(session, actor)
+    try:
+        _check_open(session, actor, submission.request_id)
+    except policy.PermissionDenied as exc:
+        audit.record(
+            session,
+            actor,
+            "intake.open_document",
+            object_type="submission_part",
+            object_ids=[row.id, submission.id],
+            outcome="denied",
+            details={"reason": str(exc)},
+            commit=True,
+        )
+        raise
     audit.record(
         session,
         actor,
@@ -1439,8 +1445,19 @@ def mark_deficient(
     note: str | None = None,
 ) -> list[dict]:
     """Record a deficiency with reason codes per person; the form reopens just those parts
-    (number and/or documents of those people) and the link's deadline is extended."""
+    (number and/or documents of those people) and the link's deadline is extended. Only the
+    Operator holding the request's case records one (``app.assignments``); a refusal is
+    audited."""
     policy.require(actor, "can_decide", INTAKE_VIEW)
+    if not assignments.holds_case(session, actor, req.id):
+        assignments.refuse(
+            session,
+            actor,
+            "intake.deficient",
+            "collection_request",
+            [req.id],
+            "この依頼は、あなたが確認キューで担当している案件ではないため不備を登録できません",
+        )
     if req.status not in (RequestStatus.SUBMITTED, RequestStatus.VERIFYING):
         raise IntakeError("受付済・確認中の依頼にだけ不備を登録できます")
     known = {s.ref for s in subjects(session, req, None)}

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import audit, mynumber, policy
+from app import assignments, audit, mynumber, policy
 from app.audit import Actor
-from app.models import CaseAssignment, MyNumberRecord, Person, PersonKind, utcnow
+from app.models import MyNumberRecord, Person, PersonKind, utcnow
 from app.vault import Vault, hold_kek
 
 
@@ -199,21 +199,10 @@ def search(
 
 
 def works_case(session: Session, actor: Actor, person_id: uuid.UUID) -> bool:
-    """Is this Operator assigned an open case for the person (or their household)?"""
-    if actor.user_id is None:
-        return False
-    person = session.get(Person, person_id)
-    ids = {person_id}
-    if person is not None and person.household_head_id:
-        ids.add(person.household_head_id)
-    found = session.execute(
-        select(CaseAssignment.id).where(
-            CaseAssignment.user_id == actor.user_id,
-            CaseAssignment.person_id.in_(ids),
-            CaseAssignment.closed_at.is_(None),
-        )
-    ).first()
-    return found is not None
+    """Does this Operator hold an open case of the person's household, claimed in a campaign
+    a ClientStaff user assigned them to (``app.assignments``)? Opening a submission grants
+    nothing by itself: the grant is the client's assignment plus the queue's one claimant."""
+    return assignments.works_person(session, actor, person_id)
 
 
 def check_reveal(session: Session, actor: Actor, person_id: uuid.UUID) -> None:
@@ -223,7 +212,10 @@ def check_reveal(session: Session, actor: Actor, person_id: uuid.UUID) -> None:
         return
     if policy.OPERATOR in policy.effective_roles(actor) and works_case(session, actor, person_id):
         return
-    raise policy.PermissionDenied("担当している案件の対象者のみ個人番号を表示できます")
+    raise policy.PermissionDenied(
+        "担当している案件の対象者のみ個人番号を表示できます"
+        "（発注者担当者が割り当てたキャンペーンで、確認キューで担当中の案件に限ります）"
+    )
 
 
 def reveal(session: Session, vault: Vault, actor: Actor, person_id: uuid.UUID, purpose: str) -> str:

@@ -8,7 +8,8 @@ On top of the table, three rules apply to every check, in views, CLI and service
    entry of the 情報取扱者名簿 (roster), and only after the TOTP second factor.
 2. An account that holds SystemAdmin never gets a permission that touches personal data, even
    if someone also gave it another role (separation of duties).
-3. An Operator may reveal a number only for a person whose case they are working.
+3. An Operator may reveal a number only for a person whose case they hold: a case they
+   claimed in a campaign a ClientStaff user assigned them to (``app.assignments``).
 
 Imports, exports and bulk 照合 follow the same table: Operators import (``can_import``); only
 ClientStaff export, bulk-match and edit records (``can_export``, ``can_match``, ``can_edit`` on
@@ -117,16 +118,22 @@ PERSONAL_DATA_MENUS = frozenset(
 )
 
 # Campaigns: the client orders a collection (spec 5.2-6: it hands over the target list and
-# its wording, 5.2-1) and follows it at any time (5.2-5); both sides may prepare one.
+# its wording, 5.2-1) and follows it at any time (5.2-5). Both sides see campaigns and their
+# letters; only the client's staff create one, upload its target list and assign the
+# Operators who work it (担当事務取扱担当者, app.assignments): an Operator never decides
+# which people's numbers reach them.
 _CAMPAIGN_SHARED = [
     ("can_list", "Campaigns"),
     ("can_show", "Campaigns"),
-    ("can_add", "Campaigns"),
-    ("can_upload", "Campaigns"),
     ("can_letters", "Campaigns"),
     ("can_export", "Campaigns"),
     ("menu_access", MENU_CAMPAIGNS),
     ("menu_access", MENU_CATEGORY_INTAKE),
+]
+_CAMPAIGN_ORDER = [
+    ("can_add", "Campaigns"),
+    ("can_upload", "Campaigns"),
+    ("can_assign", "Campaigns"),
 ]
 # The collection work itself is the operator's alone (spec 5.2-2: 発注者を介さず直接収集).
 _COLLECTION_WORK = [
@@ -195,7 +202,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         + [
             ("can_search", "People"),
             ("can_show", "People"),
-            ("can_reveal", "People"),  # only for a person whose case they work (rule 3)
+            ("can_reveal", "People"),  # only for a person whose case they hold (rule 3)
             ("can_list", "Postage"),
             ("can_add", "Postage"),
             ("can_list", "UnitPrice"),
@@ -208,7 +215,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             # Intake: the operator collects directly (spec 5.2-2); the client does not see
             # what a subject submitted, only the request's status (issue 5).
             ("can_list", "Intake"),
-            ("can_open", "Intake"),  # unseal a submission (audited; assigns the case)
+            ("can_open", "Intake"),  # unseal a submission of a case they hold (audited)
             ("can_decide", "Intake"),  # 確認中 / 不備 / 完了, unlock a locked link
             ("can_list", "Inquiries"),
             ("can_show", "Inquiries"),
@@ -288,6 +295,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_CATEGORY_LIFECYCLE),
         ]
         + _CAMPAIGN_SHARED
+        + _CAMPAIGN_ORDER
     ),
     AUDITOR: frozenset(
         _SELF_SERVICE
@@ -415,6 +423,10 @@ SHELL_PERMISSIONS = frozenset(
     }
     # The monthly usage report (issue 7): generate, send and write it out by hand.
     | {("can_generate", "Reports"), ("can_send", "Reports"), ("can_download", "Reports")}
+    # A collection order the client handed over on paper or by file, entered on the server
+    # (``mynumber campaign create / targets``): never an Operator's own order. Assigning the
+    # Operators who work it stays with the client's staff at the portal.
+    | {("can_add", "Campaigns"), ("can_upload", "Campaigns")}
 )
 
 

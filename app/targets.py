@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, campaigns, jptime, logsafe, people, policy
+from app import audit, campaigns, jptime, logsafe, people
 from app.audit import Actor
 from app.io.fields import has_hidden_characters
 from app.models import (
@@ -136,6 +136,9 @@ class LoadResult:
     already_registered: int
     emails: int
     posts: int
+    # 行 N: 項目 for every stored contact the list disagrees with: kept as stored (see
+    # _find_or_create_head), shown to the uploading ClientStaff user, never the values.
+    contact_differs: list[str] = field(default_factory=list)
 
 
 def template_csv(kind: str) -> bytes:
@@ -410,7 +413,7 @@ def load(
     """Validate, then (unless ``dry_run``) create people and requests. Raises TargetFileError
     with every problem when anything is wrong: nothing is loaded then. Audited; the caller
     commits."""
-    policy.require(actor, "can_upload", campaigns.VIEW)
+    campaigns.require_audited(session, actor, "can_upload", "campaign.targets_load", [campaign.id])
     if campaign.status != "open":
         raise TargetFileError(["行 1: キャンペーン: 終了したキャンペーンには追加できません"])
     try:
@@ -473,6 +476,7 @@ def load(
             "requests_issued": result.requests_issued,
             "skipped": result.skipped_already_requested,
             "replaced": result.replaced_requests,
+            "contact_differs": len(result.contact_differs),
         },
     )
     session.flush()
@@ -513,21 +517,42 @@ def _find_or_create_head(
             email=row.email,
         )
     result.people_matched += 1
-    # The client's list is the newest contact data; name and birth date stay as stored
-    # (changing those is a person edit with its own history).
-    if row.email:
-        person.email = row.email
-    if row.postal_code:
-        person.postal_code = row.postal_code
-    if row.address:
-        person.address_enc = vault.encrypt_for(
-            session, person.id, "person", "address_enc", person.id, row.address
-        )
+    _keep_contact(session, vault, person, row, result)
     if person.birth_date is None:
         person.birth_date = row.birth_date
     if not person.name_kana and row.kana:
         person.name_kana = row.kana
     return person
+
+
+CONTACT_LABELS = {"email": "メールアドレス", "postal_code": "郵便番号", "address": "住所"}
+
+
+def _keep_contact(session: Session, vault, person: Person, row: TargetRow, result: LoadResult):
+    """A target list never changes a stored person's contact data.
+
+    Whoever controls a list could otherwise point a person's request (and every later
+    notice) at an address of their own. A stored value stays as it is and the request goes
+    to it; a different value in the list is only reported (行 N: 項目, never the value) to
+    the ClientStaff user who uploaded it, who corrects the person record (audited
+    ``person.edit``) if the list is right. A field stored empty is filled from the list:
+    there is no earlier address to divert from, and a post or e-mail request needs one.
+    """
+    stored_address = people.decrypt_address(session, vault, person)
+    listed = {"email": row.email, "postal_code": row.postal_code, "address": row.address}
+    stored = {"email": person.email, "postal_code": person.postal_code, "address": stored_address}
+    for key, value in listed.items():
+        if not value:
+            continue
+        if not stored[key]:
+            if key == "address":
+                person.address_enc = vault.encrypt_for(
+                    session, person.id, "person", "address_enc", person.id, value
+                )
+            else:
+                setattr(person, key, value)
+        elif stored[key].strip() != value.strip():
+            result.contact_differs.append(f"行 {row.line}: {CONTACT_LABELS[key]}")
 
 
 def _find_or_create_dependent(

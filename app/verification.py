@@ -35,7 +35,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, billing, campaigns, intake, mailings, people, policy
+from app import assignments, audit, billing, campaigns, intake, mailings, people, policy
 from app.audit import Actor
 from app.models import (
     BillingCategory,
@@ -127,12 +127,19 @@ def _open_case(session: Session, request_id: uuid.UUID) -> VerificationCase | No
 
 
 def queue(session: Session, actor: Actor, limit: int = 500) -> Queue:
-    """Cases to work, from the actor's point of view (metadata only: nothing is opened)."""
+    """Cases to work, from the actor's point of view (metadata only: nothing is opened):
+    only those of the campaigns a ClientStaff user assigned the actor to."""
     policy.require(actor, "can_list", VIEW)
+    mine = assignments.assigned_campaign_ids(session, actor.user_id)
+    if not mine:
+        return Queue()
     reqs = list(
         session.execute(
             select(CollectionRequest)
-            .where(CollectionRequest.status.in_((RequestStatus.SUBMITTED, RequestStatus.VERIFYING)))
+            .where(
+                CollectionRequest.status.in_((RequestStatus.SUBMITTED, RequestStatus.VERIFYING)),
+                CollectionRequest.campaign_id.in_(mine),
+            )
             .order_by(CollectionRequest.status_changed_at)
             .limit(limit)
         ).scalars()
@@ -173,6 +180,15 @@ def claim(session: Session, actor: Actor, request_id: uuid.UUID) -> Verification
     ).scalar_one_or_none()
     if req is None:
         raise LookupError("依頼が見つかりません")
+    if not assignments.is_assigned(session, actor.user_id, req.campaign_id):
+        assignments.refuse(
+            session,
+            actor,
+            "verification.claim",
+            "collection_request",
+            [req.id],
+            assignments.NOT_ASSIGNED,
+        )
     if req.status not in (RequestStatus.SUBMITTED, RequestStatus.VERIFYING):
         raise VerificationError(f"この依頼は「{req.status_label}」のため確認できません")
     if _open_case(session, req.id) is not None:
@@ -222,14 +238,16 @@ def _case(session: Session, case_id: int) -> VerificationCase:
 
 
 def _require_worker(session: Session, actor: Actor, case: VerificationCase, what: str) -> None:
-    """Only the claimer (or, under four-eyes, the second operator) works a case; a refused
-    attempt is audited."""
+    """Only the claimer (or, under four-eyes, the second operator) works a case, and only
+    while still assigned to its campaign; a refused attempt is audited."""
     ok = (case.status == CaseStatus.CLAIMED and case.claimed_by_id == actor.user_id) or (
         case.status == CaseStatus.APPROVING
         and case.approver_id == actor.user_id
         and case.checked_by_id != actor.user_id
     )
-    if actor.user_id is not None and ok:
+    req = session.get(CollectionRequest, case.request_id)
+    assigned = assignments.is_assigned(session, actor.user_id, req.campaign_id if req else None)
+    if actor.user_id is not None and ok and assigned:
         return
     audit.record(
         session,
@@ -238,9 +256,11 @@ def _require_worker(session: Session, actor: Actor, case: VerificationCase, what
         object_type="verification_case",
         object_ids=[case.id, case.request_id],
         outcome="denied",
-        details={"status": case.status},
+        details={"status": case.status, "assigned": assigned},
         commit=True,
     )
+    if ok and not assigned:
+        raise policy.PermissionDenied(assignments.NOT_ASSIGNED)
     raise policy.PermissionDenied("この確認案件を担当していないため操作できません")
 
 
@@ -269,6 +289,16 @@ def claim_approval(session: Session, actor: Actor, case_id: int) -> Verification
     """Four-eyes: a second operator, not the one who checked, takes the approval."""
     policy.require(actor, "can_claim", VIEW)
     case = _case(session, case_id)
+    req = session.get(CollectionRequest, case.request_id)
+    if not assignments.is_assigned(session, actor.user_id, req.campaign_id if req else None):
+        assignments.refuse(
+            session,
+            actor,
+            "verification.claim_approval",
+            "verification_case",
+            [case.id, case.request_id],
+            assignments.NOT_ASSIGNED,
+        )
     if case.status != CaseStatus.AWAITING_APPROVAL:
         raise VerificationError("この案件は承認待ちではありません")
     if actor.user_id is None or actor.user_id == case.checked_by_id:

@@ -207,3 +207,77 @@ def browser_sign_in(page, portal: str, username: str, password: str, totp_secret
     page.fill("input[name=code]", pyotp.TOTP(totp_secret).now())
     with page.expect_navigation():
         page.click("button[type=submit]")
+
+
+def assign_operator(session, campaign, operator_user_id: int, staff_name: str = "client-staff"):
+    """A ClientStaff user assigns the Operator to the campaign (app.assignments), committed."""
+    from app import assignments
+
+    staff = actor("ClientStaff", name=staff_name)
+    assignments.assign(session, staff, campaign, operator_user_id)
+    session.commit()
+
+
+def client_campaign(session, purpose_text: str = "給与所得の源泉徴収票作成事務"):
+    """A campaign a ClientStaff user ordered (employee kind, deadline in 40 days), committed."""
+    import datetime as dt
+
+    from app import campaigns
+    from app.models import CampaignKind
+
+    campaign = campaigns.create_campaign(
+        session,
+        actor("ClientStaff", name="client-staff"),
+        name="テスト用キャンペーン",
+        kind=CampaignKind.EMPLOYEE,
+        deadline=dt.date.today() + dt.timedelta(days=40),
+        purpose_text=purpose_text,
+    )
+    session.commit()
+    return campaign
+
+
+def give_case(session, req, operator):
+    """Let the Operator ``operator`` (an Actor with a user_id) work a submitted request the
+    way the portal requires (app.assignments): the request belongs to a campaign the client's
+    staff ordered (a hand-issued link is put into one), a ClientStaff user assigns the
+    Operator to it, and the Operator claims it in the verification queue. Returns the case."""
+    from app import verification
+    from app.models import Campaign
+
+    if req.campaign_id is None:
+        req.campaign_id = client_campaign(session, req.purpose_text).id
+        session.commit()
+    assign_operator(session, session.get(Campaign, req.campaign_id), operator.user_id)
+    return verification.claim(session, operator, req.id)
+
+
+def hold_case(session, person, operator, purpose_text: str = "給与所得の源泉徴収票作成事務"):
+    """Give the Operator ``operator`` (an Actor with a user_id) the case of ``person``'s
+    household: a request in a campaign the client ordered is submitted (an empty received
+    submission stands in for the form) and handed over by ``give_case``. Returns (campaign,
+    request, case)."""
+    from app import intake
+    from app.models import Campaign, RequestStatus, Submission, SubmissionStatus, utcnow
+
+    campaign = client_campaign(session, purpose_text)
+    head = person.household_head or person
+    req, _token = intake.create_request(
+        session, Actor.system("test"), head, purpose_text=purpose_text
+    )
+    req.campaign_id = campaign.id
+    req.status = RequestStatus.SUBMITTED
+    session.add(
+        Submission(
+            request_id=req.id,
+            seq=1,
+            kind="web",
+            status=SubmissionStatus.RECEIVED,
+            format_version=1,
+            key_id="test",
+            received_at=utcnow(),
+        )
+    )
+    session.commit()
+    case = give_case(session, req, operator)
+    return session.get(Campaign, campaign.id), req, case

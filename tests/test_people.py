@@ -6,10 +6,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app import people, policy
+from app import assignments, people, policy, verification
 from app.models import AuditEvent, CaseAssignment
 from app.mynumber import make_valid
-from tests.support import SAMPLE_NUMBER, actor, add_household, leaks
+from tests.support import SAMPLE_NUMBER, actor, add_household, hold_case, leaks
 
 NUMBER = SAMPLE_NUMBER
 
@@ -85,11 +85,40 @@ def test_operator_reveals_only_for_the_case_they_work(session, vault, household,
     with pytest.raises(policy.PermissionDenied) as info:
         people.reveal(session, vault, operator, head.id, "本人確認")
     assert "担当している案件" in str(info.value)
-    session.add(CaseAssignment(person_id=head.id, user_id=user.id, reason="検証"))
-    session.commit()
+    _campaign, _req, case = hold_case(session, head, operator)
     assert people.reveal(session, vault, operator, head.id, "本人確認") == NUMBER
     # The household is one case: a dependent of that employee is covered too.
     assert people.works_case(session, operator, spouse.id)
+    # Giving the case back to the queue ends the right to reveal.
+    verification.release(session, operator, case.id)
+    assert not people.works_case(session, operator, head.id)
+
+
+def test_an_open_case_assignment_row_alone_grants_no_reveal(session, vault, household, make_user):
+    """The old self-granted row (written when an Operator opened a submission) is no longer
+    what counts: only a claimed case in a campaign a ClientStaff user assigned."""
+    head, _spouse = household
+    user, _ = make_user("Operator")
+    operator = actor("Operator", user_id=user.id)
+    session.add(CaseAssignment(person_id=head.id, user_id=user.id, reason="検証"))
+    session.commit()
+    assert not people.works_case(session, operator, head.id)
+    with pytest.raises(policy.PermissionDenied):
+        people.reveal(session, vault, operator, head.id, "本人確認")
+
+
+def test_an_operator_removed_from_the_campaign_can_no_longer_reveal(
+    session, vault, household, make_user
+):
+    head, _spouse = household
+    user, _ = make_user("Operator")
+    operator = actor("Operator", user_id=user.id)
+    campaign, _req, _case = hold_case(session, head, operator)
+    assert people.works_case(session, operator, head.id)
+    assignments.unassign(session, actor("ClientStaff", name="client-staff"), campaign, user.id)
+    session.commit()
+    with pytest.raises(policy.PermissionDenied):
+        people.reveal(session, vault, operator, head.id, "本人確認")
 
 
 def test_auditor_cannot_search_or_reveal(session, vault, household):

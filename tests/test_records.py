@@ -138,6 +138,22 @@ def test_edit_changes_the_household_code_and_audits_field_names(session, vault, 
     assert records.edit_person(session, vault, HR, head.id, {"name_kana": "ミホン タロウ"}) == []
 
 
+def test_client_staff_correct_an_email_address_and_only_the_field_name_is_audited(
+    session, vault, household
+):
+    """The way to change a contact a target list reported as different (a list never
+    changes it, app.targets)."""
+    head, _kids = household
+    with pytest.raises(records.RecordError, match="メールアドレス: 形式が正しくありません"):
+        records.edit_person(session, vault, HR, head.id, {"email": "not-an-address"})
+    changed = records.edit_person(session, vault, HR, head.id, {"email": "new@example.jp"})
+    assert changed == ["email"] and head.email == "new@example.jp"
+    event = events(session, "person.edit")[-1]
+    assert json.loads(event.details) == {"fields": ["email"]}
+    assert "example.jp" not in event.details
+    assert records.edit_person(session, vault, HR, head.id, {"email": "new@example.jp"}) == []
+
+
 def test_name_change_keeps_history(session, household):
     head, _ = household
     records.change_name(

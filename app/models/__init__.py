@@ -25,6 +25,7 @@ from app.models.billing import (  # noqa: F401, E402
 from app.models.collection import (  # noqa: F401
     Campaign,
     CampaignKind,
+    CampaignOperator,
     CaseStatus,
     Channel,
     Decision,

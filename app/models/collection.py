@@ -440,3 +440,25 @@ class RetainedDocument(Model):
     media_type: Mapped[str] = mapped_column(String(50))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CampaignOperator(Model):
+    """担当事務取扱担当者: an Operator a ClientStaff user assigned to a campaign.
+
+    The assignment is what lets an Operator claim, open, verify and reveal within the
+    campaign: it is decided by the client's staff (never by the Operator), audited, and ended
+    (``removed_at``) rather than deleted, so the history of who could work which order stays.
+    """
+
+    __tablename__ = "campaign_operator"
+    __table_args__ = (Index("ix_campaign_operator_user", "user_id", "campaign_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaign.id"), index=True)
+    user_id: Mapped[int] = mapped_column(Integer, ForeignKey("ab_user.id"))
+    user_name: Mapped[str] = mapped_column(String(200))
+    assigned_by_id: Mapped[int | None] = mapped_column(Integer)
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    assigned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    removed_by: Mapped[str | None] = mapped_column(String(200))
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

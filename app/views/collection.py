@@ -16,6 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from app import (
+    assignments,
     campaigns,
     intake,
     jptime,
@@ -49,6 +50,7 @@ from app.sealing import IntakeKeyError, SealError
 from app.security import current_actor
 
 USER_ERRORS = (
+    assignments.AssignmentError,
     campaigns.CampaignError,
     mailings.MailingError,
     kits.KitError,
@@ -123,6 +125,8 @@ class CampaignView(BaseView):
         "show": "show",
         "upload": "upload",
         "template": "upload",
+        "assign": "assign",
+        "unassign": "assign",
         "letters": "letters",
         "dispatch": "send",
         "print_batch": "print",
@@ -203,6 +207,10 @@ class CampaignView(BaseView):
             batches=batches,
             problems=problems,
             pending_letters=len(kits.pending_letters(db.session, campaign.id)),
+            assigned=assignments.current(db.session, campaign.id),
+            candidates=assignments.candidates(db.session)
+            if policy.allows(actor, "can_assign", campaigns.VIEW)
+            else [],
             form=FlaskForm(),
             can=lambda perm: policy.allows(actor, perm, campaigns.VIEW),
             fmt=campaigns.format_date,
@@ -250,6 +258,50 @@ class CampaignView(BaseView):
                 f"{result.skipped_already_requested} 件。",
                 "success",
             )
+            if result.contact_differs:
+                shown = "、".join(result.contact_differs[:20])
+                more = len(result.contact_differs) - 20
+                flash(
+                    f"登録済みの連絡先と異なる項目が {len(result.contact_differs)} 件あります"
+                    f"（{shown}{f' ほか {more} 件' if more > 0 else ''}）。対象者リストでは"
+                    "登録済みの連絡先を変更しないため、依頼は登録済みの連絡先に送付します。"
+                    "連絡先が変わった場合は、送付の前に人物情報を訂正してください。",
+                    "warning",
+                )
+        return redirect(url_for("CampaignView.show", cid=campaign.id))
+
+    @expose("/<string:cid>/assign", methods=["POST"])
+    @has_access
+    def assign(self, cid: str):
+        _csrf()
+        campaign = _get(Campaign, cid)
+        try:
+            user_id = _int(request.form.get("user_id"), "担当者")
+            if user_id is None:
+                raise assignments.AssignmentError("担当者: 選んでください")
+            row = assignments.assign(db.session, current_actor(), campaign, user_id)
+            db.session.commit()
+        except USER_ERRORS as exc:
+            _fail(exc)
+        else:
+            flash(f"{row.user_name} をこのキャンペーンの担当に割り当てました。", "success")
+        return redirect(url_for("CampaignView.show", cid=campaign.id))
+
+    @expose("/<string:cid>/unassign", methods=["POST"])
+    @has_access
+    def unassign(self, cid: str):
+        _csrf()
+        campaign = _get(Campaign, cid)
+        try:
+            user_id = _int(request.form.get("user_id"), "担当者")
+            if user_id is None:
+                raise assignments.AssignmentError("担当者: 選んでください")
+            assignments.unassign(db.session, current_actor(), campaign, user_id)
+            db.session.commit()
+        except USER_ERRORS as exc:
+            _fail(exc)
+        else:
+            flash("担当を解除しました。", "success")
         return redirect(url_for("CampaignView.show", cid=campaign.id))
 
     @expose("/template/<string:kind>.csv", methods=["GET"])

@@ -15,7 +15,7 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from app import csp, intake, mynumber, policy
+from app import assignments, csp, intake, mynumber, policy
 from app.audit import AuditUnavailable
 from app.intake import IntakeError
 from app.models import CollectionRequest, Person, RequestStatus, Submission, db
@@ -43,7 +43,11 @@ class IntakeView(BaseView):
     @expose("/", methods=["GET"])
     @has_access
     def index(self):
-        submissions = intake.received_submissions(db.session)
+        actor = current_actor()
+        # An Operator sees the submissions of the campaigns assigned to them (app.assignments).
+        submissions = intake.received_submissions(
+            db.session, campaign_ids=assignments.assigned_campaign_ids(db.session, actor.user_id)
+        )
         people = {
             p.id: p
             for p in db.session.execute(

@@ -21,7 +21,7 @@ from app.vault import VaultError
 
 ADD_FIELDS = ("code", "name", "name_kana", "birth_date", "postal_code", "address", "number")
 DEPENDENT_FIELDS = ("name", "name_kana", "relation", "birth_date", "number")
-EDIT_FIELDS = ("code", "name_kana", "birth_date", "relation", "postal_code", "address")
+EDIT_FIELDS = ("code", "name_kana", "birth_date", "relation", "postal_code", "address", "email")
 
 
 def vault():

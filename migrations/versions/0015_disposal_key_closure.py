@@ -8,7 +8,7 @@ Data disposals executed before this revision get ``keys_closed_at`` NULL: the ne
 ``mynumber init`` / ``run`` closes them (their old backups still held the disposed people).
 
 Revision ID: 0015_disposal_key_closure
-Revises: 0012_server_sessions
+Revises: 0014_campaign_operators
 Create Date: 2026-12-07
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_disposal_key_closure"
-down_revision = "0012_server_sessions"
+down_revision = "0014_campaign_operators"
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app import campaigns, intake, kits, mailings, targets, verification
+from app import assignments, campaigns, intake, kits, mailings, targets, verification
 from app.jobs import enqueue
 from app.jobs.collection import render_print_batch, send_delivery
 from app.models import CampaignKind, CollectionRequest, Person, PrintBatch, db
@@ -15,9 +15,13 @@ from tests.collection.conftest import (
 )
 
 
-def campaign_with_targets(app, staff, kind=CampaignKind.EMPLOYEE, csv_text=None, encoding=None):
+def campaign_with_targets(
+    app, staff, kind=CampaignKind.EMPLOYEE, csv_text=None, encoding=None, assign_operators=True
+):
     """A campaign and its loaded targets: the employee file in UTF-8 with BOM (it has 𠮷,
-    which CP932 cannot hold), the external one in CP932 as Excel saves it."""
+    which CP932 cannot hold), the external one in CP932 as Excel saves it. Unless told not to,
+    the client's staff then assigns every Operator on the approved roster to it (the usual
+    order: the client names the operators who work its collection, app.assignments)."""
     session = db.session
     campaign = campaigns.create_campaign(
         session,
@@ -43,6 +47,10 @@ def campaign_with_targets(app, staff, kind=CampaignKind.EMPLOYEE, csv_text=None,
         data,
     )
     session.commit()
+    if assign_operators:
+        for user in assignments.candidates(session):
+            assignments.assign(session, staff, campaign, user.id)
+        session.commit()
     return campaign, result
 
 

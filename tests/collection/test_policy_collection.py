@@ -49,3 +49,26 @@ def test_the_operator_collects_only_with_roster_and_totp():
         assert policy.allows(actor("Operator"), perm, view)
         assert not policy.allows(actor("Operator", roster=False), perm, view)
         assert not policy.allows(actor("Operator", mfa=False), perm, view)
+
+
+def test_only_the_client_places_an_order_and_names_who_works_it():
+    """Campaign creation, target upload and the 担当事務取扱担当者 assignment are the
+    client's: an Operator executes orders, never places one or assigns themselves."""
+    order = [("can_add", "Campaigns"), ("can_upload", "Campaigns"), ("can_assign", "Campaigns")]
+    staff = policy.permissions(actor("ClientStaff"))
+    operator = policy.permissions(actor("Operator"))
+    for pair in order:
+        assert pair in staff
+        assert pair not in operator
+    # The operator still sees the campaigns and their letters, and does the work.
+    for perm in ("can_list", "can_show", "can_letters", "can_send", "can_print"):
+        assert (perm, "Campaigns") in operator
+
+
+def test_the_server_shell_enters_a_clients_order_but_assigns_nobody():
+    from app.policy import ShellActor
+
+    shell = ShellActor(name="cli:ops")
+    assert policy.allows(shell, "can_add", "Campaigns")
+    assert policy.allows(shell, "can_upload", "Campaigns")
+    assert not policy.allows(shell, "can_assign", "Campaigns")

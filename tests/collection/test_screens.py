@@ -176,6 +176,7 @@ def test_operator_sends_prints_keys_and_verifies_on_screen(
     campaign, _ = flows.campaign_with_targets(app, staff, kind="external")
     page_url = f"/campaigns/{campaign.id}"
     first = _sign_in(client, make_user, login, OPERATOR)
+    support.assign_operator(session, campaign, first.id)  # the client names who works it
 
     assert _post(client, f"{page_url}/dispatch", {}, page_url).status_code == 302
     response = _post(client, f"{page_url}/print", {}, page_url, follow_redirects=True)
@@ -288,7 +289,8 @@ def test_operator_sends_prints_keys_and_verifies_on_screen(
     )
     bodies.append(response.data)
     assert "入力が一致しません" in response.get_data(as_text=True)
-    _sign_in(client, make_user, login, OPERATOR)
+    third = _sign_in(client, make_user, login, OPERATOR)
+    support.assign_operator(session, campaign, third.id)  # this one verifies below
     response = _post(
         client,
         f"{item_url}/key",
@@ -366,6 +368,48 @@ def test_unknown_ids_are_404(app, client, make_user, login):
         "/campaigns/x",
         "/campaigns/request/nope",
         "/paper/nope",
-        "/campaigns/template/x.csv",
     ):
         assert client.get(url).status_code == 404, url
+    # The target list template is the client's (it places the order).
+    assert client.get("/campaigns/template/x.csv").status_code == 403
+    _sign_in(client, make_user, login, CLIENT_STAFF)
+    assert client.get("/campaigns/template/x.csv").status_code == 404
+
+
+def test_client_staff_assign_and_remove_operators_on_the_campaign_page(
+    app, session, client, make_user, login, staff
+):
+    from app import assignments
+
+    campaign, _ = flows.campaign_with_targets(app, staff, assign_operators=False)
+    operator, _secret = make_user(OPERATOR)
+    page_url = f"/campaigns/{campaign.id}"
+    _sign_in(client, make_user, login, CLIENT_STAFF)
+    page = client.get(page_url).get_data(as_text=True)
+    assert "担当事務取扱担当者" in page and "まだ割り当てられていません" in page
+    assert f'<option value="{operator.id}">{operator.username}</option>' in page
+    response = _post(
+        client, f"{page_url}/assign", {"user_id": str(operator.id)}, page_url, follow_redirects=True
+    )
+    html = response.get_data(as_text=True)
+    assert f"{operator.username} をこのキャンペーンの担当に割り当てました" in html
+    assert assignments.is_assigned(session, operator.id, campaign.id)
+    response = _post(
+        client,
+        f"{page_url}/unassign",
+        {"user_id": str(operator.id)},
+        page_url,
+        follow_redirects=True,
+    )
+    assert "担当を解除しました" in response.get_data(as_text=True)
+    assert not assignments.is_assigned(session, operator.id, campaign.id)
+    # An Operator sees who works the campaign but gets no assignment form, and a hand-made
+    # POST is refused.
+    _sign_in(client, make_user, login, OPERATOR)
+    page = client.get(page_url).get_data(as_text=True)
+    assert "担当事務取扱担当者" in page and "担当に割り当てる" not in page
+    response = _post(
+        client, f"{page_url}/assign", {"user_id": str(operator.id)}, "/resetmypassword/form"
+    )
+    assert response.status_code == 403
+    assert not assignments.is_assigned(session, operator.id, campaign.id)

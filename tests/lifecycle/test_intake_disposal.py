@@ -115,12 +115,14 @@ def test_the_employees_submission_still_opens_after_the_dependent_is_disposed(
     from app import intake
     from app.models import Submission
     from tests.lifecycle.helpers import user_actor
+    from tests.support import give_case
 
     _submit(household, subject)
     session.expire_all()
     submission_id = session.execute(select(Submission.id)).scalar_one()
     dispose(session, vault, app, make_user, [household["dep"].id])
     operator, _ = make_user("Operator")
+    give_case(session, household["req"], user_actor(operator, "Operator"))
     opened = intake.open_submission(
         session, vault.keys, user_actor(operator, "Operator"), submission_id, "確認"
     )

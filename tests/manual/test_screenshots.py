@@ -349,6 +349,10 @@ def test_manual_screenshots_and_pdf(
             camera(client, "client-campaign-targets")
             _go(client, "button:has-text('確認して登録する')")
             camera(client, "client-campaign-loaded")
+            # The client names the operators who work it (担当事務取扱担当者).
+            for key in ("operator", "operator2"):
+                client.select_option("#assign-user", label=users[key][0])
+                _go(client, "button:has-text('担当に割り当てる')")
 
             # -- Operator: send (mail) and print (post) --------------------------------------
             operator.goto(f"{portal}/campaigns/{ids['campaign']}")

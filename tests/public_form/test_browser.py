@@ -179,6 +179,7 @@ def test_every_step_in_a_phone_browser_without_javascript(
     # The operator finds the dependent's document unreadable.
     req = session.get(CollectionRequest, household["req"].id)
     session.refresh(req)
+    support.give_case(session, req, operator)  # assigned and claimed, as the portal requires
     intake.mark_deficient(session, operator, req, [(dep, "number_doc_unreadable")])
     session.commit()
 

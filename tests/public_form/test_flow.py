@@ -6,7 +6,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app import intake, logsafe, sealing
+from app import intake, logsafe, people, sealing
 from app.models import (
     AuditEvent,
     CaseAssignment,
@@ -128,6 +128,7 @@ def test_operator_opens_audited_and_resubmission_reopens_only_the_deficient_part
     _submit_household(subject, household)
     submission = session.execute(select(Submission)).scalar_one()
     keyring = app.extensions["mynumber_keyring"]
+    support.give_case(session, household["req"], operator)  # assigned, claimed: 確認中
     before = session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
     opened = intake.open_submission(session, keyring, operator, submission.id, "")
     events = session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
@@ -141,13 +142,11 @@ def test_operator_opens_audited_and_resubmission_reopens_only_the_deficient_part
     front = next(d for d in by_ref[head_ref].documents if d.doc_type == "card_front")
     assert front.data[:3] == b"\xff\xd8\xff" and b"Exif" not in front.data[:200]
     assert by_ref["new1"].documents[0].data.startswith(b"%PDF-")
-    # Opening assigned the case to the operator (reveal rule 3 holds for them now).
-    assert session.execute(
-        select(CaseAssignment).where(CaseAssignment.user_id == operator.user_id)
-    ).scalar_one()
+    # Opening grants nothing by itself: the case the operator holds does (reveal rule 3).
+    assert not session.execute(select(CaseAssignment)).first()
+    assert people.works_case(session, operator, household["head"].id)
 
     req = session.get(CollectionRequest, household["req"].id)
-    intake.set_status(session, operator, req, RequestStatus.VERIFYING)
     reopened = intake.mark_deficient(
         session, operator, req, [(dep_ref, "number_doc_unreadable")], "裏面がぼやけている"
     )
@@ -195,6 +194,7 @@ def test_operator_opens_audited_and_resubmission_reopens_only_the_deficient_part
 def test_swapped_or_extra_parts_are_detected(app, session, household, subject, operator):
     _submit_household(subject, household)
     submission = session.execute(select(Submission)).scalar_one()
+    support.give_case(session, household["req"], operator)
     keyring = app.extensions["mynumber_keyring"]
     parts = sorted(submission.parts, key=lambda p: str(p.id))
     a, b = parts[0], parts[1]

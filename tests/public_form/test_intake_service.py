@@ -36,7 +36,8 @@ def test_transitions_are_checked_and_audited(session, household, operator):
     req = household["req"]
     with pytest.raises(IntakeError, match="変更できません"):
         intake.set_status(session, operator, req, RequestStatus.COMPLETED)  # nothing submitted
-    with pytest.raises(IntakeError, match="受付済・確認中"):
+    # Nothing submitted, so no case anyone could hold: a deficiency is refused outright.
+    with pytest.raises(PermissionDenied, match="不備を登録できません"):
         intake.mark_deficient(
             session, operator, req, [(str(household["head"].id), "number_invalid")]
         )
@@ -61,6 +62,7 @@ def test_deficiency_codes_and_people_are_validated(session, household, operator,
     assert subject.submit().headers["Location"].endswith("/done")
     req = household["req"]
     session.refresh(req)
+    support.give_case(session, req, operator)
     with pytest.raises(IntakeError, match="理由コードが不明"):
         intake.mark_deficient(session, operator, req, [(ref, "bogus")])
     with pytest.raises(IntakeError, match="含まれていません"):

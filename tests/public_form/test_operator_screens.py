@@ -26,6 +26,10 @@ def test_operator_lists_opens_and_marks_deficient(
 ):
     ref = _submit_external(subject, external)
     user, secret = make_user(OPERATOR)
+    # Assigned by the client's staff and claimed in the queue: only then listed and opened.
+    support.give_case(
+        session, external["req"], support.actor(OPERATOR, user_id=user.id, name=user.username)
+    )
     portal_login(user.username, secret)
     listing = client.get("/intake/")
     assert listing.status_code == 200

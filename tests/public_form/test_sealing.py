@@ -97,7 +97,7 @@ def test_form_app_holds_no_private_key_material(app, form_app):
 
 
 def test_form_works_without_the_key_ring_and_cannot_open_what_it_stored(
-    app, session, instance, external, tmp_path
+    app, session, instance, external, tmp_path, operator
 ):
     """Run the form in its own process with the key ring removed from the instance: it still
     takes a whole submission, and afterwards not one private key object exists in that
@@ -153,12 +153,13 @@ def test_form_works_without_the_key_ring_and_cannot_open_what_it_stored(
     )
     with pytest.raises(TypeError):
         sealing.SUITE.decrypt(part.sealed, public.key, info=b"")
-    # The admin side opens it with the private key from the ring.
-    from app.policy import OPERATOR
+    # The admin side opens it with the private key from the ring (the operator holding the
+    # case in a campaign the client assigned them to).
     from tests import support
 
+    support.give_case(session, external["req"], operator)
     opened = intake.open_submission(
-        session, app.extensions["mynumber_keyring"], support.actor(OPERATOR), submission.id, ""
+        session, app.extensions["mynumber_keyring"], operator, submission.id, ""
     )
     assert opened.subjects[0].number == NUMBER_SELF
     gc.collect()

@@ -5,9 +5,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditEvent, CaseAssignment
+from app.models import AuditEvent
 from tests.conftest import ADMIN_PASSWORD
-from tests.support import SAMPLE_NUMBER, add_household, leaks, post_form
+from tests.support import SAMPLE_NUMBER, actor, add_household, hold_case, leaks, post_form
 
 NUMBER = SAMPLE_NUMBER
 
@@ -103,8 +103,7 @@ def test_operator_without_a_case_sees_no_reveal(client, make_user, login, person
         token_from="/resetmypassword/form",
     )
     assert "担当している案件" in response.get_data(as_text=True)
-    session.add(CaseAssignment(person_id=person.id, user_id=user.id, reason="検証"))
-    session.commit()
+    hold_case(session, person, actor("Operator", user_id=user.id, name=user.username))
     response = post_form(
         client,
         f"/people/{person.id}/reveal",
