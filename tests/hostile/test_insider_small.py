@@ -47,6 +47,10 @@ def test_a_pdf_download_runs_in_a_sandbox_not_under_the_portal_policy(
     assert response.status_code == 302
     assert subject.submit().headers["Location"].endswith("/done")
     user, secret = make_user(OPERATOR)
+    # Assigned by the client's staff and claimed in the queue: only then opened.
+    support.give_case(
+        session, external["req"], support.actor(OPERATOR, user_id=user.id, name=user.username)
+    )
     portal_login(user.username, secret)
     page = client.get("/intake/").get_data(as_text=True)
     opened = support.post_form(
