@@ -47,7 +47,7 @@ from flask_appbuilder import Model
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app import audit, jptime, logsafe, policy, retention
+from app import audit, jptime, mynumber, policy, retention
 from app.audit import Actor
 from app.models import (
     CaseAssignment,
@@ -433,10 +433,10 @@ def request_disposal(
         raise DisposalError("廃棄の理由を入力してください")
     if len(reason) > REASON_MAX:
         raise DisposalError(f"廃棄の理由は{REASON_MAX}文字以内で入力してください")
-    if logsafe.has_number_like(reason) or logsafe.has_number_like(material_description):
-        raise DisposalError(
-            "廃棄の理由・対象の説明: 個人番号と思われる12桁の数字は入力しないでください"
-        )
+    if mynumber.contains_number(reason):
+        raise DisposalError(mynumber.number_refusal("廃棄の理由"))
+    if mynumber.contains_number(material_description):
+        raise DisposalError(mynumber.number_refusal("対象の説明"))
     if scope not in DisposalScope.LABELS:
         raise DisposalError("廃棄の対象範囲が不正です")
     ids: list[uuid.UUID] = []

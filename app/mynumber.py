@@ -74,3 +74,121 @@ def format_grouped(number: str) -> str:
 def make_valid(first_eleven: str) -> str:
     """Complete eleven digits into a valid number (synthetic data, tests, demo)."""
     return first_eleven + str(check_digit(first_eleven))
+
+
+# -- finding a number in free text ----------------------------------------------------------
+# The one detector every free-text field, log line and audit detail goes through.
+#
+# Contract: after NFKC (character by character, so spans point into the text as given), a
+# *digit run* is a sequence of digits in which any two neighbours are separated only by
+# characters that are neither letters nor digits: hyphens and dashes of every kind, dots,
+# slashes, spaces, line breaks, brackets, full-width forms, mixed and repeated; modifier letters
+# count as separators too (the long-vowel mark ー is one, and it is typed as a dash). A letter
+# (Latin, kana, kanji) ends a run. A run is a *number* when any 12 consecutive digits of it carry a
+# correct check digit: a 13+ digit run counts too, because "1234-5678-9018-7" still shows a
+# number to whoever reads it (free text refuses rather than guesses).
+#
+# Digits are ASCII and full-width digits, every other script's decimal digits, the
+# compatibility forms NFKC folds to digits (①, ⑴, ², 𝟏 …) and the kanji numerals 〇一二三四五六七八九.
+# A kanji numeral is read both ways, as a digit and as a separator ("1234一5678一9018" uses
+# 一 as a dash), and the run is a number if either reading holds one.
+#
+# A run whose every 12-digit window has a wrong check digit is NOT a number: phone numbers
+# (10-11 digits), dates, postal codes and most order numbers pass, and one in about ten random
+# 12-digit strings is refused. Such a refusal is the price of never storing a real number.
+_KANJI_DIGITS = dict(zip("〇一二三四五六七八九", "0123456789", strict=True))
+_KANJI = "k"  # marks a digit that came from a kanji numeral in ``_folded``
+NUMBER_MASK = "************"
+NUMBER_REASON = "個人番号と思われる12桁の数字が含まれています。個人番号は入力しないでください。"
+
+
+def _folded(text: str) -> list[tuple[str, int]]:
+    """Each character after NFKC with the index of the character it came from."""
+    out: list[tuple[str, int]] = []
+    for index, char in enumerate(text):
+        if char.isascii():
+            out.append((char, index))
+            continue
+        for part in unicodedata.normalize("NFKC", char):
+            if not part.isascii():
+                value = unicodedata.decimal(part, None)
+                if value is not None:
+                    part = str(value)
+                elif part in _KANJI_DIGITS:
+                    part = _KANJI + _KANJI_DIGITS[part]
+            out.append((part, index))
+    return out
+
+
+def _could_hold_twelve_digits(text: str) -> bool:
+    """A cheap first look (C-level passes) so that ordinary text skips the character scan."""
+    if len(text) < 12:
+        return False
+    if text.isascii():
+        return sum(text.count(d) for d in "0123456789") >= 12
+    return sum(map(str.isnumeric, unicodedata.normalize("NFKC", text))) >= 12
+
+
+def _has_valid_window(digits: str) -> bool:
+    for start in range(len(digits) - 11):
+        if check_digit(digits[start : start + 11]) == int(digits[start + 11]):
+            return True
+    return False
+
+
+def find_numbers(text: str | None) -> list[tuple[int, int]]:
+    """The ``(start, end)`` spans of ``text`` holding a My Number, in order (see the contract above).
+
+    A span runs from the first to the last digit of the whole run, so masking it leaves no
+    digit of the run behind.
+    """
+    if not text or not _could_hold_twelve_digits(text):
+        return []
+    spans: list[tuple[int, int]] = []
+    digits: list[str] = []
+    first = last = -1
+
+    def close() -> None:
+        if len(digits) >= 12:
+            read = "".join(d[-1] for d in digits)
+            without_kanji = "".join(d for d in digits if len(d) == 1)
+            if _has_valid_window(read) or _has_valid_window(without_kanji):
+                spans.append((first, last + 1))
+        digits.clear()
+
+    for char, index in _folded(text):
+        if "0" <= char[-1] <= "9":
+            if not digits:
+                first = index
+            digits.append(char)
+            last = index
+        elif char.isalnum() and unicodedata.category(char) != "Lm":
+            close()
+    close()
+    return spans
+
+
+def contains_number(text: str | None) -> bool:
+    """True when ``text`` holds a My Number however it is written (see ``find_numbers``)."""
+    return bool(find_numbers(text))
+
+
+def mask_numbers(text: str | None, mask: str = NUMBER_MASK) -> str:
+    """``text`` with every number found by ``find_numbers`` replaced by ``mask`` (logs, audit)."""
+    if not text:
+        return text or ""
+    spans = find_numbers(text)
+    for start, end in reversed(spans):
+        text = text[:start] + mask + text[end:]
+    return text
+
+
+def number_refusal(label: str) -> str:
+    """The Japanese refusal for a field holding a number: 「氏名に個人番号と思われる…」."""
+    return f"{label}に{NUMBER_REASON}"
+
+
+def number_problem(text: str | None, label: str) -> str | None:
+    """``number_refusal(label)`` when ``text`` holds a number, else None: the one check every
+    free-text field (forms, services, CSV cells) makes before the text is stored or sent."""
+    return number_refusal(label) if contains_number(text) else None
