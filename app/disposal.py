@@ -450,6 +450,8 @@ def request_disposal(
         if len(description) > REASON_MAX:
             raise DisposalError(f"資料の内容は{REASON_MAX}文字以内で入力してください")
         quantity = (quantity or "").strip()[:200] or None
+        if mynumber.contains_number(quantity):
+            raise DisposalError(mynumber.number_refusal("数量"))
     elif scope == DisposalScope.PEOPLE:
         ids = list(dict.fromkeys(person_ids))
         if not ids:
@@ -538,6 +540,8 @@ def decide(
         req = session.get(DisposalRequest, request_id)
         if req is None or req.status != DisposalStatus.PENDING:
             raise DisposalError("承認待ちの廃棄申請が見つかりません")
+        if mynumber.contains_number(note):
+            raise DisposalError(mynumber.number_refusal("コメント"))
         if actor.user_id is None or actor.user_id == req.requested_by_id:
             raise DisposalError(
                 "自分が申請した廃棄は承認・却下できません（申請者以外の発注者担当者が行います）"
@@ -841,6 +845,13 @@ def record_material_disposal(
         method = (method or "").strip()
         if not method:
             raise DisposalError("廃棄の方法を入力してください")
+        for label, text in (
+            ("廃棄の方法", method),
+            ("処理業者の証明書番号等", contractor_ref),
+            ("備考", note),
+        ):
+            if mynumber.contains_number(text):
+                raise DisposalError(mynumber.number_refusal(label))
         if performed_on is None:
             raise DisposalError("廃棄の実施日を入力してください")
         approved_on = jptime.to_jst(req.decided_at).date()

@@ -188,6 +188,19 @@ def number_refusal(label: str) -> str:
     return f"{label}に{NUMBER_REASON}"
 
 
+class NumberInText(ValueError):
+    """A free-text value holds a My Number; ``str()`` is the Japanese refusal naming the field."""
+
+
+def refuse_numbers(fields: dict[str, str | None]) -> None:
+    """Raise ``NumberInText`` for the first ``{label: text}`` holding a number: the check a
+    screen's save hook (a Flask-AppBuilder ``pre_add``) makes over its free-text columns."""
+    for label, text in fields.items():
+        problem = number_problem(text, label)
+        if problem:
+            raise NumberInText(problem)
+
+
 def number_problem(text: str | None, label: str) -> str | None:
     """``number_refusal(label)`` when ``text`` holds a number, else None: the one check every
     free-text field (forms, services, CSV cells) makes before the text is stored or sent."""

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from app import audit, jptime, policy, roster
+from app import audit, jptime, mynumber, policy, roster
 from app.audit import AuditUnavailable
 from app.models import HandlerRosterEntry, RosterChange, db
 from app.security import current_actor
@@ -203,6 +203,14 @@ class VaultUserDBModelView(UserDBModelView):
         "totp_enrolled_at": "TOTP登録日時",
     }
 
+    def pre_add(self, item) -> None:
+        _refuse_numbers_in_user(item)
+        super().pre_add(item)
+
+    def pre_update(self, item) -> None:
+        _refuse_numbers_in_user(item)
+        super().pre_update(item)
+
     def post_add(self, item) -> None:
         item.password_change_required = True  # the administrator chose it: the user replaces it
         db.session.commit()
@@ -273,3 +281,16 @@ class KeysView(BaseView):
                 "success",
             )
         return redirect(url_for("KeysView.index"))
+
+
+def _refuse_numbers_in_user(item) -> None:
+    """A user's names and e-mail are shown everywhere and copied into every audit event
+    (``actor_name``): a number typed into one would stay in the log for as long as the log."""
+    mynumber.refuse_numbers(
+        {
+            "名": item.first_name,
+            "姓": item.last_name,
+            "ユーザー名": item.username,
+            "メールアドレス": item.email,
+        }
+    )
