@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 
@@ -97,27 +98,35 @@ def make_valid(first_eleven: str) -> str:
 # (10-11 digits), dates, postal codes and most order numbers pass, and one in about ten random
 # 12-digit strings is refused. Such a refusal is the price of never storing a real number.
 _KANJI_DIGITS = dict(zip("〇一二三四五六七八九", "0123456789", strict=True))
-_KANJI = "k"  # marks a digit that came from a kanji numeral in ``_folded``
 NUMBER_MASK = "************"
 NUMBER_REASON = "個人番号と思われる12桁の数字が含まれています。個人番号は入力しないでください。"
+# Each character is read as tokens: "0"-"9" a digit, "a"-"j" a kanji numeral (0-9), " " a
+# separator, "x" anything that ends a run. Most characters give one token; a few give more
+# (⑫ is "12"), and then spans are mapped back character by character.
+_KANJI_TOKENS = str.maketrans("abcdefghij", "0123456789")
+_DROP_KANJI = str.maketrans("", "", "abcdefghij ")
+_DROP_SEPARATORS = str.maketrans("", "", " ")
+_ASCII_TOKENS = {
+    c: (chr(c) if chr(c).isdigit() else "x" if chr(c).isalnum() else " ") for c in range(128)
+}
+_RUN = re.compile(r"[0-9a-j](?: *[0-9a-j])*")
 
 
-def _folded(text: str) -> list[tuple[str, int]]:
-    """Each character after NFKC with the index of the character it came from."""
-    out: list[tuple[str, int]] = []
-    for index, char in enumerate(text):
-        if char.isascii():
-            out.append((char, index))
-            continue
-        for part in unicodedata.normalize("NFKC", char):
-            if not part.isascii():
-                value = unicodedata.decimal(part, None)
-                if value is not None:
-                    part = str(value)
-                elif part in _KANJI_DIGITS:
-                    part = _KANJI + _KANJI_DIGITS[part]
-            out.append((part, index))
-    return out
+@lru_cache(maxsize=8192)
+def _tokens(char: str) -> str:
+    """The tokens of one character, after NFKC (see above)."""
+    out = []
+    for part in unicodedata.normalize("NFKC", char):
+        value = unicodedata.decimal(part, None)
+        if value is not None:
+            out.append(str(value))
+        elif part in _KANJI_DIGITS:
+            out.append("abcdefghij"[int(_KANJI_DIGITS[part])])
+        elif part.isalnum() and unicodedata.category(part) != "Lm":
+            out.append("x")
+        else:
+            out.append(" ")
+    return "".join(out) or " "
 
 
 def _could_hold_twelve_digits(text: str) -> bool:
@@ -144,27 +153,29 @@ def find_numbers(text: str | None) -> list[tuple[int, int]]:
     """
     if not text or not _could_hold_twelve_digits(text):
         return []
+    if text.isascii():
+        tokens = text.translate(_ASCII_TOKENS)
+        origin = None
+    else:
+        parts = list(map(_tokens, text))
+        tokens = "".join(parts)
+        origin = None
+        if len(tokens) != len(text):  # a character gave several tokens: map them back
+            origin = [i for i, part in enumerate(parts) for _ in part]
     spans: list[tuple[int, int]] = []
-    digits: list[str] = []
-    first = last = -1
-
-    def close() -> None:
-        if len(digits) >= 12:
-            read = "".join(d[-1] for d in digits)
-            without_kanji = "".join(d for d in digits if len(d) == 1)
-            if _has_valid_window(read) or _has_valid_window(without_kanji):
-                spans.append((first, last + 1))
-        digits.clear()
-
-    for char, index in _folded(text):
-        if "0" <= char[-1] <= "9":
-            if not digits:
-                first = index
-            digits.append(char)
-            last = index
-        elif char.isalnum() and unicodedata.category(char) != "Lm":
-            close()
-    close()
+    for run in _RUN.finditer(tokens):
+        token_run = run.group(0)
+        read = token_run.translate(_KANJI_TOKENS).translate(_DROP_SEPARATORS)
+        if len(read) < 12:
+            continue
+        if _has_valid_window(read) or _has_valid_window(token_run.translate(_DROP_KANJI)):
+            start, end = run.span()
+            if origin is not None:
+                start, end = origin[start], origin[end - 1] + 1
+            if spans and start < spans[-1][1]:  # two runs from one character: one span
+                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+            else:
+                spans.append((start, end))
     return spans
 
 
