@@ -131,10 +131,9 @@ def _tokens(char: str) -> str:
 
 def _could_hold_twelve_digits(text: str) -> bool:
     """A cheap first look (C-level passes) so that ordinary text skips the character scan."""
-    if len(text) < 12:
-        return False
     if text.isascii():
-        return sum(text.count(d) for d in "0123456789") >= 12
+        return len(text) >= 12 and sum(text.count(d) for d in "0123456789") >= 12
+    # Not the length of ``text``: one character may hold two digits (⑫).
     return sum(map(str.isnumeric, unicodedata.normalize("NFKC", text))) >= 12
 
 

@@ -227,6 +227,7 @@ def test_ordinary_numbers_are_not_numbers(text):
         "1234一5678一9018",  # 一 typed as a dash
         "一二三四五六七八九〇一八",
         "①②③④⑤⑥⑦⑧⑨⓪①⑧",
+        "⑫345678901８",  # eleven characters, twelve digits
         "12\n34\n56\n78\n90\n18",
         "9-1234-5678-9018",  # the number inside a 13-digit run
         "氏名123456789018",  # glued to a word
