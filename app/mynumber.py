@@ -1,4 +1,5 @@
-"""The My Number itself: normalisation, the statutory check digit, masking.
+"""The My Number itself: normalisation, the statutory check digit, masking, and the one
+detector of a number written anywhere in free text (``find_numbers`` and its contract below).
 
 The check digit is defined by 行政手続における特定の個人を識別するための番号の利用等に関する法律
 施行令 第8条: weights 6,5,4,3,2,7,6,5,4,3,2 over the first eleven digits, r = sum mod 11,
@@ -167,7 +168,8 @@ def find_numbers(text: str | None) -> list[tuple[int, int]]:
         read = token_run.translate(_KANJI_TOKENS).translate(_DROP_SEPARATORS)
         if len(read) < 12:
             continue
-        if _has_valid_window(read) or _has_valid_window(token_run.translate(_DROP_KANJI)):
+        plain = token_run.translate(_DROP_KANJI)  # the kanji numerals read as separators
+        if _has_valid_window(read) or (len(plain) < len(read) and _has_valid_window(plain)):
             start, end = run.span()
             if origin is not None:
                 start, end = origin[start], origin[end - 1] + 1
