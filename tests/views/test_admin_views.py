@@ -105,3 +105,32 @@ def test_roster_change_flow_on_the_portal(client, login, session, make_user, app
         select(HandlerRosterEntry).where(HandlerRosterEntry.name == "名簿 一郎")
     ).scalar_one()
     assert entry.is_approved and entry.approved_by == staff.username
+
+
+def test_a_number_in_a_users_name_is_refused_it_would_be_every_audit_events_actor_name(
+    client, make_user, login, session, app
+):
+    admin, secret = make_user("SystemAdmin", roster=None)
+    login(admin.username, totp_secret=secret)
+    role = app.appbuilder.sm.find_role("Operator")
+    response = post_form(
+        client,
+        "/users/add",
+        {
+            "first_name": "1234.5678.9018",
+            "last_name": "担当",
+            "username": "numbered",
+            "email": "numbered@example.jp",
+            "active": "y",
+            "password": "Str0ng-Passw0rd!",
+            "conf_password": "Str0ng-Passw0rd!",
+            "roles": [str(role.id)],
+        },
+        follow_redirects=True,
+    )
+    html = response.get_data(as_text=True)
+    assert "名に個人番号と思われる12桁の数字が含まれています" in html
+    session.expire_all()
+    assert (
+        session.execute(select(VaultUser).where(VaultUser.username == "numbered")).first() is None
+    )
