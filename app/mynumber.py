@@ -189,9 +189,12 @@ def mask_numbers(text: str | None, mask: str = NUMBER_MASK) -> str:
     """``text`` with every number found by ``find_numbers`` replaced by ``mask`` (logs, audit)."""
     if not text:
         return text or ""
-    spans = find_numbers(text)
-    for start, end in reversed(spans):
-        text = text[:start] + mask + text[end:]
+    # Again until nothing is found: a span that starts inside a character NFKC splits (㎡ is
+    # "m2") takes its letter with it, which can join the digits before it into a new run.
+    # Each pass removes at least twelve digits, so this ends.
+    while spans := find_numbers(text):
+        for start, end in reversed(spans):
+            text = text[:start] + mask + text[end:]
     return text
 
 

@@ -191,7 +191,15 @@ def test_a_number_inside_a_longer_digit_run_is_found(first, head, tail, sep):
     assert not mynumber.contains_number(mynumber.mask_numbers(text))
 
 
-@given(st.text(max_size=60))
+# Characters NFKC turns into several (㎡ is "m2", ㏩ is "10日", ⑫ is "12") next to digits.
+_TRICKY = st.lists(
+    st.sampled_from([*"0123456789 -.aー一", "㎡", "㎥", "㋀", "⑫", "⒈", "½", "𝟏", "㏩", "\u0301"]),
+    min_size=12,
+    max_size=40,
+).map("".join)
+
+
+@given(st.one_of(st.text(max_size=60), _TRICKY))
 def test_the_detector_never_crashes_and_masking_is_idempotent(text):
     masked = mynumber.mask_numbers(text)
     assert not mynumber.contains_number(masked)
