@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app import logsafe
+from app import logsafe, mynumber
 from app.models import AuditChainHead, AuditCheckpoint, AuditEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,7 @@ def purpose_problem(
         return f"{label}を入力してください"
     if len(text) > max_len:
         return f"{label}は{max_len}文字以内で入力してください"
-    if logsafe.has_number_like(text):
-        return f"{label}: 個人番号と思われる12桁の数字は入力しないでください"
-    return None
+    return mynumber.number_problem(text, label)
 
 
 def record(
@@ -178,7 +176,8 @@ def record(
         if head is None:
             raise AuditUnavailable("監査ログが初期化されていません")
         # A second line of defence for the free text that comes from outside (a refused
-        # request's purpose, a browser's user agent): no 12-digit run is ever stored.
+        # request's purpose, a browser's user agent): no number is ever stored (the one
+        # detector, app.mynumber.find_numbers).
         if purpose:
             purpose = logsafe.scrub(purpose)
         user_agent = logsafe.scrub(actor.user_agent or "")[:400] or None

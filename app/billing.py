@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import jptime
+from app import jptime, mynumber
 from app.models import BillableEvent, BillingCategory, PostageEntry, PostageRate, UnitPrice
 
 
@@ -159,6 +159,8 @@ def record_postage(
     """One send or return at actual cost; the cost defaults to the fee table of that day."""
     if direction not in ("send", "return"):
         raise BillingError("発送・返送の区別が不正です")
+    if mynumber.contains_number(note):
+        raise BillingError(mynumber.number_refusal("備考"))
     if cost_yen is None:
         cost_yen = rate_on(session, carrier, method, posted_on)
         if cost_yen is None:

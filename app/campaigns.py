@@ -28,7 +28,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, intake, jptime, links, logsafe, mail, policy
+from app import audit, intake, jptime, links, mail, mynumber, policy
 from app.audit import Actor
 from app.models import (
     Campaign,
@@ -173,10 +173,8 @@ def check_letter(kind: str, subject: str, body: str) -> tuple[str, str]:
     if len(body) > 5000:
         raise CampaignError("本文: 5000文字以内で入力してください", "body")
     for label, text, field in (("件名・表題", subject, "subject"), ("本文", body, "body")):
-        if logsafe.has_number_like(text):
-            raise CampaignError(
-                f"{label}: 12桁の数字（個人番号と区別できません）は使えません", field
-            )
+        if mynumber.contains_number(text):
+            raise CampaignError(mynumber.number_refusal(label), field)
         for name in _PLACEHOLDER.findall(text):
             if name not in _ALLOWED[kind]:
                 raise CampaignError(
@@ -295,8 +293,8 @@ def create_campaign(
         raise CampaignError("名称: 入力してください", "name")
     if len(name) > 200:
         raise CampaignError("名称: 200文字以内で入力してください", "name")
-    if logsafe.has_number_like(name):
-        raise CampaignError("名称: 12桁の数字は使えません", "name")
+    if mynumber.contains_number(name):
+        raise CampaignError(mynumber.number_refusal("名称"), "name")
     if kind not in CampaignKind.ALL:
         raise CampaignError("対象: 役職員 または 外部委員等 を選んでください", "kind")
     month = (month or "").strip() or None
@@ -314,8 +312,8 @@ def create_campaign(
         raise CampaignError("利用目的: 入力してください", "purpose_text")
     if len(purpose) > 2000:
         raise CampaignError("利用目的: 2000文字以内で入力してください", "purpose_text")
-    if logsafe.has_number_like(purpose):
-        raise CampaignError("利用目的: 12桁の数字は使えません", "purpose_text")
+    if mynumber.contains_number(purpose):
+        raise CampaignError(mynumber.number_refusal("利用目的"), "purpose_text")
     if four_eyes is None:
         four_eyes = bool(current_app.config.get("COLLECTION_FOUR_EYES"))
     campaign = Campaign(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from app import audit, jptime, logsafe, mail, policy
+from app import audit, jptime, mail, mynumber, policy
 from app.audit import Actor
 from app.io.fields import has_hidden_characters
 from app.models import (
@@ -69,9 +69,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 class DeskError(ValueError):
     """A Japanese message naming the field and the reason; ``field`` is the form field."""
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, *, number: bool = False):
         super().__init__(message)
         self.field = field
+        self.number = number  # the text held a My Number: the refusal is audit evidence
 
 
 # -- business hours ---------------------------------------------------------------------
@@ -168,12 +169,8 @@ def clean_text(value: str | None, label: str, field: str, max_len: int) -> str:
     # bidi overrides and zero-width characters (which could hide a number) are not.
     if has_hidden_characters(text.replace("\r", "").replace("\n", "").replace("\t", "")):
         raise DeskError(f"{label}: 使えない制御文字が含まれています", field)
-    if mail.contains_my_number(text) or logsafe.has_number_like(text):
-        raise DeskError(
-            f"{label}: 個人番号と思われる12桁の数字は入力しないでください"
-            "（個人番号を含む内容は受け付けできません）",
-            field,
-        )
+    if mynumber.contains_number(text):
+        raise DeskError(mynumber.number_refusal(label), field, number=True)
     return text
 
 
@@ -220,13 +217,32 @@ def receive_public(
         problem = mail.header_problem(label, (value or "").strip())  # one line each
         if problem:
             raise DeskError(problem, field)
+    try:
+        cleaned = {
+            "name": clean_text(name, "お名前", "name", 100),
+            "contact": clean_text(
+                contact, "ご連絡先（メールアドレスまたは電話番号）", "contact", 200
+            ),
+            "body": clean_text(body, "お問い合わせ内容", "body", 2000),
+        }
+    except DeskError as exc:
+        if exc.number:  # evidence that a number was sent; the field's name, never its text
+            session.rollback()
+            audit.record(
+                session,
+                actor,
+                "inquiry.refused",
+                object_type="inquiry",
+                outcome="denied",
+                details={"reason": "number_in_text", "field": exc.field},
+                commit=True,
+            )
+        raise
     item = Inquiry(
         source=InquirySource.SUBJECT,
-        name=clean_text(name, "お名前", "name", 100),
-        contact=clean_text(contact, "ご連絡先（メールアドレスまたは電話番号）", "contact", 200),
         category=category,
-        body=clean_text(body, "お問い合わせ内容", "body", 2000),
         status=InquiryStatus.RECEIVED,
+        **cleaned,
     )
     session.add(item)
     session.flush()

@@ -57,7 +57,7 @@ from flask_appbuilder import Model
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app import audit, jptime, logsafe, policy, retention
+from app import audit, jptime, mynumber, policy, retention
 from app.audit import Actor
 from app.models import (
     CaseAssignment,
@@ -472,10 +472,10 @@ def request_disposal(
         raise DisposalError("廃棄の理由を入力してください")
     if len(reason) > REASON_MAX:
         raise DisposalError(f"廃棄の理由は{REASON_MAX}文字以内で入力してください")
-    if logsafe.has_number_like(reason) or logsafe.has_number_like(material_description):
-        raise DisposalError(
-            "廃棄の理由・対象の説明: 個人番号と思われる12桁の数字は入力しないでください"
-        )
+    if mynumber.contains_number(reason):
+        raise DisposalError(mynumber.number_refusal("廃棄の理由"))
+    if mynumber.contains_number(material_description):
+        raise DisposalError(mynumber.number_refusal("対象の説明"))
     if scope not in DisposalScope.LABELS:
         raise DisposalError("廃棄の対象範囲が不正です")
     ids: list[uuid.UUID] = []
@@ -489,6 +489,8 @@ def request_disposal(
         if len(description) > REASON_MAX:
             raise DisposalError(f"資料の内容は{REASON_MAX}文字以内で入力してください")
         quantity = (quantity or "").strip()[:200] or None
+        if mynumber.contains_number(quantity):
+            raise DisposalError(mynumber.number_refusal("数量"))
     elif scope == DisposalScope.PEOPLE:
         ids = list(dict.fromkeys(person_ids))
         if not ids:
@@ -577,6 +579,8 @@ def decide(
         req = session.get(DisposalRequest, request_id)
         if req is None or req.status != DisposalStatus.PENDING:
             raise DisposalError("承認待ちの廃棄申請が見つかりません")
+        if mynumber.contains_number(note):
+            raise DisposalError(mynumber.number_refusal("コメント"))
         if actor.user_id is None or actor.user_id == req.requested_by_id:
             raise DisposalError(
                 "自分が申請した廃棄は承認・却下できません（申請者以外の発注者担当者が行います）"
@@ -881,6 +885,13 @@ def record_material_disposal(
         method = (method or "").strip()
         if not method:
             raise DisposalError("廃棄の方法を入力してください")
+        for label, text in (
+            ("廃棄の方法", method),
+            ("処理業者の証明書番号等", contractor_ref),
+            ("備考", note),
+        ):
+            if mynumber.contains_number(text):
+                raise DisposalError(mynumber.number_refusal(label))
         if performed_on is None:
             raise DisposalError("廃棄の実施日を入力してください")
         approved_on = jptime.to_jst(req.decided_at).date()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import accounts, audit, jptime, logsafe, mail, policy, retention
+from app import accounts, audit, jptime, mynumber, policy, retention
 from app.audit import Actor
 from app.io.csvio import CsvWriter
 from app.models import (
@@ -161,8 +161,8 @@ def _clean(value: str | None, label: str, limit: int, required: bool) -> str | N
         return None
     if len(text) > limit:
         raise GovernanceError(f"{label}: {limit}文字以内で入力してください")
-    if mail.contains_my_number(text) or logsafe.has_number_like(text):
-        raise GovernanceError(f"{label}: 個人番号と思われる12桁の数字は入力しないでください")
+    if mynumber.contains_number(text):
+        raise GovernanceError(mynumber.number_refusal(label))
     return text
 
 

@@ -47,7 +47,7 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app import assignments, audit, logsafe, mynumber, policy, sealing
+from app import assignments, audit, mynumber, policy, sealing
 from app.audit import Actor
 from app.io.fields import has_hidden_characters
 from app.models import (
@@ -190,8 +190,9 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 def _free_text(
     value: str | None, label: str, max_len: int, required: bool = False, field: str | None = None
 ) -> str | None:
-    """Trimmed text, or IntakeError naming the field. A 12-digit run is refused: free text
-    is stored in the clear, so a number typed into it must never get that far."""
+    """Trimmed text, or IntakeError naming the field. A number (``mynumber.contains_number``)
+    is refused: free text is stored in the clear, so a number typed into it must never get
+    that far."""
     text = (value or "").strip()
     if not text:
         if required:
@@ -204,8 +205,8 @@ def _free_text(
     # below) are not.
     if has_hidden_characters(text.replace("\r", "").replace("\n", "").replace("\t", "")):
         raise IntakeError(f"{label}: 使えない制御文字が含まれています", field)
-    if logsafe.has_number_like(text):
-        raise IntakeError(f"{label}: 個人番号と思われる12桁の数字は入力しないでください", field)
+    if mynumber.contains_number(text):
+        raise IntakeError(mynumber.number_refusal(label), field)
     return text
 
 

@@ -1,8 +1,8 @@
-"""A second line of defence: no 12-digit run ever reaches a log line.
+"""A second line of defence: no My Number ever reaches a log line.
 
-The code never logs a number on purpose; this filter masks any run of 12 digits (with or
-without separators, ASCII or full-width) in the message and its arguments, in case a library
-or an exception text carries one.
+The code never logs a number on purpose; this filter masks every number the one detector
+(``app.mynumber.find_numbers``: any separators, full-width forms, a valid check digit) finds in
+the message and its arguments, in case a library or an exception text carries one.
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 
-_TWELVE = re.compile(
-    r"(?<![0-9０-９])[0-9０-９]{4}[\s\-－]?[0-9０-９]{4}[\s\-－]?[0-9０-９]{4}(?![0-9０-９])"
-)
-MASK = "************"
+from app import mynumber
+
+MASK = mynumber.NUMBER_MASK
 
 
 def scrub(text: str) -> str:
-    """Replace every 12-digit run in ``text`` by asterisks."""
-    return _TWELVE.sub(MASK, text)
+    """Replace every number in ``text`` (and the whole digit run around it) by asterisks."""
+    return mynumber.mask_numbers(text)
 
 
 class MaskNumbersFilter(logging.Filter):
@@ -62,5 +60,5 @@ def install(log_file: str | None = None, level: int = logging.INFO) -> None:
 
 
 def has_number_like(text: str | None) -> bool:
-    """True when ``text`` holds a 12-digit run (a number typed where none belongs)."""
-    return bool(text) and _TWELVE.search(text) is not None
+    """True when ``text`` holds a number (typed where none belongs): ``mynumber.contains_number``."""
+    return mynumber.contains_number(text)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import os
-import re
 import smtplib
 import ssl
 import unicodedata
@@ -20,8 +19,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from app import mynumber
-
-_DIGIT_RUNS = re.compile(r"[0-9][0-9\s\-]{10,20}[0-9]")
 
 
 class MailContainsNumber(ValueError):
@@ -75,14 +72,8 @@ class Mail:
 
 
 def contains_my_number(text: str) -> bool:
-    """True if any run of 12 digits (separators allowed, full-width folded) is a valid number."""
-    folded = unicodedata.normalize("NFKC", text)
-    for match in _DIGIT_RUNS.finditer(folded):
-        digits = re.sub(r"[^0-9]", "", match.group(0))
-        for start in range(0, len(digits) - 11):
-            if mynumber.is_valid(digits[start : start + 12]):
-                return True
-    return False
+    """True if ``text`` holds a My Number however it is written (``mynumber.contains_number``)."""
+    return mynumber.contains_number(text)
 
 
 def build(mail: Mail, sender: str) -> EmailMessage:
@@ -94,6 +85,10 @@ def build(mail: Mail, sender: str) -> EmailMessage:
         problem = header_problem(label, value)
         if problem:
             raise MailHeaderRefused(f"メールを作成しません。{problem}")
+    if any(map(contains_my_number, [*mail.to, *(a.filename for a in mail.attachments)])):
+        raise MailContainsNumber(
+            "宛先・添付ファイル名に個人番号と思われる数字が含まれているため送信しません"
+        )
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(mail.to)

@@ -32,22 +32,31 @@ class SearchCriteria:
     number: str | None = None
     kind: str | None = None
 
+    def fields(self) -> list[str]:
+        """The criteria that were given, by name (code, name, kana, birth_date, number, kind)."""
+        return [f for f in SEARCH_FIELDS if getattr(self, f)]
+
     def describe(self) -> dict:
-        """What the audit log may say about the search: never the number itself."""
-        out = {
-            k: (v.isoformat() if isinstance(v, dt.date) else v)
-            for k, v in (
-                ("code", self.code),
-                ("name", self.name),
-                ("kana", self.kana),
-                ("birth_date", self.birth_date),
-                ("kind", self.kind),
-            )
-            if v
-        }
-        if self.number:
-            out["number"] = "（個人番号による完全一致検索）"
-        return out
+        """What the audit log may say about the search: which fields were given, never a
+        value. A number typed into the name or code field (or the number field) would
+        otherwise stay in the append-only log for as long as the log lives."""
+        return {"fields": self.fields()}
+
+    def number_in_text_field(self) -> str | None:
+        """The first free-text criterion (code, name, kana) that holds a number, if any."""
+        for name in TEXT_FIELDS:
+            if mynumber.contains_number(getattr(self, name)):
+                return name
+        return None
+
+
+SEARCH_FIELDS = ("code", "name", "kana", "birth_date", "number", "kind")
+TEXT_FIELDS = ("code", "name", "kana")
+FIELD_LABELS = {"code": "職員番号・委員番号", "name": "氏名", "kana": "カナ"}
+
+
+class SearchRefused(ValueError):
+    """A search that is not run; the message (Japanese) names the field, never its value."""
 
 
 def add_person(
@@ -166,6 +175,25 @@ def search(
 ) -> list[Person]:
     """照合 by 職員番号/委員番号, name, kana (partial), birth date, or the number (exact)."""
     policy.require(actor, "can_search", "People")
+    misplaced = criteria.number_in_text_field()
+    if misplaced is not None:
+        audit.record(
+            session,
+            actor,
+            "people.search",
+            object_type="person",
+            outcome="denied",
+            details={
+                "criteria": criteria.describe(),
+                "reason": "number_in_text_field",
+                "field": misplaced,
+            },
+            commit=True,
+        )
+        raise SearchRefused(
+            f"{FIELD_LABELS[misplaced]}に個人番号と思われる12桁の数字が含まれています。"
+            "個人番号で検索するときは「個人番号（完全一致）」欄に入力してください。"
+        )
     audit.record(
         session,
         actor,

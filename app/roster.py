@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app import accounts, audit, policy
+from app import accounts, audit, mynumber, policy
 from app.audit import Actor
 from app.models import HandlerRosterEntry, RosterChange, utcnow
 
@@ -39,6 +39,8 @@ class EntryFields:
                 raise RosterError(f"{FIELD_LABELS[field]}を入力してください")
             if len(value) > 100:
                 raise RosterError(f"{FIELD_LABELS[field]}は100文字以内で入力してください")
+            if mynumber.contains_number(value):
+                raise RosterError(mynumber.number_refusal(FIELD_LABELS[field]))
 
 
 def propose(
@@ -55,6 +57,8 @@ def propose(
         raise RosterError("変更の種類が不正です")
     if not (reason or "").strip():
         raise RosterError("変更の理由を入力してください")
+    if mynumber.contains_number(reason):
+        raise RosterError(mynumber.number_refusal("変更の理由"))
     entry = None
     if action in ("update", "revoke"):
         entry = session.get(HandlerRosterEntry, entry_id) if entry_id else None
@@ -95,6 +99,8 @@ def decide(
     change = session.get(RosterChange, change_id)
     if change is None or change.status != "pending":
         raise RosterError("承認待ちの変更が見つかりません")
+    if mynumber.contains_number(note):
+        raise RosterError(mynumber.number_refusal("コメント"))
     # Not the proposer, nor an account the proposer created or had set up (app.accounts).
     reason = accounts.refuse_conflicted_approver(
         session,

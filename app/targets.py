@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, campaigns, jptime, logsafe, people
+from app import audit, campaigns, jptime, mynumber, people
 from app.audit import Actor
 from app.io.fields import has_hidden_characters
 from app.models import (
@@ -283,8 +283,8 @@ def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> Ta
             # The import's rule (app/io/fields.py): a control, bidi or zero-width character
             # disguises a name on screen and can hide a number from the check below.
             bad(name, "制御文字・書式制御文字が含まれています")
-        elif logsafe.has_number_like(value):
-            bad(name, "個人番号と思われる12桁の数字があります（対象者リストに個人番号は不要です）")
+        elif mynumber.contains_number(value):
+            bad(name, mynumber.NUMBER_REASON)
     if len(problems) > before:
         return None
     code_label = "職員番号" if kind == CampaignKind.EMPLOYEE else "委員番号"

@@ -27,7 +27,7 @@ from flask import (
     url_for,
 )
 
-from app import desk, intake, jptime, logsafe, mail, outbox, receipts, uploads
+from app import desk, intake, jptime, mynumber, outbox, receipts, uploads
 from app.audit import Actor
 from app.intake import IntakeError
 from app.io.fields import has_hidden_characters
@@ -676,8 +676,4 @@ def _unsafe_to_echo(value: str) -> bool:
     """A refused value goes back into the form only when it is plain text: not a number, and
     no NUL, control, bidi or zero-width character (line breaks and tabs are fine)."""
     visible = value.replace("\r", "").replace("\n", "").replace("\t", "")
-    return (
-        logsafe.has_number_like(value)
-        or mail.contains_my_number(value)
-        or has_hidden_characters(visible)
-    )
+    return mynumber.contains_number(value) or has_hidden_characters(visible)

@@ -10,7 +10,10 @@ def test_scrub_masks_every_spelling():
     assert "9018" not in scrub("1234-5678-9018")
     assert "９０１８" not in scrub("１２３４５６７８９０１８")
     assert scrub("職員番号 1234567") == "職員番号 1234567"  # shorter runs stay
-    assert scrub("1234567890123") == "1234567890123"  # 13 digits is not a My Number
+    assert scrub("1234567890123") == "1234567890123"  # no 12 digits of it pass the check digit
+    assert "9018" not in scrub("ref 9-1234-5678-9018")  # a number inside a longer run
+    for sep in ("−", "ー", ".", "/", "  ", "．", "／"):
+        assert scrub(f"purpose 1234{sep}5678{sep}9018 x") == "purpose ************ x"
 
 
 def test_filter_masks_args_and_exceptions(tmp_path):

@@ -46,6 +46,11 @@ def test_outbox_when_no_smtp(tmp_path):
         "1234-5678-9018",
         "１２３４ ５６７８ ９０１８",
         "ref 99123456789018",
+        "1234−5678−9018",
+        "1234ー5678ー9018",
+        "1234.5678.9018",
+        "1234/5678/9018",
+        "1234  5678  9018",
     ],
 )
 def test_a_valid_number_in_the_text_stops_the_mail(tmp_path, text):
@@ -57,6 +62,20 @@ def test_a_valid_number_in_the_text_stops_the_mail(tmp_path, text):
             outbox=tmp_path,
         )
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("to", "filename"),
+    [(["u.1234-5678-9018@example.jp"], "a.pdf"), (["a@example.jp"], "1234.5678.9018.pdf")],
+)
+def test_a_number_in_a_recipient_or_an_attachment_name_stops_the_mail(tmp_path, to, filename):
+    with pytest.raises(MailContainsNumber, match="宛先・添付ファイル名"):
+        mail.send(
+            Mail(to, "件名", "本文", [mail.Attachment(filename, b"%PDF")]),
+            smtp_url=None,
+            sender="v@example.jp",
+            outbox=tmp_path,
+        )
 
 
 def test_invalid_twelve_digit_runs_do_not_block(tmp_path):

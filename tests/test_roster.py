@@ -86,3 +86,23 @@ def test_account_loses_access_when_its_entry_is_revoked(session, app, make_user)
     roster.decide(session, actor("ClientStaff", user_id=99), change.id, True)
     session.refresh(user)
     assert not policy.allows(actor_for(user, mfa=True), "can_reveal", "People")
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason", "label"),
+    [
+        (roster.EntryFields("名簿 1234.5678.9018", "BPO運用部", "係員", "日本"), "増員", "氏名"),
+        (roster.EntryFields("名簿 花子", "部 1234−5678−9018", "係員", "日本"), "増員", "所属部署"),
+        (FIELDS, "番号 1234ー5678ー9018 の人", "変更の理由"),
+    ],
+)
+def test_a_number_in_a_roster_field_is_refused_naming_the_field(session, fields, reason, label):
+    admin = actor("SystemAdmin", user_id=1)
+    with pytest.raises(roster.RosterError, match=f"^{label}に個人番号と思われる12桁の数字"):
+        roster.propose(session, admin, "add", reason, fields)
+
+
+def test_a_number_in_a_decision_note_is_refused(session):
+    change = roster.propose(session, actor("SystemAdmin", user_id=1), "add", "増員", FIELDS)
+    with pytest.raises(roster.RosterError, match="^コメントに個人番号"):
+        roster.decide(session, actor("ClientStaff", user_id=7), change.id, False, "1234/5678/9018")

@@ -31,12 +31,10 @@ KUBUN_DEPENDENT = "扶養家族"
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-]{0,19}")
 _DEPENDENT_SUFFIX = re.compile(r"-([0-9]{2})")
 # Control characters, the bidirectional overrides and marks that can disguise text, and the
-# zero-width characters that can hide a number from the twelve-digit check (1\u200b2\u200b3…).
+# zero-width characters that can hide a number from the number check (1\u200b2\u200b3…).
 _CONTROL = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
-# Twelve digits in a row (any script's digits, optional separators): a number in the wrong cell.
-_TWELVE = re.compile(r"\d(?:[\s\-‐－−]?\d){11}")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff65-\uff9f\u3000 ・ー－\-]+")
 _POSTAL = re.compile(r"([0-9]{3})-?([0-9]{4})")
 _ASCII_DIGITS = re.compile(r"[0-9]{12}")
@@ -69,8 +67,8 @@ def _free_text(raw: str | None, limit: int, required: bool) -> str | None:
         raise FieldError(f"{limit}文字以内で入力してください")
     if _CONTROL.search(text):
         raise FieldError("制御文字が含まれています")
-    if _TWELVE.search(text):
-        raise FieldError("12桁の数字の並びが含まれています（個人番号の列と入れ違っていませんか）")
+    if mynumber.contains_number(text):
+        raise FieldError(mynumber.NUMBER_REASON)
     return text
 
 
@@ -112,6 +110,8 @@ def clean_code(raw: str | None) -> str:
         raise FieldError(f"{CODE_MAX}文字以内で入力してください")
     if not _CODE.fullmatch(text):
         raise FieldError("英数字と - _ . のみ使えます（先頭は英数字）")
+    if mynumber.contains_number(text):  # 1234-5678-9018 passes the shape above
+        raise FieldError(mynumber.NUMBER_REASON)
     if _ASCII_DIGITS.search(text):
         raise FieldError("12桁の数字は使えません（個人番号の列と入れ違っていませんか）")
     return text

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, jptime, policy
+from app import audit, jptime, mynumber, policy
 from app.audit import Actor
 from app.models import ExportLayout, PersonKind, utcnow
 
@@ -167,6 +167,8 @@ def validate(
     name = (name or "").strip()
     if not NAME_PATTERN.fullmatch(name):
         problems.append("様式名は50文字以内の英数字・かな・漢字で入力してください")
+    elif mynumber.contains_number(name):
+        problems.append(mynumber.number_refusal("様式名"))
     if kind not in KINDS:
         problems.append("対象（役職員・扶養親族／外部委員等）を選択してください")
     if date_format not in DATE_FORMATS:
@@ -195,6 +197,8 @@ def validate(
             problems.append(
                 f"列 {position}: 見出しに使えない文字があります（カンマ、引用符、先頭の = + - @ '）"
             )
+        elif mynumber.contains_number(label):
+            problems.append(f"列 {position}: {mynumber.number_refusal('見出し')}")
         elif label in seen_labels:
             problems.append(f"列 {position}: 見出し「{label}」が重複しています")
         seen_fields.add(field)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from flask import current_app, has_app_context
 
+from app import mynumber
+
 log = logging.getLogger(__name__)
 
 QUEUE = "mynumber"
@@ -60,7 +62,12 @@ def check_args(args: tuple) -> tuple:
             continue
         if isinstance(value, int | uuid.UUID) or _is_canonical_uuid(value):
             continue
-        if isinstance(value, str) and _SAFE.match(value) and not _TWELVE_DIGITS.search(value):
+        if (
+            isinstance(value, str)
+            and _SAFE.match(value)
+            and not _TWELVE_DIGITS.search(value)
+            and not mynumber.contains_number(value)  # 1234-5678-9018, 1234.5678.9018
+        ):
             continue
         raise UnsafeJobArgument("ジョブの引数には ID のみを渡せます")
     return tuple(str(v) if isinstance(v, uuid.UUID) else v for v in args)

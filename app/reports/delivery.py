@@ -25,7 +25,7 @@ import json
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from app import audit, jptime, mail, policy
+from app import audit, jptime, mail, mynumber, policy
 from app.audit import Actor
 from app.models import MonthlyReport, ReportDelivery, utcnow
 from app.reports import monthly, output
@@ -61,10 +61,8 @@ def save_notes(session: Session, actor: Actor, month: str, text: str) -> Monthly
     text = (text or "").strip()
     if len(text) > NOTES_MAX:
         raise monthly.ReportError(f"その他（特記事項）: {NOTES_MAX}文字以内で入力してください")
-    if mail.contains_my_number(text):
-        raise monthly.ReportError(
-            "その他（特記事項）: 個人番号と思われる数字が含まれています。番号は記載できません"
-        )
+    if mynumber.contains_number(text):
+        raise monthly.ReportError(mynumber.number_refusal("その他（特記事項）"))
     row = ensure(session, month)
     row.notes = text or None
     row.notes_updated_by = actor.name

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
-from app import accounts, audit, jptime, mail, policy, roster
+from app import accounts, audit, jptime, mail, mynumber, policy, roster
 from app.audit import AuditUnavailable
 from app.models import AccountChange, HandlerRosterEntry, RosterChange, VaultUser, db
 from app.security import current_actor
@@ -256,6 +256,7 @@ class VaultUserDBModelView(UserDBModelView):
     }
 
     def pre_add(self, item) -> None:
+        _refuse_numbers_in_user(item)
         roles = sorted(r.name for r in item.roles)
         entry_id = item.roster_entry.id if item.roster_entry else None
         if not accounts.is_personal(roles, entry_id):
@@ -302,6 +303,7 @@ class VaultUserDBModelView(UserDBModelView):
         setattr(g, ACCOUNT_BEFORE, ({r.name for r in user.roles}, user.roster_entry_id))
 
     def pre_update(self, item) -> None:
+        _refuse_numbers_in_user(item)
         super().pre_update(item)
         old_roles, old_entry = g.pop(ACCOUNT_BEFORE)
         with db.session.no_autoflush:
@@ -542,3 +544,16 @@ class KeysView(BaseView):
                 "success",
             )
         return redirect(url_for("KeysView.index"))
+
+
+def _refuse_numbers_in_user(item) -> None:
+    """A user's names and e-mail are shown everywhere and copied into every audit event
+    (``actor_name``): a number typed into one would stay in the log for as long as the log."""
+    mynumber.refuse_numbers(
+        {
+            "名": item.first_name,
+            "姓": item.last_name,
+            "ユーザー名": item.username,
+            "メールアドレス": item.email,
+        }
+    )

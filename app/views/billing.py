@@ -7,7 +7,7 @@ from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from wtforms import SelectField
 
-from app import audit, billing
+from app import audit, billing, mynumber
 from app.models import BillingCategory, PostageEntry, PostageRate, UnitPrice, db
 from app.security import current_actor
 
@@ -136,6 +136,7 @@ class PostageEntryView(ModelView):
     search_columns = ["posted_on", "month", "direction", "carrier", "method", "tracking_number"]
 
     def pre_add(self, item: PostageEntry) -> None:
+        mynumber.refuse_numbers({"備考": item.note})  # a tracking number may be 12 digits
         if item.posted_on is None:
             raise billing.BillingError("日付を入力してください")
         if item.cost_yen is None:

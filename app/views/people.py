@@ -61,13 +61,17 @@ class PeopleView(BaseView):
                 flash(str(exc), "warning")
                 criteria = None
             if criteria is not None:
-                if not any(criteria.describe().values()):
+                if not criteria.fields():
                     flash("検索条件を1つ以上入力してください。", "info")
                 else:
-                    results = [
-                        (p, people.masked_number(db.session, p.id))
-                        for p in people.search(db.session, vault(), current_actor(), criteria)
-                    ]
+                    try:
+                        found = people.search(db.session, vault(), current_actor(), criteria)
+                    except people.SearchRefused as exc:
+                        flash(str(exc), "warning")
+                        for name in people.TEXT_FIELDS:  # a number is never echoed back
+                            getattr(form, name).data = ""
+                    else:
+                        results = [(p, people.masked_number(db.session, p.id)) for p in found]
         # The number field is never echoed back into the page.
         form.number.data = ""
         return self.render_template("mynumber/people_search.html", form=form, results=results)

@@ -150,14 +150,14 @@ def test_a_number_in_a_body_is_refused_on_the_form_and_the_portal(
     )
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert "お問い合わせ内容: 個人番号と思われる12桁の数字は入力しないでください" in page
+    assert "お問い合わせ内容に個人番号と思われる12桁の数字が含まれています" in page
     assert NUMBER not in page and GROUPED not in page
 
     staff, secret = make_user("ClientStaff")
     login(staff.username, totp_secret=secret)
     response = post_form(client, "/my-inquiries/new", {"category": "other", "body": text})
     assert response.status_code == 422
-    assert "個人番号と思われる12桁の数字は入力しないでください" in response.get_data(as_text=True)
+    assert "個人番号と思われる12桁の数字が含まれています" in response.get_data(as_text=True)
     assert session.execute(select(Inquiry)).first() is None
     assert leaks(app, [NUMBER]) == []
 
@@ -170,7 +170,7 @@ def test_a_number_in_a_response_is_refused_and_nothing_changes(session, make_use
     )
     with pytest.raises(desk.DeskError) as info:
         desk.respond(session, _actor(operator, "Operator"), item.id, f"番号は{GROUPED}です")
-    assert str(info.value).startswith("回答: 個人番号")
+    assert str(info.value).startswith("回答に個人番号")
     session.rollback()
     item = session.get(Inquiry, item.id)
     assert item.status == "received" and item.response is None

@@ -119,7 +119,7 @@ def test_chart_text_is_checked(session):
     op = actor("Operator", user_id=11)
     with pytest.raises(governance.GovernanceError, match="責任者（氏名・役職）: 入力してください"):
         governance.propose_chart(session, op, governance.ChartText("", "a", "b"))
-    with pytest.raises(governance.GovernanceError, match="連絡体制（1行に1件）: 個人番号"):
+    with pytest.raises(governance.GovernanceError, match=r"連絡体制（1行に1件）に個人番号"):
         governance.propose_chart(
             session, op, governance.ChartText("責任者", "a", f"番号 {make_valid('12345678901')}")
         )

@@ -61,7 +61,7 @@ HOSTILE = {
                 + NUMBER_TARO.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
             )
         ),
-        "行 2: 住所: 個人番号と思われる12桁の数字があります",
+        "行 2: 住所: 個人番号と思われる12桁の数字が含まれています",
     ),
     "header-injection": (
         ("=cmd|' /C calc'!A0," + HEADER + "\r\n" + GOOD + "\r\n").encode(),

@@ -108,3 +108,17 @@ def test_save_edit_delete_audited_and_permissioned(session):
     )
     assert [e.action for e in events] == ["layout.add", "layout.delete"]
     assert json.loads(events[0].details)["columns"][0] == ["dependent_code", "扶養コード"]
+
+
+def test_a_number_in_a_layout_name_or_header_is_refused():
+    with pytest.raises(layouts.LayoutError) as info:
+        layouts.validate(
+            "様式1234ー5678ー9018",
+            "staff",
+            [("code", "職員番号"), ("name", "1234.5678.9018")],
+            "slash",
+            "utf-8-sig",
+        )
+    problems = info.value.problems
+    assert any(p.startswith("様式名に個人番号と思われる12桁の数字") for p in problems), problems
+    assert any(p.startswith("列 2: 見出しに個人番号と思われる") for p in problems), problems

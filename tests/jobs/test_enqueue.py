@@ -72,3 +72,10 @@ def test_nothing_in_redis_holds_personal_data(rq_app, redis_url):
     conn = Redis.from_url(redis_url)
     for key in conn.scan_iter(f"rq:*{rq_app.config['JOB_QUEUE']}*"):
         assert b"123456789018" not in key
+
+
+@pytest.mark.parametrize("bad", ["1234-5678-9018", "1234.5678.9018", "id:1234_5678_9018"])
+def test_a_number_with_separators_is_refused_as_a_job_argument(bad):
+    # Each matches the identifier shape (letters, digits, - _ . :): only the detector sees it.
+    with pytest.raises(UnsafeJobArgument):
+        check_args((bad,))

@@ -542,3 +542,43 @@ def test_a_closure_failure_is_audited_and_says_what_to_do(session, vault, app, m
     ).scalar_one()
     assert "KeyRingError" in failed.details
     assert [r.id for r in disposal.pending_closures(session)] == [req.id]
+
+
+def test_a_number_in_any_text_of_a_material_disposal_is_refused_naming_the_field(
+    app, session, vault, make_user
+):
+    from app import jptime
+
+    operator, _ = make_user("Operator")
+    staff, secret = make_user("ClientStaff")
+    who = user_actor(operator, "Operator")
+    dotted = "1234.5678.9018"
+    for kwargs, label in (
+        ({"reason": f"番号 {dotted}"}, "廃棄の理由"),
+        ({"material_description": f"原本 {dotted}"}, "対象の説明"),
+        ({"quantity": f"{dotted} 箱"}, "数量"),
+    ):
+        values = {"reason": "保存期間満了", "material_description": "原本", **kwargs}
+        with pytest.raises(disposal.DisposalError, match=f"^{label}に個人番号と思われる"):
+            disposal.request_disposal(session, who, scope="material", **values)
+    req = disposal.request_disposal(
+        session, who, scope="material", reason="保存期間満了", material_description="原本"
+    )
+    with pytest.raises(disposal.DisposalError, match="^コメントに個人番号"):
+        disposal.decide(
+            session, vault, user_actor(staff, "ClientStaff"), req.id, False, note=dotted
+        )
+    disposal.decide(
+        session, vault, user_actor(staff, "ClientStaff"), req.id, True, totp_now(secret)
+    )
+    with pytest.raises(disposal.DisposalError, match="^備考に個人番号"):
+        disposal.record_material_disposal(
+            session,
+            who,
+            req.id,
+            method=disposal.MATERIAL_METHODS[1],
+            performed_on=jptime.today_jst(),
+            note=f"立会 {dotted}",
+        )
+    assert leaks(app, [dotted.replace(".", "")]) == []
+    assert not any(dotted in (e.details or "") for e in session.query(AuditEvent))

@@ -293,7 +293,7 @@ def test_decline_is_recorded_with_its_reason(session, household, subject):
     subject.login(household["token"])
     response = subject.post("/decline", {"reason": "other", "note": f"番号は {NUMBER_SELF} です"})
     assert response.status_code == 422
-    assert "理由の詳細: 個人番号と思われる12桁の数字は入力しないでください" in response.get_data(
+    assert "理由の詳細に個人番号と思われる12桁の数字が含まれています" in response.get_data(
         as_text=True
     )
     response = subject.post("/decline", {"reason": "not_available", "note": "通知カードを紛失"})
@@ -322,7 +322,7 @@ def test_inquiry_lands_in_the_admin_list(app, session, subject, client, make_use
     )
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert "お問い合わせ内容: 個人番号と思われる12桁の数字は入力しないでください" in page
+    assert "お問い合わせ内容に個人番号と思われる12桁の数字が含まれています" in page
     assert _no_number_in([response.get_data()], [NUMBER_SELF]) == []
     response = subject.post(
         "/contact",

@@ -117,7 +117,7 @@ def test_operator_keeps_notes_generates_and_resends(
         token_from="/reports/",
         follow_redirects=True,
     )
-    assert "個人番号と思われる数字" in refused.get_data(as_text=True)
+    assert "その他（特記事項）に個人番号と思われる12桁の数字" in refused.get_data(as_text=True)
     assert number not in refused.get_data(as_text=True)
     session.expire_all()
     row = session.execute(

@@ -253,3 +253,32 @@ def test_a_totp_reset_is_requested_by_the_admin_and_approved_by_the_client(
     assert "承認しました" in approver.get(response.headers["Location"]).get_data(as_text=True)
     session.expire_all()
     assert session.get(VaultUser, operator.id).totp_enrolled_at is None
+
+
+def test_a_number_in_a_users_name_is_refused_it_would_be_every_audit_events_actor_name(
+    client, make_user, login, session, app
+):
+    admin, secret = make_user("SystemAdmin", roster=None)
+    login(admin.username, totp_secret=secret)
+    role = app.appbuilder.sm.find_role("Operator")
+    response = post_form(
+        client,
+        "/users/add",
+        {
+            "first_name": "1234.5678.9018",
+            "last_name": "担当",
+            "username": "numbered",
+            "email": "numbered@example.jp",
+            "active": "y",
+            "password": "Str0ng-Passw0rd!",
+            "conf_password": "Str0ng-Passw0rd!",
+            "roles": [str(role.id)],
+        },
+        follow_redirects=True,
+    )
+    html = response.get_data(as_text=True)
+    assert "名に個人番号と思われる12桁の数字が含まれています" in html
+    session.expire_all()
+    assert (
+        session.execute(select(VaultUser).where(VaultUser.username == "numbered")).first() is None
+    )
