@@ -445,9 +445,79 @@ def checkpoint_if_due(
         last_seq = last.seq if last else 0
         session.rollback()
         return DueCheck(None, last_seq)
+    problem = _unsigned_tail_problem(session, last, policy.file, head_seq)
+    if problem:
+        session.rollback()
+        log.error("audit chain not signed: %s", problem)
+        raise AuditChainBroken(problem)
     cp = checkpoint(session, signing_key, policy.file, policy.syslog)
     session.commit()
     return DueCheck(cp, cp.seq if cp else head_seq)
+
+
+class AuditChainBroken(AuditUnavailable):
+    """The unsigned tail does not extend the last signed point: it is not signed, so a
+    rewritten chain never gets a genuine signature."""
+
+
+def _last_in_file(path: str | Path | None) -> tuple[int, str] | None:
+    """The newest checkpoint line of the outside file (read from its end)."""
+    if not path or not Path(path).exists():
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - 8192))
+        lines = [line for line in handle.read().splitlines() if line.strip()]
+    for raw in reversed(lines):
+        try:
+            item = json.loads(raw)
+            return int(item["seq"]), str(item["hash"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a partial first line of the window
+    return None
+
+
+def _unsigned_tail_problem(
+    session: Session, last: AuditCheckpoint | None, file: str | Path | None, head_seq: int
+) -> str | None:
+    """Why the events after the newest signed point (in the database or in the file outside
+    it) must not be signed, in Japanese; None when they extend it hash by hash.
+
+    Costs at most the unsigned tail (``every`` events), not the whole chain. A database whose
+    checkpoints were deleted is anchored by the file, so a rewrite behind them is refused.
+    """
+    anchors = [(last.seq, last.hash)] if last else []
+    outside = _last_in_file(file)
+    if outside:
+        anchors.append(outside)
+    seq, hash_ = max(anchors, default=(0, GENESIS))
+    if seq > head_seq:
+        return f"チェックポイント {seq} より後のはずの末尾が {head_seq} までしかありません"
+    start = seq if seq else 1
+    prev = None
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.seq >= start)
+        .order_by(AuditEvent.seq)
+        .execution_options(yield_per=1000)
+    )
+    expected = start
+    for event in session.execute(query).scalars():
+        if event.seq != expected:
+            return f"イベント {expected} が欠落しています"
+        if event.seq == seq:
+            if event.hash != hash_:
+                return f"イベント {seq} がチェックポイントと一致しません"
+            prev = event.hash
+        else:
+            prev = prev if prev is not None else GENESIS
+            if event.prev_hash != prev or chain_hash(prev, event) != event.hash:
+                return f"イベント {event.seq} がチェーンとつながりません"
+            prev = event.hash
+        expected += 1
+    if expected - 1 != head_seq:
+        return f"イベント {expected} が欠落しています"
+    return None
 
 
 # -- publishing outside the database ------------------------------------------------------
