@@ -762,6 +762,19 @@ def verify(
                 "tampered",
             )
         good_before = seq
+    # A checkpoint is published outside only after its row committed: one the file has and
+    # the database lacks was deleted from the append-only table.
+    db_seqs = {seq for seq, _, _ in from_db}
+    deleted = sorted({seq for seq, _, _ in from_file} - db_seqs)
+    if deleted:
+        return result(
+            False,
+            count,
+            deleted[0],
+            f"チェックポイント {deleted[0]} がデータベースから削除されています"
+            "（データベース外のファイルには残っています）",
+            "tampered",
+        )
 
     outcome = result(True, count, None, None)
     outcome.last_signed_seq = last_signed

@@ -251,6 +251,18 @@ def test_a_checkpoint_missing_from_the_outside_file_is_reported(session, app):
     assert cp.seq == result.last_signed_seq
 
 
+def test_a_checkpoint_deleted_from_the_database_is_caught_by_the_file(session, app):
+    _events(session, 1)
+    seq = _sign_now(app, session).seq
+    _events(session, 1)
+    _drop_guards(session)
+    session.execute(text("DELETE FROM audit_checkpoint WHERE seq = :s"), {"s": seq})
+    session.commit()
+    result = audit.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
+    assert not result.ok and result.kind == "tampered" and result.first_bad_seq == seq
+    assert f"チェックポイント {seq} がデータベースから削除されています" in result.problem
+
+
 def test_a_held_chain_head_refuses_recording_after_the_timeout(session, app, instance, backend):
     app.config["AUDIT_LOCK_TIMEOUT_SECONDS"] = 1
     with hold_chain_head(instance, backend):
