@@ -191,3 +191,20 @@ def test_a_lock_held_on_the_chain_head_answers_a_japanese_503(
 def _head(session) -> int:
     session.expire_all()
     return session.execute(select(AuditEvent.seq).order_by(AuditEvent.seq.desc())).scalars().first()
+
+
+def test_a_lock_held_on_the_chain_head_gives_the_public_form_a_japanese_503(
+    form_app, subject, household, instance, backend
+):
+    """The public form records its own events (second factor, submission): the same bound."""
+    form_app.config["AUDIT_LOCK_TIMEOUT_SECONDS"] = 1
+    subject.enter(household["token"])
+    before = len(audit_events("intake.auth"))
+    with hold_chain_head(instance, backend):
+        started = time.monotonic()
+        response = subject.verify()
+        waited = time.monotonic() - started
+    assert waited < 8, waited
+    assert_clear_refusal(response, "この操作は保存されていません", status=503)
+    assert len(audit_events("intake.auth")) == before
+    assert subject.verify().status_code == 302  # released: the same step goes through
