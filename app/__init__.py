@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 import config
 from app import csp, jptime, listargs, logsafe, refusals, unavailable
-from app.audit import AuditUnavailable
+from app.audit import SQLITE_BUSY_TIMEOUT_MS, AuditUnavailable
 from app.io.uploads import InMemoryUploadRequest
 from app.keyring import FileKeyRing
 from app.models import db
@@ -49,7 +49,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={_sqlite_synchronous()}")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
 

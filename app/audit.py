@@ -117,6 +117,9 @@ class VerifyResult:
 
 
 LOCK_TIMEOUT_SECONDS = 5.0
+# Every SQLite connection's busy timeout (set on connect in app/__init__.py), put back after
+# the chain head's own bounded wait.
+SQLITE_BUSY_TIMEOUT_MS = 10000
 
 
 @dataclass(frozen=True)
@@ -226,12 +229,11 @@ def _advance_head(session: Session, step: int):
         # setting anyway.
         session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
         return head
-    previous = session.execute(text("PRAGMA busy_timeout")).scalar_one()
     session.execute(text(f"PRAGMA busy_timeout = {timeout_ms}"))
     try:
         return session.execute(statement).one_or_none()
     finally:
-        session.execute(text(f"PRAGMA busy_timeout = {int(previous)}"))
+        session.execute(text(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"))
 
 
 def ensure_head(session: Session) -> None:
