@@ -167,7 +167,20 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "LOGIN_MAX_FAILURES": int(os.environ.get("MYNUMBER_LOGIN_MAX_FAILURES", "5")),
         "LOGIN_LOCKOUT_MINUTES": int(os.environ.get("MYNUMBER_LOGIN_LOCKOUT_MINUTES", "30")),
         "MFA_ISSUER": os.environ.get("MYNUMBER_MFA_ISSUER", "MyNumber Vault"),
+        # The audit log signs itself (app.auditsign): a checkpoint every N events and every
+        # few minutes while events arrive; `audit verify` fails on a longer unsigned tail.
         "AUDIT_CHECKPOINT_EVERY": int(os.environ.get("MYNUMBER_AUDIT_CHECKPOINT_EVERY", "500")),
+        "AUDIT_CHECKPOINT_MINUTES": float(os.environ.get("MYNUMBER_AUDIT_CHECKPOINT_MINUTES", "5")),
+        "AUDIT_MAX_UNSIGNED": int(os.environ.get("MYNUMBER_AUDIT_MAX_UNSIGNED", "2000")),
+        "AUDIT_MAX_UNSIGNED_MINUTES": float(
+            os.environ.get("MYNUMBER_AUDIT_MAX_UNSIGNED_MINUTES", "30")
+        ),
+        # Each checkpoint also goes to syslog: udp://host:514, tcp://host:514 or /dev/log.
+        "AUDIT_SYSLOG": os.environ.get("MYNUMBER_AUDIT_SYSLOG") or None,
+        # How long an audited action waits for the chain head before it is refused (503).
+        "AUDIT_LOCK_TIMEOUT_SECONDS": float(
+            os.environ.get("MYNUMBER_AUDIT_LOCK_TIMEOUT_SECONDS", "5")
+        ),
         # Intake (the public form): the HPKE public key file is all the form needs to seal.
         "INTAKE_PUBLIC_KEY_FILE": os.environ.get(
             "MYNUMBER_INTAKE_PUBLIC_KEY_FILE", str(home / "intake_public_key.json")

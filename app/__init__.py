@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 import config
 from app import csp, jptime, listargs, logsafe, refusals, unavailable
+from app.audit import SQLITE_BUSY_TIMEOUT_MS, AuditUnavailable
 from app.io.uploads import InMemoryUploadRequest
 from app.keyring import FileKeyRing
 from app.models import db
@@ -47,7 +48,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={_sqlite_synchronous()}")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
 
@@ -63,6 +64,8 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     db.init_app(app)
     unavailable.close_sessions_quietly(app)  # issue 8: after init_app (runs first)
+    from app import auditsign  # noqa: F401 - the audit log signs itself after each commit
+
     Migrate(app, db, directory=MIGRATIONS)
     keyring = FileKeyRing(app.config["KEYRING_PATH"])
     app.extensions["mynumber_keyring"] = keyring
@@ -136,6 +139,13 @@ def _error_pages(app: Flask) -> None:
 
     def handler(error):
         code = error.code if isinstance(error, HTTPException) else 500
+        if isinstance(error, AuditUnavailable):  # no audit event, no action: a clean 503
+            unavailable.rollback_quietly()
+            log.warning("audit unavailable on %s: action refused", request.path)
+            page = unavailable.render_outside_context(
+                app, "mynumber/error.html", code=503, message=unavailable.AUDIT_MESSAGE
+            )
+            return page, 503, {"Retry-After": str(unavailable.RETRY_AFTER_SECONDS)}
         if code == 500 and unavailable.database_down(error):  # issue 8: a clean 503
             unavailable.rollback_quietly()
             log.warning("database unavailable on %s: %s", request.path, type(error).__name__)

@@ -125,10 +125,15 @@ def run_command(host: str, admin_port: int, form_port: int) -> None:
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     for thread in threads:
         thread.start()
+    # The audit log signs itself here too (the form's events included): jobs run inline.
+    from app import auditsign
+
+    signer = auditsign.start_signer(admin_app)
     try:
         for thread in threads:
             thread.join()
     except KeyboardInterrupt:
+        signer.set()
         for server in servers:
             server.shutdown()
 
@@ -152,35 +157,46 @@ def audit_group() -> None:
     help="データベース外に保管したチェックポイントファイル（JSON Lines）",
 )
 def audit_verify(public_key: Path | None, checkpoints: Path | None) -> None:
-    """ハッシュチェーンと署名付きチェックポイントを検証する。改ざんがあれば終了コード 1。"""
+    """ハッシュチェーンと署名付きチェックポイントを検証する。改ざんや署名のない末尾が
+    上限を超えていれば終了コード 1。"""
     key_path = public_key or Path(current_app.config["AUDIT_PUBLIC_KEY_FILE"])
     if not key_path.exists():
         raise click.ClickException(f"公開鍵ファイルがありません: {key_path}")
     key = audit.load_public_key(key_path.read_bytes())
     cp_file = checkpoints or Path(current_app.config["AUDIT_CHECKPOINT_FILE"])
-    result = audit.verify(db.session, key, cp_file)
+    result = audit.verify(
+        db.session, key, cp_file, audit.SigningPolicy.from_config(current_app.config)
+    )
+    for note in result.problems:
+        click.echo(f"注意: {note}", err=True)
     if result.ok:
         click.echo(
-            f"監査ログは完全です: イベント {result.events} 件、チェックポイント "
-            f"{result.checkpoints} 件を検証しました"
+            f"監査ログは完全です: イベント {result.events} 件、署名付きチェックポイント "
+            f"{result.checkpoints} 件（データベース {result.in_database} 件・ファイル "
+            f"{result.in_file} 件）を検証しました。署名済みはイベント {result.last_signed_seq} "
+            f"まで、未署名 {result.unsigned} 件"
         )
         return
-    click.echo(
-        f"監査ログの改ざんを検出しました: 最初の不整合はイベント {result.first_bad_seq}"
-        f"（{result.problem}）",
-        err=True,
-    )
+    if result.kind == "unsigned":
+        click.echo(f"監査ログを完全とは確認できません: {result.problem}", err=True)
+    else:
+        click.echo(
+            f"監査ログの改ざんを検出しました: 最初の不整合はイベント {result.first_bad_seq}"
+            f"（{result.problem}）",
+            err=True,
+        )
     sys.exit(1)
 
 
 @audit_group.command("checkpoint")
 def audit_checkpoint() -> None:
-    """現在のチェーン末尾に署名し、データベース外のファイルにも追記する。"""
+    """今すぐ現在のチェーン末尾に署名し、データベース外のファイル（と syslog）にも追記する。
+    通常は自動で作成される（AUDIT_CHECKPOINT_EVERY 件ごと・数分ごと）。"""
     keyring = current_app.extensions["mynumber_keyring"]
-    audit.record(db.session, cli_actor(), "audit.checkpoint")
-    cp = audit.checkpoint(
-        db.session, keyring.audit_signing_key(), current_app.config["AUDIT_CHECKPOINT_FILE"]
-    )
+    # Committed first: only a committed chain is signed and published outside.
+    audit.record(db.session, cli_actor(), "audit.checkpoint", commit=True)
+    policy = audit.SigningPolicy.from_config(current_app.config)
+    cp = audit.checkpoint(db.session, keyring.audit_signing_key(), policy.file, policy.syslog)
     db.session.commit()
     click.echo(f"チェックポイントを作成しました: イベント {cp.seq}")
 

@@ -97,6 +97,10 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
             },
         )
         session.commit()
+        # Signed from the first event on: `audit verify` refuses a log without a checkpoint.
+        signing = audit.SigningPolicy.from_config(app.config)
+        audit.checkpoint(session, keyring.audit_signing_key(), signing.file, signing.syslog)
+        session.commit()
     return InitResult(created_keyring, created_admin, generated)
 
 

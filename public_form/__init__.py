@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 import config
 from app import csp, logsafe, unavailable
+from app.audit import AuditUnavailable
 from app.sealing import IntakePublicKey
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,8 @@ def _error_pages(app: Flask) -> None:
 
     def handler(error):
         code = error.code if isinstance(error, HTTPException) else 500
-        if code == 500 and unavailable.database_down(error):  # issue 8: a clean 503
+        audit_down = isinstance(error, AuditUnavailable)  # nothing done without its event
+        if audit_down or (code == 500 and unavailable.database_down(error)):  # a clean 503
             unavailable.rollback_quietly()
             log.warning("database unavailable on %s: %s", request.path, type(error).__name__)
             page = render_template(

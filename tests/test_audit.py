@@ -46,7 +46,10 @@ def test_intact_chain_verifies_with_the_public_key_alone(session, app):
     session.commit()
     result = audit.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
     assert result.ok, result.problem
-    assert result.events == cp.seq and result.checkpoints == 2  # table + file
+    assert result.events == cp.seq
+    # The first one is `mynumber init`'s; each is in the table and in the file.
+    assert result.checkpoints == 2 and result.in_database == 2 and result.in_file == 2
+    assert result.last_signed_seq == cp.seq and result.unsigned == 0
 
 
 def test_the_database_refuses_updates_and_deletes(session):
@@ -107,7 +110,10 @@ def test_truncating_the_tail_is_caught_by_the_checkpoint_file(session, app):
     last = session.execute(select(AuditEvent).where(AuditEvent.seq == 4)).scalar_one()
     session.execute(text("UPDATE audit_chain_head SET seq = 4, hash = :h"), {"h": last.hash})
     session.commit()
-    assert audit.verify(session, _public_key(app)).ok  # the database alone cannot tell
+    # The database alone no longer vouches for itself: with its checkpoints gone, nothing is
+    # signed, and that fails too.
+    alone = audit.verify(session, _public_key(app))
+    assert not alone.ok and alone.kind == "unsigned" and "チェックポイント" in alone.problem
     result = audit.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
     assert not result.ok and result.first_bad_seq == 5
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,14 @@ def test_init_on_a_fresh_home_then_again(tmp_path, backend, instance):
     home = tmp_path / "fresh"
     env = {"MYNUMBER_HOME": str(home)}
     if backend == "postgres":
-        env["DATABASE_URL"] = instance["SQLALCHEMY_DATABASE_URI"]  # an initialised copy: fine
+        # An empty database of its own: the fresh key ring signs the log from its first event
+        # (a database already signed by another instance's key would rightly fail to verify).
+        from tests import conftest
+
+        name = f"{instance['TEST_PG_DB']}_f{uuid.uuid4().hex[:4]}"
+        conftest._create_test_database(name)
+        conftest._created_dbs.append(name)
+        env["DATABASE_URL"] = conftest._pg_db_url(name)
     first = run(["init"], env)
     assert first.returncode == 0, first.stderr
     if backend == "sqlite":

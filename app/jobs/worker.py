@@ -25,6 +25,7 @@ JOB_MODULES: list[str] = [
     "app.jobs.lifecycle",
     "app.jobs.reports",  # issue 7: monthly usage report
     "app.jobs.outbox",  # issue 8: the outbox dispatcher
+    "app.jobs.audit",  # the audit log's time-based checkpoints
 ]
 
 

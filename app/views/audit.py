@@ -59,17 +59,30 @@ class AuditVerifyView(BaseView):
     def verify(self):
         keyring = current_app.extensions["mynumber_keyring"]
         public_key = audit.load_public_key(keyring.audit_public_key_pem())
-        result = audit.verify(db.session, public_key, current_app.config["AUDIT_CHECKPOINT_FILE"])
+        result = audit.verify(
+            db.session,
+            public_key,
+            current_app.config["AUDIT_CHECKPOINT_FILE"],
+            audit.SigningPolicy.from_config(current_app.config),
+        )
         audit.record(
             db.session,
             current_actor(),
             "audit.verify",
             outcome="success" if result.ok else "failure",
-            details={"events": result.events, "first_bad": result.first_bad_seq},
+            details={
+                "events": result.events,
+                "first_bad": result.first_bad_seq,
+                "kind": result.kind,
+                "checkpoints": result.checkpoints,
+                "last_signed": result.last_signed_seq,
+                "unsigned": result.unsigned,
+            },
             commit=True,
         )
         return self.render_template(
             "mynumber/audit_verify.html",
             result=result,
+            policy=audit.SigningPolicy.from_config(current_app.config),
             public_key=keyring.audit_public_key_pem().decode("ascii"),
         )
