@@ -1,6 +1,6 @@
 """担当事務取扱担当者: which Operators a ClientStaff user assigned to a campaign
 
-Revision ID: 0014_campaign_operators
+Revision ID: 0013_campaign_operators
 Revises: 0012_server_sessions
 Create Date: 2026-12-07
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-07
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_campaign_operators"
+revision = "0013_campaign_operators"
 down_revision = "0012_server_sessions"
 branch_labels = None
 depends_on = None

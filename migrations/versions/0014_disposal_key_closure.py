@@ -7,16 +7,16 @@ crash) and, once done, what was closed, for the 削除証明書.
 Data disposals executed before this revision get ``keys_closed_at`` NULL: the next
 ``mynumber init`` / ``run`` closes them (their old backups still held the disposed people).
 
-Revision ID: 0015_disposal_key_closure
-Revises: 0014_campaign_operators
+Revision ID: 0014_disposal_key_closure
+Revises: 0013_campaign_operators
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_disposal_key_closure"
-down_revision = "0014_campaign_operators"
+revision = "0014_disposal_key_closure"
+down_revision = "0013_campaign_operators"
 branch_labels = None
 depends_on = None
 
