@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app import accounts, assignments, disposal, mynumber, policy
 from app.models import AccountChange, DisposalRequest, VaultUser
 from app.security import actor_for
-from tests.conftest import USER_PASSWORD, FreshContextClient
+from tests.conftest import FreshContextClient
 from tests.hostile.conftest import assert_clear_refusal, audit_events
 from tests.support import add_employee_with_number, leaks, post_form
 
