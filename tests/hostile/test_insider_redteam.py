@@ -346,3 +346,50 @@ def test_wrong_step_up_codes_lock_the_account_like_wrong_sign_in_codes(
         disposal.decide(
             session, vault, actor_for(user, mfa=True), req.id, True, totp_code=totp.now()
         )
+
+
+# -- Operator: the import as a number oracle -----------------------------------------------------
+def _import_report(session, vault, actor, rows):
+    import io
+
+    from app import imports
+    from app.io import layouts
+    from tests.io.helpers import STAFF_HEADER, csv_bytes
+
+    report = imports.import_csv(
+        session,
+        vault,
+        actor,
+        io.BytesIO(csv_bytes(STAFF_HEADER, rows)),
+        layouts.get(session, "staff"),
+    )
+    session.rollback()
+    return report.committed, sorted((p.line, p.reason) for p in report.problems)
+
+
+def test_an_operator_import_never_tells_whether_a_number_is_stored(app, session, vault, make_user):
+    """An Operator holding no case may not learn a stored number (rule 3). The people search
+    shows them anyone's last four digits, leaving about 10^7 valid candidates; an import lists,
+    line by line, the candidates that are 「既に別の人物に登録されています」, and a million-row
+    import is the tool's ordinary size. Whether a file's number is stored for someone else must
+    not show in what the Operator gets back."""
+    from app.mynumber import make_valid
+
+    victim = add_employee_with_number(session, vault, NUMBER, code="E0001")
+    assert victim is not None
+    operator, _ = make_user("Operator")
+    actor = actor_for(operator, mfa=True)
+    fresh = [make_valid(f"{v:011d}") for v in range(10**10, 10**10 + 4)]
+
+    def rows(numbers):
+        return [
+            [f"X{i:05d}", "試験 太郎", "本人", f"X{i:05d}-00", "1980/04/01", n]
+            for i, n in enumerate(numbers)
+        ]
+
+    with_victims = _import_report(session, vault, actor, rows([*fresh[:3], NUMBER]))
+    without = _import_report(session, vault, actor, rows(fresh))
+    assert with_victims == without, (
+        "the import told an Operator with no case which line's number is stored",
+        with_victims,
+    )
