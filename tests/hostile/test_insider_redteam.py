@@ -393,3 +393,21 @@ def test_an_operator_import_never_tells_whether_a_number_is_stored(app, session,
         "the import told an Operator with no case which line's number is stored",
         with_victims,
     )
+
+
+def test_a_system_admin_never_widens_their_own_role(app, client, login, session, make_user):
+    """ "Widen their own role" is what a malicious insider must never do (docs/security.md,
+    Actors). The user screen refuses a personal-data role on one's own account, but a
+    SystemAdmin still adds the Auditor role to themselves and so audits their own actions."""
+    admin, admin_secret = make_user("SystemAdmin", roster=None)
+    login(admin.username, totp_secret=admin_secret)
+    auditor_role = app.appbuilder.sm.find_role("Auditor")
+    response = post_form(
+        client, f"/users/edit/{admin.id}", edit_form(admin, [*admin.roles, auditor_role])
+    )
+    page = follow(client, response) if response.status_code == 302 else response
+    session.expire_all()
+    assert "Auditor" not in {r.name for r in session.get(VaultUser, admin.id).roles}, (
+        "a SystemAdmin gave themselves the Auditor role"
+    )
+    assert_clear_refusal(page)
