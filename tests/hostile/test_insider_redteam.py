@@ -250,7 +250,10 @@ def test_an_account_whose_first_password_the_approver_saw_never_approves_that_ap
             actor_for(account, mfa=True),
             req.id,
             True,
-            totp_code=pyotp.TOTP(account_secret).now(),
+            # the next step's code: not the one spent at sign-in (a replay is another refusal)
+            totp_code=pyotp.TOTP(account_secret).generate_otp(
+                pyotp.TOTP(account_secret).timecode(time.time()) + 1
+            ),
         )
     assert "承認" in str(refused.value)
     session.expire_all()
