@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from app import accounts, assignments, disposal, mynumber, policy
-from app.models import AccountChange, DisposalRequest, VaultUser
+from app.models import AccountChange, AuditEvent, DisposalRequest, VaultUser
 from app.security import actor_for
 from tests.conftest import FreshContextClient
 from tests.hostile.conftest import assert_clear_refusal, audit_events
@@ -374,8 +374,9 @@ def test_an_operator_import_never_tells_whether_a_number_is_stored(app, session,
     """An Operator holding no case may not learn a stored number (rule 3). The people search
     shows them anyone's last four digits, leaving about 10^7 valid candidates; an import lists,
     line by line, the candidates that are 「既に別の人物に登録されています」, and a million-row
-    import is the tool's ordinary size. Whether a file's number is stored for someone else must
-    not show in what the Operator gets back."""
+    import is the tool's ordinary size. So an Operator does not import at all: the service
+    refuses before it reads a row, with one answer whatever the file holds, audited; the client's
+    staff (who may reveal numbers anyway) import."""
     from app.mynumber import make_valid
 
     victim = add_employee_with_number(session, vault, NUMBER, code="E0001")
@@ -390,12 +391,25 @@ def test_an_operator_import_never_tells_whether_a_number_is_stored(app, session,
             for i, n in enumerate(numbers)
         ]
 
-    with_victims = _import_report(session, vault, actor, rows([*fresh[:3], NUMBER]))
-    without = _import_report(session, vault, actor, rows(fresh))
-    assert with_victims == without, (
-        "the import told an Operator with no case which line's number is stored",
-        with_victims,
+    answers = []
+    for numbers in (rows([*fresh[:3], NUMBER]), rows(fresh)):
+        with pytest.raises(policy.PermissionDenied) as refused:
+            _import_report(session, vault, actor, numbers)
+        answers.append(str(refused.value))
+    assert answers[0] == answers[1] and "権限" in answers[0]
+    denied = (
+        session.execute(
+            select(AuditEvent).where(
+                AuditEvent.actor_id == operator.id, AuditEvent.outcome == "denied"
+            )
+        )
+        .scalars()
+        .all()
     )
+    assert len(denied) == 2
+    staff, _ = make_user("ClientStaff")
+    committed, problems = _import_report(session, vault, actor_for(staff, mfa=True), rows(fresh))
+    assert problems == []
 
 
 def test_a_system_admin_never_widens_their_own_role(app, client, login, session, make_user):
