@@ -342,9 +342,11 @@ def restore(
     *,
     journal: str | Path | None,
     upgrade,
+    checkpoint_file: str | Path | None = None,
 ) -> Restored:
     """Restore a backup into an empty database, migrate it, then re-apply every disposal.
-    ``upgrade`` runs the migrations (the app's Alembic ``upgrade``)."""
+    ``upgrade`` runs the migrations (the app's Alembic ``upgrade``); ``checkpoint_file`` is the
+    audit checkpoint file outside the database, set aside (``set_checkpoints_aside``)."""
     engine = session.get_bind()
     session.close()
     refuse_retired_backup(vault.keys, source)
@@ -372,6 +374,7 @@ def restore(
     engine.dispose()
     upgrade()
     reapplied = disposal.reapply(session, vault, actor, journal, compact=False)
+    set_aside = set_checkpoints_aside(checkpoint_file)
     audit.record(
         session,
         actor,
@@ -384,6 +387,7 @@ def restore(
             "backup_schema_revision": header.meta.get("schema_revision"),
             "reapplied_people": reapplied.people,
             "reapplied_data_keys": reapplied.data_keys,
+            "checkpoints_set_aside": set_aside,
         },
     )
     session.commit()
@@ -470,6 +474,22 @@ def backup_keyring(
     )
     session.commit()
     return digest
+
+
+def set_checkpoints_aside(checkpoint_file: str | Path | None) -> str | None:
+    """Rename the audit checkpoint file outside the database before the restored chain goes on.
+
+    It vouches for events up to the last checkpoint, and a backup holds fewer: left in place,
+    it would stand in front of the restored chain, and the signer would refuse to sign (and
+    ``audit verify`` to pass) for good. Kept whole under a dated name, it stays the evidence of
+    what the restore left behind; the name goes into the restore's audit event. Returns it."""
+    if not checkpoint_file or not Path(checkpoint_file).exists():
+        return None
+    path = Path(checkpoint_file)
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.stem}.before-restore-{stamp}{path.suffix}")
+    path.rename(target)
+    return target.name
 
 
 def restore_keyring(

@@ -287,7 +287,9 @@ def create_campaign(
     """A new campaign with the default letter texts (the client edits them). A deadline on a
     holiday moves to the next business day (行政機関の休日に関する法律 第2条). Audited; only
     the client's staff order a collection (a refusal is audited too)."""
-    require_audited(session, actor, "can_add", "campaign.create", [])
+    policy.require_audited(
+        session, actor, "can_add", VIEW, "campaign.create", object_type="campaign"
+    )
     name = (name or "").strip()
     if not name:
         raise CampaignError("名称: 入力してください", "name")
@@ -354,27 +356,6 @@ def create_campaign(
     )
     session.flush()
     return campaign
-
-
-def require_audited(
-    session: Session, actor: Actor, permission: str, action: str, object_ids: list
-) -> None:
-    """``policy.require`` on Campaigns, with the refusal written to the audit log first: an
-    Operator trying to place an order themselves is worth a trace, not only a message."""
-    try:
-        policy.require(actor, permission, VIEW)
-    except policy.PermissionDenied as exc:
-        audit.record(
-            session,
-            actor,
-            action,
-            object_type="campaign",
-            object_ids=object_ids,
-            outcome="denied",
-            details={"reason": str(exc)},
-            commit=True,
-        )
-        raise
 
 
 def _request_code(session: Session) -> str:

@@ -553,6 +553,7 @@ def restore_command(source: Path) -> None:
         source,
         journal=current_app.config["DISPOSAL_JOURNAL_FILE"],
         upgrade=lambda: upgrade(directory=directory),
+        checkpoint_file=current_app.config["AUDIT_CHECKPOINT_FILE"],
     )
     click.echo(
         f"バックアップ（{result.created_at} 作成、監査イベント {result.audit_seq} まで）を復元しました。"

@@ -651,7 +651,9 @@ def import_csv(
     Nothing is stored unless ``report.ok`` (then ``report.committed``). ``progress(rows,
     writing)`` is called after each batch (the CLI prints it).
     """
-    policy.require(actor, "can_import", "Numbers")
+    policy.require_audited(
+        session, actor, "can_import", "Numbers", "numbers.import", object_type="person"
+    )
     missing = layout.missing_for_import()
     if missing:
         labels = "、".join(layout.label_of(m) for m in missing)

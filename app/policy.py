@@ -11,9 +11,12 @@ On top of the table, three rules apply to every check, in views, CLI and service
 3. An Operator may reveal a number only for a person whose case they hold: a case they
    claimed in a campaign a ClientStaff user assigned them to (``app.assignments``).
 
-Imports, exports and bulk 照合 follow the same table: Operators import (``can_import``); only
-ClientStaff export, bulk-match and edit records (``can_export``, ``can_match``, ``can_edit`` on
-People); both keep the client's CSV layouts (``Layouts``). The server's own command line acts as
+Imports, exports and bulk 照合 follow the same table: only ClientStaff import, export,
+bulk-match and edit records (``can_import``, ``can_export``, ``can_match``, ``can_edit`` on
+People). An import answers, line by line, which numbers are already stored for someone else:
+told to an Operator, who holds no case and sees the last four digits of anyone's number, that
+answer is an oracle for every stored number; ClientStaff may reveal numbers anyway. Both keep
+the client's CSV layouts (``Layouts``). The server's own command line acts as
 a ``ShellActor``: whoever has that shell already holds the key ring, so it may import and
 export, and every use is audited as ``cli:<os user>``.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app import audit
 from app.audit import Actor
 
 SYSTEM_ADMIN = "SystemAdmin"
@@ -223,12 +227,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_INTAKE),
             ("menu_access", MENU_INQUIRIES),
             ("menu_access", MENU_CATEGORY_INTAKE),
-            ("can_import", "Numbers"),
             ("can_list", "Layouts"),
             ("can_edit", "Layouts"),
             ("menu_access", MENU_PEOPLE),
             ("menu_access", MENU_CATEGORY_PEOPLE),
-            ("menu_access", MENU_IMPORT),
             ("menu_access", MENU_LAYOUTS),
             # Storage lifecycle: request and carry out disposals, never approve them.
             ("can_list", "Retention"),
@@ -265,12 +267,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_ROSTER_CHANGES),
             ("menu_access", MENU_CATEGORY_ROSTER),
             ("can_edit", "People"),
+            ("can_import", "Numbers"),
             ("can_export", "Numbers"),
             ("can_match", "Numbers"),
             ("can_list", "Layouts"),
             ("can_edit", "Layouts"),
             ("menu_access", MENU_PEOPLE),
             ("menu_access", MENU_CATEGORY_PEOPLE),
+            ("menu_access", MENU_IMPORT),
             ("menu_access", MENU_EXPORT),
             ("menu_access", MENU_MATCH),
             ("menu_access", MENU_LAYOUTS),
@@ -478,3 +482,32 @@ def require(actor: Actor, permission: str, view: str) -> None:
     if set(actor.roles) & MFA_REQUIRED and not actor.mfa:
         raise PermissionDenied("二要素認証（TOTP）を完了してください")
     raise PermissionDenied("この操作を行う権限がありません")
+
+
+def require_audited(
+    session,
+    actor: Actor,
+    permission: str,
+    view: str,
+    action: str,
+    *,
+    object_type: str,
+    object_ids: list | None = None,
+) -> None:
+    """``require``, with a refusal written to the audit log first (committed): someone trying
+    what their role may not do — an Operator placing an order or importing numbers — is worth
+    a trace, not only a message."""
+    try:
+        require(actor, permission, view)
+    except PermissionDenied as exc:
+        audit.record(
+            session,
+            actor,
+            action,
+            object_type=object_type,
+            object_ids=object_ids or [],
+            outcome="denied",
+            details={"reason": str(exc)},
+            commit=True,
+        )
+        raise

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, campaigns, jptime, mynumber, people
+from app import audit, campaigns, jptime, mynumber, people, policy
 from app.audit import Actor
 from app.io.fields import has_hidden_characters
 from app.models import (
@@ -413,7 +413,15 @@ def load(
     """Validate, then (unless ``dry_run``) create people and requests. Raises TargetFileError
     with every problem when anything is wrong: nothing is loaded then. Audited; the caller
     commits."""
-    campaigns.require_audited(session, actor, "can_upload", "campaign.targets_load", [campaign.id])
+    policy.require_audited(
+        session,
+        actor,
+        "can_upload",
+        campaigns.VIEW,
+        "campaign.targets_load",
+        object_type="campaign",
+        object_ids=[campaign.id],
+    )
     if campaign.status != "open":
         raise TargetFileError(["行 1: キャンペーン: 終了したキャンペーンには追加できません"])
     try:

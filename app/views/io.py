@@ -87,7 +87,7 @@ class MatchForm(ExportForm):
 
 
 class ImportView(BaseView):
-    """CSV 取込: upload, see the same report as the CLI, then confirm (Operators)."""
+    """CSV 取込: upload, see the same report as the CLI, then confirm (ClientStaff)."""
 
     route_base = "/io/import"
     class_permission_name = "Numbers"

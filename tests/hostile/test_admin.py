@@ -50,7 +50,7 @@ ESCALATIONS = [
     ("Operator", "GET", "/records/new"),
     ("Operator", "GET", "/keys/"),
     ("Operator", "GET", "/users/list/"),
-    ("ClientStaff", "GET", "/io/import/"),  # Operator only
+    ("Operator", "GET", "/io/import/"),  # ClientStaff only: an import tells what is stored
     ("ClientStaff", "GET", "/verification/"),
     ("ClientStaff", "GET", "/paper/"),
     ("ClientStaff", "GET", "/intake/"),

@@ -228,7 +228,7 @@ def _upload(client, data: bytes, layout_id: str, filename: str = "社員.csv"):
 
 
 def test_the_import_screen_lists_problems_of_a_nul_file_in_japanese(client, session, signed_in):
-    signed_in("Operator")
+    signed_in("ClientStaff")
     data = HOSTILE_FILES["nul-byte-in-name"][0]
     response = _upload(client, data, str(layouts.get(session, "staff").id))
     assert_clear_refusal(response, "行 2: 職員氏名: 制御文字が含まれています", status=200)
@@ -236,7 +236,7 @@ def test_the_import_screen_lists_problems_of_a_nul_file_in_japanese(client, sess
 
 
 def test_an_upload_over_the_size_limit_gets_a_japanese_413(app, client, session, signed_in):
-    signed_in("Operator")
+    signed_in("ClientStaff")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     data = _text_file(*[_row(n, code=f"E{i:05d}") for i, n in enumerate(numbers(2000, seed=7))])
     assert len(data) > 64 * 1024
@@ -249,7 +249,7 @@ def test_a_traversal_file_name_never_reaches_the_disk_or_the_audit_log(
     app, client, session, signed_in
 ):
     """The file name is only a label: it is cut to its last part, never used as a path."""
-    signed_in("Operator")
+    signed_in("ClientStaff")
     response = _upload(
         client,
         _text_file(_row(GOOD[5])),

@@ -68,6 +68,33 @@ def test_backup_restore_and_key_backup_from_the_command_line(
     )
 
 
+def test_a_restore_sets_newer_checkpoints_aside_and_the_log_signs_on(
+    session, vault, instance, backend, tmp_path
+):
+    """A restore drill days after the backup: the checkpoint file outside the database already
+    vouches for events the backup does not hold. Kept as it was (renamed, as evidence of what
+    the restore left behind) and named in the restore's audit event, it no longer stands in
+    front of the restored chain, which is signed and verifies again."""
+    from pathlib import Path
+
+    population(session, vault, n=2)
+    session.commit()
+    env = _env(instance)
+    file = tmp_path / "b.mnvbak"
+    _ok(run(["backup", "--out", str(file)], env))
+    _ok(run(["audit", "verify"], env))  # an event the backup does not hold
+    _ok(run(["audit", "checkpoint"], env))  # ... signed: the file is now ahead of the backup
+    home = Path(instance["MYNUMBER_HOME"])
+    before = (home / "audit_checkpoints.jsonl").read_bytes()
+    target = _empty_database(instance, backend, tmp_path)
+    _ok(run(["restore", str(file)], _env(instance, target)))
+    aside = list(home.glob("audit_checkpoints.before-restore-*.jsonl"))
+    assert len(aside) == 1 and aside[0].read_bytes() == before
+    assert aside[0].stat().st_mode & 0o777 == 0o600
+    _ok(run(["audit", "checkpoint"], _env(instance, target)))
+    assert "完全" in _ok(run(["audit", "verify"], _env(instance, target)))
+
+
 def test_return_export_verify_and_open_from_the_command_line(session, vault, instance, tmp_path):
     crowd = population(session, vault, n=2)
     env = _env(instance)

@@ -505,19 +505,19 @@ def test_manual_screenshots_and_pdf(
             client.goto(f"{portal}/campaigns/request/{_request_of('E1001').id}")
             camera(client, "client-request-timeline")
 
-            # -- Operator: import (a problem listed, then a clean file) ------------------------
+            # -- ClientStaff: import (a problem listed) ---------------------------------------
             bad = files / "import-bad.csv"
             bad.write_text(
                 "職員番号,職員氏名,本人区分,扶養者コード,生年月日,マイナンバー\r\n"
                 "DEMO-E90001,見本 一郎,本人,DEMO-E90001-00,1980/02/30,123456789012\r\n",
                 encoding="utf-8-sig",
             )
-            operator.goto(f"{portal}/io/import/")
-            operator.set_input_files("input[name=file]", str(bad))
-            _choose_layout(operator, "staff")
-            camera(operator, "operator-import-form")
-            _go(operator, "button:has-text('検査する')")
-            camera(operator, "operator-import-problems")
+            client.goto(f"{portal}/io/import/")
+            client.set_input_files("input[name=file]", str(bad))
+            _choose_layout(client, "staff")
+            camera(client, "client-import-form")
+            _go(client, "button:has-text('検査する')")
+            camera(client, "client-import-problems")
 
             # -- Roster: the administrator proposes, the client approves ---------------------
             admin.goto(f"{portal}/roster-changes/propose")

@@ -39,10 +39,10 @@ def staff_id(session):
     return str(layouts.get(session, "staff").id)
 
 
-def test_operator_previews_problems_then_imports_after_confirming(
+def test_client_staff_previews_problems_then_imports_after_confirming(
     app, client, make_user, login, session
 ):
-    signed_in(make_user, login, "Operator")
+    signed_in(make_user, login, "ClientStaff")
     rows = staff_rows(5, dependents=1, seed=51)
     numbers_used = [r[5] for r in rows]
     bad = [r[:] for r in rows]
@@ -80,8 +80,8 @@ def test_operator_previews_problems_then_imports_after_confirming(
     assert leaks(app, numbers_used) == []
 
 
-@pytest.mark.parametrize("role", ["ClientStaff", "Auditor"])
-def test_only_operators_see_the_import_screen(client, make_user, login, role):
+@pytest.mark.parametrize("role", ["Operator", "Auditor"])
+def test_only_client_staff_see_the_import_screen(client, make_user, login, role):
     signed_in(make_user, login, role, **({"roster": None} if role == "Auditor" else {}))
     assert client.get("/io/import/").status_code == 403
 
