@@ -8,14 +8,21 @@ with TOTP. Three rules make the second person real:
 
 - one roster entry backs at most one account (a unique column, and a Japanese refusal here);
 - the approver is neither the requester, nor the account concerned, nor an account that the
-  requester created or whose access or credentials the requester last had set
-  (``approver_conflict``, also used for roster changes);
+  requester created, whose access or credentials the requester last had set, or whose
+  one-time password the requester was shown (``approver_conflict``, also used for roster
+  changes, disposals and campaign assignments);
 - the administrator never holds a usable credential of such an account: when an approval
   creates it, grants it personal-data access, moves its roster link or resets its password, the
   system generates a one-time password and shows it once, to the approver, who hands it to the
   user; the user replaces it at first sign-in and enrols TOTP then. Any session signed in
   before credentials were issued ends (``credentials_issued_at`` is part of the session's
-  access grant, ``app.security.access_grant``).
+  access grant, ``app.security.access_grant``). The approver who was shown it is recorded
+  (``credentials_issued_to_id``): they may have signed in first and kept the account.
+
+Re-activating a switched-off personal-data account grants access like a new role, so it is
+an ``AccountChange`` too (``activate``); switching one off, like removing a role, applies at
+once. Approving it issues no credentials: the account keeps the ones it had, which the
+requester never held.
 
 The very first ClientStaff account cannot be approved by anyone on the portal: the server's
 shell creates it once from the client's signed paper (``mynumber account add --approved-by``),
@@ -34,12 +41,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from app import audit, policy
+from app import audit, mynumber, policy
 from app.audit import Actor
 from app.models import AccountChange, HandlerRosterEntry, VaultUser, utcnow
 
 VIEW = "AccountChange"
-ACTIONS = ("create", "update", "password_reset", "totp_reset")
+ACTIONS = ("create", "update", "password_reset", "totp_reset", "activate")
 PERSONAL_ROLES = policy.ROSTER_REQUIRED
 
 
@@ -156,6 +163,74 @@ def precheck(
         raise
 
 
+def _screen_edit_problem(
+    actor: Actor,
+    user_id: int,
+    before: tuple[set[str], int | None, bool],
+    after: tuple[set[str], int | None, bool],
+) -> str | None:
+    """Why the user screen may not save this edit at all, or None.
+
+    ``before`` and ``after`` are (roles, roster entry id, active) as stored and as typed."""
+    (old_roles, old_entry, was_active), (roles, entry_id, active) = before, after
+    gained = roles - old_roles
+    grants = bool(gained & PERSONAL_ROLES) or (entry_id is not None and entry_id != old_entry)
+    if gained and user_id == actor.user_id:
+        return (
+            "自分のアカウントにロールを追加することはできません"
+            f"（{', '.join(sorted(gained))}）。別のシステム管理者に依頼してください"
+        )
+    touches_personal = is_personal(old_roles, old_entry) or is_personal(roles, entry_id)
+    if (
+        policy.SYSTEM_ADMIN in roles
+        and touches_personal
+        and (policy.SYSTEM_ADMIN in gained or grants)
+    ):
+        return (
+            "システム管理者のロールと、個人番号を扱うロール（事務取扱担当者・発注者担当者）"
+            "または情報取扱者名簿の紐付けは、同じアカウントに付与できません"
+        )
+    if active and not was_active and touches_personal and grants:
+        return (
+            "アカウントの再有効化と、個人番号を扱うロール・名簿の紐付けの追加は同時に申請できません。"
+            "先に再有効化だけを保存してください"
+        )
+    return None
+
+
+def check_screen_edit(
+    session: Session,
+    actor: Actor,
+    user_id: int,
+    before: tuple[set[str], int | None, bool],
+    after: tuple[set[str], int | None, bool],
+) -> None:
+    """Refuse (audited, ``account.change_requested`` denied) an edit of the user screen that
+    would widen the editor's own roles, put the SystemAdmin role on an account that reaches
+    personal data, or mix a re-activation with new access. What it lets through, the screen
+    splits into what applies at once and what becomes an ``AccountChange``."""
+    problem = _screen_edit_problem(actor, user_id, before, after)
+    if problem is None:
+        return
+    session.rollback()
+    audit.record(
+        session,
+        actor,
+        "account.change_requested",
+        object_type="user",
+        object_ids=[user_id],
+        outcome="denied",
+        details={
+            "roles": sorted(after[0]),
+            "roster_entry_id": after[1],
+            "active": after[2],
+            "reason": problem,
+        },
+        commit=True,
+    )
+    raise AccountError(problem)
+
+
 def propose(
     session: Session,
     actor: Actor,
@@ -200,6 +275,10 @@ def _propose(
         raise AccountError("申請の種類が不正です")
     if not (reason or "").strip():
         raise AccountError("申請の理由を入力してください")
+    # Every ClientStaff user and Auditor reads the reason: a number typed there is refused.
+    problem = mynumber.number_problem(reason, "申請の理由")
+    if problem:
+        raise AccountError(problem)
     if actor.user_id is not None and actor.user_id == user.id:
         raise AccountError("自分のアカウントについては申請できません")
     _check_no_pending(session, user.id)
@@ -209,6 +288,8 @@ def _propose(
         if roster_entry_id is not None:
             check_entry_free(session, roster_entry_id, user.id)
     else:
+        if action == "activate" and user.active:
+            raise AccountError(f"アカウント {user.username} は既に有効です")
         roles, roster_entry_id = role_names(user), user.roster_entry_id
     change = AccountChange(
         user_id=user.id,
@@ -250,7 +331,9 @@ def approver_conflict(
     The second person must be independent of the requester: not the requester, not the account
     the request is about, not an account with the SystemAdmin role, and not an account the
     requester created or whose roles, roster link or credentials the requester last had set
-    (else an administrator approves their own request through an account they made)."""
+    (else an administrator approves their own request through an account they made), nor an
+    account whose one-time password the requester was last shown (they may have signed in
+    with it before its holder did and kept it: one person acting as two)."""
     if actor.user_id is not None and actor.user_id == requester_id:
         return "自分が申請した変更は承認できません"
     if actor.user_id is not None and actor.user_id == subject_user_id:
@@ -269,6 +352,11 @@ def approver_conflict(
         return (
             "このアカウントのロール・名簿の紐付け・認証情報は申請者の申請で設定されたため、"
             "申請者の申請を承認できません。別の発注者担当者に承認を依頼してください"
+        )
+    if approver.credentials_issued_to_id == requester_id:
+        return (
+            "このアカウントの初期パスワードは申請者に表示されたため、申請者の申請を承認できません。"
+            "別の発注者担当者に承認を依頼してください"
         )
     return None
 
@@ -311,6 +399,21 @@ def decide(
     if change is None or change.status != "pending":
         raise AccountError("承認待ちの申請が見つかりません")
     action = "account.change_approved" if approve else "account.change_rejected"
+    # The comment is stored and shown like the reason: a number typed there is refused.
+    problem = mynumber.number_problem(note, "コメント")
+    if problem:
+        session.rollback()
+        audit.record(
+            session,
+            actor,
+            action,
+            object_type="account_change",
+            object_ids=[change.id],
+            outcome="denied",
+            details={"reason": problem},
+            commit=True,
+        )
+        raise AccountError(problem)
     reason = refuse_conflicted_approver(
         session, actor, change.requested_by_id, action, "account_change", change.id, change.user_id
     )
@@ -321,7 +424,7 @@ def decide(
         raise AccountError(f"対象のアカウント（{change.username}）が見つかりません（削除済み）")
     password = None
     if approve:
-        password = _apply(session, change, user)
+        password = _apply(session, change, user, actor)
     change.status = "approved" if approve else "rejected"
     change.decided_by_id = actor.user_id
     change.decided_by_name = actor.name
@@ -346,12 +449,18 @@ def decide(
     return Decision(change, password)
 
 
-def _apply(session: Session, change: AccountChange, user: VaultUser) -> str | None:
-    """Make the approved change; returns a new one-time password when one is issued."""
+def _apply(session: Session, change: AccountChange, user: VaultUser, approver: Actor) -> str | None:
+    """Make the approved change; returns a new one-time password when one is issued (to be
+    shown to the approver, who is recorded as having seen it)."""
     before_personal = is_personal_account(user)
     before_entry = user.roster_entry_id
     issue_password = change.action in ("create", "password_reset")
     clear_totp = change.action in ("create", "totp_reset")
+    if change.action == "activate":
+        # The account keeps its credentials (the requester never held them); who last had
+        # its access set is unchanged, so no conflict recorded on it is forgotten.
+        user.active = True
+        return None
     if change.action in ("create", "update"):
         _check_roles(change.role_list)
         if change.roster_entry_id is not None:
@@ -378,6 +487,7 @@ def _apply(session: Session, change: AccountChange, user: VaultUser) -> str | No
         user.password_change_required = True
         user.fail_login_count = 0
         user.locked_until = None
+        user.credentials_issued_to_id = approver.user_id
     if clear_totp:
         user.totp_secret_enc = None
         user.totp_enrolled_at = None
@@ -438,6 +548,7 @@ def add_preapproved(
         password_change_required=True,
         roster_entry_id=entry.id,
         credentials_issued_at=utcnow(),
+        credentials_issued_to_id=actor.user_id,  # the shell prints it: nobody on the portal
     )
     user.roles = [role_row]
     session.add(user)

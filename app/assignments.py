@@ -116,6 +116,17 @@ def assign(session: Session, actor: Actor, campaign: Campaign, user_id: int) -> 
         raise AssignmentError("担当者: 名簿で承認済みの事務取扱担当者を選んでください")
     if campaign.status != "open":
         raise AssignmentError("終了したキャンペーンには担当者を割り当てられません")
+    if actor.user_id is not None and user.credentials_issued_to_id == actor.user_id:
+        # They may have signed in with it first and kept the account: no second party.
+        refuse(
+            session,
+            actor,
+            "campaign.assign",
+            "campaign",
+            [campaign.id, user.id],
+            f"{user.username} の初期パスワードはあなたに表示されたため、あなたはこのアカウントを"
+            "割り当てられません。別の発注者担当者が割り当ててください",
+        )
     existing = next((a for a in current(session, campaign.id) if a.user_id == user.id), None)
     if existing is not None:
         raise AssignmentError(f"{user.username} は既にこのキャンペーンの担当者です")

@@ -57,7 +57,7 @@ from flask_appbuilder import Model
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app import audit, jptime, mynumber, policy, retention
+from app import accounts, audit, jptime, mynumber, policy, retention
 from app.audit import Actor
 from app.models import (
     CaseAssignment,
@@ -585,6 +585,10 @@ def decide(
             raise DisposalError(
                 "自分が申請した廃棄は承認・却下できません（申請者以外の発注者担当者が行います）"
             )
+        # Nor through an account the requester made, set up or was shown the password of.
+        conflict = accounts.approver_conflict(session, actor, req.requested_by_id)
+        if conflict is not None:
+            raise DisposalError(conflict)
         if approve:
             verify_step_up(session, vault, actor, totp_code)
     except (policy.PermissionDenied, DisposalError) as exc:

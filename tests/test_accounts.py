@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash
 
-from app import accounts, policy, roster
+from app import accounts, mynumber, policy, roster
 from app.models import AccountChange, AuditEvent, HandlerRosterEntry, VaultUser, utcnow
 from app.policy import ShellActor
 from app.security import actor_for
@@ -312,3 +312,98 @@ def test_an_account_the_admin_created_does_not_approve_the_admins_handling_chart
     with pytest.raises(governance.GovernanceError, match="申請者が作成した"):
         governance.decide_chart(session, act(x), chart.id, True)
     assert _events(session, "handling_chart.approved", "denied")
+
+
+def test_reactivation_applies_only_on_approval_and_issues_no_credentials(session, make_user, admin):
+    """Switching a personal-data account back on is an approved change; it keeps the
+    credentials it had (nobody but its holder knows them) and who last set its access."""
+    staff, _ = make_user("ClientStaff")
+    operator, _ = make_user("Operator")
+    with pytest.raises(accounts.AccountError, match="既に有効です"):
+        accounts.propose(session, act(admin), operator, "activate", "復職")
+    operator.active = False
+    operator.access_set_by_id = None
+    session.commit()
+    password, secret, issued = (
+        operator.password,
+        operator.totp_secret_enc,
+        operator.credentials_issued_at,
+    )
+    change = accounts.propose(session, act(admin), operator, "activate", "休職からの復職")
+    session.refresh(operator)
+    assert not operator.active
+    decision = accounts.decide(session, act(staff), change.id, True)
+    session.refresh(operator)
+    assert operator.active and decision.one_time_password is None
+    assert (operator.password, operator.totp_secret_enc) == (password, secret)
+    assert operator.credentials_issued_at == issued and operator.access_set_by_id is None
+    approved = _events(session, "account.change_approved")
+    assert json.loads(approved[-1].details)["credentials_issued"] is False
+
+
+def test_the_approver_shown_a_one_time_password_is_recorded_and_never_the_requesters_second(
+    app, session, make_user, admin, entry
+):
+    """Whoever is shown an account's first password may sign in first and keep the account:
+    that account never approves for them. The shell prints the first accounts' passwords to
+    nobody on the portal."""
+    staff, _ = make_user("ClientStaff")
+    user = blank_account(app, session, "hanako", created_by=admin)
+    change = accounts.propose(
+        session, act(admin), user, "create", "新任", ["ClientStaff"], entry.id
+    )
+    accounts.decide(session, act(staff), change.id, True)
+    session.refresh(user)
+    assert user.credentials_issued_to_id == staff.id
+    assert "初期パスワードは申請者に表示された" in accounts.approver_conflict(
+        session, act(user), staff.id
+    )
+    other, _ = make_user("ClientStaff")
+    assert accounts.approver_conflict(session, act(other), staff.id) is None
+
+    first_entry = HandlerRosterEntry(
+        name="初代 担当",
+        department="人事部",
+        title="課長",
+        nationality="日本",
+        status="approved",
+        approved_by="発注者 人事部長",
+        approved_at=utcnow(),
+    )
+    session.add(first_entry)
+    session.commit()
+    first, _ = accounts.add_preapproved(
+        session,
+        ShellActor(name="cli:root"),
+        username="shodai",
+        first_name="担当",
+        last_name="初代",
+        email="shodai@example.jp",
+        role="ClientStaff",
+        roster_entry_id=first_entry.id,
+        approved_by="発注者 人事部長（書面）",
+    )
+    assert first.credentials_issued_to_id is None
+
+
+NUMBER = mynumber.make_valid("12345678901")
+NUMBER_TEXT = f"番号 {NUMBER} で確認"
+
+
+def test_a_number_in_a_request_reason_or_a_decision_note_is_refused_and_audited(
+    session, make_user, admin
+):
+    staff, _ = make_user("ClientStaff")
+    operator, _ = make_user("Operator")
+    with pytest.raises(accounts.AccountError, match="申請の理由に"):
+        accounts.propose(session, act(admin), operator, "password_reset", NUMBER_TEXT)
+    assert session.execute(select(AccountChange)).first() is None
+    assert _events(session, "account.change_requested", "denied")
+    change = accounts.propose(session, act(admin), operator, "password_reset", "失念")
+    with pytest.raises(accounts.AccountError, match="コメントに"):
+        accounts.decide(session, act(staff), change.id, False, NUMBER_TEXT)
+    session.expire_all()
+    stored = session.get(AccountChange, change.id)
+    assert stored.status == "pending" and stored.decision_note is None
+    denied = _events(session, "account.change_rejected", "denied")
+    assert denied and NUMBER not in denied[-1].details

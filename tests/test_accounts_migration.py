@@ -51,3 +51,21 @@ def test_0011_refuses_accounts_sharing_a_roster_entry(app, make_user, caplog):
             text("UPDATE ab_user SET roster_entry_id = NULL WHERE id = :u"), {"u": second_id}
         )
     upgrade(directory=directory)
+
+
+def test_0015_down_and_up_and_no_drift(app):
+    from app.models import db
+
+    directory = app.extensions["migrate"].directory
+    db.session.remove()
+    downgrade(directory=directory, revision="0014_disposal_key_closure")
+    with db.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("ab_user")}
+        assert "credentials_issued_to_id" not in columns
+    upgrade(directory=directory)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Model.metadata
+        )
+        columns = {c["name"] for c in inspect(conn).get_columns("ab_user")}
+    assert "credentials_issued_to_id" in columns and diff == []

@@ -87,6 +87,10 @@ class VaultUser(User):
     credentials_issued_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    # Who was last shown this account's one-time password (the approver; None when the
+    # server's shell printed it): they may have signed in first and kept the account, so the
+    # account never counts as a second person against them (app.accounts.approver_conflict).
+    credentials_issued_to_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Encrypted under the KEK ring (see app.vault.seal_system); never stored in the clear.
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(

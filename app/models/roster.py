@@ -52,7 +52,8 @@ class AccountChange(Model):
     # No foreign key: the request stays on record even if the account is deleted later.
     user_id: Mapped[int] = mapped_column(Integer)
     username: Mapped[str] = mapped_column(String(128))
-    action: Mapped[str] = mapped_column(String(20))  # create|update|password_reset|totp_reset
+    # create|update|password_reset|totp_reset|activate
+    action: Mapped[str] = mapped_column(String(20))
     # The requested state (create, update): role names separated by commas, and the link.
     roles: Mapped[str | None] = mapped_column(String(200))
     roster_entry_id: Mapped[int | None] = mapped_column(Integer)
@@ -74,6 +75,7 @@ class AccountChange(Model):
         "update": "ロール・名簿の紐付けの変更",
         "password_reset": "パスワード再設定",
         "totp_reset": "二要素認証（TOTP）の再登録",
+        "activate": "アカウントの再有効化",
     }
     STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み", "rejected": "却下"}
 

@@ -196,9 +196,11 @@ class VaultUserDBModelView(UserDBModelView):
 
     Access to personal data is never granted here: a new account with an Operator or
     ClientStaff role or a roster link is created inactive without them, and an edit that adds
-    such a role or moves the link leaves them as they were; either becomes an
-    ``AccountChange`` for a ClientStaff user to approve (app.accounts). Taking access away
-    (removing a role) applies at once. The administrator sets no password for such an account:
+    such a role or moves the link leaves them as they were, and switching such an account back
+    on leaves it off; each becomes an ``AccountChange`` for a ClientStaff user to approve
+    (app.accounts). Taking access away (removing a role, switching off) applies at once. Nobody
+    adds a role to their own account here, and the SystemAdmin role never joins personal-data
+    access on one account (``accounts.check_screen_edit``). The administrator sets no password for such an account:
     the approval issues one, shown only to the approver."""
 
     class_permission_name = "UserDBModelView"
@@ -266,7 +268,7 @@ class VaultUserDBModelView(UserDBModelView):
             return
         with db.session.no_autoflush:  # the new user is not in the session yet
             accounts.precheck(db.session, current_actor(), roles, entry_id, user_id=None)
-        setattr(g, ACCOUNT_REQUEST, (roles, entry_id))
+        setattr(g, ACCOUNT_REQUEST, ("create", roles, entry_id))
         _set_roles(item, [r for r in item.roles if r.name not in accounts.PERSONAL_ROLES])
         item.roster_entry = None
         item.active = False  # nobody signs in until the approval issues a password
@@ -284,8 +286,8 @@ class VaultUserDBModelView(UserDBModelView):
                 item,
                 "create",
                 "ユーザー画面からのアカウント作成",
-                roles=requested[0],
-                roster_entry_id=requested[1],
+                roles=requested[1],
+                roster_entry_id=requested[2],
             )
             flash(
                 "アカウントを無効の状態で作成しました。" + PENDING_MESSAGE + "入力された"
@@ -294,45 +296,77 @@ class VaultUserDBModelView(UserDBModelView):
             )
 
     def process_form(self, form, is_created: bool) -> None:
-        """Before FAB copies the form onto the user: note the stored roles and link (once
-        copied, a lazy load flushes them, and the database no longer tells)."""
+        """Before FAB copies the form onto the user: note the stored roles, link and state
+        (once copied, a lazy load flushes them, and the database no longer tells)."""
         super().process_form(form, is_created)
         if is_created:
             return
         user = db.session.get(VaultUser, int(request.view_args["pk"]))
-        setattr(g, ACCOUNT_BEFORE, ({r.name for r in user.roles}, user.roster_entry_id))
+        setattr(
+            g, ACCOUNT_BEFORE, ({r.name for r in user.roles}, user.roster_entry_id, user.active)
+        )
 
     def pre_update(self, item) -> None:
         _refuse_numbers_in_user(item)
         super().pre_update(item)
-        old_roles, old_entry = g.pop(ACCOUNT_BEFORE)
+        old_roles, old_entry, was_active = g.pop(ACCOUNT_BEFORE)
+        actor = current_actor()
         with db.session.no_autoflush:
             roles = sorted(r.name for r in item.roles)
             entry_id = item.roster_entry.id if item.roster_entry else None
+            accounts.check_screen_edit(
+                db.session,
+                actor,
+                item.id,
+                (old_roles, old_entry, was_active),
+                (set(roles), entry_id, bool(item.active)),
+            )
             gained = (set(roles) & accounts.PERSONAL_ROLES) - old_roles
             moved = entry_id is not None and entry_id != old_entry
-            if not gained and not moved:
+            reactivated = (
+                item.active
+                and not was_active
+                and accounts.is_personal(old_roles | set(roles), old_entry or entry_id)
+            )
+            if not gained and not moved and not reactivated:
                 return
-            accounts.precheck(db.session, current_actor(), roles, entry_id, user_id=item.id)
+            accounts.precheck(db.session, actor, roles, entry_id, user_id=item.id)
+            if reactivated:
+                # Switching off applies at once; switching back on waits for the approval.
+                item.active = False
+                setattr(g, ACCOUNT_REQUEST, ("activate", roles, entry_id))
+                return
             # Removals apply now; what grants access waits for the approval.
             _set_roles(item, [r for r in item.roles if r.name in old_roles])
             item.roster_entry = db.session.get(HandlerRosterEntry, old_entry) if old_entry else None
-        setattr(g, ACCOUNT_REQUEST, (roles, entry_id))
+        setattr(g, ACCOUNT_REQUEST, ("update", roles, entry_id))
 
     def post_update(self, item) -> None:
         _audit_user(item, "user.edit")
         requested = g.pop(ACCOUNT_REQUEST, None)
-        if requested is not None:
+        if requested is None:
+            return
+        action, roles, entry_id = requested
+        if action == "activate":
             accounts.propose(
-                db.session,
-                current_actor(),
-                item,
-                "update",
-                "ユーザー画面からのロール・名簿の紐付けの変更",
-                roles=requested[0],
-                roster_entry_id=requested[1],
+                db.session, current_actor(), item, "activate", "ユーザー画面からの再有効化"
             )
-            flash(PENDING_MESSAGE + "承認までは従来のロール・紐付けのままです。", "warning")
+            flash(
+                "個人番号を扱うアカウントのため、無効のままです。再有効化を申請しました。"
+                "発注者担当者（申請者以外）の承認後に有効になります。",
+                "warning",
+            )
+            return
+        accounts.propose(
+            db.session,
+            current_actor(),
+            item,
+            "update",
+            "ユーザー画面からのロール・名簿の紐付けの変更",
+            roles=roles,
+            roster_entry_id=entry_id,
+        )
+        flash(PENDING_MESSAGE + "承認までは従来のロール・紐付けのままです。", "warning")
 
     def post_delete(self, item) -> None:
         _audit_user(item, "user.delete")

@@ -199,3 +199,23 @@ def test_the_server_shell_enters_a_clients_order_but_assigns_nobody(app, session
     with pytest.raises(policy.PermissionDenied):
         assignments.assign(session, shell, campaign, operators[0].user_id)
     assert not assignments.is_assigned(session, operators[0].user_id, campaign.id)
+
+
+def test_only_a_client_staff_user_not_shown_its_first_password_assigns_an_operator(
+    app, session, staff, make_user
+):
+    """The approver who was shown an Operator account's one-time password may hold it: they
+    never assign it (refused, audited); another ClientStaff user may."""
+    campaign, _ = flows.campaign_with_targets(app, staff, assign_operators=False)
+    operator, _ = make_user(OPERATOR)
+    operator.credentials_issued_to_id = staff.user_id
+    session.commit()
+    with pytest.raises(policy.PermissionDenied, match="初期パスワードはあなたに表示された"):
+        assignments.assign(session, staff, campaign, operator.id)
+    session.rollback()
+    assert not assignments.is_assigned(session, operator.id, campaign.id)
+    assert _events(session, "campaign.assign", "denied")
+    other = actor_of(make_user(CLIENT_STAFF)[0], CLIENT_STAFF)
+    assignments.assign(session, other, campaign, operator.id)
+    session.commit()
+    assert assignments.is_assigned(session, operator.id, campaign.id)

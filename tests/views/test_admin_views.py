@@ -282,3 +282,79 @@ def test_a_number_in_a_users_name_is_refused_it_would_be_every_audit_events_acto
     assert (
         session.execute(select(VaultUser).where(VaultUser.username == "numbered")).first() is None
     )
+
+
+def _edit_form(user: VaultUser, role_ids: list[int], *, active: bool) -> dict:
+    form = {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "username": user.username,
+        "email": user.email,
+        "roles": [str(i) for i in role_ids],
+        "roster_entry": str(user.roster_entry_id) if user.roster_entry_id else "",
+    }
+    if active:
+        form["active"] = "y"
+    return form
+
+
+def test_switching_accounts_off_and_on_again(client, login, session, app, make_user):
+    """Switching off applies at once; switching an account without personal data back on
+    too; a personal-data account switched back on stays off until a ClientStaff approves."""
+    admin, secret = make_user("SystemAdmin", roster=None)
+    auditor, _ = make_user("Auditor", roster=None)
+    operator, _ = make_user("Operator")
+    login(admin.username, totp_secret=secret)
+    for user in (auditor, operator):
+        role_ids = [r.id for r in user.roles]
+        response = post_form(
+            client, f"/users/edit/{user.id}", _edit_form(user, role_ids, active=False)
+        )
+        assert response.status_code == 302
+        session.expire_all()
+        assert session.get(VaultUser, user.id).active is False
+        response = post_form(
+            client, f"/users/edit/{user.id}", _edit_form(user, role_ids, active=True)
+        )
+        assert response.status_code == 302
+    session.expire_all()
+    assert session.get(VaultUser, auditor.id).active is True
+    assert session.get(VaultUser, operator.id).active is False
+    change = session.execute(select(AccountChange)).scalar_one()
+    assert (change.user_id, change.action, change.status) == (operator.id, "activate", "pending")
+    page = client.get("/account-changes/").get_data(as_text=True)
+    assert "アカウントの再有効化" in page
+
+
+def test_re_activation_and_new_access_in_one_edit_are_refused(
+    client, login, session, app, make_user
+):
+    admin, secret = make_user("SystemAdmin", roster=None)
+    operator, _ = make_user("Operator")
+    login(admin.username, totp_secret=secret)
+    operator_role = app.appbuilder.sm.find_role("Operator")
+    staff_role = app.appbuilder.sm.find_role("ClientStaff")
+    post_form(
+        client, f"/users/edit/{operator.id}", _edit_form(operator, [operator_role.id], active=False)
+    )
+    response = post_form(
+        client,
+        f"/users/edit/{operator.id}",
+        _edit_form(operator, [operator_role.id, staff_role.id], active=True),
+    )
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "同時に申請できません" in page
+    session.expire_all()
+    user = session.get(VaultUser, operator.id)
+    assert user.active is False and [r.name for r in user.roles] == ["Operator"]
+    assert session.execute(select(AccountChange)).first() is None
+    denied = (
+        session.execute(
+            select(AuditEvent).where(
+                AuditEvent.action == "account.change_requested", AuditEvent.outcome == "denied"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert denied
