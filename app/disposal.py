@@ -52,12 +52,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyotp
 from flask_appbuilder import Model
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app import accounts, audit, jptime, mynumber, policy, retention
+from app import accounts, audit, jptime, lockout, mynumber, policy, retention, totp
 from app.audit import Actor
 from app.models import (
     CaseAssignment,
@@ -122,16 +121,40 @@ def authorize(actor: Actor, permission: str, view: str = VIEW) -> None:
 
 
 def verify_step_up(session: Session, vault: Vault, actor: Actor, code: str | None) -> None:
-    """A fresh TOTP code for this one action, on top of the TOTP at sign-in."""
+    """A fresh TOTP code for this one action, on top of the TOTP at sign-in.
+
+    The same rules as the sign-in code (``app.totp``, ``app.lockout``): a code of a time step
+    already spent (the one typed at sign-in included) is refused, and a wrong or replayed code
+    counts as a failed sign-in, so guessing ends in the account lock (which also ends every
+    session of the user). A locked account is refused before its code is even looked at.
+    """
     code = (code or "").strip()
     if not code:
         raise policy.PermissionDenied("確認コード（TOTP）を入力してください")
     user = session.get(VaultUser, actor.user_id) if actor.user_id is not None else None
     if user is None or not user.totp_secret_enc or user.totp_enrolled_at is None:
         raise policy.PermissionDenied("二要素認証（TOTP）が登録されていません")
+    if lockout.is_locked(user):
+        raise policy.PermissionDenied(lockout.LOCKED_MESSAGE)
     secret = vault.open_system("totp", f"user:{user.id}", user.totp_secret_enc).decode("ascii")
-    if not (code.isdigit() and len(code) == 6 and pyotp.TOTP(secret).verify(code, valid_window=1)):
-        raise policy.PermissionDenied("確認コード（TOTP）が正しくありません")
+    outcome = "wrong"
+    if code.isdigit() and len(code) == 6:
+        outcome = totp.spend_code(session, user, secret, code)
+    if outcome == "ok":
+        return
+    reason = "step_up_totp_replayed" if outcome == "replayed" else "step_up_bad_totp"
+    if lockout.register_failure(session, user, actor, reason, action="auth.step_up"):
+        raise policy.PermissionDenied(
+            "確認コード（TOTP）が正しくありません。"
+            + lockout.lock_message()
+            + "すべてのログインを終了しました。"
+        )
+    if outcome == "replayed":
+        raise policy.PermissionDenied(
+            "この確認コード（TOTP）は既に使用されています（ログイン時のコードを含みます）。"
+            "認証アプリに次の確認コードが表示されてから入力してください"
+        )
+    raise policy.PermissionDenied("確認コード（TOTP）が正しくありません")
 
 
 def _denied(session: Session, actor: Actor, action: str, ref, reason: str) -> None:

@@ -41,12 +41,12 @@ from flask_appbuilder.views import UtilView
 from flask_babel import lazy_gettext
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import or_, update
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Regexp
 
-from app import audit, policy
+from app import audit, lockout, policy, totp
 from app.audit import Actor
+from app.lockout import LOCKED_MESSAGE, is_locked
 from app.models import VaultUser, db, utcnow
 from app.vault import hold_kek
 
@@ -60,10 +60,6 @@ SESSION_VERSION = "mnv_session_version"
 SESSION_GRANT = "mnv_grant"
 PENDING_SECONDS = 300
 
-LOCKED_MESSAGE = (
-    "ログイン失敗が続いたため、このアカウントは一時的にロックされています。"
-    "しばらくしてから再度お試しいただくか、システム管理者に連絡してください。"
-)
 TOTP_REPLAYED_MESSAGE = (
     "この確認コードは既に使用されています。"
     "認証アプリに次の確認コードが表示されてから入力してください。"
@@ -115,12 +111,6 @@ def requires_mfa(user: VaultUser) -> bool:
     return True
 
 
-def is_locked(user: VaultUser) -> bool:
-    """Whether the account is locked right now (the lock ends by itself after a while)."""
-    locked = _aware(user.locked_until)
-    return bool(locked and locked > utcnow())
-
-
 def access_grant(user: VaultUser) -> str:
     """A keyed digest of everything that grants this user access.
 
@@ -148,47 +138,18 @@ def access_grant(user: VaultUser) -> str:
 
 
 def bump_session_version(user: VaultUser) -> None:
-    """End every session (and every pending sign-in) of the user, on every device.
-
-    An atomic increment: two concurrent bumps both count. The caller commits."""
-    db.session.execute(
-        update(VaultUser.__table__)
-        .where(VaultUser.__table__.c.id == user.id)
-        .values(session_version=VaultUser.__table__.c.session_version + 1)
-    )
-    db.session.expire(user, ["session_version"])
+    """End every session (and every pending sign-in) of the user, on every device (the
+    shared rule is ``app.lockout.bump_session_version``). The caller commits."""
+    lockout.bump_session_version(db.session, user)
 
 
 def verify_totp_once(user: VaultUser, secret: str, code: str, at: float | None = None) -> str:
     """Check a TOTP code and spend its time step: ``"ok"``, ``"wrong"`` or ``"replayed"``.
 
-    pyotp's own ``verify`` does not say which step matched; here the ±1 window is walked by
-    hand so the accepted step can be stored. A code of that step, or of an earlier one, is
-    refused afterwards: a code seen over a shoulder or in a proxy log cannot be used again.
-    The step is claimed by a conditional UPDATE, so two requests racing with one code cannot
-    both win. ``at`` (a Unix time) is for tests; the default is now. The caller commits.
+    The rule lives in ``app.totp.spend_code``, which the step-up of disposal approvals and
+    return archives applies too: one code, one use, wherever it is typed. The caller commits.
     """
-    totp = pyotp.TOTP(secret)
-    now_step = totp.timecode(time.time() if at is None else at)
-    matched = [
-        step
-        for step in (now_step - 1, now_step, now_step + 1)
-        if hmac.compare_digest(totp.generate_otp(step), str(code))
-    ]
-    if not matched:
-        return "wrong"
-    table = VaultUser.__table__
-    for step in matched:
-        claimed = db.session.execute(
-            update(table)
-            .where(table.c.id == user.id)
-            .where(or_(table.c.totp_last_step.is_(None), table.c.totp_last_step < step))
-            .values(totp_last_step=step)
-        )
-        if claimed.rowcount == 1:
-            db.session.expire(user, ["totp_last_step"])
-            return "ok"
-    return "replayed"
+    return totp.spend_code(db.session, user, secret, code, at)
 
 
 def totp_secret(user: VaultUser) -> str | None:
@@ -484,39 +445,13 @@ class VaultSecurityManager(SecurityManager):
         )
 
     def register_failure(self, user: VaultUser, reason: str) -> None:
-        """A wrong (or replayed) TOTP code counts like a wrong password."""
-        user.fail_login_count = (user.fail_login_count or 0) + 1
-        db.session.commit()
-        audit.record(
-            db.session,
-            actor_for(user, mfa=False),
-            "auth.login",
-            outcome="failure",
-            details={"reason": reason},
-            commit=True,
-        )
-        if user.fail_login_count >= current_app.config["LOGIN_MAX_FAILURES"]:
-            self._lock(user)
+        """A wrong (or replayed) TOTP code counts like a wrong password (``app.lockout``)."""
+        if lockout.register_failure(db.session, user, actor_for(user, mfa=False), reason):
+            self.last_login_message = lockout.lock_message()
 
     def _lock(self, user: VaultUser) -> None:
-        minutes = current_app.config["LOGIN_LOCKOUT_MINUTES"]
-        user.locked_until = utcnow() + dt.timedelta(minutes=minutes)
-        user.fail_login_count = 0
-        bump_session_version(user)  # a lock also ends every session the user already has
-        db.session.commit()
-        self.last_login_message = (
-            f"ログインに{current_app.config['LOGIN_MAX_FAILURES']}回失敗したため、"
-            f"アカウントを{minutes}分間ロックしました。"
-        )
-        audit.record(
-            db.session,
-            actor_for(user, mfa=False),
-            "auth.lockout",
-            object_type="user",
-            object_ids=[user.id],
-            details={"minutes": minutes},
-            commit=True,
-        )
+        lockout.lock(db.session, user, actor_for(user, mfa=False))
+        self.last_login_message = lockout.lock_message()
 
     # -- permissions --------------------------------------------------------------------
     def _has_view_access(self, user, permission_name: str, view_name: str) -> bool:

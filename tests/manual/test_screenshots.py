@@ -40,7 +40,7 @@ from tests.collection.conftest import EMPLOYEE_CSV, TARO_BIRTH, future_business_
 from tests.conftest import ADMIN_PASSWORD, ADMIN_TOTP_SECRET, USER_PASSWORD, pdf_text
 from tests.public_form.conftest import NUMBER_DEP, NUMBER_SELF, jpeg, pdf
 from tests.public_form.test_browser import ARGS, CHROMIUM, PHONE, _chromium_or_skip
-from tests.support import add_kit_postage_rates
+from tests.support import add_kit_postage_rates, unused_totp_code
 
 pytestmark = pytest.mark.browser
 
@@ -537,7 +537,8 @@ def test_manual_screenshots_and_pdf(
             _go(operator, "button:has-text('申請する')")
             disposal_url = operator.url
             client.goto(disposal_url)
-            client.fill("input[name=code]", _totp(users["client"][1]))
+            # A code of a later time step than the one spent at the client's sign-in.
+            client.fill("input[name=code]", unused_totp_code(app, *users["client"]))
             camera(client, "client-disposal-approve")
             _go(client, "button[value=approve]")
             operator.goto(disposal_url)
