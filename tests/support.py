@@ -281,3 +281,21 @@ def hold_case(session, person, operator, purpose_text: str = "給与所得の源
     session.commit()
     case = give_case(session, req, operator)
     return session.get(Campaign, campaign.id), req, case
+
+
+def add_free_roster_entry(session, name: str = "新任 次郎"):
+    """An approved roster entry no account uses yet, committed: what a new account links to."""
+    from app.models import HandlerRosterEntry, utcnow
+
+    entry = HandlerRosterEntry(
+        name=name,
+        department="人事部",
+        title="係員",
+        nationality="日本",
+        status="approved",
+        approved_by="発注者 人事部長",
+        approved_at=utcnow(),
+    )
+    session.add(entry)
+    session.commit()
+    return entry

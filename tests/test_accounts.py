@@ -15,23 +15,13 @@ from app import accounts, mynumber, policy, roster
 from app.models import AccountChange, AuditEvent, HandlerRosterEntry, VaultUser, utcnow
 from app.policy import ShellActor
 from app.security import actor_for
+from tests import support
 
 
 @pytest.fixture
 def entry(session):
     """A free, approved roster entry."""
-    item = HandlerRosterEntry(
-        name="新任 花子",
-        department="人事部",
-        title="係員",
-        nationality="日本",
-        status="approved",
-        approved_by="発注者 人事部長",
-        approved_at=utcnow(),
-    )
-    session.add(item)
-    session.commit()
-    return item
+    return support.add_free_roster_entry(session, "新任 花子")
 
 
 @pytest.fixture

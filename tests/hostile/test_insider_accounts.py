@@ -20,7 +20,6 @@ from app import exports, imports, people, policy
 from app.io import layouts
 from app.models import (
     AccountChange,
-    HandlerRosterEntry,
     Person,
     RosterChange,
     VaultUser,
@@ -28,6 +27,7 @@ from app.models import (
 )
 from app.policy import ShellActor
 from app.security import actor_for
+from tests import support
 from tests.conftest import FreshContextClient
 from tests.hostile.conftest import assert_clear_refusal, audit_events
 from tests.io.helpers import STAFF_HEADER, csv_bytes, staff_rows
@@ -52,18 +52,7 @@ def stored(session, vault):
 
 @pytest.fixture
 def free_entry(session):
-    entry = HandlerRosterEntry(
-        name="新任 次郎",
-        department="人事部",
-        title="係員",
-        nationality="日本",
-        status="approved",
-        approved_by="発注者 人事部長",
-        approved_at=utcnow(),
-    )
-    session.add(entry)
-    session.commit()
-    return entry
+    return support.add_free_roster_entry(session)
 
 
 def new_client(app):

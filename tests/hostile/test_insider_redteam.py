@@ -15,6 +15,7 @@ from sqlalchemy import select
 from app import accounts, assignments, disposal, mynumber, policy
 from app.models import AccountChange, AuditEvent, DisposalRequest, VaultUser
 from app.security import actor_for
+from tests import support
 from tests.conftest import FreshContextClient
 from tests.hostile.conftest import assert_clear_refusal, audit_events
 from tests.support import add_employee_with_number, leaks, post_form
@@ -158,20 +159,7 @@ def test_a_number_in_an_account_decision_note_is_refused_and_never_stored(
 # -- ClientStaff: the approver holds the new account's first password ----------------------------
 @pytest.fixture
 def free_entry(session):
-    from app.models import HandlerRosterEntry, utcnow
-
-    entry = HandlerRosterEntry(
-        name="新任 次郎",
-        department="人事部",
-        title="係員",
-        nationality="日本",
-        status="approved",
-        approved_by="発注者 人事部長",
-        approved_at=utcnow(),
-    )
-    session.add(entry)
-    session.commit()
-    return entry
+    return support.add_free_roster_entry(session)
 
 
 def _approver_takes_over_a_new_account(app, client, login, session, make_user, role, entry):
