@@ -73,7 +73,7 @@ class AccountChange(Model):
     ACTION_LABELS = {
         "create": "アカウント作成",
         "update": "ロール・名簿の紐付けの変更",
-        "password_reset": "パスワード再設定",
+        "password_reset": "パスワード再設定",  # nosec B105  # a label shown on screen, not a password
         "totp_reset": "二要素認証（TOTP）の再登録",
         "activate": "アカウントの再有効化",
     }
