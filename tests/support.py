@@ -299,3 +299,18 @@ def add_free_roster_entry(session, name: str = "新任 次郎"):
     session.add(entry)
     session.commit()
     return entry
+
+
+def drain_queue(queue) -> None:
+    """Run every job waiting on ``queue`` in this process (a real RQ worker in burst mode).
+
+    Without RQ's pub/sub command channel: a burst drain takes no commands, and the listener
+    thread RQ starts for them blocks up to 60 s in its read; its teardown then waited that
+    long whenever two test processes drained at the same time (seen as 60-180 s tests)."""
+    from rq import SimpleWorker
+
+    class BurstWorker(SimpleWorker):
+        def subscribe(self) -> None:
+            return None
+
+    BurstWorker([queue], connection=queue.connection).work(burst=True)

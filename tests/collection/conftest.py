@@ -15,6 +15,7 @@ from app import jptime
 from app.audit import Actor
 from app.mynumber import make_valid
 from app.policy import CLIENT_STAFF, OPERATOR
+from tests import support
 
 # The public form's fixtures, reused as they are (the form flow is driven the same way).
 from tests.public_form.conftest import (  # noqa: F401
@@ -95,12 +96,10 @@ class Jobs:
 
     def drain(self) -> None:
         if self.mode == "rq":
-            from rq import SimpleWorker
-
             from app.jobs import queue
 
             q = queue()
-            SimpleWorker([q], connection=q.connection).work(burst=True)
+            support.drain_queue(q)
 
     def redis_dump(self) -> list[bytes]:
         """Every key and value under rq:* (job hashes with their compressed payload opened,

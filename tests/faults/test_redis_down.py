@@ -37,10 +37,9 @@ def _use_redis(app, form_app, url: str) -> None:
 
 
 def _drain(app) -> None:
-    from rq import SimpleWorker
 
     q = queue()
-    SimpleWorker([q], connection=q.connection).work(burst=True)
+    support.drain_queue(q)
 
 
 def test_submission_is_stored_while_redis_is_down_and_its_mail_goes_out_once_after(

@@ -130,7 +130,6 @@ def test_the_scheduled_job_itself_is_idempotent(app, session, report_mail, needs
 
 
 def test_the_job_on_a_real_rq_worker(app, session, rq_app, report_mail, needs_pdf):
-    from rq import SimpleWorker
 
     from app.jobs import enqueue, queue
     from app.jobs.reports import monthly_report
@@ -138,7 +137,7 @@ def test_the_job_on_a_real_rq_worker(app, session, rq_app, report_mail, needs_pd
     enqueue(monthly_report)
     enqueue(monthly_report)
     q = queue()
-    SimpleWorker([q], connection=q.connection).work(burst=True)
+    support.drain_queue(q)
     session.expire_all()
     due = delivery.months_due(jptime.today_jst())
     assert len(_reports(report_mail.messages)) == len(due)
