@@ -149,18 +149,32 @@ def precheck(
         if roster_entry_id is not None:
             check_entry_free(session, roster_entry_id, user_id)
     except (AccountError, policy.PermissionDenied) as exc:
-        session.rollback()
-        audit.record(
+        _record_refused_request(
             session,
             actor,
-            "account.change_requested",
-            object_type="user",
-            object_ids=[user_id] if user_id is not None else [],
-            outcome="denied",
-            details={"roles": roles, "roster_entry_id": roster_entry_id, "reason": str(exc)},
-            commit=True,
+            user_id,
+            {"roles": roles, "roster_entry_id": roster_entry_id, "reason": str(exc)},
         )
         raise
+
+
+def _record_refused_request(
+    session: Session, actor: Actor, user_id: int | None, details: dict
+) -> None:
+    """A refused account request, audited (committed) after what the attempt wrote is rolled
+    back: trying to link someone else's roster entry or widen one's own roles is worth knowing
+    about, and nothing of the attempt may stay."""
+    session.rollback()
+    audit.record(
+        session,
+        actor,
+        "account.change_requested",
+        object_type="user",
+        object_ids=[user_id] if user_id is not None else [],
+        outcome="denied",
+        details=details,
+        commit=True,
+    )
 
 
 def _screen_edit_problem(
@@ -212,22 +226,13 @@ def check_screen_edit(
     problem = _screen_edit_problem(actor, user_id, before, after)
     if problem is None:
         return
-    session.rollback()
-    audit.record(
-        session,
-        actor,
-        "account.change_requested",
-        object_type="user",
-        object_ids=[user_id],
-        outcome="denied",
-        details={
-            "roles": sorted(after[0]),
-            "roster_entry_id": after[1],
-            "active": after[2],
-            "reason": problem,
-        },
-        commit=True,
-    )
+    details = {
+        "roles": sorted(after[0]),
+        "roster_entry_id": after[1],
+        "active": after[2],
+        "reason": problem,
+    }
+    _record_refused_request(session, actor, user_id, details)
     raise AccountError(problem)
 
 
@@ -247,16 +252,11 @@ def propose(
     try:
         return _propose(session, actor, user, action, reason, roles, roster_entry_id)
     except (AccountError, policy.PermissionDenied) as exc:
-        session.rollback()
-        audit.record(
+        _record_refused_request(
             session,
             actor,
-            "account.change_requested",
-            object_type="user",
-            object_ids=[user.id] if user.id is not None else [],
-            outcome="denied",
-            details={"action": action, "roster_entry_id": roster_entry_id, "reason": str(exc)},
-            commit=True,
+            user.id,
+            {"action": action, "roster_entry_id": roster_entry_id, "reason": str(exc)},
         )
         raise
 

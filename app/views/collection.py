@@ -73,6 +73,14 @@ def _keyring():
     return current_app.extensions["mynumber_keyring"]
 
 
+def _chosen_operator() -> int:
+    """The Operator picked in an assign / unassign form (its user id), or a Japanese refusal."""
+    user_id = _int(request.form.get("user_id"), "担当者")
+    if user_id is None:
+        raise assignments.AssignmentError("担当者: 選んでください")
+    return user_id
+
+
 def _csrf() -> None:
     if not FlaskForm().validate_on_submit():
         abort(400)
@@ -276,10 +284,7 @@ class CampaignView(BaseView):
         _csrf()
         campaign = _get(Campaign, cid)
         try:
-            user_id = _int(request.form.get("user_id"), "担当者")
-            if user_id is None:
-                raise assignments.AssignmentError("担当者: 選んでください")
-            row = assignments.assign(db.session, current_actor(), campaign, user_id)
+            row = assignments.assign(db.session, current_actor(), campaign, _chosen_operator())
             db.session.commit()
         except USER_ERRORS as exc:
             _fail(exc)
@@ -293,10 +298,7 @@ class CampaignView(BaseView):
         _csrf()
         campaign = _get(Campaign, cid)
         try:
-            user_id = _int(request.form.get("user_id"), "担当者")
-            if user_id is None:
-                raise assignments.AssignmentError("担当者: 選んでください")
-            assignments.unassign(db.session, current_actor(), campaign, user_id)
+            assignments.unassign(db.session, current_actor(), campaign, _chosen_operator())
             db.session.commit()
         except USER_ERRORS as exc:
             _fail(exc)
