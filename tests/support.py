@@ -258,7 +258,7 @@ def hold_case(session, person, operator, purpose_text: str = "給与所得の源
     submission stands in for the form) and handed over by ``give_case``. Returns (campaign,
     request, case)."""
     from app import intake
-    from app.models import Campaign, RequestStatus, Submission, SubmissionStatus, utcnow
+    from app.models import Campaign
 
     campaign = client_campaign(session, purpose_text)
     head = person.household_head or person
@@ -266,19 +266,7 @@ def hold_case(session, person, operator, purpose_text: str = "給与所得の源
         session, Actor.system("test"), head, purpose_text=purpose_text
     )
     req.campaign_id = campaign.id
-    req.status = RequestStatus.SUBMITTED
-    session.add(
-        Submission(
-            request_id=req.id,
-            seq=1,
-            kind="web",
-            status=SubmissionStatus.RECEIVED,
-            format_version=1,
-            key_id="test",
-            received_at=utcnow(),
-        )
-    )
-    session.commit()
+    mark_received(session, req)
     case = give_case(session, req, operator)
     return session.get(Campaign, campaign.id), req, case
 
@@ -314,3 +302,24 @@ def drain_queue(queue) -> None:
             return None
 
     BurstWorker([queue], connection=queue.connection).work(burst=True)
+
+
+def mark_received(session, req):
+    """Mark the request submitted with a received (empty) submission, committed: enough for
+    the verification queue and a claim, which never look inside. Returns the request."""
+    from app.models import RequestStatus, Submission, SubmissionStatus, utcnow
+
+    req.status = RequestStatus.SUBMITTED
+    session.add(
+        Submission(
+            request_id=req.id,
+            seq=1,
+            kind="web",
+            status=SubmissionStatus.RECEIVED,
+            format_version=1,
+            key_id="test",
+            received_at=utcnow(),
+        )
+    )
+    session.commit()
+    return req

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app import assignments, intake, people, policy, verification
 from app.models import AuditEvent, CampaignOperator
 from app.policy import CLIENT_STAFF, OPERATOR
+from tests import support
 from tests.collection import flows
 from tests.collection.conftest import TARO_BIRTH, actor_of, future_business_day
 
@@ -27,23 +28,7 @@ def _events(session, action, outcome="success"):
 def _received_request(session, campaign):
     """Mark the campaign's first request as submitted with a received (empty) submission:
     enough for the queue and the claim, which never look inside."""
-    from app.models import RequestStatus, Submission, SubmissionStatus, utcnow
-
-    req = flows.request_of("E1001")
-    req.status = RequestStatus.SUBMITTED
-    session.add(
-        Submission(
-            request_id=req.id,
-            seq=1,
-            kind="web",
-            status=SubmissionStatus.RECEIVED,
-            format_version=1,
-            key_id="test",
-            received_at=utcnow(),
-        )
-    )
-    session.commit()
-    return req
+    return support.mark_received(session, flows.request_of("E1001"))
 
 
 def test_client_staff_assign_and_unassign_and_both_are_audited(app, session, staff, operators):
