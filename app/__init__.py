@@ -15,13 +15,16 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
-import config
-from app import csp, jptime, listargs, logsafe, refusals, unavailable
-from app.audit import SQLITE_BUSY_TIMEOUT_MS, AuditUnavailable
+from app import settings
+from app.audit import refusals
+from app.audit.trail import SQLITE_BUSY_TIMEOUT_MS, AuditUnavailable
+from app.core import jptime, logsafe
 from app.io.uploads import InMemoryUploadRequest
-from app.keyring import FileKeyRing
 from app.models import db
-from app.vault import Vault
+from app.platform import unavailable
+from app.vault.envelopes import Vault
+from app.vault.keyring import FileKeyRing
+from app.web import csp, listargs
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -54,24 +57,24 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the admin portal. ``overrides`` replace settings (tests, CLI)."""
-    config.private_umask()  # before the first file (database, log, key ring) is created
+    settings.private_umask()  # before the first file (database, log, key ring) is created
     app = Flask(__name__)
     app.request_class = InMemoryUploadRequest  # uploaded CSVs never spool to disk
-    app.config.update(config.load(overrides))
+    app.config.update(settings.load(overrides))
     home = Path(app.config["MYNUMBER_HOME"])
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     logsafe.install(app.config["LOG_FILE"])
 
     db.init_app(app)
     unavailable.close_sessions_quietly(app)  # issue 8: after init_app (runs first)
-    from app import auditsign  # noqa: F401 - the audit log signs itself after each commit
+    from app.audit import signing  # noqa: F401 - the audit log signs itself after each commit
 
     Migrate(app, db, directory=MIGRATIONS)
     keyring = FileKeyRing(app.config["KEYRING_PATH"])
     app.extensions["mynumber_keyring"] = keyring
     app.extensions["mynumber_vault"] = vault = Vault(keyring)
     # Canary numbers (issue 8): every decryption of a canary raises a security alert.
-    from app import canary
+    from app.audit import canary
 
     vault.on_decrypt = functools.partial(canary.on_decrypt, vault)
 
@@ -91,8 +94,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         referrer_policy="no-referrer",
     )
 
-    from app.security import VaultAppBuilder, enforce_password_change, enforce_session
-    from app.views import HomeView, register
+    from app.web.identity import VaultAppBuilder, enforce_password_change, enforce_session
+    from app.web.views import HomeView, register
 
     with app.app_context():
         appbuilder = VaultAppBuilder(indexview=HomeView, base_template="mynumber/base.html")
@@ -100,7 +103,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         register(appbuilder)
 
     # The network allow-list runs before anything else on every request (issue 8).
-    from app import netguard
+    from app.web import netguard  # first of all: the client's address behind a trusted proxy
 
     netguard.install(app)
     app.before_request(enforce_session)  # logout, lock, changed access, idle, absolute

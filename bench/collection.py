@@ -50,10 +50,12 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
 
-    from app import campaigns, create_app, jptime, kits, mailings, targets
-    from app.audit import Actor
-    from app.instance import initialise
+    from app import create_app
+    from app.audit.trail import Actor
+    from app.collection import campaigns, kits, mailings, targets
+    from app.core import jptime
     from app.models import PrintBatch, PrintBatchFile, db
+    from app.platform.instance import initialise
 
     home = Path(tempfile.mkdtemp(prefix="mnv-bench-"))
     overrides = {

@@ -12,7 +12,7 @@ For each round, on a fresh PostgreSQL database and a fresh instance (key ring, m
    schema floor: ``COPY`` of ready-made (random) ciphertext rows into the vault's three tables,
    rolled back — what the schema itself costs before any parsing or encryption;
 3. ``mynumber import`` and ``mynumber export`` do the same work through the same functions the
-   CLI calls (``app.imports.import_csv``, ``app.exports.export_csv``), each in its own process
+   CLI calls (``app.io.imports.import_csv``, ``app.io.exports.export_csv``), each in its own process
    so that its peak memory (ru_maxrss) is its own;
 4. the crypto floor: what any import or export in Python must do per row at least, with the
    vault's own bulk crypto (``app.io.bulk``) and the ``csv`` module, and nothing else (no check,
@@ -46,7 +46,7 @@ HEADER = "職員番号,職員氏名,本人区分,扶養者コード,生年月日
 
 def generate(path: Path, rows: int, seed: int) -> None:
     """A staff CSV in the default layout: employee, then 0-2 dependents; UTF-8 with BOM."""
-    from app.mynumber import make_valid
+    from app.core.mynumber import make_valid
 
     rng = random.Random(seed)
     firsts = rng.sample(range(10**10, 10**11), rows)
@@ -252,14 +252,14 @@ with app.app_context():
         sys.exit(0)
     started = time.perf_counter()
     if mode == "import":
-        from app import imports
+        from app.io import imports
         with path.open("rb") as stream:
             report = imports.import_csv(db.session, vault, shell_actor(), stream, layout,
                                         filename=path.name)
         assert report.committed, report.summary()
         rows = report.created
     else:
-        from app import exports
+        from app.io import exports
         with path.open("xb") as out:
             rows = exports.export_csv(db.session, vault, shell_actor(), layout, out,
                                       "benchmark").count

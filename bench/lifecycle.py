@@ -47,11 +47,14 @@ def main() -> None:
 
     from flask_migrate import upgrade
 
-    from app import backup, create_app, disposal, people, returns, sealed
-    from app.audit import Actor
-    from app.instance import initialise
+    from app import create_app
+    from app.audit.trail import Actor
+    from app.core.mynumber import make_valid
+    from app.lifecycle import backup, disposal, returns
     from app.models import DisposalItem, DisposalRequest, PersonKind, db, utcnow
-    from app.mynumber import make_valid
+    from app.people import registry
+    from app.platform.instance import initialise
+    from app.vault import sealed
 
     root = Path(tempfile.mkdtemp(prefix="mnv-bench-lifecycle-"))
     created: list[str] = []
@@ -74,7 +77,7 @@ def main() -> None:
             start = time.perf_counter()
             ids = []
             for i in range(args.people):
-                person = people.add_person(
+                person = registry.add_person(
                     session,
                     vault,
                     kind=PersonKind.EMPLOYEE,
@@ -83,7 +86,7 @@ def main() -> None:
                     birth_date=dt.date(1960 + i % 40, 1 + i % 12, 1 + i % 28),
                     address=f"東京都千代田区試験町{i}",
                 )
-                people.register_number(
+                registry.register_number(
                     session, vault, person, make_valid(f"{i + 1:011d}"), "import"
                 )
                 ids.append(person.id)

@@ -79,11 +79,13 @@ def prepare(home: Path, db_url: str, subjects: int) -> list[tuple[str, str]]:
     """A fresh instance with ``subjects`` external members, each with an issued link."""
     import datetime as dt
 
-    from app import create_app, intake, people
-    from app.audit import Actor
-    from app.instance import initialise
+    from app import create_app
+    from app.audit.trail import Actor
+    from app.collection import intake
+    from app.core.mynumber import make_valid  # noqa: F401  (numbers are made per flow)
     from app.models import PersonKind, db
-    from app.mynumber import make_valid  # noqa: F401  (numbers are made per flow)
+    from app.people import registry
+    from app.platform.instance import initialise
 
     overrides = {"MYNUMBER_HOME": str(home), "SQLALCHEMY_DATABASE_URI": db_url}
     app = create_app(overrides)
@@ -93,7 +95,7 @@ def prepare(home: Path, db_url: str, subjects: int) -> list[tuple[str, str]]:
     with app.app_context():
         vault = app.extensions["mynumber_vault"]
         for i in range(subjects):
-            person = people.add_person(
+            person = registry.add_person(
                 db.session,
                 vault,
                 kind=PersonKind.EXTERNAL,
@@ -306,7 +308,7 @@ def one_flow(port: int, token: str, ref: str, number: str, photo: bytes, pdf: by
 
 
 def run_flows(port, links, clients, duration, photo, pdf) -> tuple[Stats, float]:
-    from app.mynumber import make_valid
+    from app.core.mynumber import make_valid
 
     stats = Stats()
     work: queue.Queue = queue.Queue()

@@ -174,8 +174,8 @@ def main() -> int:
     try:
         links = prepare(home, db_url, args.flows + 1)
         import public_form
+        from app.core.mynumber import make_valid
         from app.models import db
-        from app.mynumber import make_valid
 
         form = public_form.create_app(
             {

@@ -22,10 +22,12 @@ from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-import config
-from app import csp, logsafe, unavailable
-from app.audit import AuditUnavailable
-from app.sealing import IntakePublicKey
+from app import settings
+from app.audit.trail import AuditUnavailable
+from app.core import logsafe
+from app.platform import unavailable
+from app.vault.sealing import IntakePublicKey
+from app.web import csp
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ FORM_SETTINGS = (
     "DESK_PHONE",
     "DESK_EMAIL",
     "WTF_CSRF_TIME_LIMIT",
-    "TRUSTED_PROXIES",  # issue 8: the client address behind nginx (app.netguard)
+    "TRUSTED_PROXIES",  # issue 8: the client address behind nginx (app.web.netguard)
 )
 
 
@@ -72,8 +74,8 @@ class InMemoryRequest(Request):
 
 
 def create_app(overrides: dict | None = None) -> Flask:
-    config.private_umask()  # its log file and anything else it writes: 0600
-    cfg = config.load(overrides, component="form")
+    settings.private_umask()  # its log file and anything else it writes: 0600
+    cfg = settings.load(overrides, component="form")
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     for key in FORM_SETTINGS:
@@ -103,7 +105,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     db.init_app(app)
     unavailable.close_sessions_quietly(app)  # issue 8: after init_app (runs first)
     # Least privilege (issue 8): never load the person columns the form's role may not read.
-    from app.dbroles import form_person_guard
+    from app.platform.dbroles import form_person_guard
 
     form_person_guard()
     CSRFProtect(app)
@@ -141,7 +143,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(bp)
     _rate_limits(app)
     _error_pages(app)
-    from app import netguard  # first of all: the client's address behind a trusted proxy
+    from app.web import netguard
 
     netguard.install_proxy(app)
     return app

@@ -3,7 +3,7 @@ documents → confirmation → receipt; the status page after that; 提供しな
 
 Every route behind the two factors goes through ``_subject()``: the session must be bound to
 the request (id and token hash), younger than INTAKE_SESSION_MINUTES, and the request must be
-usable. Numbers and files are sealed by ``app.intake`` within the request that carries them;
+usable. Numbers and files are sealed by ``app.collection.intake`` within the request that carries them;
 nothing a subject typed is ever echoed back into a page.
 """
 
@@ -27,11 +27,14 @@ from flask import (
     url_for,
 )
 
-from app import desk, intake, jptime, mynumber, outbox, receipts, uploads
-from app.audit import Actor
-from app.intake import IntakeError
+from app.audit.trail import Actor
+from app.collection import intake, receipts, uploads
+from app.collection.intake import IntakeError
+from app.core import jptime, mynumber
 from app.io.fields import has_hidden_characters
 from app.models import RequestStatus, db
+from app.operations import desk
+from app.platform import outbox
 
 bp = Blueprint("form", __name__, template_folder="templates", static_folder=None)
 
@@ -144,7 +147,7 @@ def _bound_request_query():
     from sqlalchemy import bindparam, select
     from sqlalchemy.orm import joinedload
 
-    from app.dbroles import form_guarded
+    from app.platform.dbroles import form_guarded
 
     return form_guarded(
         select(intake.CollectionRequest)
@@ -644,7 +647,7 @@ def logout():
 # -- contact --------------------------------------------------------------------------------
 @bp.route("/contact", methods=["GET", "POST"])
 def contact():
-    """The desk's hours (open now, or when it reopens) and the inquiry form (app.desk)."""
+    """The desk's hours (open now, or when it reopens) and the inquiry form (app.operations.desk)."""
     errors: dict[str, str] = {}
     values: dict[str, str] = {}
     if request.method == "POST":

@@ -177,7 +177,7 @@ def _drop_later(name: str) -> None:
 
 def _build_golden(backend: str, root: Path) -> Golden:
     from app import create_app
-    from app.instance import initialise
+    from app.platform.instance import initialise
 
     home = root / f"golden-{backend}"
     overrides = {"MYNUMBER_HOME": str(home), "RATELIMIT_ENABLED": False}
@@ -201,7 +201,7 @@ def _build_golden(backend: str, root: Path) -> Golden:
 
 def enrol_admin_totp(app, secret: str = ADMIN_TOTP_SECRET) -> None:
     """Give the `admin` made by `mynumber init` the TOTP secret it would enrol at first
-    sign-in (the enrolment itself is tested in tests/test_security.py)."""
+    sign-in (the enrolment itself is tested in tests/web/test_security.py)."""
     from app.models import VaultUser, db, utcnow
 
     with app.app_context():
@@ -263,7 +263,7 @@ def _long_first(item) -> int:
 @pytest.fixture(autouse=True)
 def _instance_log_handlers_end_with_the_test():
     """``create_app`` attaches a file handler for its instance's log to the root logger
-    (``app.logsafe.install``): once per process in production, but once per test here. Left
+    (``app.core.logsafe.install``): once per process in production, but once per test here. Left
     in place, every later log line of the run was written to every earlier test's log file
     (quadratic: hundreds of files per line by the end of a run)."""
     root = logging.getLogger()
@@ -363,7 +363,7 @@ def _user_password_hash() -> str:
 
     FAB's scrypt costs ~0.15 s of CPU per hash and again per sign-in: over a run, minutes.
     Signing in still runs FAB's real check (the hash names its method); that a password set
-    through the portal is stored as scrypt is tested in tests/test_security.py.
+    through the portal is stored as scrypt is tested in tests/web/test_security.py.
     """
     from werkzeug.security import generate_password_hash
 
@@ -511,7 +511,7 @@ def pdf_text(data: bytes) -> str:
 
 @pytest.fixture
 def needs_pdf():
-    from app.pdf import japanese_font_installed
+    from app.platform.pdf import japanese_font_installed
 
     try:
         import weasyprint  # noqa: F401

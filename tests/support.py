@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app.audit import Actor
+from app.audit.trail import Actor
 
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
@@ -95,10 +95,10 @@ def add_employee_with_number(
     whose number can be revealed, exported, rotated and disposed of."""
     import datetime as dt
 
-    from app import people
     from app.models import PersonKind
+    from app.people import registry
 
-    person = people.add_person(
+    person = registry.add_person(
         session,
         vault,
         kind=PersonKind.EMPLOYEE,
@@ -106,7 +106,7 @@ def add_employee_with_number(
         code=code,
         birth_date=dt.date(1980, 4, 1),
     )
-    people.register_number(session, vault, person, number, "manual")
+    registry.register_number(session, vault, person, number, "manual")
     session.commit()
     return person
 
@@ -119,10 +119,10 @@ def add_household(session, vault, dependent_name: str = "見本 花子", relatio
     household that exercises search, 扶養者コード and masking."""
     import datetime as dt
 
-    from app import people
     from app.models import PersonKind
+    from app.people import registry
 
-    head = people.add_person(
+    head = registry.add_person(
         session,
         vault,
         kind=PersonKind.EMPLOYEE,
@@ -131,7 +131,7 @@ def add_household(session, vault, dependent_name: str = "見本 花子", relatio
         code="E0001",
         birth_date=dt.date(1980, 4, 1),
     )
-    dependent = people.add_person(
+    dependent = registry.add_person(
         session,
         vault,
         kind=PersonKind.DEPENDENT,
@@ -141,7 +141,7 @@ def add_household(session, vault, dependent_name: str = "見本 花子", relatio
         relation=relation,
         birth_date=dt.date(1982, 5, 6),
     )
-    people.register_number(session, vault, head, SAMPLE_NUMBER, "manual")
+    registry.register_number(session, vault, head, SAMPLE_NUMBER, "manual")
     session.commit()
     return head, dependent
 
@@ -210,8 +210,8 @@ def browser_sign_in(page, portal: str, username: str, password: str, totp_secret
 
 
 def assign_operator(session, campaign, operator_user_id: int, staff_name: str = "client-staff"):
-    """A ClientStaff user assigns the Operator to the campaign (app.assignments), committed."""
-    from app import assignments
+    """A ClientStaff user assigns the Operator to the campaign (app.access.assignments), committed."""
+    from app.access import assignments
 
     staff = actor("ClientStaff", name=staff_name)
     assignments.assign(session, staff, campaign, operator_user_id)
@@ -222,7 +222,7 @@ def client_campaign(session, purpose_text: str = "給与所得の源泉徴収票
     """A campaign a ClientStaff user ordered (employee kind, deadline in 40 days), committed."""
     import datetime as dt
 
-    from app import campaigns
+    from app.collection import campaigns
     from app.models import CampaignKind
 
     campaign = campaigns.create_campaign(
@@ -239,10 +239,10 @@ def client_campaign(session, purpose_text: str = "給与所得の源泉徴収票
 
 def give_case(session, req, operator):
     """Let the Operator ``operator`` (an Actor with a user_id) work a submitted request the
-    way the portal requires (app.assignments): the request belongs to a campaign the client's
+    way the portal requires (app.access.assignments): the request belongs to a campaign the client's
     staff ordered (a hand-issued link is put into one), a ClientStaff user assigns the
     Operator to it, and the Operator claims it in the verification queue. Returns the case."""
-    from app import verification
+    from app.collection import verification
     from app.models import Campaign
 
     if req.campaign_id is None:
@@ -257,7 +257,7 @@ def hold_case(session, person, operator, purpose_text: str = "給与所得の源
     household: a request in a campaign the client ordered is submitted (an empty received
     submission stands in for the form) and handed over by ``give_case``. Returns (campaign,
     request, case)."""
-    from app import intake
+    from app.collection import intake
     from app.models import Campaign
 
     campaign = client_campaign(session, purpose_text)

@@ -4,17 +4,17 @@ be found in anything the system wrote — database (file or tables), key ring, l
 import datetime as dt
 import logging
 
-from app import people
-from app.keyops import rotate
+from app.core.mynumber import make_valid
 from app.models import PersonKind
-from app.mynumber import make_valid
+from app.people import registry
+from app.vault.keyops import rotate
 from tests.support import actor, add_employee_with_number, leaks, post_form
 
 NUMBERS = [make_valid(f"{i:011d}") for i in (12345678901, 23456789012, 34567890123, 45678901234)]
 
 
 def test_a_full_scenario_leaves_no_number_behind(app, session, vault, client, make_user, login):
-    employee = people.add_person(
+    employee = registry.add_person(
         session,
         vault,
         kind=PersonKind.EMPLOYEE,
@@ -23,7 +23,7 @@ def test_a_full_scenario_leaves_no_number_behind(app, session, vault, client, ma
         birth_date=dt.date(1970, 1, 1),
         address="東京都千代田区",
     )
-    child = people.add_person(
+    child = registry.add_person(
         session,
         vault,
         kind=PersonKind.DEPENDENT,
@@ -32,12 +32,14 @@ def test_a_full_scenario_leaves_no_number_behind(app, session, vault, client, ma
         dependent_seq=1,
         relation="子",
     )
-    external = people.add_person(
+    external = registry.add_person(
         session, vault, kind=PersonKind.EXTERNAL, name="見本 委員", code="X1"
     )
-    gone = people.add_person(session, vault, kind=PersonKind.EXTERNAL, name="見本 退任", code="X2")
+    gone = registry.add_person(
+        session, vault, kind=PersonKind.EXTERNAL, name="見本 退任", code="X2"
+    )
     for person, number in zip((employee, child, external, gone), NUMBERS, strict=True):
-        people.register_number(session, vault, person, number, "manual")
+        registry.register_number(session, vault, person, number, "manual")
     session.commit()
 
     # Someone logs a number by mistake: the masking filter catches it.
@@ -59,8 +61,8 @@ def test_a_full_scenario_leaves_no_number_behind(app, session, vault, client, ma
     vault.shred(session, [gone.id])
     session.commit()
     assert (
-        people.search(
-            session, vault, actor("ClientStaff"), people.SearchCriteria(number=NUMBERS[1])
+        registry.search(
+            session, vault, actor("ClientStaff"), registry.SearchCriteria(number=NUMBERS[1])
         )[0].id
         == child.id
     )
@@ -90,8 +92,10 @@ def test_a_number_typed_into_a_purpose_or_reason_is_refused_and_never_stored(
 
     import pytest
 
-    from app import disposal, exports, intake, matching, policy, returns
-    from app.io import layouts
+    from app.access import policy
+    from app.collection import intake
+    from app.io import exports, layouts, matching
+    from app.lifecycle import disposal, returns
     from tests.lifecycle.helpers import user_actor
 
     person = add_employee_with_number(session, vault, NUMBERS[1], code="E1")
@@ -100,7 +104,7 @@ def test_a_number_typed_into_a_purpose_or_reason_is_refused_and_never_stored(
     typed_number = NUMBERS[0]
     for typed in _typed_forms(typed_number):
         with pytest.raises(policy.PermissionDenied, match="12桁"):
-            people.reveal(session, vault, staff, person.id, typed)
+            registry.reveal(session, vault, staff, person.id, typed)
         with pytest.raises(exports.ExportRefused, match="12桁"):
             exports.export_csv(
                 session, vault, staff, layouts.get(session, "staff"), io.BytesIO(), typed

@@ -1,6 +1,6 @@
 """The vault's envelopes in bulk, and batched writes and reads.
 
-``Sealer`` and ``Opener`` produce and open byte for byte what ``app.vault`` does (tests check
+``Sealer`` and ``Opener`` produce and open byte for byte what ``app.vault.envelopes`` does (tests check
 both ways), but per batch instead of per call: one AES-GCM object per KEK instead of one per
 row, one ``os.urandom`` per row for all its random bytes, the HMAC in one C call. A person
 still gets their own data key, and every field its own nonce and AAD.
@@ -27,7 +27,7 @@ from sqlalchemy import Select, insert
 from sqlalchemy.orm import Session
 
 from app.models import DataKey, MyNumberRecord, Person
-from app.vault import (
+from app.vault.envelopes import (
     FORMAT_VERSION,
     HEADER_SIZE,
     MAGIC,
@@ -40,7 +40,7 @@ from app.vault import (
 
 _HEADER = struct.Struct(">2sBI12s")
 if _HEADER.size != HEADER_SIZE:  # the vault's envelope layout changed: refuse to start
-    raise RuntimeError("app.io.bulk: envelope header size differs from app.vault")
+    raise RuntimeError("app.io.bulk: envelope header size differs from app.vault.envelopes")
 DEK_VERSION = 1
 
 
@@ -136,7 +136,7 @@ class Opener:
 
     @classmethod
     def _split(cls, blob: bytes) -> tuple[int, bytes, bytes]:
-        """Key version, nonce, ciphertext: the same checks as ``app.vault.parse_envelope``."""
+        """Key version, nonce, ciphertext: the same checks as ``app.vault.envelopes.parse_envelope``."""
         if len(blob) < HEADER_SIZE + 16 or blob[:3] != cls._PREFIX:
             raise EnvelopeError("暗号文の形式が不明です")
         return int.from_bytes(blob[3:7], "big"), blob[7:HEADER_SIZE], blob[HEADER_SIZE:]

@@ -17,7 +17,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from app import jptime, mynumber
+from app.core import jptime, mynumber
 
 NAME_MAX = 100
 KANA_MAX = 100
@@ -197,10 +197,10 @@ def clean_postal_code(raw: str | None) -> str | None:
 
 
 def clean_number(raw: str | None) -> str:
-    """個人番号: 12 ASCII digits with a correct check digit (reasons from app.mynumber)."""
+    """個人番号: 12 ASCII digits with a correct check digit (reasons from app.core.mynumber)."""
     text = _text(raw)
     if len(text) == 12 and text.isascii() and text.isdigit():
-        # The common case, without NFKC and the separator pass (same rule as app.mynumber).
+        # The common case, without NFKC and the separator pass (same rule as app.core.mynumber).
         remainder = (
             sum(map(operator.mul, mynumber.WEIGHTS, text.encode("ascii"))) - _WEIGHT_OFFSET
         ) % 11

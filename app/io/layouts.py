@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, jptime, mynumber, policy
-from app.audit import Actor
+from app.access import policy
+from app.audit import trail
+from app.audit.trail import Actor
+from app.core import jptime, mynumber
 from app.models import ExportLayout, PersonKind, utcnow
 
 STAFF = "staff"
@@ -271,7 +273,7 @@ def save(
     row.updated_at = utcnow()
     row.updated_by = actor.name
     session.flush()
-    audit.record(
+    trail.record(
         session,
         actor,
         action,
@@ -301,7 +303,7 @@ def delete(session: Session, actor: Actor, layout_id: int) -> None:
 
     if session.execute(select(IoTicket.id).where(IoTicket.layout_id == layout_id)).first():
         raise LayoutError(["この様式を使う処理が確認待ちです。しばらくしてから削除してください"])
-    audit.record(
+    trail.record(
         session,
         actor,
         "layout.delete",

@@ -16,7 +16,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from app.models import IoTicket, utcnow
-from app.vault import Vault, VaultError, hold_kek
+from app.vault.envelopes import Vault, VaultError, hold_kek
 
 LIFETIME = dt.timedelta(minutes=30)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from flask import current_app, has_app_context
 
-from app import mynumber
+from app.core import mynumber
 
 log = logging.getLogger(__name__)
 

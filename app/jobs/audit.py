@@ -1,12 +1,12 @@
 """The audit log's time rule in the worker: a checkpoint once events wait and the last one is
-older than ``AUDIT_CHECKPOINT_MINUTES`` (app.auditsign). Checked every minute; most runs find
+older than ``AUDIT_CHECKPOINT_MINUTES`` (app.audit.signing). Checked every minute; most runs find
 nothing to do and take no lock."""
 
 from __future__ import annotations
 
 from flask import current_app
 
-from app import auditsign
+from app.audit import signing
 from app.jobs import job, scheduled
 from app.models import db
 
@@ -15,7 +15,7 @@ from app.models import db
 @job
 def audit_checkpoint() -> str:
     """Sign the audit chain's head when a checkpoint is due."""
-    found = auditsign.sign_if_due(current_app._get_current_object(), db.engine, by_time=True)
+    found = signing.sign_if_due(current_app._get_current_object(), db.engine, by_time=True)
     if found is None:
         return "チェックポイントを作成できませんでした（ログを確認してください）"
     if found.taken is None:

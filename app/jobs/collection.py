@@ -13,10 +13,11 @@ import logging
 
 from flask import current_app
 
-from app import dunning, kits, mailings, outbox
-from app.audit import Actor
+from app.audit.trail import Actor
+from app.collection import dunning, kits, mailings
 from app.jobs import enqueue, job, scheduled
 from app.models import db
+from app.platform import outbox
 
 log = logging.getLogger(__name__)
 

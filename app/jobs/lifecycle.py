@@ -13,11 +13,13 @@ from flask import current_app
 from flask_appbuilder.security.sqla.models import Role
 from sqlalchemy import select
 
-from app import audit, backup, disposal, retention, returns, sealed
-from app.audit import Actor
+from app.audit import trail
+from app.audit.trail import Actor
 from app.jobs import job, scheduled
-from app.mail import Mail, send_from_app
+from app.lifecycle import backup, disposal, retention, returns
 from app.models import DisposalRequest, VaultUser, db
+from app.platform.mail import Mail, send_from_app
+from app.vault import sealed
 
 
 def _notice_recipients() -> list[str]:
@@ -39,7 +41,7 @@ def retention_review() -> dict:
     counts = retention.counts(
         session, upcoming_days=current_app.config.get("RETENTION_UPCOMING_DAYS", 90)
     )
-    audit.record(
+    trail.record(
         session,
         actor,
         "retention.reviewed",
@@ -139,7 +141,7 @@ def after_disposal(actor: Actor) -> disposal.KeyClosure | None:
         recipient = _recovery_recipient()
     except (OSError, sealed.SealedError) as exc:
         recipient = None
-        audit.record(
+        trail.record(
             db.session,
             actor,
             "keys.backup",

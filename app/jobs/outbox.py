@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import uuid
 
-from app import outbox, receipts
+from app.collection import receipts
 from app.jobs import job, scheduled
 from app.models import db
+from app.platform import outbox
 
 
 @scheduled("outbox", "* * * * *")
@@ -29,7 +30,7 @@ def send_receipt(submission_id: str) -> str:
         db.session.commit()
         return "no_address"
     db.session.commit()
-    from app import mailings
+    from app.collection import mailings
 
     outbox.after_commit(db.session, mailings.outbox_keys([delivery.id]))
     return f"delivery {delivery.id}"

@@ -2,7 +2,7 @@
 
 Runs every day at 17:00 JST (08:00 UTC, the end of the desk's business hours, so March's
 report on March 31 covers that business day) and does something only when a month is due and
-not delivered yet (``app.reports.delivery.run_scheduled``); idempotent by design.
+not delivered yet (``app.operations.reports.delivery.run_scheduled``); idempotent by design.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from flask import current_app
 
 from app.jobs import job, scheduled
 from app.models import db
-from app.reports import delivery
+from app.operations.reports import delivery
 
 log = logging.getLogger(__name__)
 

@@ -59,7 +59,7 @@ from app.models.core import (  # noqa: F401
     utcnow,
 )
 
-# Issue 7 (inquiry desk, 情報管理体制図): app.desk, app.governance.
+# Issue 7 (inquiry desk, 情報管理体制図): app.operations.desk, app.operations.governance.
 from app.models.governance import HandlingChart  # noqa: F401, E402
 from app.models.intake import (  # noqa: F401
     CollectionRequest,

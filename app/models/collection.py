@@ -10,7 +10,7 @@ them.
 
 A request's stage for the client (作成 → 送付済 → 督促済 → 提出済 → 確認中 → 完了 | 不備 →
 再提出 | 辞退) is derived from the intake status plus ``sent_at`` / ``reminder_count`` on the
-request (see ``app.campaigns.stage``): the public form keeps its own, smaller state machine.
+request (see ``app.collection.campaigns.stage``): the public form keeps its own, smaller state machine.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Channel:
 
 
 class Stage:
-    """What the client sees for a request (derived, see ``app.campaigns.stage``)."""
+    """What the client sees for a request (derived, see ``app.collection.campaigns.stage``)."""
 
     CREATED = "created"
     SENT = "sent"
@@ -155,7 +155,7 @@ class DeliveryKind:
     REQUEST = "request"  # the first e-mail or the kit
     REMINDER = "reminder"  # 督促
     DEFICIENCY = "deficiency"  # 不備のお知らせ
-    RECEIPT = "receipt"  # 受付のお知らせ after a web submission (issue 8, app.receipts)
+    RECEIPT = "receipt"  # 受付のお知らせ after a web submission (issue 8, app.collection.receipts)
     LABELS = {
         REQUEST: "依頼",
         REMINDER: "督促",

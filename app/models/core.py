@@ -80,18 +80,18 @@ class VaultUser(User):
         Integer, ForeignKey("handler_roster_entry.id"), nullable=True, unique=True
     )
     # Who requested the last approved change of this account's roles, roster link or
-    # credentials (app.accounts): that person may never count on this account's approval.
+    # credentials (app.access.accounts): that person may never count on this account's approval.
     access_set_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # When the system last issued this account's credentials (one-time password, TOTP reset);
-    # a session signed in before then ends (part of app.security.access_grant).
+    # a session signed in before then ends (part of app.web.identity.access_grant).
     credentials_issued_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
     # Who was last shown this account's one-time password (the approver; None when the
     # server's shell printed it): they may have signed in first and kept the account, so the
-    # account never counts as a second person against them (app.accounts.approver_conflict).
+    # account never counts as a second person against them (app.access.accounts.approver_conflict).
     credentials_issued_to_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # Encrypted under the KEK ring (see app.vault.seal_system); never stored in the clear.
+    # Encrypted under the KEK ring (see app.vault.envelopes.seal_system); never stored in the clear.
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
@@ -103,7 +103,7 @@ class VaultUser(User):
         Boolean, default=False, server_default=text("false")
     )
     # Copied into the session cookie at sign-in and checked on every request: logout and lock
-    # raise it, which ends every session of the user at once (app.security.enforce_session).
+    # raise it, which ends every session of the user at once (app.web.identity.enforce_session).
     session_version: Mapped[int] = mapped_column(
         Integer, default=0, server_default=text("0"), nullable=False
     )
@@ -154,7 +154,7 @@ class Person(Model):
     email: Mapped[str | None] = mapped_column(String(320))
     ended_on: Mapped[dt.date | None] = mapped_column(Date)  # 退職日 / 委嘱終了日
     status: Mapped[str] = mapped_column(String(20), default="active")  # active|disposed
-    # Storage lifecycle (app.retention, app.disposal): the rule applied and the 削除予定日;
+    # Storage lifecycle (app.lifecycle.retention, app.lifecycle.disposal): the rule applied and the 削除予定日;
     # a disposed person's row stays as the tombstone, every personal column scrubbed.
     retention_basis: Mapped[str | None] = mapped_column(String(200))
     delete_after: Mapped[dt.date | None] = mapped_column(Date)

@@ -229,7 +229,7 @@ class SubmissionPart(Model):
 
 
 class InquiryStatus:
-    """受付 → 対応中 → 回答済 → 完了 (``app.desk`` owns the transitions)."""
+    """受付 → 対応中 → 回答済 → 完了 (``app.operations.desk`` owns the transitions)."""
 
     RECEIVED = "received"
     IN_PROGRESS = "in_progress"
@@ -248,7 +248,7 @@ class InquirySource:
 class Inquiry(Model):
     """A question to the 問合せ窓口 (spec 6-2/3): from a subject through the public contact
     form or from the client's staff through the portal; Operators assign, answer and close it.
-    Never holds a My Number: ``app.desk`` refuses a body or response containing one."""
+    Never holds a My Number: ``app.operations.desk`` refuses a body or response containing one."""
 
     __tablename__ = "inquiry"
     __table_args__ = (Index("ix_inquiry_status_received", "status", "received_at"),)

@@ -3,7 +3,7 @@ return archives.
 
 None of these tables holds personal data: people appear by id only. A disposed person's
 ``person`` row stays, scrubbed of every personal column, as the tombstone (see
-``app.disposal``), so that every id recorded here and elsewhere (audit events, export
+``app.lifecycle.disposal``), so that every id recorded here and elsewhere (audit events, export
 manifests) keeps pointing at a row.
 """
 
@@ -119,7 +119,7 @@ class DisposalRequest(Model):
     exec_last_seq: Mapped[int | None] = mapped_column(Integer)
     exec_last_hash: Mapped[str | None] = mapped_column(String(64))
     compacted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    # The key closure that ends a data disposal (app.disposal.close_keys): the KEK version
+    # The key closure that ends a data disposal (app.lifecycle.disposal.close_keys): the KEK version
     # current at execution, when the older KEKs were retired, and what that made unreadable
     # (JSON: retired versions, backup files), for the certificate.
     kek_version_at_execution: Mapped[int | None] = mapped_column(Integer)
@@ -166,7 +166,7 @@ class DisposalItem(Model):
 
 
 class BackupRecord(Model):
-    """A backup that was written (the file itself is encrypted; see ``app.backup``)."""
+    """A backup that was written (the file itself is encrypted; see ``app.lifecycle.backup``)."""
 
     __tablename__ = "backup_record"
 

@@ -1,5 +1,5 @@
 """outbox: work a transaction promised (a job to run, a mail to send), written in that same
-transaction and handed to RQ (or run) after the commit by ``app.outbox.dispatch``.
+transaction and handed to RQ (or run) after the commit by ``app.platform.outbox.dispatch``.
 
 Rows hold a job's import path and its ids, never personal data or a number; ``key`` is
 unique per message, so the same work is never promised twice.

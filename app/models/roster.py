@@ -44,7 +44,7 @@ class RosterChange(Model):
 class AccountChange(Model):
     """A requested change of an account that can reach personal data: its creation, its roles,
     its roster link, a password or TOTP reset. It applies only when a ClientStaff user other
-    than the requester (and not an account the requester set up) approves (app.accounts)."""
+    than the requester (and not an account the requester set up) approves (app.access.accounts)."""
 
     __tablename__ = "account_change"
 

@@ -13,7 +13,7 @@ graceful_timeout = 30
 keepalive = 5
 max_requests = 2000  # recycle workers: plaintext never lingers in a long-lived heap
 max_requests_jitter = 200
-# Requests come only from nginx on this host; X-Forwarded-For is read by app.netguard from
+# Requests come only from nginx on this host; X-Forwarded-For is read by app.web.netguard from
 # MYNUMBER_TRUSTED_PROXIES, not by gunicorn.
 forwarded_allow_ips = "127.0.0.1"
 # Access lines without the query string; the application log goes to MYNUMBER_LOG_FILE.

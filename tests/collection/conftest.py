@@ -11,10 +11,10 @@ import re
 
 import pytest
 
-from app import jptime
-from app.audit import Actor
-from app.mynumber import make_valid
-from app.policy import CLIENT_STAFF, OPERATOR
+from app.access.policy import CLIENT_STAFF, OPERATOR
+from app.audit.trail import Actor
+from app.core import jptime
+from app.core.mynumber import make_valid
 from tests import support
 
 # The public form's fixtures, reused as they are (the form flow is driven the same way).

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app import assignments, campaigns, intake, kits, mailings, targets, verification
+from app.access import assignments
+from app.collection import campaigns, intake, kits, mailings, targets, verification
 from app.jobs import enqueue
 from app.jobs.collection import render_print_batch, send_delivery
 from app.models import CampaignKind, CollectionRequest, Person, PrintBatch, db
@@ -21,7 +22,7 @@ def campaign_with_targets(
     """A campaign and its loaded targets: the employee file in UTF-8 with BOM (it has 𠮷,
     which CP932 cannot hold), the external one in CP932 as Excel saves it. Unless told not to,
     the client's staff then assigns every Operator on the approved roster to it (the usual
-    order: the client names the operators who work its collection, app.assignments)."""
+    order: the client names the operators who work its collection, app.access.assignments)."""
     session = db.session
     campaign = campaigns.create_campaign(
         session,

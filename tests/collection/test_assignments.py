@@ -1,4 +1,4 @@
-"""担当事務取扱担当者 (app.assignments): the client's staff decide which Operators work a
+"""担当事務取扱担当者 (app.access.assignments): the client's staff decide which Operators work a
 campaign; an Operator claims, opens and reveals only there and only on the case they hold."""
 
 import json
@@ -6,9 +6,11 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app import assignments, intake, people, policy, verification
+from app.access import assignments, policy
+from app.access.policy import CLIENT_STAFF, OPERATOR
+from app.collection import intake, verification
 from app.models import AuditEvent, CampaignOperator
-from app.policy import CLIENT_STAFF, OPERATOR
+from app.people import registry
 from tests import support
 from tests.collection import flows
 from tests.collection.conftest import TARO_BIRTH, actor_of, future_business_day
@@ -94,10 +96,10 @@ def test_removing_an_operator_stops_the_case_they_hold(app, session, staff, oper
     assignments.assign(session, staff, campaign, op.user_id)
     session.commit()
     case = verification.claim(session, op, req.id)
-    assert people.works_case(session, op, req.person_id)
+    assert registry.works_case(session, op, req.person_id)
     assignments.unassign(session, staff, campaign, op.user_id)
     session.commit()
-    assert not people.works_case(session, op, req.person_id)
+    assert not registry.works_case(session, op, req.person_id)
     keyring = app.extensions["mynumber_keyring"]
     with pytest.raises(policy.PermissionDenied, match="割り当てられていない"):
         verification.open_case(session, keyring, op, case.id)
@@ -120,12 +122,12 @@ def test_a_deficiency_is_recorded_only_by_the_operator_holding_the_case(
 
 def test_a_request_without_a_campaign_is_worked_by_nobody(app, session, vault, make_user):
     """A link issued by hand on the server has no order, so no assigned Operator."""
-    from app.audit import Actor
+    from app.audit.trail import Actor
     from app.models import PersonKind, RequestStatus
 
     user, _ = make_user(OPERATOR)
     op = actor_of(user, OPERATOR)
-    person = people.add_person(
+    person = registry.add_person(
         session, vault, kind=PersonKind.EXTERNAL, name="手動 発行", code="X9", birth_date=TARO_BIRTH
     )
     req, _token = intake.create_request(session, Actor.system("test"), person, purpose_text="確認")
@@ -139,7 +141,7 @@ def test_a_request_without_a_campaign_is_worked_by_nobody(app, session, vault, m
 def test_a_target_list_keeps_stored_contacts_and_reports_the_difference(app, session, vault, staff):
     from app.models import Person, PersonKind
 
-    stored = people.add_person(
+    stored = registry.add_person(
         session,
         vault,
         kind=PersonKind.EMPLOYEE,
@@ -158,7 +160,7 @@ def test_a_target_list_keeps_stored_contacts_and_reports_the_difference(app, ses
     session.expire_all()
     again = session.get(Person, stored.id)
     assert again.email == STORED_EMAIL and again.postal_code == "999-9999"
-    assert people.decrypt_address(session, vault, again) == "北海道札幌市中央区北1条西2丁目"
+    assert registry.decrypt_address(session, vault, again) == "北海道札幌市中央区北1条西2丁目"
     # A person new to the database takes the list's contact data (nothing to divert from).
     assert flows.request_of("E1002").person.postal_code == "160-0023"
     loaded = _events(session, "campaign.targets_load")[-1]
@@ -169,8 +171,8 @@ def test_a_target_list_keeps_stored_contacts_and_reports_the_difference(app, ses
 def test_the_server_shell_enters_a_clients_order_but_assigns_nobody(app, session, operators):
     """``mynumber campaign create`` is not an Operator's own order: it is audited as the
     server shell, and assigning operators stays with the client's staff."""
-    from app import campaigns
-    from app.policy import ShellActor
+    from app.access.policy import ShellActor
+    from app.collection import campaigns
 
     shell = ShellActor(name="cli:ops")
     campaign = campaigns.create_campaign(

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from app import campaigns, mailings, paper, verification
+from app.collection import campaigns, mailings, paper, verification
 from app.models import CampaignKind, Delivery, DeliveryStatus
 from tests.collection import flows
 
@@ -133,7 +133,7 @@ def test_returning_documents_once(app, session, staff, operators):
 def test_a_deficiency_needs_a_reason_and_a_resend_a_channel(
     app, session, staff, operators, form_app
 ):
-    from app import intake, links
+    from app.collection import intake, links
     from tests.collection.conftest import ICHIRO_BIRTH, NUMBER_ICHIRO
     from tests.public_form.conftest import Subject
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.policy import CLIENT_STAFF
+from app.access.policy import CLIENT_STAFF
 from tests.collection import flows
 from tests.collection.conftest import Jobs
 from tests.conftest import USER_PASSWORD

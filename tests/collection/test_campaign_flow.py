@@ -5,7 +5,7 @@ leaks: no number in any mail, PDF, job argument, Redis key or byte at rest."""
 
 from sqlalchemy import select
 
-from app import campaigns, kits, people
+from app.collection import campaigns, kits
 from app.models import (
     BillableEvent,
     BillingCategory,
@@ -18,6 +18,7 @@ from app.models import (
     Submission,
     SubmissionPart,
 )
+from app.people import registry
 from tests import support
 from tests.collection import flows
 from tests.collection.conftest import (
@@ -129,7 +130,7 @@ def test_a_whole_campaign(app, session, staff, operators, smtp_server, subject, 
         (NUMBER_HANAKO, "見本 花子"),
         (NUMBER_JIRO, "見本 次郎"),
     ):
-        [found] = people.search(session, vault, staff, people.SearchCriteria(number=number))
+        [found] = registry.search(session, vault, staff, registry.SearchCriteria(number=number))
         assert found.name == name
     jiro = session.execute(select(Person).where(Person.name == "見本 次郎")).scalar_one()
     assert jiro.household_head_id == req.person_id and jiro.relation == "子"

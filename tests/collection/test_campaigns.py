@@ -10,7 +10,9 @@ import re
 import pytest
 from sqlalchemy import select, update
 
-from app import campaigns, jptime, policy
+from app.access import policy
+from app.collection import campaigns
+from app.core import jptime
 from app.models import AuditEvent, Campaign, CollectionRequest, LetterKind, Person, Stage
 from tests.collection import flows
 from tests.collection.conftest import future_business_day

@@ -6,7 +6,8 @@ import datetime as dt
 
 from sqlalchemy import func, select, update
 
-from app import campaigns, dunning, jptime, kits
+from app.collection import campaigns, dunning, kits
+from app.core import jptime
 from app.jobs import enqueue, worker
 from app.jobs.collection import dunning_daily, send_delivery
 from app.models import (

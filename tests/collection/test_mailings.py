@@ -8,7 +8,7 @@ import socket
 import pytest
 from sqlalchemy import select, update
 
-from app import campaigns, mailings
+from app.collection import campaigns, mailings
 from app.jobs.collection import mail_retry, send_delivery
 from app.models import Delivery, DeliveryStatus, Stage, utcnow
 from tests import support
@@ -113,7 +113,7 @@ def test_a_refused_mailbox_bounces_and_the_kit_goes_by_post(
     assert (fresh.channel, fresh.status, fresh.seq) == ("post", DeliveryStatus.PENDING, 2)
     session.refresh(req)
     assert req.channel == "post"
-    from app import kits
+    from app.collection import kits
 
     assert fresh in kits.pending_letters(session, campaign.id)
 

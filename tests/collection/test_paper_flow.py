@@ -6,7 +6,8 @@ subject what to fix → a second envelope with just that → accepted, registere
 import pytest
 from sqlalchemy import select
 
-from app import campaigns, intake, kits, paper, people, policy, verification
+from app.access import policy
+from app.collection import campaigns, intake, kits, paper, verification
 from app.models import (
     AuditEvent,
     BillableEvent,
@@ -21,6 +22,7 @@ from app.models import (
     Submission,
     SubmissionPart,
 )
+from app.people import registry
 from tests import support
 from tests.collection import flows
 from tests.collection.conftest import (
@@ -182,10 +184,10 @@ def test_postal_subject_from_kit_to_registration(app, session, staff, operators,
     session.refresh(req)
     assert req.status == RequestStatus.COMPLETED
     vault = app.extensions["mynumber_vault"]
-    [found] = people.search(session, vault, staff, people.SearchCriteria(number=NUMBER_ICHIRO))
+    [found] = registry.search(session, vault, staff, registry.SearchCriteria(number=NUMBER_ICHIRO))
     assert found.id == req.person_id
-    assert people.active_record(session, req.person_id).source == "paper"
-    assert people.find_by_number(session, vault, NUMBER_WRONG) is None
+    assert registry.active_record(session, req.person_id).source == "paper"
+    assert registry.find_by_number(session, vault, NUMBER_WRONG) is None
     assert session.execute(select(SubmissionPart)).first() is None
     assert {s.status for s in session.execute(select(Submission)).scalars()} == {"disposed"}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app import policy
+from app.access import policy
 from tests.support import actor
 
 VIEWS = ("Campaigns", "Mailings", "PaperIntake", "Verification")
@@ -66,7 +66,7 @@ def test_only_the_client_places_an_order_and_names_who_works_it():
 
 
 def test_the_server_shell_enters_a_clients_order_but_assigns_nobody():
-    from app.policy import ShellActor
+    from app.access.policy import ShellActor
 
     shell = ShellActor(name="cli:ops")
     assert policy.allows(shell, "can_add", "Campaigns")

@@ -7,7 +7,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from app import kits, mailings
+from app.collection import kits, mailings
 from app.models import Delivery, DeliveryStatus, PrintBatchFile
 from tests.collection import flows
 from tests.collection.conftest import RETURN_ADDRESS
@@ -93,7 +93,7 @@ def test_no_kit_without_a_return_address(app, session, staff, operators):
     ],
 )
 def test_posting_bad_input(app, session, staff, operators, jobs, needs_pdf, kwargs, message):
-    from app import billing
+    from app.operations import billing
 
     campaign, _ = flows.campaign_with_targets(app, staff, csv_text=THREE_BY_POST)
     mailings.dispatch(session, operators[0], campaign)

@@ -9,9 +9,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from app import campaigns
+from app.access.policy import AUDITOR, CLIENT_STAFF, OPERATOR
+from app.collection import campaigns
 from app.models import Campaign, CollectionRequest, RequestStatus
-from app.policy import AUDITOR, CLIENT_STAFF, OPERATOR
 from tests import support
 from tests.collection import flows
 from tests.collection.conftest import (
@@ -379,7 +379,7 @@ def test_unknown_ids_are_404(app, client, make_user, login):
 def test_client_staff_assign_and_remove_operators_on_the_campaign_page(
     app, session, client, make_user, login, staff
 ):
-    from app import assignments
+    from app.access import assignments
 
     campaign, _ = flows.campaign_with_targets(app, staff, assign_operators=False)
     operator, _secret = make_user(OPERATOR)

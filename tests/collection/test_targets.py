@@ -7,8 +7,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from app import campaigns, people, targets
+from app.collection import campaigns, targets
 from app.models import CampaignKind, CollectionRequest, Person, PersonKind
+from app.people import registry
 from tests.collection import flows
 from tests.collection.conftest import EMPLOYEE_CSV, EXTERNAL_CSV, NUMBER_TARO, future_business_day
 
@@ -116,13 +117,13 @@ def test_encodings(app, session, staff, encoding):
         and person.address_enc
         and b"\xe5\xa4\xa7" not in person.address_enc
     )
-    assert people.decrypt_address(session, app.extensions["mynumber_vault"], person).startswith(
+    assert registry.decrypt_address(session, app.extensions["mynumber_vault"], person).startswith(
         "大阪府"
     )
 
 
 def test_people_are_matched_and_requests_not_duplicated(app, session, vault, staff):
-    existing = people.add_person(
+    existing = registry.add_person(
         session,
         vault,
         kind=PersonKind.EMPLOYEE,
@@ -148,7 +149,7 @@ def test_people_are_matched_and_requests_not_duplicated(app, session, vault, sta
 
 
 def test_a_stored_birth_date_that_differs_is_a_problem(app, session, vault, staff):
-    people.add_person(
+    registry.add_person(
         session,
         vault,
         kind=PersonKind.EXTERNAL,
@@ -156,7 +157,9 @@ def test_a_stored_birth_date_that_differs_is_a_problem(app, session, vault, staf
         code="X2001",
         birth_date=dt.date(1970, 5, 7),
     )
-    gone = people.add_person(session, vault, kind=PersonKind.EXTERNAL, name="退任 者", code="X2002")
+    gone = registry.add_person(
+        session, vault, kind=PersonKind.EXTERNAL, name="退任 者", code="X2002"
+    )
     gone.status = "disposed"
     session.commit()
     campaign = _campaign(session, staff, CampaignKind.EXTERNAL)

@@ -8,7 +8,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app import intake, people, policy, verification
+from app.access import policy
+from app.collection import intake, verification
 from app.models import (
     AuditEvent,
     CaseStatus,
@@ -18,7 +19,8 @@ from app.models import (
     SubmissionPart,
     VerificationCase,
 )
-from app.vault import ShreddedError, field_aad, unseal
+from app.people import registry
+from app.vault.envelopes import ShreddedError, field_aad, unseal
 from tests.collection import flows
 from tests.collection.conftest import (
     ICHIRO_BIRTH,
@@ -31,7 +33,7 @@ from tests.public_form.conftest import Subject
 @pytest.fixture
 def submitted(app, session, staff, operators, form_app):
     """An external member who submitted on the web (link from the derived token)."""
-    from app import links
+    from app.collection import links
 
     campaign, _ = flows.campaign_with_targets(app, staff, kind="external")
     req = flows.request_of("X2001")
@@ -153,14 +155,14 @@ def test_four_eyes_needs_a_second_operator(app, session, operators, submitted):
 def test_a_number_stored_for_someone_else_stops_the_acceptance(
     app, session, vault, operators, submitted
 ):
-    other = people.add_person(session, vault, kind="external", name="別人 二郎", code="X9999")
-    people.register_number(session, vault, other, NUMBER_ICHIRO, "manual")
+    other = registry.add_person(session, vault, kind="external", name="別人 二郎", code="X9999")
+    registry.register_number(session, vault, other, NUMBER_ICHIRO, "manual")
     session.commit()
     case, _view = flows.claim_and_open(app, operators[0], submitted["req"])
     with pytest.raises(verification.VerificationError, match="既に別の人物に登録"):
         _accept(app, session, operators[0], case.id, _checklist(submitted["ref"]))
     session.expire_all()
-    assert people.active_record(session, submitted["req"].person_id) is None
+    assert registry.active_record(session, submitted["req"].person_id) is None
     assert session.get(VerificationCase, case.id).status == CaseStatus.CLAIMED
     assert session.execute(select(SubmissionPart)).first() is not None  # nothing was disposed
     failure = session.execute(
@@ -244,7 +246,7 @@ def test_kept_images_are_encrypted_under_the_persons_key(app, session, vault, op
 def test_a_case_from_an_earlier_round_does_not_block_the_resubmission(
     app, session, operators, submitted, form_app
 ):
-    from app import intake
+    from app.collection import intake
 
     op1, op2, _ = operators
     req = submitted["req"]

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from app import intake, people
-from app.audit import Actor
+from app.audit.trail import Actor
+from app.collection import intake
+from app.core.mynumber import make_valid
 from app.models import PersonKind
-from app.mynumber import make_valid
+from app.people import registry
 from tests.public_form.conftest import BIRTH, PURPOSE, form_app  # noqa: F401 (fixture)
 
 CI = os.environ.get("CI") == "true"
@@ -84,7 +85,7 @@ def private_redis(tmp_path):
 @pytest.fixture
 def external_subject(session, vault):
     """An external member with an e-mail address and an issued link."""
-    person = people.add_person(
+    person = registry.add_person(
         session,
         vault,
         kind=PersonKind.EXTERNAL,

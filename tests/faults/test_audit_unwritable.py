@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from app import people
-from app.audit import AuditUnavailable
+from app.access.policy import CLIENT_STAFF
+from app.audit.trail import AuditUnavailable
 from app.models import AuditEvent, Person
-from app.policy import CLIENT_STAFF
+from app.people import registry
 from tests import support
 from tests.cli_runner import run_cli
 from tests.faults.conftest import NUMBER_A, NUMBER_B
@@ -82,13 +82,13 @@ def unwraps(vault, monkeypatch):
 
 def test_reveal_is_refused_and_nothing_is_decrypted(app, session, vault, stored, unwraps):
     staff = support.actor(CLIENT_STAFF)
-    assert people.reveal(session, vault, staff, stored.id, "源泉徴収票") == NUMBER_A
+    assert registry.reveal(session, vault, staff, stored.id, "源泉徴収票") == NUMBER_A
     assert len(unwraps) == 1  # the counter sees a real reveal
     events = session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
     _block_audit(session)
 
     with pytest.raises(AuditUnavailable) as refused:
-        people.reveal(session, vault, staff, stored.id, "源泉徴収票")
+        registry.reveal(session, vault, staff, stored.id, "源泉徴収票")
     assert str(refused.value) == MESSAGE
     assert NUMBER_A not in str(refused.value)
     assert len(unwraps) == 1  # nothing more was decrypted
@@ -124,7 +124,7 @@ def test_import_is_refused_and_nothing_is_stored(app, session, instance, tmp_pat
 
 
 def test_key_retirement_is_refused_and_the_old_kek_stays(app, session, vault, stored):
-    from app import keyops
+    from app.vault import keyops
 
     keyops.rotate(session, vault, support.actor("SystemAdmin"))
     old_kek = vault.keys.kek(1)

@@ -25,11 +25,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app import imports
-from app.io import layouts
+from app.access.policy import ShellActor
+from app.io import imports, layouts
 from app.models import AuditEvent, DataKey, DisposalRequest, MyNumberRecord, Person
-from app.policy import ShellActor
-from app.vault import ShreddedError
+from app.vault.envelopes import ShreddedError
 from tests.io.helpers import STAFF_HEADER, csv_bytes, numbers, staff_rows, stream
 from tests.lifecycle.helpers import approved_request
 
@@ -281,8 +280,8 @@ def test_a_disposal_killed_in_its_key_closure_is_closed_by_the_next_init(
     (rotating, retiring or destroying old key-ring backups): the disposal stands, and the
     next ``mynumber init`` finishes the closure — one current KEK, every older one retired,
     the backup from before unreadable, the audit chain intact."""
-    from app import backup
-    from app.policy import ShellActor as Shell
+    from app.access.policy import ShellActor as Shell
+    from app.lifecycle import backup
 
     ids = _population(session, vault, households=400)
     old = tmp_path / "before.mnvbak"

@@ -15,9 +15,11 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from app import audit, intake, people
-from app.audit import Actor
+from app.audit import trail
+from app.audit.trail import Actor
+from app.collection import intake
 from app.models import PersonKind, Submission, db
+from app.people import registry
 from tests import support
 from tests.conftest import ADMIN_PASSWORD, ADMIN_TOTP_SECRET, FreshContextClient, enrol_admin_totp
 from tests.faults.conftest import NUMBER_A, NUMBER_B, submit_alone
@@ -29,7 +31,7 @@ def pg_apps(private_postgres, tmp_path):
     """The portal and the form on a fresh instance in the private cluster."""
     import public_form
     from app import create_app
-    from app.instance import initialise
+    from app.platform.instance import initialise
 
     with psycopg.connect(private_postgres.server_url, autocommit=True) as conn:
         conn.execute("CREATE DATABASE mnv")
@@ -57,7 +59,7 @@ def pg_apps(private_postgres, tmp_path):
 
 def _subject(portal, form, name: str) -> Subject:
     vault = portal.extensions["mynumber_vault"]
-    person = people.add_person(
+    person = registry.add_person(
         db.session,
         vault,
         kind=PersonKind.EXTERNAL,
@@ -148,4 +150,4 @@ def test_requests_fail_cleanly_while_postgres_restarts_and_recover_with_nothing_
     assert len(receipts) == 2
     assert all(any(r in page for r in receipts) for page in (first_receipt, second_receipt))
     # Nothing lost or torn in the audit chain.
-    assert audit.verify(db.session).ok
+    assert trail.verify(db.session).ok

@@ -9,10 +9,10 @@ import datetime as dt
 
 from sqlalchemy import select, update
 
+from app.access.policy import OPERATOR
 from app.jobs.collection import mail_retry
 from app.jobs.outbox import dispatch_outbox
 from app.models import Delivery, DeliveryKind, DeliveryStatus, db, utcnow
-from app.policy import OPERATOR
 from tests.faults.conftest import NUMBER_A, free_port, submit_alone
 from tests.public_form.conftest import Subject
 

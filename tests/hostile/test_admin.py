@@ -12,10 +12,11 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from app import exports, imports, people, policy
-from app.io import layouts
+from app.access import policy
+from app.access.policy import ShellActor
+from app.io import exports, imports, layouts
 from app.models import Campaign, ExportItem, Person
-from app.policy import ShellActor
+from app.people import registry
 
 # The return address and fee table that issuing a request needs (autouse in this module).
 from tests.collection.conftest import collection_config  # noqa: F401
@@ -102,7 +103,7 @@ def test_reveal_by_a_role_without_it_is_refused_and_audited_at_the_service(
     session, vault, stored, role
 ):
     with pytest.raises(policy.PermissionDenied):
-        people.reveal(session, vault, actor(role), stored[0].id, "確認")
+        registry.reveal(session, vault, actor(role), stored[0].id, "確認")
     denied = audit_events("number.reveal", "denied")
     assert denied and str(stored[0].id) in denied[-1].object_ids
 
@@ -256,7 +257,7 @@ def test_targets_posted_to_a_closed_or_unknown_campaign_load_nobody(
 ):
     """IDOR on campaigns: the id in the URL decides nothing by itself. A closed campaign
     refuses targets with the reason; an id that does not exist is a Japanese 404."""
-    from app import campaigns
+    from app.collection import campaigns
     from tests.collection.conftest import EMPLOYEE_CSV, future_business_day
 
     closed = campaigns.create_campaign(

@@ -1,4 +1,4 @@
-"""Hostile CSV files against the import (`mynumber import`, app/imports.py) and its screen.
+"""Hostile CSV files against the import (`mynumber import`, app/io/imports.py) and its screen.
 
 Whatever the file holds — broken encodings, NUL bytes, a truncated quote, disguised digits,
 SQL or formulas — the answer is a list of ``行 N: 項目: 理由`` problems (or a plain import of
@@ -12,11 +12,10 @@ import io
 
 import pytest
 
-from app import exports, imports
-from app.io import layouts
+from app.access.policy import ShellActor
+from app.io import exports, imports, layouts
 from app.io.csvio import FORMULA_START
 from app.models import MyNumberRecord, Person
-from app.policy import ShellActor
 from tests.hostile.conftest import assert_clear_refusal, audit_events, count, counts
 from tests.io.helpers import STAFF_HEADER, numbers
 from tests.support import csrf_token, leaks

@@ -16,8 +16,9 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from app import exports, imports, people, policy
-from app.io import layouts
+from app.access import policy
+from app.access.policy import ShellActor
+from app.io import exports, imports, layouts
 from app.models import (
     AccountChange,
     Person,
@@ -25,8 +26,8 @@ from app.models import (
     VaultUser,
     utcnow,
 )
-from app.policy import ShellActor
-from app.security import actor_for
+from app.people import registry
+from app.web.identity import actor_for
 from tests import support
 from tests.conftest import FreshContextClient
 from tests.hostile.conftest import assert_clear_refusal, audit_events
@@ -134,7 +135,7 @@ def test_a_system_admin_never_reads_a_number_through_an_account_they_create(
     )
     assert audit_events("auth.login", "failure")[-1].actor_name == "shadow"
     with pytest.raises(policy.PermissionDenied):
-        people.reveal(session, vault, actor_for(shadow, mfa=True), stored[0].id, "確認")
+        registry.reveal(session, vault, actor_for(shadow, mfa=True), stored[0].id, "確認")
     assert audit_events("number.reveal", "denied")
     with pytest.raises(policy.PermissionDenied):
         exports.export_csv(

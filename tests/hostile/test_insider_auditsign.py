@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from app import auditsign, people
+from app.audit import signing
 from app.models import AuditCheckpoint, AuditEvent
+from app.people import registry
+from tests.audit.test_audit_signing import _drop_guards, _rewrite_from, hold_chain_head
 from tests.cli_runner import run_cli
 from tests.hostile.conftest import assert_clear_refusal, audit_events
 from tests.support import SAMPLE_NUMBER, actor, add_employee_with_number, csrf_token, post_form
-from tests.test_audit_signing import _drop_guards, _rewrite_from, hold_chain_head
 
 
 def _cli_env(instance) -> dict:
@@ -60,7 +61,7 @@ def reveals(app, session, vault):
     person = add_employee_with_number(session, vault, SAMPLE_NUMBER)
     staff = actor("ClientStaff", name="staff-a", user_id=901)
     for _ in range(5):
-        people.reveal(session, vault, staff, person.id, "年末調整")
+        registry.reveal(session, vault, staff, person.id, "年末調整")
     return [e.seq for e in audit_events("number.reveal")]
 
 
@@ -142,7 +143,7 @@ def test_an_instance_with_events_but_no_checkpoint_fails_audit_verify(
     event = audit_events("audit.verify")[-1]
     assert event.outcome == "failure" and json.loads(event.details)["kind"] == "unsigned"
     # The worker's next run signs the log again (from the first event: the chain fits).
-    assert auditsign.sign_now(app).taken is not None
+    assert signing.sign_now(app).taken is not None
     assert _verify(instance).returncode == 0
 
 

@@ -19,10 +19,12 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app import assignments, campaigns, links, mailings, people, policy, targets, verification
+from app.access import assignments, policy
+from app.access.policy import OPERATOR
+from app.collection import campaigns, links, mailings, targets, verification
+from app.core.mynumber import make_valid
 from app.models import Campaign, CampaignKind, CollectionRequest, Delivery, Person
-from app.mynumber import make_valid
-from app.policy import OPERATOR
+from app.people import registry
 from tests.collection import flows
 from tests.collection.conftest import (
     EMPLOYEE_CSV,
@@ -258,7 +260,7 @@ def test_an_operator_cannot_reveal_the_number_of_a_person_whose_case_they_do_not
     vault = app.extensions["mynumber_vault"]
     campaign, req, submission = _submitted_external(app, session, staff, form_app)
     member = session.get(Person, req.person_id)
-    people.register_number(session, vault, member, VICTIM_NUMBER, "manual")  # stored earlier
+    registry.register_number(session, vault, member, VICTIM_NUMBER, "manual")  # stored earlier
     session.commit()
     colleague = operators[0]
     assignments.assign(session, staff, campaign, colleague.user_id)
@@ -284,7 +286,7 @@ def test_an_operator_cannot_reveal_the_number_of_a_person_whose_case_they_do_not
     assert VICTIM_NUMBER not in html and NUMBER_ICHIRO not in html
     assert _denied("number.reveal", attacker.id)
     with pytest.raises(policy.PermissionDenied):
-        people.reveal(session, vault, actor_of(attacker, OPERATOR), member.id, "本人確認")
+        registry.reveal(session, vault, actor_of(attacker, OPERATOR), member.id, "本人確認")
     assert len(_denied("number.reveal", attacker.id)) == 2
     # The colleague holding the case may reveal (the four-eyes and claim rules unchanged).
-    assert people.reveal(session, vault, colleague, member.id, "本人確認") == VICTIM_NUMBER
+    assert registry.reveal(session, vault, colleague, member.id, "本人確認") == VICTIM_NUMBER

@@ -1,6 +1,6 @@
 """Numbers slipped past the free-text filters by the way they are written: typed into a search
 field (kept in the append-only audit log), or split by −, ー, ., / or two spaces in a reveal
-purpose, an inquiry or a target list. One detector (app.mynumber.find_numbers) now reads them
+purpose, an inquiry or a target list. One detector (app.core.mynumber.find_numbers) now reads them
 all; each attack ends in a Japanese refusal naming the field, and an audit event that holds
 the field's name, never the number."""
 
@@ -11,8 +11,10 @@ import unicodedata
 import pytest
 from sqlalchemy import select
 
-from app import campaigns, desk, mynumber, targets
+from app.collection import campaigns, targets
+from app.core import mynumber
 from app.models import AuditEvent, CampaignKind, CollectionRequest, Inquiry, Person, db
+from app.operations import desk
 from tests.collection.conftest import (
     EMPLOYEE_CSV,
     collection_config,  # noqa: F401

@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app import backup, certificate, keyops, sealed
+from app.access.policy import ShellActor
 from app.jobs.lifecycle import daily_backup
-from app.keyring import FileKeyRing
+from app.lifecycle import backup, certificate
 from app.models import AuditEvent, DataKey, DisposalRequest, Person, VaultUser, db
-from app.policy import ShellActor
+from app.vault import keyops, sealed
+from app.vault.keyring import FileKeyRing
 from tests.cli_runner import run_cli
 from tests.lifecycle.helpers import (
     approved_request,

@@ -12,9 +12,11 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from app import accounts, assignments, disposal, mynumber, policy
+from app.access import accounts, assignments, policy
+from app.core import mynumber
+from app.lifecycle import disposal
 from app.models import AccountChange, AuditEvent, DisposalRequest, VaultUser
-from app.security import actor_for
+from app.web.identity import actor_for
 from tests import support
 from tests.conftest import FreshContextClient
 from tests.hostile.conftest import assert_clear_refusal, audit_events
@@ -252,10 +254,10 @@ def test_an_account_whose_first_password_the_approver_saw_never_approves_that_ap
 def test_a_client_staff_user_never_assigns_an_operator_account_whose_first_password_they_saw(
     app, client, login, session, vault, make_user, free_entry
 ):
-    """ "Assigned" must mean that a second party decided (app.assignments). A ClientStaff user who
+    """ "Assigned" must mean that a second party decided (app.access.assignments). A ClientStaff user who
     approved an Operator account, and so held its first password, would assign themselves a
     campaign's cases and open the subjects' submissions and ID images: one person, two roles."""
-    from app import campaigns
+    from app.collection import campaigns
     from app.models import CampaignKind
     from tests.collection.conftest import future_business_day
 
@@ -343,8 +345,7 @@ def test_wrong_step_up_codes_lock_the_account_like_wrong_sign_in_codes(
 def _import_report(session, vault, actor, rows):
     import io
 
-    from app import imports
-    from app.io import layouts
+    from app.io import imports, layouts
     from tests.io.helpers import STAFF_HEADER, csv_bytes
 
     report = imports.import_csv(
@@ -365,7 +366,7 @@ def test_an_operator_import_never_tells_whether_a_number_is_stored(app, session,
     import is the tool's ordinary size. So an Operator does not import at all: the service
     refuses before it reads a row, with one answer whatever the file holds, audited; the client's
     staff (who may reveal numbers anyway) import."""
-    from app.mynumber import make_valid
+    from app.core.mynumber import make_valid
 
     victim = add_employee_with_number(session, vault, NUMBER, code="E0001")
     assert victim is not None

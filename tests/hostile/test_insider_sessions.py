@@ -99,7 +99,7 @@ def test_a_cookie_saved_before_logout_no_longer_opens_anything(client, make_user
 def test_a_session_in_constant_use_still_ends_after_its_absolute_lifetime(
     app, client, make_user, login
 ):
-    from app.security import SESSION_STARTED
+    from app.web.identity import SESSION_STARTED
 
     user, secret = make_user("Operator")
     login(user.username, totp_secret=secret)

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app import campaigns, paper, returns, sealed
+from app.access.policy import CLIENT_STAFF, OPERATOR, ShellActor
+from app.collection import campaigns, paper
+from app.lifecycle import returns
 from app.models import CampaignKind, Delivery, DeliveryStatus, PaperPart, Person, SubmissionPart
-from app.policy import CLIENT_STAFF, OPERATOR, ShellActor
+from app.vault import sealed
 from tests import support
 from tests.cli_runner import ROOT
 from tests.collection import flows

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from app import mynumber
+from app.core import mynumber
 from app.io.csvio import CsvFormatError, CsvReader, CsvWriter, neutralise, unneutralise
-from app.keyring import FileKeyRing
 from app.models import DataKey
-from app.vault import EnvelopeError, Vault, dek_aad, parse_envelope, seal, unseal
+from app.vault.envelopes import EnvelopeError, Vault, dek_aad, parse_envelope, seal, unseal
+from app.vault.keyring import FileKeyRing
 
 QUICK = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,4 @@
-"""Hostile input on the public form (public_form/, app/uploads.py): the one part of the system
+"""Hostile input on the public form (public_form/, app/collection/uploads.py): the one part of the system
 that anyone on the internet can reach. Each refusal is a Japanese page with the field named,
 never a traceback or a 500, and nothing is stored for a refused step; one subject can never
 reach another request's people; the form's session opens nothing in the admin portal."""
@@ -9,8 +9,8 @@ import struct
 
 import pytest
 
-from app import desk
 from app.models import Inquiry, Submission, SubmissionPart
+from app.operations import desk
 from tests.hostile.conftest import assert_clear_refusal, audit_events, count, counts
 from tests.public_form.conftest import NUMBER_DEP, NUMBER_SELF, jpeg, pdf, png, png_bomb
 
@@ -266,7 +266,7 @@ def test_a_request_over_the_body_limit_gets_a_japanese_413(inside, household, fo
 def test_a_pixel_bomb_is_refused_before_it_is_decoded():
     """The header's claim is checked before a single pixel is decoded (unit level: the limit
     is the one the form passes)."""
-    from app import uploads
+    from app.collection import uploads
 
     with pytest.raises(uploads.UploadRejected, match="画像が大きすぎます|画素"):
         uploads.process(png_bomb(60000, 60000), max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)

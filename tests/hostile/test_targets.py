@@ -1,4 +1,4 @@
-"""Hostile target lists (app/targets.py) and their upload screen: every problem is a
+"""Hostile target lists (app/collection/targets.py) and their upload screen: every problem is a
 ``行 N: 項目: 理由`` line in Japanese, nothing is loaded when one row is bad, a rejected file is
 audited, and a name full of markup is shown escaped to the client."""
 
@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from app import campaigns, targets
+from app.collection import campaigns, targets
 from app.models import CampaignKind, CollectionRequest, Person
 
 # The return address and fee table that issuing a request needs (autouse in this module).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 
-from app.mynumber import make_valid
+from app.core.mynumber import make_valid
 
 STAFF_HEADER = ["職員番号", "職員氏名", "本人区分", "扶養者コード", "生年月日", "マイナンバー"]
 EXTERNAL_HEADER = ["委員番号", "氏名", "氏名カナ", "生年月日", "住所", "マイナンバー"]

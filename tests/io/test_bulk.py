@@ -5,10 +5,10 @@ import uuid
 
 import pytest
 
-from app import people
 from app.io.bulk import Opener, Sealer
 from app.models import PersonKind
-from app.vault import EnvelopeError, ShreddedError
+from app.people import registry
+from app.vault.envelopes import EnvelopeError, ShreddedError
 
 NUMBER = "123456789018"
 
@@ -35,7 +35,7 @@ def test_sealer_output_opens_with_the_vault(vault):
 
 
 def test_opener_reads_what_the_vault_wrote_and_respects_shredding(session, vault):
-    person = people.add_person(
+    person = registry.add_person(
         session,
         vault,
         kind=PersonKind.EXTERNAL,
@@ -44,7 +44,7 @@ def test_opener_reads_what_the_vault_wrote_and_respects_shredding(session, vault
         birth_date=dt.date(1970, 1, 1),
         address="東京都千代田区見本町1-1",
     )
-    record = people.register_number(session, vault, person, NUMBER, "manual")
+    record = registry.register_number(session, vault, person, NUMBER, "manual")
     session.commit()
     key = vault.data_key_row(session, person.id)
     opener = Opener(vault)

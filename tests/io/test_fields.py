@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
+from app.core.mynumber import make_valid
 from app.io import fields as F
-from app.mynumber import make_valid
 
 NUMBER = make_valid("12345678901")
 
@@ -44,7 +44,7 @@ def test_bad_numbers_are_refused_without_echoing_them(raw, reason):
 def test_fast_check_digit_path_agrees_with_the_statute():
     import random
 
-    from app.mynumber import is_valid
+    from app.core.mynumber import is_valid
 
     rng = random.Random(3)
     for _ in range(5000):

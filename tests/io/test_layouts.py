@@ -6,7 +6,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app import policy
+from app.access import policy
 from app.io import layouts
 from app.models import AuditEvent
 from tests.support import actor

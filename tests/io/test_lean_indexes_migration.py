@@ -48,7 +48,7 @@ def _plan(conn, sql: str, params: dict) -> str:
     [
         # a household's dependents (records, verification, intake, targets)
         ("SELECT id FROM person WHERE household_head_id = :v", "ix_person_household"),
-        # retention: who is due (app.retention.due_query) and who comes up next
+        # retention: who is due (app.lifecycle.retention.due_query) and who comes up next
         (
             "SELECT id FROM person WHERE delete_after IS NOT NULL AND delete_after <= :d",
             "ix_person_delete_after",

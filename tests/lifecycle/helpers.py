@@ -12,9 +12,10 @@ from pathlib import Path
 import pyotp
 from sqlalchemy import select
 
-from app import disposal, people
+from app.core.mynumber import make_valid
+from app.lifecycle import disposal
 from app.models import DataKey, MyNumberRecord, Person, PersonKind
-from app.mynumber import make_valid
+from app.people import registry
 from tests.support import actor
 
 
@@ -38,7 +39,7 @@ def population(session, vault, n: int = 10, prefix: str = "L") -> list[Someone]:
         kana = "ホカンシケン" + "アイウエオカキクケコサシスセソ"[i] + "タ"
         number = make_valid(f"{(31415926 + 7919 * i) % 10**8:08d}{i:03d}")
         address = f"東京都千代田区試験町{i + 1}-{i + 2}-{i + 3}"
-        person = people.add_person(
+        person = registry.add_person(
             session,
             vault,
             kind=PersonKind.EMPLOYEE,
@@ -49,7 +50,7 @@ def population(session, vault, n: int = 10, prefix: str = "L") -> list[Someone]:
             address=address,
             email=f"{code.lower()}@example.jp",
         )
-        people.register_number(session, vault, person, number, "manual")
+        registry.register_number(session, vault, person, number, "manual")
         out.append(Someone(person.id, name, kana, code, number, address))
     session.commit()
     for someone in out:
@@ -159,14 +160,13 @@ def traces_left(app, gone: list[Someone]) -> list[str]:
 
 
 def export_rows(session, vault) -> dict[str, list[list[str]]]:
-    """What the client's export (issue 3, ``app.exports``) writes now, per layout: rows
+    """What the client's export (issue 3, ``app.io.exports``) writes now, per layout: rows
     without the header, sorted."""
     import csv
     import io
 
-    from app import exports
-    from app.io import layouts
-    from app.policy import ShellActor
+    from app.access.policy import ShellActor
+    from app.io import exports, layouts
 
     out = {}
     for layout in layouts.list_layouts(session):

@@ -8,11 +8,13 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from app import backup, disposal, people, returns, sealed
-from app.keyring import FileKeyRing
+from app.access.policy import ShellActor
+from app.lifecycle import backup, disposal, returns
 from app.models import AuditEvent, BackupRecord, Person, db
-from app.policy import ShellActor
-from app.vault import ShreddedError
+from app.people import registry
+from app.vault import sealed
+from app.vault.envelopes import ShreddedError
+from app.vault.keyring import FileKeyRing
 from tests.lifecycle.helpers import (
     dispose,
     export_rows,
@@ -65,9 +67,9 @@ def test_round_trip_gives_an_identical_export(session, vault, app, instance, bac
             select(AuditEvent).where(AuditEvent.action == "backup.restored")
         ).scalar_one()
         assert restored.actor_name == "cli:test"
-        from app import audit
+        from app.audit import trail
 
-        assert audit.verify(tsession).ok
+        assert trail.verify(tsession).ok
 
 
 def test_restoring_a_backup_from_before_a_disposal_disposes_again(
@@ -89,7 +91,7 @@ def test_restoring_a_backup_from_before_a_disposal_disposes_again(
         for someone in gone:
             person = tsession.get(Person, someone.id)
             assert person.status == "disposed" and person.name == disposal.DISPOSED_NAME
-            assert people.active_record(tsession, someone.id) is None
+            assert registry.active_record(tsession, someone.id) is None
             with pytest.raises(ShreddedError):
                 tvault.data_key_row(tsession, someone.id)
         assert export_rows(tsession, tvault) == expected
@@ -219,7 +221,7 @@ def test_prune_keeps_the_newest(session, vault, tmp_path):
 def test_contract_end_destroys_the_key_ring_after_everyone_is_disposed(
     session, vault, app, make_user, tmp_path
 ):
-    from app import disposal as disposal_mod
+    from app.lifecycle import disposal as disposal_mod
     from tests.lifecycle.helpers import approved_request, user_actor
 
     crowd = population(session, vault, n=2)
@@ -249,7 +251,7 @@ def test_contract_end_destroys_the_key_ring_after_everyone_is_disposed(
     other.mkdir()
     ring = FileKeyRing(other / "keyring.json")
     ring.create()
-    from app.vault import Vault
+    from app.vault.envelopes import Vault
 
     with open(outside, "rb") as handle, pytest.raises(sealed.SealedError):
         sealed.open_stream(handle, backup.kek_unwrapper(Vault(ring)), purpose="backup")

@@ -6,7 +6,7 @@ import io
 import pytest
 from sqlalchemy import select
 
-from app import certificate, disposal
+from app.lifecycle import certificate, disposal
 from app.models import AuditEvent
 from tests.conftest import pdf_text
 from tests.lifecycle.helpers import dispose, population, totp_now, user_actor
@@ -92,7 +92,7 @@ def test_no_certificate_before_execution_and_not_for_operators_or_admins(session
     )
     with pytest.raises(certificate.CertificateError, match="実行済み"):
         _download(session, user_actor(staff, "ClientStaff"), req, "csv")
-    from app import policy
+    from app.access import policy
 
     for who in (user_actor(operator, "Operator"), actor("SystemAdmin")):
         with pytest.raises(policy.PermissionDenied):

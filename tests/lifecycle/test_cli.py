@@ -4,11 +4,11 @@ import uuid
 
 import pytest
 
-from app import sealed
 from app.models import Person
+from app.vault import sealed
 from tests import conftest
+from tests.cli.test_cli import run
 from tests.lifecycle.helpers import approved_request, population
-from tests.test_cli import run
 
 
 def _env(instance, uri=None):
@@ -99,7 +99,7 @@ def test_return_export_verify_and_open_from_the_command_line(session, vault, ins
     crowd = population(session, vault, n=2)
     env = _env(instance)
     client = tmp_path / "client"
-    from app.sealed import main as archive_main
+    from app.vault.sealed import main as archive_main
 
     assert archive_main(["keygen", "--out", str(client)]) == 0
     archive = tmp_path / "return.mnva"

@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from app import intake
+from app.collection import intake
 from app.models import PaperIntake, PaperPart, RetainedDocument
 from tests.lifecycle.helpers import dispose, population
 from tests.support import actor

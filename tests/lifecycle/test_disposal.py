@@ -5,8 +5,9 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app import disposal, people, policy
-from app.keyring import FileKeyRing
+from app.access import policy
+from app.lifecycle import disposal
+from app.lifecycle.returns import iter_people
 from app.models import (
     AuditEvent,
     DisposalItem,
@@ -14,8 +15,9 @@ from app.models import (
     MyNumberRecord,
     Person,
 )
-from app.returns import iter_people
-from app.vault import ShreddedError
+from app.people import registry
+from app.vault.envelopes import ShreddedError
+from app.vault.keyring import FileKeyRing
 from tests.lifecycle.helpers import (
     approved_request,
     dispose,
@@ -175,7 +177,7 @@ def test_disposing_3_of_10_leaves_the_other_7_intact_and_no_trace_of_the_3(
         assert person.status == "disposed" and person.name == disposal.DISPOSED_NAME
         assert person.name_kana is None and person.birth_date is None and person.code is None
         assert person.address_enc is None and person.email is None
-        assert people.active_record(session, someone.id) is None
+        assert registry.active_record(session, someone.id) is None
     assert req.person_count == 3 and req.keys_destroyed == 3 and req.numbers_deleted == 3
     assert session.execute(select(func.count(NameChange.id))).scalar_one() == 0
     shredded = FileKeyRing(app.config["KEYRING_PATH"]).shredded()
@@ -238,7 +240,7 @@ def test_execution_is_idempotent_and_a_crash_is_finished_by_reapply(
     session.expire_all()
     assert session.get(DisposalRequest, req.id).status == "approved"
     assert session.get(Person, crowd[0].id).status == "active"  # the DB rolled back, but:
-    record = people.active_record(session, crowd[0].id)
+    record = registry.active_record(session, crowd[0].id)
     with pytest.raises(ShreddedError):  # the data is already unreadable (the safe direction)
         vault.decrypt_for(
             session, crowd[0].id, "my_number_record", "ciphertext", record.id, record.ciphertext
@@ -281,7 +283,7 @@ def test_due_scope_is_fixed_at_request_time_and_all_means_everyone_at_execution(
 ):
     import datetime as dt
 
-    from app import retention
+    from app.lifecycle import retention
 
     crowd = population(session, vault, n=4)
     for someone in crowd[:2]:
@@ -320,7 +322,7 @@ def test_due_scope_is_fixed_at_request_time_and_all_means_everyone_at_execution(
 def test_materials_follow_request_approval_and_record(session, vault, make_user):
     import datetime as dt
 
-    from app import jptime
+    from app.core import jptime
 
     operator, _ = make_user("Operator")
     staff, secret = make_user("ClientStaff")
@@ -385,8 +387,8 @@ def test_postgres_compaction_waits_for_older_transactions_anywhere_on_the_server
 
 
 def test_the_command_line_is_trusted_by_type_not_by_name(session, vault, make_user, app):
-    from app.audit import Actor
-    from app.policy import ShellActor
+    from app.access.policy import ShellActor
+    from app.audit.trail import Actor
 
     crowd = population(session, vault, n=1)
     req, _, _ = approved_request(session, vault, make_user, [crowd[0].id])
@@ -406,11 +408,12 @@ def test_a_dependent_removed_from_the_household_is_still_stored_until_disposed(
     retention dates, the scopes and "everyone" must reach them."""
     import datetime as dt
 
-    from app import records, retention
+    from app.lifecycle import retention
     from app.models import PersonKind
+    from app.people import records
 
-    head = people.add_person(session, vault, kind="employee", name="世帯主", code="H1")
-    child = people.add_person(
+    head = registry.add_person(session, vault, kind="employee", name="世帯主", code="H1")
+    child = registry.add_person(
         session,
         vault,
         kind=PersonKind.DEPENDENT,
@@ -418,7 +421,7 @@ def test_a_dependent_removed_from_the_household_is_still_stored_until_disposed(
         household_head=head,
         dependent_seq=1,
     )
-    people.register_number(session, vault, child, "123456789018", "manual")
+    registry.register_number(session, vault, child, "123456789018", "manual")
     session.commit()
     staff, _ = make_user("ClientStaff")
     records.remove_dependent(
@@ -458,8 +461,9 @@ def test_a_key_closure_cut_short_by_a_crash_is_finished_by_init(
     ``mynumber init`` finishes it — one rotation, not two (but again if the first one never
     committed); every older KEK retired; the backup from before unreadable and named on the
     certificate."""
-    from app import backup, certificate, keyops
-    from tests.test_cli import run
+    from app.lifecycle import backup, certificate
+    from app.vault import keyops
+    from tests.cli.test_cli import run
 
     crowd = population(session, vault, n=3)
     shell = policy.ShellActor(name="cli:test")
@@ -547,7 +551,7 @@ def test_a_closure_failure_is_audited_and_says_what_to_do(session, vault, app, m
 def test_a_number_in_any_text_of_a_material_disposal_is_refused_naming_the_field(
     app, session, vault, make_user
 ):
-    from app import jptime
+    from app.core import jptime
 
     operator, _ = make_user("Operator")
     staff, secret = make_user("ClientStaff")

@@ -67,7 +67,8 @@ def test_disposing_the_employee_deletes_their_parts_and_keeps_the_dependents(
 def test_the_return_archive_holds_what_the_form_received(
     session, vault, app, household, subject, tmp_path
 ):
-    from app import returns, sealed
+    from app.lifecycle import returns
+    from app.vault import sealed
 
     _submit(household, subject)
     session.expire_all()
@@ -102,7 +103,7 @@ def test_the_return_archive_holds_what_the_form_received(
 
 
 def returns_actor():
-    from app.policy import ShellActor
+    from app.access.policy import ShellActor
 
     return ShellActor(name="cli:test")
 
@@ -112,7 +113,7 @@ def test_the_employees_submission_still_opens_after_the_dependent_is_disposed(
 ):
     import pytest
 
-    from app import intake
+    from app.collection import intake
     from app.models import Submission
     from tests.lifecycle.helpers import user_actor
     from tests.support import give_case

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app import backup, sealed
 from app.jobs import worker
 from app.jobs.lifecycle import daily_backup, finish_disposal, retention_review
+from app.lifecycle import backup
 from app.models import AuditEvent, Person
+from app.vault import sealed
 from tests.lifecycle.helpers import approved_request, population, user_actor
 
 
@@ -65,7 +66,7 @@ def test_daily_backup_keeps_the_newest_and_seals_the_key_ring(session, vault, ap
 def test_finish_disposal_compacts_and_backs_up_the_key_ring(
     session, vault, app, make_user, tmp_path
 ):
-    from app import disposal
+    from app.lifecycle import disposal
 
     crowd = population(session, vault, n=2)
     _, public_text = sealed.generate_recipient()

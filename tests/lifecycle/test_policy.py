@@ -2,7 +2,7 @@
 
 import pytest
 
-from app import policy
+from app.access import policy
 from tests.support import actor
 
 

@@ -5,8 +5,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from app import people, retention
+from app.lifecycle import retention
 from app.models import AuditEvent, Person, PersonKind
+from app.people import registry
 from tests.support import actor
 
 D = dt.date
@@ -40,11 +41,11 @@ def test_leap_day_and_the_plain_anchor():
 
 
 def test_recompute_follows_the_household_and_set_rule_is_audited(session, vault):
-    head = people.add_person(session, vault, kind=PersonKind.EMPLOYEE, name="甲", code="R1")
-    child = people.add_person(
+    head = registry.add_person(session, vault, kind=PersonKind.EMPLOYEE, name="甲", code="R1")
+    child = registry.add_person(
         session, vault, kind=PersonKind.DEPENDENT, name="乙", household_head=head, dependent_seq=1
     )
-    member = people.add_person(session, vault, kind=PersonKind.EXTERNAL, name="丙", code="X9")
+    member = registry.add_person(session, vault, kind=PersonKind.EXTERNAL, name="丙", code="X9")
     head.ended_on = D(2020, 3, 31)
     member.ended_on = D(2020, 3, 31)
     session.commit()

@@ -10,9 +10,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from sqlalchemy import select
 
-from app import disposal, people, policy, returns, sealed
+from app.access import policy
+from app.access.policy import ShellActor
+from app.lifecycle import disposal, returns
 from app.models import AuditEvent, Person
-from app.policy import ShellActor
+from app.people import registry
+from app.vault import sealed
 from tests.lifecycle.helpers import dispose, export_rows, population, totp_now, user_actor
 from tests.support import leaks, number_forms
 
@@ -48,11 +51,11 @@ def test_archive_opens_with_the_private_key_and_matches_the_export(
 ):
     crowd = population(session, vault, n=6)
     head = session.get(Person, crowd[0].id)
-    child = people.add_person(
+    child = registry.add_person(
         session, vault, kind="dependent", name="保管試験子", household_head=head, dependent_seq=1
     )
-    people.register_number(session, vault, child, "123456789018", "manual")
-    people.register_number(session, vault, head, "111111111118", "manual")  # supersedes
+    registry.register_number(session, vault, child, "123456789018", "manual")
+    registry.register_number(session, vault, head, "111111111118", "manual")  # supersedes
     session.commit()
     dispose(session, vault, app, make_user, [crowd[5].id])
     expected = export_rows(session, vault)

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from app import sealed
+from app.vault import sealed
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,10 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from app import disposal, lockout, policy, returns, sealed
+from app.access import lockout, policy
+from app.lifecycle import disposal, returns
 from app.models import AuditEvent, DisposalRequest, VaultUser
+from app.vault import sealed
 from tests.lifecycle.helpers import population, user_actor
 from tests.support import post_form, unused_totp_code
 

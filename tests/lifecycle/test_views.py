@@ -7,8 +7,8 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from app import sealed
 from app.models import AuditEvent, DisposalRequest, Person
+from app.vault import sealed
 from tests.conftest import ADMIN_PASSWORD
 from tests.lifecycle.helpers import population
 from tests.support import post_form, unused_totp_code
@@ -116,7 +116,7 @@ def test_system_admin_sees_none_of_the_personal_screens(client, login):
 def test_retention_screen_lists_who_is_due(client, make_user, login, session, vault):
     import datetime as dt
 
-    from app import retention
+    from app.lifecycle import retention
 
     crowd = population(session, vault, n=2)
     session.get(Person, crowd[0].id).ended_on = dt.date(2010, 3, 31)

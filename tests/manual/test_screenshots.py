@@ -2,9 +2,9 @@
 
 Debian's chromium (Playwright) walks every task the manual documents — as ClientStaff,
 Operator, SystemAdmin, Auditor and as a subject on a phone — against the real portal and
-public form served on loopback, with demo data loaded through the real import (``app.demo``).
+public form served on loopback, with demo data loaded through the real import (``app.io.demo``).
 Each screen is saved as ``docs/manual/img/<name>.png``, the names the Markdown references; then
-every referenced image must exist and the PDF (``app.manual``) must build and contain every
+every referenced image must exist and the PDF (``app.operations.manual``) must build and contain every
 chapter title. ``make manual`` runs this module and then writes ``docs/manual/manual.pdf``.
 
 Why SQLite only: this module documents screens, it does not test storage; the screens are the
@@ -31,11 +31,13 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from app import demo, links, mynumber
-from app.manual import MANUAL_DIR, build_pdf, chapter_titles, referenced_images
+from app.access.policy import AUDITOR, CLIENT_STAFF, OPERATOR, ShellActor
+from app.collection import links
+from app.core import mynumber
+from app.io import demo
 from app.models import AuditEvent, CollectionRequest, Person, UnitPrice, db
 from app.models.billing import BillingCategory
-from app.policy import AUDITOR, CLIENT_STAFF, OPERATOR, ShellActor
+from app.operations.manual import MANUAL_DIR, build_pdf, chapter_titles, referenced_images
 from tests.collection.conftest import EMPLOYEE_CSV, TARO_BIRTH, future_business_day
 from tests.conftest import ADMIN_PASSWORD, ADMIN_TOTP_SECRET, USER_PASSWORD, pdf_text
 from tests.public_form.conftest import NUMBER_DEP, NUMBER_SELF, jpeg, pdf

@@ -14,10 +14,11 @@ import zlib
 import pytest
 from PIL import Image
 
-from app import intake, people
-from app.audit import Actor
+from app.audit.trail import Actor
+from app.collection import intake
+from app.core.mynumber import make_valid
 from app.models import PersonKind
-from app.mynumber import make_valid
+from app.people import registry
 
 BIRTH = dt.date(1985, 1, 2)
 DEP_BIRTH = dt.date(2015, 3, 4)
@@ -39,7 +40,7 @@ def form_app(app, instance):
 @pytest.fixture
 def household(session, vault):
     """An employee with one listed dependent, plus an issued link. Returns a dict."""
-    head = people.add_person(
+    head = registry.add_person(
         session,
         vault,
         kind=PersonKind.EMPLOYEE,
@@ -47,7 +48,7 @@ def household(session, vault):
         code=f"E{uuid.uuid4().hex[:5]}",
         birth_date=BIRTH,
     )
-    dep = people.add_person(
+    dep = registry.add_person(
         session,
         vault,
         kind=PersonKind.DEPENDENT,
@@ -64,7 +65,7 @@ def household(session, vault):
 
 @pytest.fixture
 def external(session, vault):
-    person = people.add_person(
+    person = registry.add_person(
         session,
         vault,
         kind=PersonKind.EXTERNAL,
@@ -222,7 +223,7 @@ def subject(form_app):
 @pytest.fixture
 def operator(make_user):
     """An Operator actor (approved roster, TOTP) for the service API."""
-    from app.policy import OPERATOR
+    from app.access.policy import OPERATOR
 
     user, _secret = make_user(OPERATOR)
     return Actor(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app import intake
+from app.collection import intake
 from app.models import CollectionRequest, RequestStatus, Submission
 from tests import support
 from tests.public_form.conftest import BIRTH, NUMBER_DEP, NUMBER_SELF, jpeg, pdf

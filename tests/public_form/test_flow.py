@@ -6,7 +6,9 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app import intake, logsafe, people, sealing
+from app.access.policy import SYSTEM_ADMIN, PermissionDenied
+from app.collection import intake
+from app.core import logsafe
 from app.models import (
     AuditEvent,
     CaseAssignment,
@@ -16,7 +18,8 @@ from app.models import (
     Submission,
     SubmissionPart,
 )
-from app.policy import SYSTEM_ADMIN, PermissionDenied
+from app.people import registry
+from app.vault import sealing
 from tests import support
 from tests.public_form.conftest import (
     DEP_BIRTH,
@@ -144,7 +147,7 @@ def test_operator_opens_audited_and_resubmission_reopens_only_the_deficient_part
     assert by_ref["new1"].documents[0].data.startswith(b"%PDF-")
     # Opening grants nothing by itself: the case the operator holds does (reveal rule 3).
     assert not session.execute(select(CaseAssignment)).first()
-    assert people.works_case(session, operator, household["head"].id)
+    assert registry.works_case(session, operator, household["head"].id)
 
     req = session.get(CollectionRequest, household["req"].id)
     reopened = intake.mark_deficient(

@@ -5,9 +5,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from app import intake, people
-from app.audit import Actor
-from app.intake import IntakeError
+from app.access.policy import PermissionDenied
+from app.audit.trail import Actor
+from app.collection import intake
+from app.collection.intake import IntakeError
 from app.models import (
     CollectionRequestStatus,
     PersonKind,
@@ -16,7 +17,7 @@ from app.models import (
     SubmissionPart,
     utcnow,
 )
-from app.policy import PermissionDenied
+from app.people import registry
 from tests import support
 from tests.public_form.conftest import NUMBER_SELF
 
@@ -25,7 +26,7 @@ def test_create_request_refuses_what_cannot_work(session, vault, household):
     actor = Actor.system("test")
     with pytest.raises(IntakeError, match="扶養者"):
         intake.create_request(session, actor, household["dep"], purpose_text="x")
-    nobirth = people.add_person(session, vault, kind=PersonKind.EXTERNAL, name="生年 不明")
+    nobirth = registry.add_person(session, vault, kind=PersonKind.EXTERNAL, name="生年 不明")
     with pytest.raises(IntakeError, match="生年月日"):
         intake.create_request(session, actor, nobirth, purpose_text="x")
     with pytest.raises(IntakeError, match="利用目的"):

@@ -4,9 +4,9 @@ import re
 
 from sqlalchemy import select
 
-from app import intake
+from app.access.policy import OPERATOR, SYSTEM_ADMIN
+from app.collection import intake
 from app.models import AuditEvent, CollectionRequest, RequestStatus
-from app.policy import OPERATOR, SYSTEM_ADMIN
 from tests import support
 from tests.public_form.conftest import NUMBER_SELF
 

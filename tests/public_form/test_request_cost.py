@@ -3,7 +3,7 @@
 A complete flow used to take 70 SQL statements (the request, the person and the draft were
 re-read several times per request); it takes 29 now, 30 with the receipt mail's outbox row.
 The budget below catches a regression on both databases without a benchmark. The other tests pin down the per-transaction memory
-in ``app.intake``: whatever changes the parts — a write by other code, a bulk delete, a
+in ``app.collection.intake``: whatever changes the parts — a write by other code, a bulk delete, a
 rollback — is seen by the next question.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, event
 
-from app import intake, uploads
+from app.collection import intake, uploads
 from app.models import SubmissionPart, utcnow
 from tests.public_form.conftest import BIRTH, NUMBER_DEP, NUMBER_SELF, jpeg, pdf
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app import intake, sealing
-from app.instance import ensure_intake_key
+from app.collection import intake
 from app.models import Submission, SubmissionPart
+from app.platform.instance import ensure_intake_key
+from app.vault import sealing
 from tests.public_form.conftest import NUMBER_SELF
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +112,7 @@ def test_form_works_without_the_key_ring_and_cannot_open_what_it_stored(
         import gc, json, sys
         import public_form
         from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
-        from app import sealing
+        from app.vault import sealing
         from tests.public_form.conftest import Subject, NUMBER_SELF
         overrides = json.loads(sys.argv[1])
         form = public_form.create_app(overrides)

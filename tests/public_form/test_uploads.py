@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from app import uploads
+from app.collection import uploads
 from tests.public_form.conftest import heic, jpeg, pdf, png, png_bomb
 
 LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}

@@ -1,0 +1,1 @@
+"""Who may do what: the permission table, the handler roster, accounts and their approvals, case assignment, TOTP and lockout."""

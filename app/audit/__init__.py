@@ -1,0 +1,1 @@
+"""The audit trail: the hash chain, signed checkpoints, audited refusals, the canary tripwire."""

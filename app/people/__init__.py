@@ -1,0 +1,1 @@
+"""People, households, their records and numbers."""

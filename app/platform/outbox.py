@@ -1,0 +1,292 @@
+"""Transactional outbox: the jobs and mails an action promises survive Redis being down.
+
+An action (a subject's submission, an operator sending a campaign, a deficiency notice, a
+print batch, a dunning run …) calls ``add()`` in its own transaction: one ``outbox_message``
+row holding the job's import path and its ids (checked by ``app.jobs.check_args``: never
+personal data, never a number), with a key unique per message. The row commits or rolls
+back with the action, so a stored submission always carries its promised mail and a
+rolled-back one never sends anything.
+
+``dispatch()`` hands pending rows to RQ (or runs them inline in embedded mode) right after
+the commit, and again from the scheduled ``outbox`` job (every minute) and ``mynumber
+outbox dispatch``. Each row is claimed first with ``UPDATE … SET state='dispatching' WHERE
+state='pending'`` in its own committed transaction, so two dispatchers never both hand over
+the same row; it is marked ``dispatched`` once RQ accepted it. If Redis refuses, the row
+goes back to ``pending`` with a backoff and the rest wait for the next run. A dispatcher
+that dies between claim and mark leaves ``dispatching``; after ``STALE_CLAIM_MINUTES`` the
+sweep puts it back to ``pending``. The jobs themselves are idempotent (a delivery is claimed
+before SMTP, see ``app.collection.mailings``), so even that rare second hand-over sends nothing twice.
+
+In embedded mode (no Redis) a row is run inline; a job that raises is marked dispatched
+with the reason, like a failed RQ job: its own records (a failed delivery, print batch or
+return archive) show the failure and have their own retry, so nothing loops forever.
+
+A process without the key ring (the public form) never runs jobs inline: it only pushes to
+RQ, and in embedded mode leaves the rows to the worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app import jobs
+from app.models import utcnow
+from app.models.outbox import OutboxMessage, OutboxState
+
+log = logging.getLogger(__name__)
+
+STALE_CLAIM_MINUTES = 10
+BACKOFF_SECONDS = (15, 60, 300, 900)
+_TASK_PREFIX = "app.jobs."
+
+
+class OutboxError(ValueError):
+    """A task that may not go through the outbox."""
+
+
+@dataclass
+class DispatchReport:
+    dispatched: int = 0
+    deferred: int = 0
+    failed: int = 0  # ran inline and raised (embedded mode)
+    reclaimed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"送出 {self.dispatched} 件、保留 {self.deferred} 件、失敗 {self.failed} 件、"
+            f"再開 {self.reclaimed} 件"
+        )
+
+
+def task_name(func: Callable) -> str:
+    """The import path RQ and the dispatcher use; only ``app.jobs`` functions qualify."""
+    name = f"{func.__module__}.{func.__name__}"
+    if not name.startswith(_TASK_PREFIX):
+        raise OutboxError("アウトボックスに登録できるのは app.jobs のジョブだけです")
+    return name
+
+
+def key_for(func: Callable, *args) -> str:
+    """The default unique key: the job's name and its ids (the same work is promised once)."""
+    return ":".join([func.__name__, *(str(a) for a in jobs.check_args(args))])[:200]
+
+
+def add(
+    session: Session, func: Callable, *args, key: str | None = None, once: bool = False
+) -> OutboxMessage:
+    """Promise ``func(*args)`` in the caller's transaction (no commit). Ids only.
+
+    ``once``: the key names an event that happens once and happens in this transaction (a
+    submission being received), so no row can have it yet: no look-up (issue 4). The key's
+    UNIQUE constraint still refuses a duplicate, failing the transaction rather than
+    promising twice."""
+    safe = jobs.check_args(args)
+    key = key or key_for(func, *safe)
+    if not once:
+        existing = session.execute(
+            select(OutboxMessage).where(OutboxMessage.key == key)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing
+    row = OutboxMessage(
+        key=key,
+        task=task_name(func),
+        args=json.dumps(list(safe)),
+        state=OutboxState.PENDING,
+        attempts=0,
+    )
+    session.add(row)
+    return row
+
+
+def _resolve(task: str) -> Callable:
+    if not task.startswith(_TASK_PREFIX):
+        raise OutboxError("不明なジョブです")
+    module, _, name = task.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _can_run_inline() -> bool:
+    """Inline only where the key ring is loaded: the public form never runs a job itself."""
+    return "mynumber_keyring" in current_app.extensions
+
+
+def _redis_down(exc: BaseException) -> bool:
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
+
+
+def _reason(exc: BaseException) -> str:
+    if _redis_down(exc):
+        return f"ジョブキュー（Redis）に接続できません（{type(exc).__name__}）"
+    return f"ジョブを開始できませんでした（{type(exc).__name__}）"
+
+
+def reclaim_stale(session: Session, now: dt.datetime | None = None) -> int:
+    """Rows a dead dispatcher claimed long ago go back to ``pending``."""
+    now = now or utcnow()
+    count = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.state == OutboxState.DISPATCHING,
+            OutboxMessage.claimed_at < now - dt.timedelta(minutes=STALE_CLAIM_MINUTES),
+        )
+        .values(state=OutboxState.PENDING, claimed_at=None)
+    ).rowcount
+    session.commit()
+    return count
+
+
+def _claim(session: Session, row_id: int, now: dt.datetime) -> bool:
+    claimed = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.PENDING)
+        .values(state=OutboxState.DISPATCHING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
+    ).rowcount
+    session.commit()
+    return claimed == 1
+
+
+def _push(row: OutboxMessage, inline: bool) -> None:
+    func = _resolve(row.task)
+    args = json.loads(row.args)
+    if current_app.config.get("REDIS_URL"):
+        # RQ picks the job id: outbox ids repeat across instances that share one Redis.
+        jobs.enqueue(func, *args)
+    elif inline:
+        func(*args)
+    else:
+        raise OutboxError("no queue")  # unreachable: dispatch() returns early
+
+
+def dispatch(
+    session: Session,
+    *,
+    keys: list[str] | None = None,
+    limit: int = 500,
+    now: dt.datetime | None = None,
+) -> DispatchReport:
+    """Hand pending rows (all due ones, or just ``keys``) to RQ or run them inline.
+
+    Never raises for a Redis outage: the rows stay pending and the report says why."""
+    report = DispatchReport()
+    inline = _can_run_inline()
+    if not current_app.config.get("REDIS_URL") and not inline:
+        return report  # the public form in embedded mode: the worker sends them
+    now = now or utcnow()
+    if keys is None:
+        report.reclaimed = reclaim_stale(session, now)
+    elif not keys:
+        return report
+    query = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.state == OutboxState.PENDING)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if keys is None:
+        query = query.where(
+            (OutboxMessage.next_attempt_at.is_(None)) | (OutboxMessage.next_attempt_at <= now)
+        )
+    else:
+        query = query.where(OutboxMessage.key.in_(keys))
+    ids = list(session.execute(query).scalars())
+    session.commit()
+    for row_id in ids:
+        if not _claim(session, row_id, now):
+            continue  # another dispatcher has it
+        row = session.get(OutboxMessage, row_id)
+        ran_inline = inline and not current_app.config.get("REDIS_URL")
+        try:
+            _push(row, inline)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the row for later
+            session.rollback()
+            if ran_inline:
+                # The job ran and failed, as a failed RQ job would: its own records (a
+                # failed delivery, batch or archive) say so and are retried by their owners.
+                _finish(session, row_id, f"ジョブが失敗しました（{type(exc).__name__}）")
+                report.failed += 1
+                report.errors.append("処理を完了できませんでした")
+                log.warning("outbox %s: inline job failed: %s", row_id, type(exc).__name__)
+                continue
+            _defer(session, row_id, exc, now)
+            report.deferred += 1
+            report.errors.append(_reason(exc))
+            log.warning("outbox %s deferred: %s", row_id, type(exc).__name__)
+            if _redis_down(exc):
+                break  # the others would fail the same way; the next run retries
+            continue
+        _finish(session, row_id, None)
+        report.dispatched += 1
+    return report
+
+
+def _finish(session: Session, row_id: int, error: str | None) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.DISPATCHING)
+        .values(state=OutboxState.DISPATCHED, dispatched_at=utcnow(), last_error=error)
+    )
+    session.commit()
+
+
+def _defer(session: Session, row_id: int, exc: BaseException, now: dt.datetime) -> None:
+    attempts = session.execute(
+        select(OutboxMessage.attempts).where(OutboxMessage.id == row_id)
+    ).scalar_one()
+    wait = BACKOFF_SECONDS[min(max(attempts, 1) - 1, len(BACKOFF_SECONDS) - 1)]
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id)
+        .values(
+            state=OutboxState.PENDING,
+            claimed_at=None,
+            next_attempt_at=now + dt.timedelta(seconds=wait),
+            last_error=_reason(exc)[:300],
+        )
+    )
+    session.commit()
+
+
+def after_commit(session: Session, keys: list[str]) -> DispatchReport:
+    """Right after an action committed: try to hand its rows over now. Never raises, so a
+    Redis outage never turns a stored action into an error page."""
+    try:
+        return dispatch(session, keys=keys)
+    except Exception as exc:  # noqa: BLE001 - the action is stored; the sweep retries
+        session.rollback()
+        log.warning("outbox dispatch after commit failed: %s", type(exc).__name__)
+        return DispatchReport(errors=[_reason(exc)])
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Rows per state (for the delivery screen and ``mynumber outbox status``)."""
+    rows = session.execute(
+        select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)
+    ).all()
+    result = {state: 0 for state in OutboxState.LABELS}
+    result.update({state: int(n) for state, n in rows})
+    return result
+
+
+def oldest_pending(session: Session) -> OutboxMessage | None:
+    return session.execute(
+        select(OutboxMessage)
+        .where(OutboxMessage.state != OutboxState.DISPATCHED)
+        .order_by(OutboxMessage.id)
+        .limit(1)
+    ).scalar_one_or_none()

@@ -1,0 +1,143 @@
+"""問合せ窓口 screens: the Operators' desk (list, assign, answer, close) and the client's
+own inquiries (file one, read the answers). Thin: every rule is in ``app.operations.desk``."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_wtf import FlaskForm
+
+from app.access import policy
+from app.audit.trail import AuditUnavailable
+from app.models import Inquiry, InquiryStatus, db
+from app.operations import desk
+from app.web.identity import current_actor
+
+_FAILURES = (desk.DeskError, policy.PermissionDenied, AuditUnavailable)
+
+
+class DeskView(BaseView):
+    """お問い合わせ (Operators): every inquiry, its history, and the next step."""
+
+    route_base = "/inquiryview"
+    class_permission_name = desk.VIEW
+    method_permission_name = {"index": "list", "show": "show", "act": "edit"}
+    default_view = "index"
+
+    @expose("/list/", methods=["GET"])
+    @has_access
+    def index(self):
+        status = request.args.get("status") or None
+        if status is not None and status not in InquiryStatus.LABELS:
+            status = None
+        items = desk.desk_list(db.session, current_actor(), status)
+        return self.render_template(
+            "mynumber/desk_list.html",
+            items=items,
+            status=status,
+            labels=InquiryStatus.LABELS,
+            categories=desk.CATEGORIES,
+            state=desk.state(),
+        )
+
+    @expose("/<int:inquiry_id>", methods=["GET"])
+    @has_access
+    def show(self, inquiry_id: int):
+        item = db.session.get(Inquiry, inquiry_id)
+        if item is None:
+            abort(404)
+        return self.render_template(
+            "mynumber/desk_show.html",
+            item=item,
+            form=FlaskForm(),
+            operators=desk.operators(db.session),
+            categories=desk.CATEGORIES,
+            transitions=desk.TRANSITIONS,
+            statuses=InquiryStatus,
+        )
+
+    @expose("/<int:inquiry_id>/<string:step>", methods=["POST"])
+    @has_access
+    def act(self, inquiry_id: int, step: str):
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        actor = current_actor()
+        try:
+            if step == "assign":
+                desk.assign(
+                    db.session, actor, inquiry_id, request.form.get("assignee_id", type=int) or 0
+                )
+            elif step == "respond":
+                desk.respond(db.session, actor, inquiry_id, request.form.get("response", ""))
+            elif step == "close":
+                desk.close(db.session, actor, inquiry_id, request.form.get("note"))
+            elif step == "reopen":
+                desk.reopen(db.session, actor, inquiry_id)
+            else:
+                abort(404)
+        except _FAILURES as exc:
+            db.session.rollback()
+            flash(str(exc), "warning")
+        else:
+            flash("記録しました。", "success")
+        return redirect(url_for("DeskView.show", inquiry_id=inquiry_id))
+
+
+class ClientInquiryView(BaseView):
+    """窓口への問合せ (ClientStaff): file an inquiry, follow one's own and read the answers."""
+
+    route_base = "/my-inquiries"
+    class_permission_name = desk.CLIENT_VIEW
+    method_permission_name = {"index": "list", "new": "add", "show": "show"}
+    default_view = "index"
+
+    @expose("/", methods=["GET"])
+    @has_access
+    def index(self):
+        items = desk.own_inquiries(db.session, current_actor())
+        return self.render_template(
+            "mynumber/desk_client_list.html",
+            items=items,
+            categories=desk.CATEGORIES,
+            state=desk.state(),
+        )
+
+    @expose("/new", methods=["GET", "POST"])
+    @has_access
+    def new(self):
+        form = FlaskForm()
+        errors: dict[str, str] = {}
+        values = {"category": "", "body": ""}
+        if request.method == "POST":
+            if not form.validate_on_submit():
+                abort(400)
+            values = {k: request.form.get(k, "") for k in values}
+            try:
+                item = desk.file_from_portal(db.session, current_actor(), **values)
+            except _FAILURES as exc:
+                db.session.rollback()
+                errors[getattr(exc, "field", None) or "body"] = str(exc)
+                values["body"] = ""  # never echo back what was refused
+            else:
+                flash("お問い合わせを受け付けました。", "success")
+                return redirect(url_for("ClientInquiryView.show", inquiry_id=item.id))
+        html = self.render_template(
+            "mynumber/desk_client_new.html",
+            form=form,
+            errors=errors,
+            values=values,
+            categories={c: desk.CATEGORIES[c] for c in desk.CLIENT_CATEGORIES},
+            state=desk.state(),
+        )
+        return html, (422 if errors else 200)
+
+    @expose("/<int:inquiry_id>", methods=["GET"])
+    @has_access
+    def show(self, inquiry_id: int):
+        try:
+            item = desk.own_inquiry(db.session, current_actor(), inquiry_id)
+        except desk.DeskError:
+            abort(404)
+        return self.render_template(
+            "mynumber/desk_client_show.html", item=item, categories=desk.CATEGORIES
+        )

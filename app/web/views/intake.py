@@ -1,0 +1,192 @@
+"""Operator screens for intake: received submissions, opening one (audited unseal), a
+deficiency, unlocking a locked link; and the inquiry list.
+
+Acceptance (確認中 → 完了, registering the numbers) is the verification queue's
+(``app.web.views.verification``), never a bare status change here.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+
+from app.access import assignments, policy
+from app.audit.trail import AuditUnavailable
+from app.collection import intake
+from app.collection.intake import IntakeError
+from app.core import mynumber
+from app.models import CollectionRequest, Person, RequestStatus, Submission, db
+from app.vault.sealing import IntakeKeyError, SealError
+from app.web import csp
+from app.web.identity import current_actor
+
+
+def _keyring():
+    return current_app.extensions["mynumber_keyring"]
+
+
+class IntakeView(BaseView):
+    """受付一覧: what subjects submitted, opened one at a time with an audited unseal."""
+
+    route_base = "/intake"
+    class_permission_name = intake.INTAKE_VIEW
+    method_permission_name = {
+        "index": "list",
+        "open": "open",
+        "document": "open",
+        "decide": "decide",
+    }
+    default_view = "index"
+
+    @expose("/", methods=["GET"])
+    @has_access
+    def index(self):
+        actor = current_actor()
+        # An Operator sees the submissions of the campaigns assigned to them (app.access.assignments).
+        submissions = intake.received_submissions(
+            db.session, campaign_ids=assignments.assigned_campaign_ids(db.session, actor.user_id)
+        )
+        people = {
+            p.id: p
+            for p in db.session.execute(
+                select(Person).where(Person.id.in_({s.request.person_id for s in submissions}))
+            ).scalars()
+        }
+        locked = list(
+            db.session.execute(
+                select(CollectionRequest).where(
+                    CollectionRequest.locked_at.is_not(None),
+                    CollectionRequest.status.in_(RequestStatus.OPEN_FOR_INPUT),
+                )
+            ).scalars()
+        )
+        return self.render_template(
+            "mynumber/intake_list.html",
+            submissions=submissions,
+            people=people,
+            locked=locked,
+            form=FlaskForm(),
+        )
+
+    @expose("/<string:sid>/open", methods=["POST"])
+    @has_access
+    def open(self, sid: str):
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        submission = _submission_or_404(sid)
+        try:
+            opened = intake.open_submission(
+                db.session,
+                _keyring(),
+                current_actor(),
+                submission.id,
+                request.form.get("purpose", ""),
+            )
+        except policy.PermissionDenied as exc:
+            flash(str(exc), "danger")
+            return redirect(url_for("IntakeView.index"))
+        except (AuditUnavailable, SealError, IntakeKeyError, LookupError) as exc:
+            flash(str(exc), "danger")
+            return redirect(url_for("IntakeView.index"))
+        subjects = []
+        for subject in opened.subjects:
+            documents = [
+                (
+                    doc,
+                    "data:image/jpeg;base64," + base64.b64encode(doc.data).decode("ascii")
+                    if doc.media_type == "image/jpeg"
+                    else None,
+                )
+                for doc in subject.documents
+            ]
+            subjects.append((subject, documents))
+        return self.render_template(
+            "mynumber/intake_show.html",
+            opened=opened,
+            subjects=subjects,
+            person=db.session.get(Person, opened.request.person_id),
+            grouped=lambda n: mynumber.format_grouped(n) if n else "（今回の提出に含まれません）",
+            codes=intake.DEFICIENCY_CODES,
+            form=FlaskForm(),
+            history=opened.request.history,
+            status_labels=RequestStatus.LABELS,
+        )
+
+    @expose("/document/<string:part_id>", methods=["GET"])
+    @csp.document_policy
+    @has_access
+    def document(self, part_id: str):
+        try:
+            doc = intake.open_document(db.session, _keyring(), current_actor(), uuid.UUID(part_id))
+        except ValueError:
+            abort(404)
+        except LookupError:
+            abort(404)
+        except policy.PermissionDenied:
+            abort(403)
+        if doc.media_type not in ("application/pdf", "image/jpeg"):
+            abort(404)
+        extension = "pdf" if doc.media_type == "application/pdf" else "jpg"
+        response = Response(doc.data, mimetype=doc.media_type)
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="document-{doc.part_id.hex[:8]}.{extension}"'
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @expose("/request/<string:rid>/decide", methods=["POST"])
+    @has_access
+    def decide(self, rid: str):
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        try:
+            req = db.session.get(CollectionRequest, uuid.UUID(rid))
+        except ValueError:
+            abort(404)
+        if req is None:
+            abort(404)
+        action = request.form.get("action", "")
+        actor = current_actor()
+        try:
+            if action == "deficient":
+                items = [
+                    (key[4:], code)
+                    for key in request.form
+                    if key.startswith("def-")
+                    for code in request.form.getlist(key)
+                ]
+                intake.mark_deficient(db.session, actor, req, items, request.form.get("note"))
+                message = "不備を登録しました。提出者のリンクで不備の内容と再提出が表示されます。"
+            elif action == "unlock":
+                intake.unlock(db.session, actor, req)
+                message = "ロックを解除しました。"
+            else:
+                # 確認中 and 完了 belong to the verification queue (app.collection.verification): 完了
+                # there registers the numbers, which a bare status change here would skip.
+                abort(400)
+            db.session.commit()
+        except (IntakeError, policy.PermissionDenied, AuditUnavailable) as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+        else:
+            flash(message, "success")
+        return redirect(url_for("IntakeView.index"))
+
+
+def _submission_or_404(sid: str) -> Submission:
+    try:
+        key = uuid.UUID(sid)
+    except ValueError:
+        abort(404)
+    submission = db.session.get(Submission, key)
+    if submission is None:
+        abort(404)
+    return submission
+
+
+# The inquiry list moved to app.web.views.desk (DeskView, same URL /inquiryview/list/).
