@@ -702,7 +702,8 @@ def execute(
         if unknown:
             raise DisposalError(
                 "人物を参照するテーブルのうち、廃棄時の扱いが決まっていないものがあるため実行"
-                "できません（app/lifecycle/disposal.py の HOLDERS に追加してください）: " + "、".join(unknown)
+                "できません（app/lifecycle/disposal.py の HOLDERS に追加してください）: "
+                + "、".join(unknown)
             )
     except (policy.PermissionDenied, DisposalError) as exc:
         _denied(session, actor, "disposal.execute", request_id, str(exc))
