@@ -25,19 +25,16 @@ import base64
 import hashlib
 import hmac
 import logging
-import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import trail
-from app.audit.trail import Actor
-from app.core import jptime, mynumber
-from app.models import MyNumberRecord, Person, PersonKind, utcnow
-from app.people import registry
+from app.core import jptime
+from app.core.actor import Actor, current_actor
+from app.models import utcnow
 from app.vault.envelopes import Vault
 
 log = logging.getLogger(__name__)
@@ -90,33 +87,33 @@ def _secret(vault: Vault) -> dict:
     return vault.keys.get_secret(SECRET_NAME) or {}
 
 
-def _tag(key: bytes, person_id: uuid.UUID | str) -> str:
+def person_tag(key: bytes, person_id: uuid.UUID | str) -> str:
     return hmac.new(key, f"mnv:canary:{person_id}".encode(), hashlib.sha256).hexdigest()
 
 
-def _tags(vault: Vault) -> tuple[bytes, dict[str, str]]:
+def read_tags(vault: Vault) -> tuple[bytes, dict[str, str]]:
     secret = _secret(vault)
     if not secret.get("tags"):
         return b"", {}
     return base64.b64decode(secret["key"]), dict(secret["tags"])
 
 
-def _store(vault: Vault, key: bytes, tags: dict[str, str]) -> None:
+def store_tags(vault: Vault, key: bytes, tags: dict[str, str]) -> None:
     vault.keys.set_secret(SECRET_NAME, {"key": base64.b64encode(key).decode("ascii"), "tags": tags})
 
 
 def configured(vault: Vault) -> bool:
-    return bool(_tags(vault)[1])
+    return bool(read_tags(vault)[1])
 
 
 def labels_of(vault: Vault, person_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The canaries among these people, with their labels (empty when none is configured)."""
-    key, tags = _tags(vault)
+    key, tags = read_tags(vault)
     if not tags:
         return {}
     found = {}
     for pid in person_ids:
-        label = tags.get(_tag(key, pid))
+        label = tags.get(person_tag(key, pid))
         if label is not None:
             found[pid] = label
     return found
@@ -172,21 +169,7 @@ def on_decrypt(vault: Vault, session: Session, person_id: uuid.UUID) -> None:
     reported in this session (the reveal, the export) raises the alert itself."""
     if not configured(vault):
         return
-    trip(session, vault, _context_actor(), [person_id], "decrypt", commit=False)
-
-
-def _context_actor() -> Actor:
-    """The signed-in portal user when there is one, else the process itself."""
-    try:
-        from flask import has_request_context
-
-        if has_request_context():
-            from app.web.identity import current_actor
-
-            return current_actor()
-    except Exception:  # noqa: BLE001 - the alert must not fail for want of a name
-        log.warning("canary: could not name the actor of a decryption")
-    return Actor.system("system")
+    trip(session, vault, current_actor(), [person_id], "decrypt", commit=False)
 
 
 def _send_alert(actor: Actor, path: str, labels: list[str], seq: int) -> None:
@@ -208,7 +191,7 @@ def _send_alert(actor: Actor, path: str, labels: list[str], seq: int) -> None:
             f"カナリア: {'、'.join(labels)}",
             f"操作者: {actor.name}",
             f"IP アドレス: {actor.ip or '不明'}",
-            f"日時: {jptime.format_jst(utcnow())}",
+            f"日時: {jptime.format_jst_words(utcnow())}",
             f"監査ログの番号: {seq}",
             "",
             "アクセスは通常どおり処理されています（相手に気付かせないため）。",
@@ -225,119 +208,3 @@ def _send_alert(actor: Actor, path: str, labels: list[str], seq: int) -> None:
         )
     except Exception as exc:  # noqa: BLE001 - the audit event is the record; never tip off
         log.error("canary alert mail failed (audit seq %s): %s", seq, type(exc).__name__)
-
-
-# -- management (``mynumber canary …``) ---------------------------------------------------------
-def random_number(session: Session, vault: Vault) -> str:
-    """A valid-looking number (correct check digit) that no stored person holds."""
-    for _ in range(100):
-        first = str(secrets.randbelow(9) + 1) + "".join(
-            str(secrets.randbelow(10)) for _ in range(10)
-        )
-        number = mynumber.make_valid(first)
-        if registry.find_by_number(session, vault, number) is None:
-            return number
-    raise CanaryError("未使用の番号を作れませんでした")
-
-
-def add(
-    session: Session,
-    vault: Vault,
-    actor: Actor,
-    *,
-    label: str,
-    name: str,
-    birth_date,
-    kind: str = PersonKind.EMPLOYEE,
-    code: str | None = None,
-    name_kana: str | None = None,
-    number: str | None = None,
-) -> Person:
-    """Store a canary as an ordinary person and remember it in the key ring only.
-
-    The audit event is the same ``person.add`` an ordinary registration writes.
-    """
-    label = (label or "").strip()
-    if not label or len(label) > 50 or mynumber.is_valid(label):
-        raise CanaryError("ラベル: 1〜50文字で指定してください（番号は使えません）")
-    if kind not in (PersonKind.EMPLOYEE, PersonKind.EXTERNAL):
-        raise CanaryError("区分: employee または external を指定してください")
-    key, tags = _tags(vault)
-    if label in tags.values():
-        raise CanaryError(f"ラベル: {label} は既に使われています")
-    if number:
-        number = mynumber.normalize(number)
-        if registry.find_by_number(session, vault, number) is not None:
-            raise CanaryError("個人番号: この番号は既に別の人物に登録されています")
-    else:
-        number = random_number(session, vault)
-    person = registry.add_person(
-        session, vault, kind=kind, name=name, code=code, name_kana=name_kana, birth_date=birth_date
-    )
-    registry.register_number(session, vault, person, number, "manual")
-    fields = ["birth_date", "code", "name", "name_kana"]
-    trail.record(
-        session,
-        actor,
-        "person.add",
-        object_type="person",
-        object_ids=[person.id],
-        details={
-            "kind": kind,
-            "fields": sorted(f for f in fields if {"code": code, "name_kana": name_kana}.get(f, 1)),
-            "number": True,
-        },
-    )
-    session.flush()
-    # The key ring first: a canary the database has but the key ring lacks would be an
-    # unguarded fake person; the reverse (key ring only) is harmless.
-    key = key or secrets.token_bytes(32)
-    tags[_tag(key, person.id)] = label
-    _store(vault, key, tags)
-    session.commit()
-    return person
-
-
-def listing(session: Session, vault: Vault) -> list[Canary]:
-    """Every configured canary, found by computing the tag of each stored person."""
-    key, tags = _tags(vault)
-    if not tags:
-        return []
-    found: dict[str, Canary] = {}
-    for pid, name in session.execute(select(Person.id, Person.name)):
-        label = tags.get(_tag(key, pid))
-        if label is not None:
-            found[label] = Canary(label, pid, name, registry.masked_number(session, pid))
-    return [
-        found.get(label, Canary(label, None, None, "（データベースにありません）"))
-        for label in sorted(tags.values())
-    ]
-
-
-def remove(session: Session, vault: Vault, actor: Actor, label: str) -> Canary:
-    """Stop guarding a canary and destroy its fictitious record (crypto-shredded)."""
-    key, tags = _tags(vault)
-    entry = next((c for c in listing(session, vault) if c.label == label), None)
-    if entry is None:
-        raise CanaryError(f"ラベル {label} のカナリアはありません")
-    if entry.person_id is not None:
-        person = session.get(Person, entry.person_id)
-        vault.shred(session, [entry.person_id])
-        for record in session.execute(
-            select(MyNumberRecord).where(MyNumberRecord.person_id == entry.person_id)
-        ).scalars():
-            session.delete(record)
-        person.status = "removed"
-        person.address_enc = None
-        trail.record(
-            session,
-            actor,
-            "person.remove",
-            object_type="person",
-            object_ids=[entry.person_id],
-            details={"reason": "removed"},
-        )
-        session.flush()
-    _store(vault, key, {t: lbl for t, lbl in tags.items() if lbl != label})
-    session.commit()
-    return entry

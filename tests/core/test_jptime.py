@@ -55,3 +55,14 @@ def test_jst_display_of_utc_times():
     utc = dt.datetime(2026, 3, 31, 15, 30, tzinfo=dt.UTC)
     assert jptime.format_jst(utc) == "2026/04/01 00:30"
     assert jptime.format_jst(utc.replace(tzinfo=None)) == "2026/04/01 00:30"  # SQLite: naive UTC
+
+
+def test_a_time_in_words_never_reads_as_a_number():
+    """2026/12/07 20:10 is the twelve digits 202612072010, a valid My Number: a mail carrying
+    the numeric form at such a minute is refused by the mail guard."""
+    from app.core import mynumber
+
+    at = dt.datetime(2026, 12, 7, 11, 10, tzinfo=dt.UTC)  # 20:10 JST
+    assert mynumber.contains_number(jptime.format_jst(at))
+    assert jptime.format_jst_words(at) == "2026年12月07日 20時10分"
+    assert not mynumber.contains_number(jptime.format_jst_words(at))
