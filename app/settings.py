@@ -13,6 +13,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from app.core.fields import header_problem
+
 
 def _bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
@@ -269,8 +271,6 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
 def _check_mail_settings(cfg: dict) -> None:
     """Addresses set in the environment become mail headers: a line break in one (a pasted
     value, a hand-edited unit file) is refused at start-up, naming the variable."""
-    from app.platform.mail import header_problem
-
     for key in ("MAIL_FROM", "DESK_EMAIL", "SECURITY_CONTACT", "REPORT_RECIPIENTS"):
         value = cfg.get(key)
         for item in value if isinstance(value, list | tuple) else [value]:

@@ -237,7 +237,7 @@ def crypto_floor(vault, path):
     return {"import": import_s, "export": export_s}
 
 
-from app import create_app
+from app.web.factory import create_app
 from app.cli import shell_actor
 from app.models import db
 mode, path = sys.argv[1], Path(sys.argv[2])

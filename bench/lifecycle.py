@@ -47,14 +47,14 @@ def main() -> None:
 
     from flask_migrate import upgrade
 
-    from app import create_app
-    from app.audit.trail import Actor
+    from app.core.actor import Actor
     from app.core.mynumber import make_valid
     from app.lifecycle import backup, disposal, returns
     from app.models import DisposalItem, DisposalRequest, PersonKind, db, utcnow
     from app.people import registry
     from app.platform.instance import initialise
     from app.vault import sealed
+    from app.web.factory import create_app
 
     root = Path(tempfile.mkdtemp(prefix="mnv-bench-lifecycle-"))
     created: list[str] = []

@@ -79,13 +79,13 @@ def prepare(home: Path, db_url: str, subjects: int) -> list[tuple[str, str]]:
     """A fresh instance with ``subjects`` external members, each with an issued link."""
     import datetime as dt
 
-    from app import create_app
-    from app.audit.trail import Actor
     from app.collection import intake
+    from app.core.actor import Actor
     from app.core.mynumber import make_valid  # noqa: F401  (numbers are made per flow)
     from app.models import PersonKind, db
     from app.people import registry
     from app.platform.instance import initialise
+    from app.web.factory import create_app
 
     overrides = {"MYNUMBER_HOME": str(home), "SQLALCHEMY_DATABASE_URI": db_url}
     app = create_app(overrides)
@@ -128,8 +128,8 @@ def _limiter_uri(kind: str) -> str:
 def count_received(home: Path, db_url: str) -> int:
     from sqlalchemy import func, select
 
-    from app import create_app
     from app.models import Submission, db
+    from app.web.factory import create_app
 
     app = create_app({"MYNUMBER_HOME": str(home), "SQLALCHEMY_DATABASE_URI": db_url})
     with app.app_context():

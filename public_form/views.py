@@ -27,11 +27,11 @@ from flask import (
     url_for,
 )
 
-from app.audit.trail import Actor
-from app.collection import intake, receipts, uploads
+from app.collection import intake, uploads
 from app.collection.intake import IntakeError
 from app.core import jptime, mynumber
-from app.io.fields import has_hidden_characters
+from app.core.actor import Actor
+from app.core.fields import has_hidden_characters
 from app.models import RequestStatus, db
 from app.operations import desk
 from app.platform import outbox
@@ -587,7 +587,7 @@ def submit():
         return _message("まだ提出できません", str(exc), 422, link=(url_for("form.confirm"), "戻る"))
     receipt = submission.receipt_no
     # Issue 8: hand the receipt mail to RQ now if Redis is up; else it waits in the outbox.
-    outbox.after_commit(db.session, [receipts.outbox_key(submission.id)])
+    outbox.after_commit(db.session, [intake.receipt_key(submission.id)])
     session.clear()  # nothing of this visit stays usable in the browser
     session["receipt"] = receipt
     return redirect(url_for("form.done"))

@@ -176,8 +176,8 @@ def _drop_later(name: str) -> None:
 
 
 def _build_golden(backend: str, root: Path) -> Golden:
-    from app import create_app
     from app.platform.instance import initialise
+    from app.web.factory import create_app
 
     home = root / f"golden-{backend}"
     overrides = {"MYNUMBER_HOME": str(home), "RATELIMIT_ENABLED": False}
@@ -318,8 +318,8 @@ def instance(backend, _golden_root, tmp_path) -> dict:
 
 @pytest.fixture
 def app(instance):
-    from app import create_app
     from app.models import db
+    from app.web.factory import create_app
 
     application = create_app(instance)
     ctx = application.app_context()
@@ -463,7 +463,7 @@ def rq_app(app, redis_url):
     app.config["REDIS_URL"] = redis_url
     app.config["JOB_QUEUE"] = f"mnv-test-{uuid.uuid4().hex[:10]}"
     yield app
-    from app.jobs import queue
+    from app.platform.queue import queue
 
     q = queue()
     q.empty()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app.audit.trail import Actor
+from app.core.actor import Actor
 
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 

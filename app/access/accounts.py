@@ -43,8 +43,8 @@ from werkzeug.security import generate_password_hash
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import mynumber
+from app.core.actor import Actor
 from app.models import AccountChange, HandlerRosterEntry, VaultUser, utcnow
 
 VIEW = "AccountChange"

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core.actor import Actor
 from app.models import (
     Campaign,
     CampaignOperator,

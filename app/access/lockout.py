@@ -16,7 +16,7 @@ from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core.actor import Actor
 from app.models import VaultUser, utcnow
 
 LOCKED_MESSAGE = (

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core.actor import Actor
 
 SYSTEM_ADMIN = "SystemAdmin"
 OPERATOR = "Operator"

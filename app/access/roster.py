@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.access import accounts, policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import mynumber
+from app.core.actor import Actor
 from app.models import HandlerRosterEntry, RosterChange, utcnow
 
 ACTIONS = ("add", "update", "revoke")

@@ -61,7 +61,13 @@ def sign_if_due(app: Flask, engine: Engine, *, by_time: bool) -> DueCheck | None
     return found
 
 
-@event.listens_for(Session, "after_commit")
+def install() -> None:
+    """Sign by count after each commit, in this process (idempotent): the portal, the CLI and
+    the worker call it when they load the key ring."""
+    if not event.contains(Session, "after_commit", _count_rule):
+        event.listen(Session, "after_commit", _count_rule)
+
+
 def _count_rule(session: Session) -> None:
     """After a commit that appended events: sign when ``every`` events are unsigned."""
     seq = session.info.pop(APPENDED_SEQ, None)

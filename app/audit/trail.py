@@ -43,6 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.core import logsafe, mynumber
+from app.core.actor import Actor
 from app.models import AuditChainHead, AuditCheckpoint, AuditEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -78,24 +79,6 @@ EVENT_COLUMNS = (
 
 class AuditUnavailable(RuntimeError):
     """The audit event could not be written, so the access it guards must not happen."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: a portal user, the CLI, a job or the public form."""
-
-    name: str
-    user_id: int | None = None
-    roles: tuple[str, ...] = ()
-    roster_entry_id: int | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-    mfa: bool = False
-    roster_approved: bool = False
-
-    @classmethod
-    def system(cls, name: str) -> Actor:
-        return cls(name=name)
 
 
 @dataclass

@@ -17,8 +17,9 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from app.audit import trail
-from app.audit.trail import Actor
+from app.collection import campaigns
 from app.core import logsafe
+from app.core.actor import Actor
 from app.models import db
 
 
@@ -423,10 +424,7 @@ def request_group() -> None:
     """収集依頼（提出フォームのリンク）。"""
 
 
-DEFAULT_PURPOSE = (
-    "給与所得・退職所得の源泉徴収票作成事務、健康保険・厚生年金保険届出事務、"
-    "雇用保険届出事務、国民年金第3号被保険者の届出事務"
-)
+DEFAULT_PURPOSE = campaigns.DEFAULT_PURPOSE
 
 
 @request_group.command("create")
@@ -941,7 +939,8 @@ def disposal_certificate(request_ref: str, fmt: str, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point: ``mynumber <command>``."""
-    from app import create_app, settings
+    from app import settings
+    from app.web.factory import create_app
 
     settings.private_umask()  # before click writes any --out file the command was given
     info = ScriptInfo(create_app=lambda: create_app())

@@ -44,14 +44,14 @@ def canary_add(
     number: str | None,
 ) -> None:
     """カナリアを通常の人物と同じ形で登録する（区別は鍵リングだけが知っている）。"""
-    from app.audit import canary
     from app.cli import shell_actor
+    from app.people import canaries
 
     try:
         birth = dt.date.fromisoformat(birth_date)
     except ValueError:
         raise click.ClickException("生年月日: YYYY-MM-DD の形式で指定してください") from None
-    person = canary.add(
+    person = canaries.add(
         db.session,
         _vault(),
         shell_actor(),
@@ -76,9 +76,9 @@ def canary_add(
 @canary_group.command("list")
 def canary_list() -> None:
     """登録済みのカナリアを表示する。"""
-    from app.audit import canary
+    from app.people import canaries
 
-    rows = canary.listing(db.session, _vault())
+    rows = canaries.listing(db.session, _vault())
     if not rows:
         click.echo("カナリアは登録されていません")
     for row in rows:
@@ -89,10 +89,10 @@ def canary_list() -> None:
 @click.argument("label")
 def canary_remove(label: str) -> None:
     """カナリアの監視をやめ、架空の記録を破棄する（データ鍵を破棄）。"""
-    from app.audit import canary
     from app.cli import shell_actor
+    from app.people import canaries
 
-    canary.remove(db.session, _vault(), shell_actor(), label)
+    canaries.remove(db.session, _vault(), shell_actor(), label)
     click.echo(f"カナリア {label} を削除しました")
 
 

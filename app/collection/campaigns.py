@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.collection import intake, links
-from app.core import jptime, mynumber
+from app.core import fields, jptime, mynumber
+from app.core.actor import Actor
 from app.models import (
     Campaign,
     CampaignKind,
@@ -52,7 +52,6 @@ from app.models import (
     VerificationCase,
     utcnow,
 )
-from app.platform import mail
 
 VIEW = "Campaigns"  # FAB permission view name (app.access.policy)
 CODE_ALPHABET = intake.RECEIPT_ALPHABET
@@ -148,6 +147,12 @@ DEFAULT_LETTERS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# The purpose printed on a collection request when the client gives none (the usual HR uses).
+DEFAULT_PURPOSE = (
+    "給与所得・退職所得の源泉徴収票作成事務、健康保険・厚生年金保険届出事務、"
+    "雇用保険届出事務、国民年金第3号被保険者の届出事務"
+)
+
 
 class CampaignError(ValueError):
     """A Japanese message naming the field; never contains a number."""
@@ -169,7 +174,7 @@ def check_letter(kind: str, subject: str, body: str) -> tuple[str, str]:
         raise CampaignError("件名・表題: 入力してください", "subject")
     if len(subject) > 200:
         raise CampaignError("件名・表題: 200文字以内で入力してください", "subject")
-    problem = mail.header_problem("件名・表題", subject)  # the subject is a mail header
+    problem = fields.header_problem("件名・表題", subject)  # the subject is a mail header
     if problem:
         raise CampaignError(problem, "subject")
     if not body:

@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import trail
-from app.audit.trail import Actor
 from app.collection import mailings
 from app.core import jptime
+from app.core.actor import Actor
 from app.models import (
     Campaign,
     Channel,

@@ -49,10 +49,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.access import assignments, policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.collection.uploads import Document
 from app.core import mynumber
-from app.io.fields import has_hidden_characters
+from app.core.actor import Actor
+from app.core.fields import has_hidden_characters
 from app.models import (
     CollectionRequest,
     CollectionRequestStatus,
@@ -65,11 +65,13 @@ from app.models import (
     SubmissionStatus,
     utcnow,
 )
+from app.platform import outbox
 from app.vault import sealing
 
 TOKEN_BYTES = 24  # 192 bits of randomness; URL-safe base64 gives 32 characters
 RECEIPT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 DEFICIENCY_GRACE_DAYS = 14
+SEND_RECEIPT = "app.jobs.outbox.send_receipt"  # the job, by name (app.platform.queue)
 
 INTAKE_VIEW = "Intake"  # FAB permission view name (app.access.policy)
 
@@ -1080,10 +1082,8 @@ def receive(
         },
     )
     req.reopened = "[]"
-    if action == "intake.submit":  # issue 8: the receipt mail, in this transaction
-        from app.collection import receipts
-
-        receipts.promise(session, draft)
+    if action == "intake.submit":  # the receipt mail (受付のお知らせ), in this transaction
+        promise_receipt(session, draft.id)
     _history(
         session,
         req,
@@ -1526,3 +1526,15 @@ def purge_stale_drafts(session: Session, older_than: dt.timedelta) -> int:
         session.delete(draft)
     session.flush()
     return len(stale)
+
+
+def promise_receipt(session: Session, submission_id: uuid.UUID) -> None:
+    """The receipt mail of a web submission, promised by name through the outbox in the
+    transaction that receives it (no commit): the job (``SEND_RECEIPT``) builds the delivery
+    in the worker, since the public form cannot read the key ring."""
+    outbox.add(session, SEND_RECEIPT, submission_id, key=receipt_key(submission_id), once=True)
+
+
+def receipt_key(submission_id: uuid.UUID) -> str:
+    """The outbox key of a submission's receipt mail (dispatched after the commit)."""
+    return f"receipt:{submission_id}"

@@ -26,10 +26,11 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.collection import campaigns, intake, links, mailings
 from app.core import jptime
+from app.core.actor import Actor
 from app.models import (
+    PRINT_FILE,
     Campaign,
     Channel,
     CollectionRequest,
@@ -45,11 +46,11 @@ from app.models import (
 )
 from app.operations import billing
 from app.people import registry
-from app.platform import pdf
+from app.platform import outbox, pdf
 from app.vault.envelopes import hold_kek
 
 VIEW = mailings.VIEW
-SEAL_PURPOSE = "print"
+RENDER_PRINT_BATCH = "app.jobs.collection.render_print_batch"  # the job, by name
 _LETTER = {
     DeliveryKind.REQUEST: (LetterKind.KIT_GUIDE, "収集キット"),
     DeliveryKind.REMINDER: (LetterKind.REMINDER_LETTER, "督促状"),
@@ -219,10 +220,7 @@ def create_batch(session: Session, actor: Actor, campaign: Campaign) -> PrintBat
         object_ids=[batch.id, campaign.id],
         details={"letters": len(letters)},
     )
-    from app.jobs.collection import render_print_batch
-    from app.platform import outbox
-
-    outbox.add(session, render_print_batch, batch.id)
+    outbox.add(session, RENDER_PRINT_BATCH, batch.id)
     session.commit()
     return batch
 
@@ -235,10 +233,6 @@ def batch_letters(session: Session, batch_id: int) -> list[Delivery]:
             .order_by(Delivery.batch_position)
         ).scalars()
     )
-
-
-def seal_aad(batch_id: int, part_no: int) -> str:
-    return f"print_batch:{batch_id}:{part_no}"
 
 
 def render_batch(session: Session, vault, keyring, batch_id: int, actor: Actor) -> str:
@@ -282,7 +276,9 @@ def render_batch(session: Session, vault, keyring, batch_id: int, actor: Actor) 
                     last_position=group[-1].batch_position,
                     pages=pages,
                     size_bytes=len(data),
-                    sealed=vault.seal_system(SEAL_PURPOSE, seal_aad(batch.id, part_no), data),
+                    sealed=vault.seal_system(
+                        PRINT_FILE.purpose, PRINT_FILE.aad(batch_id=batch.id, part_no=part_no), data
+                    ),
                 )
             )
             del data, docs
@@ -319,7 +315,9 @@ def batch_file(session: Session, vault, actor: Actor, batch: PrintBatch, part_no
         details={"part": part_no, "positions": [row.first_position, row.last_position]},
         commit=True,
     )
-    return vault.open_system(SEAL_PURPOSE, seal_aad(batch.id, part_no), row.sealed)
+    return vault.open_system(
+        PRINT_FILE.purpose, PRINT_FILE.aad(batch_id=batch.id, part_no=part_no), row.sealed
+    )
 
 
 def batch_pdf(session: Session, vault, actor: Actor, batch: PrintBatch) -> bytes:
@@ -348,7 +346,9 @@ def batch_pdf(session: Session, vault, actor: Actor, batch: PrintBatch) -> bytes
 
     writer = PdfWriter()
     for row in rows:
-        data = vault.open_system(SEAL_PURPOSE, seal_aad(batch.id, row.part_no), row.sealed)
+        data = vault.open_system(
+            PRINT_FILE.purpose, PRINT_FILE.aad(batch_id=batch.id, part_no=row.part_no), row.sealed
+        )
         writer.append(PdfReader(io.BytesIO(data)))
     out = io.BytesIO()
     writer.write(out)

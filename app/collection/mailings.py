@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import datetime as dt
 import smtplib
+import uuid
 from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
-from app.collection import campaigns, intake, links
+from app.collection import campaigns, intake, links, receipts
 from app.core import jptime
+from app.core.actor import Actor
 from app.models import (
     BillingCategory,
     Campaign,
@@ -47,15 +49,17 @@ from app.models import (
     PersonKind,
     Reminder,
     RequestStatus,
+    Submission,
     utcnow,
 )
 from app.operations import billing
-from app.platform import mail
+from app.platform import mail, outbox
 
 VIEW = "Mailings"  # FAB permission view name (app.access.policy)
 RETRY_MINUTES = (5, 30, 120, 480, 1440)
 STALE_PENDING_MINUTES = 10
 JOB_ACTOR = Actor.system("job:mail")
+SEND_DELIVERY = "app.jobs.collection.send_delivery"  # the job, by name (app.platform.queue)
 
 
 class MailingError(ValueError):
@@ -103,18 +107,56 @@ def new_delivery(
 def promise_email(session: Session, delivery: Delivery) -> str:
     """Issue 8: the e-mail goes into the outbox in the same transaction as its delivery, so
     it survives Redis being down; the caller dispatches the returned key after commit."""
-    from app.jobs.collection import send_delivery
-    from app.platform import outbox
+    return outbox.add(session, SEND_DELIVERY, delivery.id).key
 
-    return outbox.add(session, send_delivery, delivery.id).key
+
+def make_receipt_delivery(session: Session, submission_id: uuid.UUID) -> Delivery | None:
+    """The receipt delivery of a submission (created once; None when there is no address
+    or the submission is gone). Flushes; the caller commits and dispatches."""
+    submission = session.get(Submission, submission_id)
+    if submission is None or submission.receipt_no is None:
+        return None
+    req = session.get(CollectionRequest, submission.request_id)
+    person = session.get(Person, req.person_id) if req else None
+    if person is None or not person.email:
+        return None
+    existing = session.execute(
+        select(Delivery).where(
+            Delivery.request_id == req.id,
+            Delivery.kind == DeliveryKind.RECEIPT,
+            Delivery.seq == submission.seq,
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    delivery = Delivery(
+        request_id=req.id,
+        campaign_id=req.campaign_id,
+        kind=DeliveryKind.RECEIPT,
+        seq=submission.seq,
+        channel=Channel.EMAIL,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+    )
+    try:
+        with session.begin_nested():
+            session.add(delivery)
+            session.flush()
+    except IntegrityError:  # a parallel job made it first
+        return session.execute(
+            select(Delivery).where(
+                Delivery.request_id == req.id,
+                Delivery.kind == DeliveryKind.RECEIPT,
+                Delivery.seq == submission.seq,
+            )
+        ).scalar_one()
+    promise_email(session, delivery)
+    return delivery
 
 
 def outbox_keys(delivery_ids: list[int]) -> list[str]:
     """The outbox keys of e-mail deliveries (for ``outbox.after_commit``)."""
-    from app.jobs.collection import send_delivery
-    from app.platform import outbox
-
-    return [outbox.key_for(send_delivery, d) for d in delivery_ids]
+    return [outbox.key_for(SEND_DELIVERY, d) for d in delivery_ids]
 
 
 def still_needed(req: CollectionRequest, delivery: Delivery) -> bool:
@@ -214,8 +256,6 @@ def build_mail(session: Session, keyring, config, delivery: Delivery) -> mail.Ma
     if not person.email:
         raise MailingError("メールアドレスが登録されていません")
     if delivery.kind == DeliveryKind.RECEIPT:  # issue 8: 受付のお知らせ (no link)
-        from app.collection import receipts
-
         return mail.Mail([person.email], *receipts.letter(session, config, delivery, req))
     subject, body = campaigns.letter(session, req.campaign_id, _EMAIL_LETTER[delivery.kind])
     values = letter_values(session, keyring, config, delivery, req)

@@ -34,9 +34,9 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.collection import campaigns, intake, uploads
 from app.core import jptime, mynumber
+from app.core.actor import Actor
 from app.models import (
     CollectionRequest,
     PaperIntake,

@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.collection import campaigns
 from app.core import jptime, mynumber
-from app.io.fields import has_hidden_characters
+from app.core.actor import Actor
+from app.core.fields import has_hidden_characters
 from app.models import (
     Campaign,
     CampaignKind,
@@ -284,7 +284,7 @@ def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> Ta
 
     for name, value in cells.items():
         if has_hidden_characters(value):
-            # The import's rule (app/io/fields.py): a control, bidi or zero-width character
+            # The import's rule (app/core/fields.py): a control, bidi or zero-width character
             # disguises a name on screen and can hide a number from the check below.
             bad(name, "制御文字・書式制御文字が含まれています")
         elif mynumber.contains_number(value):

@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 
 from app.access import assignments, policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.collection import campaigns, intake, mailings
+from app.core.actor import Actor
 from app.models import (
     BillingCategory,
     Campaign,

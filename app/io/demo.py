@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import mynumber
+from app.core.actor import Actor
 from app.io import imports
 from app.io.layouts import EXTERNAL, STAFF, Layout
 from app.models import HandlerRosterEntry, Person, VaultUser, db, utcnow

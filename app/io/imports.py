@@ -2,7 +2,7 @@
 
 One streaming pass over the file, in batches, inside one transaction:
 
-1. each record is checked field by field (the same rules as the portal's forms, ``app.io.fields``)
+1. each record is checked field by field (the same rules as the portal's forms, ``app.core.fields``)
    and against the rest of the file (a number or a 扶養者コード / 委員番号 twice);
 2. each batch is checked against what was stored before the import, in three indexed queries
    (numbers by blind index, people by 職員番号 / 委員番号, which of those have a number) —
@@ -48,9 +48,9 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core import fields as F
 from app.core import jptime, logsafe
-from app.io import fields as F
+from app.core.actor import Actor
 from app.io.bulk import BulkWriter, Sealer, collect_young, collector_paused, is_postgres
 from app.io.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 from app.io.layouts import STAFF, Layout

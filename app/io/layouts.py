@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import jptime, mynumber
+from app.core.actor import Actor
 from app.models import ExportLayout, PersonKind, utcnow
 
 STAFF = "staff"

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core import fields as F
 from app.core import jptime, logsafe
-from app.io import fields as F
+from app.core.actor import Actor
 from app.io.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 from app.io.layouts import Layout
 from app.models import Person

@@ -15,7 +15,7 @@ import uuid
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from app.models import IoTicket, utcnow
+from app.models import IO_TICKET, IoTicket, utcnow
 from app.vault.envelopes import Vault, VaultError, hold_kek
 
 LIFETIME = dt.timedelta(minutes=30)
@@ -23,10 +23,6 @@ LIFETIME = dt.timedelta(minutes=30)
 
 class TicketError(LookupError):
     """The ticket is gone, expired, or not yours (Japanese)."""
-
-
-def ticket_aad(ticket_id: uuid.UUID, user_id: int, purpose: str) -> str:
-    return f"mnv:io_ticket:{ticket_id}:{user_id}:{purpose}"
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -55,7 +51,9 @@ def create(
             user_id=user_id,
             layout_id=layout_id,
             payload=vault.seal_system(
-                "io_ticket", ticket_aad(ticket_id, user_id, purpose), payload
+                IO_TICKET.purpose,
+                IO_TICKET.aad(id=ticket_id, user_id=user_id, purpose=purpose),
+                payload,
             ),
             created_at=now,
             expires_at=now + LIFETIME,
@@ -88,7 +86,11 @@ def take(
     if claimed is None or _aware(claimed.expires_at) < utcnow():
         raise TicketError(gone)
     try:
-        payload = vault.open_system("io_ticket", ticket_aad(key, user_id, purpose), claimed.payload)
+        payload = vault.open_system(
+            IO_TICKET.purpose,
+            IO_TICKET.aad(id=key, user_id=user_id, purpose=purpose),
+            claimed.payload,
+        )
     except VaultError as exc:
         raise TicketError("確認データを復号できません。最初からやり直してください") from exc
     return claimed.layout_id, payload

@@ -1,7 +1,7 @@
 """Collection jobs: sending one e-mail, rendering a print batch, the
 daily dunning run and the mail retry sweep.
 
-Every job takes ids only (``app.jobs.enqueue`` refuses anything else) and is idempotent: the
+Every job takes ids only (``app.platform.queue.enqueue`` refuses anything else) and is idempotent: the
 service it calls checks the database first (a delivery already ``sent`` or ``sending`` is never
 sent again, a rendered batch is not rendered twice, a reminder is unique per request and run
 date). Scheduled jobs run in UTC cron: 00:00 UTC is 09:00 JST.
@@ -13,11 +13,12 @@ import logging
 
 from flask import current_app
 
-from app.audit.trail import Actor
 from app.collection import dunning, kits, mailings
-from app.jobs import enqueue, job, scheduled
+from app.core.actor import Actor
+from app.jobs import job, scheduled
 from app.models import db
 from app.platform import outbox
+from app.platform.queue import enqueue
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from flask_appbuilder.security.sqla.models import Role
 from sqlalchemy import select
 
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core.actor import Actor
 from app.jobs import job, scheduled
 from app.lifecycle import backup, disposal, retention, returns
 from app.models import DisposalRequest, VaultUser, db

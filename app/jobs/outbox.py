@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from app.collection import receipts
+from app.collection import mailings
 from app.jobs import job, scheduled
 from app.models import db
 from app.platform import outbox
@@ -25,12 +25,10 @@ def dispatch_outbox() -> str:
 @job
 def send_receipt(submission_id: str) -> str:
     """Create the receipt delivery of a submission, then send it through the outbox."""
-    delivery = receipts.make_delivery(db.session, uuid.UUID(str(submission_id)))
+    delivery = mailings.make_receipt_delivery(db.session, uuid.UUID(str(submission_id)))
     if delivery is None:
         db.session.commit()
         return "no_address"
     db.session.commit()
-    from app.collection import mailings
-
     outbox.after_commit(db.session, mailings.outbox_keys([delivery.id]))
     return f"delivery {delivery.id}"

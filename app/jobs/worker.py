@@ -15,7 +15,8 @@ import time
 
 from croniter import croniter
 
-from app.jobs import QUEUE, SCHEDULE, Scheduled, redis_connection
+from app.jobs import SCHEDULE, Scheduled
+from app.platform.queue import QUEUE, redis_connection
 
 log = logging.getLogger(__name__)
 

@@ -39,15 +39,15 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core.actor import Actor
 from app.lifecycle import disposal
 from app.models import AuditChainHead, BackupRecord, MyNumberRecord, Person, utcnow
 from app.vault import sealed
 from app.vault.envelopes import Vault, VaultError
 from app.vault.keyring import FileKeyRing, KeyRingError, kek_fingerprint
 
-BACKUP_SUFFIX = ".mnvbak"
-KEYRING_SUFFIX = ".mnvkeys"
+BACKUP_SUFFIX = sealed.BACKUP_SUFFIX
+KEYRING_SUFFIX = sealed.KEYRING_SUFFIX
 BLOCK = 1024 * 1024
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import jptime
+from app.core.actor import Actor
 from app.lifecycle import disposal
 from app.models import DisposalItem, DisposalKind, DisposalRequest, DisposalStatus, PersonKind
 

@@ -58,10 +58,11 @@ from sqlalchemy.orm import Session
 
 from app.access import accounts, lockout, policy, totp
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import jptime, mynumber
+from app.core.actor import Actor
 from app.lifecycle import retention
 from app.models import (
+    TOTP_SECRET,
     CaseAssignment,
     CollectionRequest,
     CollectionRequestStatus,
@@ -89,6 +90,7 @@ from app.vault.envelopes import Vault
 log = logging.getLogger(__name__)
 
 VIEW = "Disposal"
+FINISH_JOB = "app.jobs.lifecycle.finish_disposal"  # the job, by name (app.platform.queue)
 BATCH = 1000
 REASON_MAX = 2000
 DISPOSED_NAME = "（廃棄済み）"
@@ -139,7 +141,9 @@ def verify_step_up(session: Session, vault: Vault, actor: Actor, code: str | Non
         raise policy.PermissionDenied("二要素認証（TOTP）が登録されていません")
     if lockout.is_locked(user):
         raise policy.PermissionDenied(lockout.LOCKED_MESSAGE)
-    secret = vault.open_system("totp", f"user:{user.id}", user.totp_secret_enc).decode("ascii")
+    secret = vault.open_system(
+        TOTP_SECRET.purpose, TOTP_SECRET.aad(id=user.id), user.totp_secret_enc
+    ).decode("ascii")
     outcome = "wrong"
     if code.isdigit() and len(code) == 6:
         outcome = totp.spend_code(session, user, secret, code)

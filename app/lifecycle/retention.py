@@ -26,8 +26,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import jptime
+from app.core.actor import Actor
 from app.models import Person, PersonKind, RetentionRule, utcnow
 
 ANCHORS = {

@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core.actor import Actor
 from app.lifecycle import disposal
 from app.models import (
     AuditEvent,
@@ -80,6 +80,7 @@ from app.vault import sealed
 from app.vault.envelopes import Vault, VaultError
 
 VIEW = "ReturnArchive"
+BUILD_JOB = "app.jobs.lifecycle.build_return_archive"  # the job, by name (app.platform.queue)
 SUFFIX = ".mnva"
 BATCH = 1000
 

@@ -89,3 +89,10 @@ from app.models.outbox import OutboxMessage, OutboxState  # noqa: F401, E402 (is
 # -- monthly usage report (issue 7, item 3) --------------------------------------------------
 from app.models.reports import MonthlyReport, PlannedVolume, ReportDelivery  # noqa: F401, E402
 from app.models.roster import AccountChange, RosterChange  # noqa: F401, E402
+from app.models.system_sealed import (  # noqa: F401
+    IO_TICKET,
+    PRINT_FILE,
+    TOTP_SECRET,
+    SystemSealed,
+    sealed_columns,
+)

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.core import utcnow
 from app.models.intake import CollectionRequest
+from app.models.system_sealed import PRINT_FILE
 
 
 class CampaignKind:
@@ -264,7 +265,7 @@ class PrintBatchFile(Model):
     last_position: Mapped[int] = mapped_column(Integer)
     pages: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(Integer)
-    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary, info=PRINT_FILE.info())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

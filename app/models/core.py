@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.models.system_sealed import TOTP_SECRET
+
 db = SQLA()
 
 
@@ -92,7 +94,9 @@ class VaultUser(User):
     # account never counts as a second person against them (app.access.accounts.approver_conflict).
     credentials_issued_to_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Encrypted under the KEK ring (see app.vault.envelopes.seal_system); never stored in the clear.
-    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    totp_secret_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, nullable=True, info=TOTP_SECRET.info()
+    )
     totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )

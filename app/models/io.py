@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.core import utcnow
+from app.models.system_sealed import IO_TICKET
 
 
 class ExportLayout(Model):
@@ -76,7 +77,7 @@ class IoTicket(Model):
     purpose: Mapped[str] = mapped_column(String(20))  # import|match
     user_id: Mapped[int] = mapped_column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"))
     layout_id: Mapped[int] = mapped_column(Integer, ForeignKey("export_layout.id"))
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[bytes] = mapped_column(LargeBinary, info=IO_TICKET.info())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 

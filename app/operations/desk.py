@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
-from app.core import jptime, mynumber
-from app.io.fields import has_hidden_characters
+from app.core import fields, jptime, mynumber
+from app.core.actor import Actor
+from app.core.fields import has_hidden_characters
 from app.models import (
     Inquiry,
     InquiryAction,
@@ -35,7 +35,6 @@ from app.models import (
     VaultUser,
     utcnow,
 )
-from app.platform import mail
 
 OPEN_AT = dt.time(10, 0)
 CLOSE_AT = dt.time(17, 0)
@@ -217,7 +216,7 @@ def receive_public(
         ("お名前", "name", name),
         ("ご連絡先（メールアドレスまたは電話番号）", "contact", contact),
     ):
-        problem = mail.header_problem(label, (value or "").strip())  # one line each
+        problem = fields.header_problem(label, (value or "").strip())  # one line each
         if problem:
             raise DeskError(problem, field)
     try:

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from app.access import accounts, policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import jptime, mynumber
+from app.core.actor import Actor
 from app.io.csvio import CsvWriter
 from app.lifecycle import retention
 from app.models import (

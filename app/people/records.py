@@ -7,7 +7,7 @@
 - 氏名変更 with history (``NameChange``), the person row keeping the current name;
 - replace a number the municipality re-issued: the old record stays, encrypted, ``superseded``.
 
-Every value goes through the import's rules (``app.io.fields``); every change is audited in the
+Every value goes through the import's rules (``app.core.fields``); every change is audited in the
 same transaction with the names of the fields that changed — never a number, never old or new
 values of personal fields. A removed dependent keeps its records (status ``removed``, with the
 date) until disposal; it no longer appears in the household, searches or exports.
@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core import fields as F
 from app.core import jptime
-from app.io import fields as F
+from app.core.actor import Actor
 from app.models import MyNumberRecord, NameChange, Person, PersonKind, utcnow
 from app.people import registry
 from app.vault.envelopes import Vault

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from app.access import assignments, policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import mynumber
+from app.core.actor import Actor
 from app.models import MyNumberRecord, Person, PersonKind, utcnow
 from app.vault.envelopes import Vault, hold_kek
 

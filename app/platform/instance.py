@@ -16,7 +16,7 @@ from flask_migrate import upgrade
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
+from app.core.actor import Actor
 from app.models import db
 from app.vault import sealing
 

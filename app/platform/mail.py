@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import smtplib
 import ssl
-import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -19,6 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from app.core import mynumber
+from app.core.fields import header_problem
 
 
 class MailContainsNumber(ValueError):
@@ -28,27 +28,6 @@ class MailContainsNumber(ValueError):
 class MailHeaderRefused(ValueError):
     """An address, name or subject holds a line break or another control character: a header
     built from it could gain lines (Bcc:, a second body). Refused before anything is sent."""
-
-
-# Line breaks of every kind (CR, LF, NEL, U+2028/2029), NUL and the other C0/C1 controls, and
-# the bidi controls that make an address read differently from what it is.
-_HEADER_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def header_reason(value: str | None) -> str | None:
-    """Why ``value`` cannot go into a mail header (Japanese, without the field), or None."""
-    for char in value or "":
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _HEADER_BIDI:
-            kind = "改行" if char in "\r\n\x85\u2028\u2029" else "制御文字"
-            return f"{kind}は使えません（1行で入力してください）"
-    return None
-
-
-def header_problem(label: str, value: str | None) -> str | None:
-    """``header_reason`` naming the field: every form and import that takes an address, a
-    display name or a subject calls it, and ``build`` calls it again for every header."""
-    reason = header_reason(value)
-    return f"{label}: {reason}" if reason else None
 
 
 class MailError(RuntimeError):

@@ -2,7 +2,7 @@
 
 An action (a subject's submission, an operator sending a campaign, a deficiency notice, a
 print batch, a dunning run …) calls ``add()`` in its own transaction: one ``outbox_message``
-row holding the job's import path and its ids (checked by ``app.jobs.check_args``: never
+row holding the job's import path and its ids (checked by ``app.platform.queue.check_args``: never
 personal data, never a number), with a key unique per message. The row commits or rolls
 back with the action, so a stored submission always carries its promised mail and a
 rolled-back one never sends anything.
@@ -28,29 +28,26 @@ RQ, and in embedded mode leaves the rows to the worker.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app import jobs
 from app.models import utcnow
 from app.models.outbox import OutboxMessage, OutboxState
+from app.platform import queue
 
 log = logging.getLogger(__name__)
 
 STALE_CLAIM_MINUTES = 10
 BACKOFF_SECONDS = (15, 60, 300, 900)
-_TASK_PREFIX = "app.jobs."
 
 
 class OutboxError(ValueError):
-    """A task that may not go through the outbox."""
+    """The outbox cannot hand a row over."""
 
 
 @dataclass
@@ -68,30 +65,26 @@ class DispatchReport:
         )
 
 
-def task_name(func: Callable) -> str:
-    """The import path RQ and the dispatcher use; only ``app.jobs`` functions qualify."""
-    name = f"{func.__module__}.{func.__name__}"
-    if not name.startswith(_TASK_PREFIX):
-        raise OutboxError("アウトボックスに登録できるのは app.jobs のジョブだけです")
-    return name
-
-
-def key_for(func: Callable, *args) -> str:
+def key_for(task: queue.Task, *args) -> str:
     """The default unique key: the job's name and its ids (the same work is promised once)."""
-    return ":".join([func.__name__, *(str(a) for a in jobs.check_args(args))])[:200]
+    name = queue.task_name(task).rpartition(".")[2]
+    return ":".join([name, *(str(a) for a in queue.check_args(args))])[:200]
 
 
 def add(
-    session: Session, func: Callable, *args, key: str | None = None, once: bool = False
+    session: Session, task: queue.Task, *args, key: str | None = None, once: bool = False
 ) -> OutboxMessage:
-    """Promise ``func(*args)`` in the caller's transaction (no commit). Ids only.
+    """Promise the job ``task`` (its name, or the function) with ``args`` in the caller's
+    transaction (no commit). Ids only.
 
     ``once``: the key names an event that happens once and happens in this transaction (a
     submission being received), so no row can have it yet: no look-up (issue 4). The key's
     UNIQUE constraint still refuses a duplicate, failing the transaction rather than
     promising twice."""
-    safe = jobs.check_args(args)
-    key = key or key_for(func, *safe)
+    safe = queue.check_args(args)
+    name = queue.task_name(task)
+    queue.check_name(name)  # only app.jobs functions; imported only where the job runs
+    key = key or key_for(name, *safe)
     if not once:
         existing = session.execute(
             select(OutboxMessage).where(OutboxMessage.key == key)
@@ -100,20 +93,13 @@ def add(
             return existing
     row = OutboxMessage(
         key=key,
-        task=task_name(func),
+        task=name,
         args=json.dumps(list(safe)),
         state=OutboxState.PENDING,
         attempts=0,
     )
     session.add(row)
     return row
-
-
-def _resolve(task: str) -> Callable:
-    if not task.startswith(_TASK_PREFIX):
-        raise OutboxError("不明なジョブです")
-    module, _, name = task.rpartition(".")
-    return getattr(importlib.import_module(module), name)
 
 
 def _can_run_inline() -> bool:
@@ -162,13 +148,12 @@ def _claim(session: Session, row_id: int, now: dt.datetime) -> bool:
 
 
 def _push(row: OutboxMessage, inline: bool) -> None:
-    func = _resolve(row.task)
     args = json.loads(row.args)
     if current_app.config.get("REDIS_URL"):
         # RQ picks the job id: outbox ids repeat across instances that share one Redis.
-        jobs.enqueue(func, *args)
+        queue.enqueue(row.task, *args)
     elif inline:
-        func(*args)
+        queue.resolve(row.task)(*args)
     else:
         raise OutboxError("no queue")  # unreachable: dispatch() returns early
 

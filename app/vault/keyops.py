@@ -6,7 +6,7 @@ A KEK is used in three places, and retiring it must account for all of them:
 - data keys (``data_key.wrapped``, ``data_key.kek_version``): ``Vault.rewrap_all``;
 - operational secrets sealed under a KEK-derived key (``Vault.seal_system``) and kept in the
   database: the TOTP seeds, the rendered print files and the import/照合 confirmations
-  (``SYSTEM_SEALED``); ``rotate`` seals them again under the new KEK;
+  (each column declares itself, ``app.models.system_sealed``); ``rotate`` seals them again under the new KEK;
 - database backups (``.mnvbak``), whose file key is wrapped the same way. A backup file is
   not rewritten: retiring its KEK makes it unrestorable (with the current key ring), which
   is what disposal wants of old copies, so ``retire`` names those files and goes on only
@@ -16,19 +16,18 @@ A KEK is used in three places, and retiring it must account for all of them:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import trail
-from app.audit.trail import Actor
-from app.collection.kits import SEAL_PURPOSE, seal_aad
-from app.io import tickets
-from app.models import BackupRecord, DataKey, IoTicket, PrintBatchFile, VaultUser
+from app.core.actor import Actor
+from app.models import BackupRecord, DataKey, SystemSealed, utcnow
+from app.models import sealed_columns as declared
 from app.vault import sealed
 from app.vault.envelopes import (
     HEADER_SIZE,
@@ -54,35 +53,32 @@ class BackupsWouldBeLost(RetireRefused):
 
 # -- what each KEK protects --------------------------------------------------------------------
 @dataclass(frozen=True)
-class SystemSealed:
-    """A database column holding ``Vault.seal_system`` blobs, and how to rebuild its AAD."""
+class SealedColumn:
+    """A database column declared as holding ``Vault.seal_system`` blobs (``app.models``)."""
 
-    label: str  # Japanese, for messages and ``keys list``
-    purpose: str
     model: type
     column: str
-    aad_columns: tuple[str, ...]
-    aad: Callable[..., str]
+    spec: SystemSealed
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
 
 
-def _totp_aad(user_id: int) -> str:
-    return f"user:{user_id}"  # as app.web.identity seals it
+def purge_expired(session: Session) -> None:
+    """Delete the rows of sealed columns whose time is up (garbage, not dependants of a KEK)."""
+    for spec in sealed_columns():
+        if spec.spec.expires_column:
+            expires = getattr(spec.model, spec.spec.expires_column)
+            session.execute(
+                delete(spec.model).where(expires < utcnow()),
+                execution_options={"synchronize_session": False},
+            )
 
 
-SYSTEM_SEALED: tuple[SystemSealed, ...] = (
-    SystemSealed("TOTP シークレット", "totp", VaultUser, "totp_secret_enc", ("id",), _totp_aad),
-    SystemSealed(
-        "印刷ファイル", SEAL_PURPOSE, PrintBatchFile, "sealed", ("batch_id", "part_no"), seal_aad
-    ),
-    SystemSealed(
-        "取込・照合の確認待ち",
-        "io_ticket",
-        IoTicket,
-        "payload",
-        ("id", "user_id", "purpose"),
-        tickets.ticket_aad,
-    ),
-)
+def sealed_columns() -> list[SealedColumn]:
+    """Every system-sealed column, found from the schema's own declarations."""
+    return [SealedColumn(model, column, spec) for model, column, spec in declared()]
 
 
 @dataclass(frozen=True)
@@ -105,7 +101,7 @@ class KekUsage:
         return "、".join(parts) or "なし"
 
 
-def _sealed_versions(session: Session, spec: SystemSealed) -> Iterator[tuple[object, int | None]]:
+def _sealed_versions(session: Session, spec: SealedColumn) -> Iterator[tuple[object, int | None]]:
     """(primary key, KEK version) of every blob in the column, from its header bytes only."""
     column = getattr(spec.model, spec.column)
     rows = session.execute(
@@ -118,11 +114,9 @@ def _sealed_versions(session: Session, spec: SystemSealed) -> Iterator[tuple[obj
 def backup_files(session: Session, backup_dir: str | Path | None) -> list[Path]:
     """Every database backup we know of: the backup folder, and the files the
     ``backup_record`` table names (a manual backup may have been written elsewhere)."""
-    from app.lifecycle.backup import BACKUP_SUFFIX
-
     found: set[Path] = set()
     if backup_dir and Path(backup_dir).is_dir():
-        found |= set(Path(backup_dir).glob(f"*{BACKUP_SUFFIX}"))
+        found |= set(Path(backup_dir).glob(f"*{sealed.BACKUP_SUFFIX}"))
     names = session.execute(
         select(BackupRecord.file_name).where(
             BackupRecord.pruned_at.is_(None), BackupRecord.backend != "keyring"
@@ -157,7 +151,7 @@ def usage(session: Session, vault: Vault, backup_dir: str | Path | None = None) 
     )
     sealed_counts = {
         spec.label: Counter(v for _key, v in _sealed_versions(session, spec))
-        for spec in SYSTEM_SEALED
+        for spec in sealed_columns()
     }
     backups: dict[int, list[str]] = {}
     for path in backup_files(session, backup_dir):
@@ -178,13 +172,14 @@ def usage(session: Session, vault: Vault, backup_dir: str | Path | None = None) 
 
 # -- rotation ----------------------------------------------------------------------------------
 def reseal_system_blobs(session: Session, vault: Vault) -> dict[str, int]:
-    """Seal every ``SYSTEM_SEALED`` blob that is not under the current KEK again under it, one
+    """Seal every system-sealed blob that is not under the current KEK again under it, one
     row at a time (print files can be large), so that the old KEK can be retired."""
     current = vault.keys.current_kek_version()
     counts: dict[str, int] = {}
-    for spec in SYSTEM_SEALED:
+    for spec in sealed_columns():
         column = getattr(spec.model, spec.column)
-        aad_columns = [getattr(spec.model, name) for name in spec.aad_columns]
+        names = spec.spec.aad_columns
+        aad_columns = [getattr(spec.model, name) for name in names]
         stale = [
             key
             for key, version in _sealed_versions(session, spec)
@@ -196,7 +191,8 @@ def reseal_system_blobs(session: Session, vault: Vault) -> dict[str, int]:
             ).one_or_none()
             if row is None or row[0] is None:
                 continue  # gone meanwhile (a ticket used, a batch posted)
-            blob = vault.reseal_system(spec.purpose, spec.aad(*row[1:]), row[0])
+            aad = spec.spec.aad(**dict(zip(names, row[1:], strict=True)))
+            blob = vault.reseal_system(spec.spec.purpose, aad, row[0])
             session.execute(update(spec.model).where(spec.model.id == key).values({column: blob}))
         counts[spec.label] = len(stale)
     return counts
@@ -221,7 +217,7 @@ def rotate(session: Session, vault: Vault, actor: Actor) -> tuple[int, int]:
     )
     version = vault.keys.add_kek_version()
     count = vault.rewrap_all(session)
-    tickets.purge_expired(session)
+    purge_expired(session)
     resealed = reseal_system_blobs(session, vault)
     trail.record(
         session,
@@ -304,7 +300,7 @@ def retire(
                 f"KEK バージョン {version} は鍵リングにありません（鍵リングにあるのは {versions}）"
             ),
         )
-    tickets.purge_expired(session)  # expired confirmations are garbage, not dependants
+    purge_expired(session)
     session.commit()
     # No import may still be wrapping keys under this KEK unseen: wait for any, keep new ones
     # out until the ring no longer holds it.

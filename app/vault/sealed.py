@@ -60,6 +60,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAGIC = b"MNVSEAL1"
+BACKUP_SUFFIX = ".mnvbak"  # a database backup, its file key wrapped by a KEK
+KEYRING_SUFFIX = ".mnvkeys"  # a key-ring backup, sealed to the recovery key
 DEFAULT_CHUNK = 256 * 1024
 MAX_CHUNK = 16 * 1024 * 1024
 MAX_HEADER = 1024 * 1024

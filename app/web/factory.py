@@ -1,4 +1,4 @@
-"""The admin portal: ``create_app()`` wires FAB, the vault, Talisman, limits and the CLI."""
+"""The admin portal: ``create_app()`` wires FAB, the vault, Talisman and the error pages."""
 
 from __future__ import annotations
 
@@ -16,17 +16,19 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
 from app import settings
-from app.audit import refusals
+from app.audit import canary, signing
 from app.audit.trail import SQLITE_BUSY_TIMEOUT_MS, AuditUnavailable
-from app.core import jptime, logsafe
+from app.core import actor, jptime, logsafe
 from app.io.uploads import InMemoryUploadRequest
 from app.models import db
 from app.platform import unavailable
 from app.vault.envelopes import Vault
 from app.vault.keyring import FileKeyRing
-from app.web import csp, listargs
+from app.web import csp, identity, listargs, netguard, refusals
+from app.web.identity import VaultAppBuilder, enforce_password_change, enforce_session
+from app.web.views import HomeView, register
 
-MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+MIGRATIONS = str(Path(__file__).resolve().parents[2] / "migrations")
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the admin portal. ``overrides`` replace settings (tests, CLI)."""
     settings.private_umask()  # before the first file (database, log, key ring) is created
-    app = Flask(__name__)
+    app = Flask("app")  # the package's folder holds templates/, static/ and translations/
     app.request_class = InMemoryUploadRequest  # uploaded CSVs never spool to disk
     app.config.update(settings.load(overrides))
     home = Path(app.config["MYNUMBER_HOME"])
@@ -66,16 +68,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     logsafe.install(app.config["LOG_FILE"])
 
     db.init_app(app)
-    unavailable.close_sessions_quietly(app)  # issue 8: after init_app (runs first)
-    from app.audit import signing  # noqa: F401 - the audit log signs itself after each commit
-
+    unavailable.close_sessions_quietly(app)  # after init_app, so that it runs first
+    signing.install()  # the audit log signs itself after each commit
     Migrate(app, db, directory=MIGRATIONS)
     keyring = FileKeyRing(app.config["KEYRING_PATH"])
     app.extensions["mynumber_keyring"] = keyring
     app.extensions["mynumber_vault"] = vault = Vault(keyring)
-    # Canary numbers (issue 8): every decryption of a canary raises a security alert.
-    from app.audit import canary
-
+    # Every decryption of a canary raises a security alert, naming the signed-in user.
+    actor.provide(identity.request_actor)
     vault.on_decrypt = functools.partial(canary.on_decrypt, vault)
 
     CSRFProtect(app)
@@ -94,17 +94,13 @@ def create_app(overrides: dict | None = None) -> Flask:
         referrer_policy="no-referrer",
     )
 
-    from app.web.identity import VaultAppBuilder, enforce_password_change, enforce_session
-    from app.web.views import HomeView, register
-
     with app.app_context():
         appbuilder = VaultAppBuilder(indexview=HomeView, base_template="mynumber/base.html")
         appbuilder.init_app(app, db.session)
         register(appbuilder)
 
-    # The network allow-list runs before anything else on every request (issue 8).
-    from app.web import netguard  # first of all: the client's address behind a trusted proxy
-
+    # First of all on every request: the client's address behind a trusted proxy and the
+    # network allow-list.
     netguard.install(app)
     app.before_request(enforce_session)  # logout, lock, changed access, idle, absolute
     app.before_request(enforce_password_change)
@@ -113,10 +109,6 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.after_request(_no_store)
     app.jinja_env.filters["jst"] = jptime.format_jst
     _error_pages(app)
-
-    from app.cli import mynumber_group
-
-    app.cli.add_command(mynumber_group)
     return app
 
 

@@ -47,8 +47,8 @@ from wtforms.validators import DataRequired, Length, Regexp
 from app.access import lockout, policy, totp
 from app.access.lockout import LOCKED_MESSAGE, is_locked
 from app.audit import trail
-from app.audit.trail import Actor
-from app.models import VaultUser, db, utcnow
+from app.core.actor import Actor
+from app.models import TOTP_SECRET, VaultUser, db, utcnow
 from app.vault.envelopes import hold_kek
 
 SESSION_MFA = "mnv_mfa_ok"
@@ -105,6 +105,13 @@ def current_actor() -> Actor:
     return actor_for(getattr(g, "user", None))
 
 
+def request_actor() -> Actor | None:
+    """The actor of the request being served, if any: installed as the provider of
+    ``app.core.actor.current_actor`` so that code below the web layer (the vault's decrypt
+    hook) can name the user without importing the web layer."""
+    return current_actor() if has_request_context() else None
+
+
 def requires_mfa(user: VaultUser) -> bool:
     """Every account signs in with a second factor: a password alone opens nothing.
 
@@ -157,7 +164,9 @@ def totp_secret(user: VaultUser) -> str | None:
     if not user.totp_secret_enc:
         return None
     vault = current_app.extensions["mynumber_vault"]
-    return vault.open_system("totp", f"user:{user.id}", user.totp_secret_enc).decode("ascii")
+    return vault.open_system(
+        TOTP_SECRET.purpose, TOTP_SECRET.aad(id=user.id), user.totp_secret_enc
+    ).decode("ascii")
 
 
 class TotpForm(FlaskForm):
@@ -231,7 +240,9 @@ class VaultAuthDBView(AuthDBView):
         if enrolling and not user.totp_secret_enc:
             hold_kek(db.session)  # sealed under the current KEK: no rotation until committed
             user.totp_secret_enc = vault.seal_system(
-                "totp", f"user:{user.id}", pyotp.random_base32().encode("ascii")
+                TOTP_SECRET.purpose,
+                TOTP_SECRET.aad(id=user.id),
+                pyotp.random_base32().encode("ascii"),
             )
             db.session.commit()
         secret = totp_secret(user)

@@ -118,8 +118,8 @@ def install(app: Flask) -> None:
 def _refuse(client: str | None):
     """403 in Japanese; audited (a failure to audit is logged: the request is refused anyway)."""
     from app.audit import trail
-    from app.audit.trail import Actor
     from app.core import logsafe
+    from app.core.actor import Actor
     from app.models import db
 
     try:

@@ -3,7 +3,7 @@
 import multiprocessing
 import os
 
-wsgi_app = "app:create_app()"
+wsgi_app = "app.web.factory:create_app()"
 bind = os.environ.get("MYNUMBER_PORTAL_BIND", "127.0.0.1:8000")  # nginx in front, never public
 workers = int(os.environ.get("MYNUMBER_PORTAL_WORKERS", 2 * multiprocessing.cpu_count() + 1))
 worker_class = "gthread"

@@ -6,7 +6,7 @@ import pytest
 
 from app.access import policy
 from app.access.policy import ShellActor
-from app.audit.trail import Actor
+from app.core.actor import Actor
 from tests.support import actor
 
 CASES = [

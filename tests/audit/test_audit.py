@@ -4,7 +4,8 @@ import pytest
 from sqlalchemy import select, text
 
 from app.audit import trail
-from app.audit.trail import Actor, AuditUnavailable
+from app.audit.trail import AuditUnavailable
+from app.core.actor import Actor
 from app.models import AuditChainHead, AuditEvent
 from tests.cli_runner import run_cli
 

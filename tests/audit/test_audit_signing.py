@@ -18,7 +18,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.audit import signing, trail
-from app.audit.trail import Actor, AuditUnavailable, SigningPolicy
+from app.audit.trail import AuditUnavailable, SigningPolicy
+from app.core.actor import Actor
 from app.models import AuditCheckpoint, AuditEvent, db
 
 

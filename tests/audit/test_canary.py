@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from app.access.policy import ShellActor
 from app.audit import canary
+from app.cli import mynumber_group
 from app.core.mynumber import make_valid
 from app.io import exports, layouts, matching
 from app.lifecycle import returns
 from app.models import AuditEvent, MyNumberRecord, Person
-from app.people import registry
+from app.people import canaries, registry
 from app.vault import sealed
 from tests.io.helpers import STAFF_HEADER, csv_bytes
 from tests.support import actor, add_employee_with_number, number_forms, written_bytes
@@ -34,7 +35,7 @@ def stored(app, session, vault, smtp_server):
     app.config["SMTP_URL"] = smtp_server.url
     app.config["SECURITY_CONTACT"] = CONTACT
     real = add_employee_with_number(session, vault, REAL_NUMBER)
-    bait = canary.add(
+    bait = canaries.add(
         session,
         vault,
         CLI,
@@ -191,8 +192,8 @@ def test_nothing_in_the_database_tells_a_canary_apart(app, session, vault, store
 def test_cli_adds_lists_and_removes(app, session, vault):
     runner = app.test_cli_runner()
     added = runner.invoke(
+        mynumber_group,
         args=[
-            "mynumber",
             "canary",
             "add",
             "--label",
@@ -203,11 +204,11 @@ def test_cli_adds_lists_and_removes(app, session, vault):
             "1975-01-02",
             "--code",
             "E0777",
-        ]
+        ],
     )
     assert added.exit_code == 0, added.output
     assert "honey-1" in added.output and "****-****-" in added.output
-    listed = runner.invoke(args=["mynumber", "canary", "list"])
+    listed = runner.invoke(mynumber_group, args=["canary", "list"])
     assert "honey-1" in listed.output and "見本 三郎" in listed.output
     session.rollback()
     person = session.execute(select(Person).where(Person.code == "E0777")).scalar_one()
@@ -215,8 +216,8 @@ def test_cli_adds_lists_and_removes(app, session, vault):
     assert record is not None  # a generated number with a valid check digit is stored
     assert canary.labels_of(vault, [person.id]) == {person.id: "honey-1"}
     again = runner.invoke(
+        mynumber_group,
         args=[
-            "mynumber",
             "canary",
             "add",
             "--label",
@@ -225,13 +226,14 @@ def test_cli_adds_lists_and_removes(app, session, vault):
             "x",
             "--birth-date",
             "1975-01-02",
-        ]
+        ],
     )
     assert again.exit_code == 1 and "既に使われています" in again.output
-    removed = runner.invoke(args=["mynumber", "canary", "remove", "honey-1"])
+    removed = runner.invoke(mynumber_group, args=["canary", "remove", "honey-1"])
     assert removed.exit_code == 0, removed.output
     assert (
-        "カナリアは登録されていません" in runner.invoke(args=["mynumber", "canary", "list"]).output
+        "カナリアは登録されていません"
+        in runner.invoke(mynumber_group, args=["canary", "list"]).output
     )
     session.rollback()
     assert session.get(Person, person.id).status == "removed"

@@ -3,8 +3,6 @@ errors."""
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -149,20 +147,6 @@ def test_errors_are_one_japanese_line_without_traceback(tmp_path):
     weak = run(["init", "--admin-password", "short"], {"MYNUMBER_HOME": str(tmp_path / "w")})
     assert weak.returncode != 0 and "12文字以上" in weak.stderr
     assert "Traceback" not in weak.stderr
-
-
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_reachable_through_flask_too(instance):
-    env = {**_env(instance), "FLASK_APP": "app"}
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "mynumber", "audit", "verify"],
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_account_add_is_the_paper_approved_first_account(instance):

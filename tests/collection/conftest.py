@@ -12,8 +12,8 @@ import re
 import pytest
 
 from app.access.policy import CLIENT_STAFF, OPERATOR
-from app.audit.trail import Actor
 from app.core import jptime
+from app.core.actor import Actor
 from app.core.mynumber import make_valid
 from tests import support
 
@@ -96,7 +96,7 @@ class Jobs:
 
     def drain(self) -> None:
         if self.mode == "rq":
-            from app.jobs import queue
+            from app.platform.queue import queue
 
             q = queue()
             support.drain_queue(q)
@@ -108,7 +108,7 @@ class Jobs:
             return []
         import zlib
 
-        from app.jobs import redis_connection
+        from app.platform.queue import redis_connection
 
         conn = redis_connection()
         out = []
@@ -141,7 +141,7 @@ class Jobs:
         from rq.job import Job
         from rq.registry import FinishedJobRegistry
 
-        from app.jobs import queue
+        from app.platform.queue import queue
 
         q = queue()
         ids = FinishedJobRegistry(queue=q).get_job_ids()

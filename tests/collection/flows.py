@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from app.access import assignments
 from app.collection import campaigns, intake, kits, mailings, targets, verification
-from app.jobs import enqueue
 from app.jobs.collection import render_print_batch, send_delivery
 from app.models import CampaignKind, CollectionRequest, Person, PrintBatch, db
+from app.platform.queue import enqueue
 from tests.collection.conftest import (
     EMPLOYEE_CSV,
     EXTERNAL_CSV,

@@ -122,7 +122,7 @@ def test_a_deficiency_is_recorded_only_by_the_operator_holding_the_case(
 
 def test_a_request_without_a_campaign_is_worked_by_nobody(app, session, vault, make_user):
     """A link issued by hand on the server has no order, so no assigned Operator."""
-    from app.audit.trail import Actor
+    from app.core.actor import Actor
     from app.models import PersonKind, RequestStatus
 
     user, _ = make_user(OPERATOR)

@@ -4,12 +4,13 @@ non-zero exit, never a traceback."""
 import pytest
 from sqlalchemy import select
 
+from app.cli import mynumber_group
 from app.models import Campaign, CollectionRequest, PrintBatch
 from tests.collection.conftest import EMPLOYEE_CSV, future_business_day
 
 
 def _run(app, *args):
-    return app.test_cli_runner().invoke(args=["mynumber", *args])
+    return app.test_cli_runner().invoke(mynumber_group, args=[*args])
 
 
 def _create(app, *extra):

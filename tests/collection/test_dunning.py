@@ -6,9 +6,10 @@ import datetime as dt
 
 from sqlalchemy import func, select, update
 
+from app.cli import mynumber_group
 from app.collection import campaigns, dunning, kits
 from app.core import jptime
-from app.jobs import enqueue, worker
+from app.jobs import worker
 from app.jobs.collection import dunning_daily, send_delivery
 from app.models import (
     BillableEvent,
@@ -18,6 +19,7 @@ from app.models import (
     Reminder,
     Stage,
 )
+from app.platform.queue import enqueue
 from tests.collection import flows
 from tests.collection.conftest import (
     NUMBER_HANAKO,
@@ -168,9 +170,9 @@ def test_the_scheduled_job_runs_inline_on_rq_and_from_the_cli(
     else:
         assert reminders == 0 and "営業日ではない" in outcome
     # Once per run: the CLI the operator would use runs the same job again, to no effect.
-    result = app.test_cli_runner().invoke(args=["mynumber", "job", "dunning"])
+    result = app.test_cli_runner().invoke(mynumber_group, args=["job", "dunning"])
     assert result.exit_code == 0 and "ジョブ dunning を実行しました" in result.output
     session.expire_all()
     assert session.execute(select(func.count()).select_from(Reminder)).scalar_one() == reminders
-    bad = app.test_cli_runner().invoke(args=["mynumber", "job", "nosuchjob"])
+    bad = app.test_cli_runner().invoke(mynumber_group, args=["job", "nosuchjob"])
     assert bad.exit_code != 0 and "dunning" in bad.output

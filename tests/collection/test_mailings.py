@@ -8,6 +8,7 @@ import socket
 import pytest
 from sqlalchemy import select, update
 
+from app.cli import mynumber_group
 from app.collection import campaigns, mailings
 from app.jobs.collection import mail_retry, send_delivery
 from app.models import Delivery, DeliveryStatus, Stage, utcnow
@@ -144,12 +145,12 @@ def test_a_bounce_reported_later_is_recorded_by_message_id(
     message_id = smtp_server.messages[0]["Message-ID"]
     assert delivery.message_id == message_id
     result = app.test_cli_runner().invoke(
-        args=["mynumber", "mail", "bounce", message_id.strip("<>"), "--reason", "宛先不明"]
+        mynumber_group, args=["mail", "bounce", message_id.strip("<>"), "--reason", "宛先不明"]
     )
     assert result.exit_code == 0, result.output
     session.expire_all()
     assert _delivery(session).status == DeliveryStatus.BOUNCED
-    bad = app.test_cli_runner().invoke(args=["mynumber", "mail", "bounce", "<nobody@example>"])
+    bad = app.test_cli_runner().invoke(mynumber_group, args=["mail", "bounce", "<nobody@example>"])
     assert bad.exit_code == 1 and "見つかりません" in bad.output
     with pytest.raises(mailings.MailingError, match="12桁"):
         mailings.record_bounce(session, operators[0], delivery_id=delivery.id, reason=NUMBERS[0])

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
+from app.core import fields as F
 from app.core.mynumber import make_valid
-from app.io import fields as F
 
 NUMBER = make_valid("12345678901")
 

@@ -130,8 +130,8 @@ def test_killed_import_leaves_no_person_and_no_partial_row_then_reruns(instance,
 
 def _assert_no_leak(instance, sample: list[str]) -> None:
     """No plaintext number anywhere the killed and the re-run import wrote."""
-    from app import create_app
     from app.models import db
+    from app.web.factory import create_app
     from tests.support import leaks
 
     app = create_app(instance)

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from app.audit import trail
-from app.audit.trail import Actor
 from app.collection import intake
+from app.core.actor import Actor
 from app.models import PersonKind, Submission, db
 from app.people import registry
 from tests import support
@@ -30,8 +30,8 @@ from tests.public_form.conftest import BIRTH, PURPOSE, Subject
 def pg_apps(private_postgres, tmp_path):
     """The portal and the form on a fresh instance in the private cluster."""
     import public_form
-    from app import create_app
     from app.platform.instance import initialise
+    from app.web.factory import create_app
 
     with psycopg.connect(private_postgres.server_url, autocommit=True) as conn:
         conn.execute("CREATE DATABASE mnv")

@@ -11,7 +11,6 @@ import uuid
 
 from sqlalchemy import select
 
-from app.jobs import queue
 from app.models import (
     CollectionRequest,
     Delivery,
@@ -23,6 +22,7 @@ from app.models import (
     utcnow,
 )
 from app.platform import outbox
+from app.platform.queue import queue
 from tests import support
 from tests.cli_runner import run_cli
 from tests.faults.conftest import NUMBER_A, submit_alone

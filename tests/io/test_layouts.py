@@ -43,7 +43,7 @@ def test_defaults_from_the_migration(session):
     ],
 )
 def test_date_formats_and_they_parse_back(value, fmt, expected):
-    from app.io.fields import clean_date
+    from app.core.fields import clean_date
 
     assert layouts.format_date(value, fmt) == expected
     assert clean_date(expected) == value

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from app.jobs import UnsafeJobArgument, check_args, enqueue, queue
+from app.platform.queue import UnsafeJobArgument, check_args, enqueue, queue
 from tests.jobs.job_functions import always_fails, write_marker
 
 

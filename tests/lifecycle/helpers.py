@@ -189,8 +189,8 @@ def export_rows(session, vault) -> dict[str, list[list[str]]]:
 def fresh_target(instance: dict, backend: str, home: Path | None = None):
     """A second app on an empty database (same key ring unless ``home`` is given): where a
     backup is restored after the original database is lost."""
-    from app import create_app
     from app.models import db
+    from app.web.factory import create_app
     from tests import conftest
 
     overrides = dict(instance)

@@ -388,7 +388,7 @@ def test_postgres_compaction_waits_for_older_transactions_anywhere_on_the_server
 
 def test_the_command_line_is_trusted_by_type_not_by_name(session, vault, make_user, app):
     from app.access.policy import ShellActor
-    from app.audit.trail import Actor
+    from app.core.actor import Actor
 
     crowd = population(session, vault, n=1)
     req, _, _ = approved_request(session, vault, make_user, [crowd[0].id])

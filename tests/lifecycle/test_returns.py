@@ -221,8 +221,8 @@ def test_export_is_refused_without_permission_or_purpose_and_audited(
 
 
 def test_portal_request_is_built_by_the_job(session, vault, app, make_user, tmp_path):
-    from app.jobs import enqueue
     from app.jobs.lifecycle import build_return_archive
+    from app.platform.queue import enqueue
 
     population(session, vault, n=2)
     private, recipient = _keys()

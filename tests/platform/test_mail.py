@@ -2,6 +2,7 @@
 
 import pytest
 
+from app.core import fields
 from app.platform import mail
 from app.platform.mail import Attachment, Mail, MailContainsNumber, MailError
 
@@ -115,12 +116,13 @@ def test_a_header_with_a_line_break_or_control_is_never_built(
 
 
 def test_header_problem_names_the_field_and_accepts_ordinary_text():
-    assert mail.header_problem("件名", "【見本機構】ご提出のお願い（再送）") is None
-    assert mail.header_problem("宛先", "taro+1@example.jp") is None
+    assert fields.header_problem("件名", "【見本機構】ご提出のお願い（再送）") is None
+    assert fields.header_problem("宛先", "taro+1@example.jp") is None
     assert (
-        mail.header_problem("件名", "a\tb") == "件名: 制御文字は使えません（1行で入力してください）"
+        fields.header_problem("件名", "a\tb")
+        == "件名: 制御文字は使えません（1行で入力してください）"
     )
-    assert mail.header_reason("a\r\nb") == "改行は使えません（1行で入力してください）"
+    assert fields.header_reason("a\r\nb") == "改行は使えません（1行で入力してください）"
 
 
 def test_a_mail_setting_with_a_line_break_stops_the_start(monkeypatch, tmp_path):

@@ -14,8 +14,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from app.audit.trail import Actor
 from app.collection import intake
+from app.core.actor import Actor
 from app.core.mynumber import make_valid
 from app.models import PersonKind
 from app.people import registry

@@ -7,8 +7,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app.audit.trail import Actor
 from app.collection import intake
+from app.core.actor import Actor
 from app.models import AuditEvent, CollectionRequest, utcnow
 from tests import support
 from tests.public_form.conftest import BIRTH, Subject

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from app.cli import mynumber_group
 from app.models import AuditEvent, CollectionRequest, Inquiry, RequestStatus, Submission
 from tests.public_form.conftest import BIRTH, Subject
 from tests.public_form.test_flow import _submit_household
@@ -27,10 +28,10 @@ PASSWORDS = {
 
 
 def roles_cli(app):
-    args = ["mynumber", "db", "roles", "--prefix", PREFIX]
+    args = ["db", "roles", "--prefix", PREFIX]
     for kind, password in PASSWORDS.items():
         args += [f"--{kind}-password", password]
-    return app.test_cli_runner().invoke(args=args)
+    return app.test_cli_runner().invoke(mynumber_group, args=args)
 
 
 def url_as(instance, kind: str) -> str:
@@ -185,6 +186,6 @@ def test_the_portal_role_works_and_the_command_is_idempotent(roles, app, househo
 
 @pytest.mark.only_backend("sqlite")
 def test_sqlite_gets_a_japanese_message(backend, app):
-    result = app.test_cli_runner().invoke(args=["mynumber", "db", "roles"])
+    result = app.test_cli_runner().invoke(mynumber_group, args=["db", "roles"])
     assert result.exit_code == 1
     assert "PostgreSQL にのみ適用されます" in result.output

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.access.policy import PermissionDenied
-from app.audit.trail import Actor
 from app.collection import intake
 from app.collection.intake import IntakeError
+from app.core.actor import Actor
 from app.models import (
     CollectionRequestStatus,
     PersonKind,

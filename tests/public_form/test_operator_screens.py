@@ -5,6 +5,7 @@ import re
 from sqlalchemy import select
 
 from app.access.policy import OPERATOR, SYSTEM_ADMIN
+from app.cli import mynumber_group
 from app.collection import intake
 from app.models import AuditEvent, CollectionRequest, RequestStatus
 from tests import support
@@ -83,7 +84,8 @@ def test_system_admin_cannot_reach_intake(app, client, login, subject, external)
 def test_cli_issues_a_working_link(app, session, external, form_app):
     runner = app.test_cli_runner()
     result = runner.invoke(
-        args=["mynumber", "request", "create", "--person", str(external["head"].id), "--days", "7"]
+        mynumber_group,
+        args=["request", "create", "--person", str(external["head"].id), "--days", "7"],
     )
     assert result.exit_code == 0, result.output
     url = result.output.strip().splitlines()[-1]
@@ -95,5 +97,5 @@ def test_cli_issues_a_working_link(app, session, external, form_app):
     session.refresh(external["req"])
     assert external["req"].status == RequestStatus.CANCELLED
     assert form_app.test_client().get(f"/r/{token}").status_code == 302
-    bad = runner.invoke(args=["mynumber", "request", "create", "--person", "nope"])
+    bad = runner.invoke(mynumber_group, args=["request", "create", "--person", "nope"])
     assert bad.exit_code != 0 and "人物IDの形式が正しくありません" in bad.output

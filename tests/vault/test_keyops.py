@@ -16,6 +16,7 @@ from app.core.mynumber import make_valid
 from app.io import exports, layouts, tickets
 from app.lifecycle import backup
 from app.models import (
+    PRINT_FILE,
     AuditEvent,
     CampaignKind,
     DataKey,
@@ -63,7 +64,9 @@ def _print_file(session, vault) -> PrintBatch:
             last_position=1,
             pages=1,
             size_bytes=len(PDF),
-            sealed=vault.seal_system(kits.SEAL_PURPOSE, kits.seal_aad(batch.id, 1), PDF),
+            sealed=vault.seal_system(
+                PRINT_FILE.purpose, PRINT_FILE.aad(batch_id=batch.id, part_no=1), PDF
+            ),
         )
     )
     session.commit()

@@ -17,8 +17,8 @@ TRUSTED = netguard.parse_networks("127.0.0.1/32, 10.9.0.0/16", "TRUSTED_PROXIES"
 @pytest.fixture
 def portal(instance):
     """Build the portal with the allow-list set (each test its own settings)."""
-    from app import create_app
     from app.models import db
+    from app.web.factory import create_app
 
     built = []
 

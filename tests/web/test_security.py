@@ -136,7 +136,7 @@ def test_password_policy_on_new_users(client, login):
 
 
 def test_login_posts_are_rate_limited(instance):
-    from app import create_app
+    from app.web.factory import create_app
 
     app = create_app({**instance, "RATELIMIT_ENABLED": True, "AUTH_RATE_LIMIT": "3 per minute"})
     client = app.test_client()
@@ -146,7 +146,7 @@ def test_login_posts_are_rate_limited(instance):
 
 
 def test_https_mode_sends_hsts_and_secure_cookies(instance):
-    from app import create_app
+    from app.web.factory import create_app
 
     app = create_app({**instance, "MYNUMBER_HTTPS": True, "SESSION_COOKIE_SECURE": True})
     response = app.test_client().get("/login/", base_url="https://localhost")

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.audit.trail import Actor
 from app.core import jptime, mynumber
+from app.core.actor import Actor
 from app.models import MonthlyReport, ReportDelivery, utcnow
 from app.operations.reports import monthly, output
 from app.platform import mail

@@ -16,9 +16,8 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Validati
 from app.access import accounts, policy, roster
 from app.audit import trail
 from app.audit.trail import AuditUnavailable
-from app.core import jptime, mynumber
+from app.core import fields, jptime, mynumber
 from app.models import AccountChange, HandlerRosterEntry, RosterChange, VaultUser, db
-from app.platform import mail
 from app.vault.envelopes import VaultError
 from app.web.identity import current_actor
 
@@ -187,7 +186,7 @@ def _one_line(label: str):
     header, where a line break would add headers of the sender's choosing)."""
 
     def check(_form, field) -> None:
-        problem = mail.header_problem(label, field.data)
+        problem = fields.header_problem(label, field.data)
         if problem:
             raise ValidationError(problem)
 

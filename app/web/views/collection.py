@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from app.access import assignments, policy
 from app.audit.trail import AuditUnavailable
-from app.cli import DEFAULT_PURPOSE
 from app.collection import campaigns, intake, kits, links, mailings, paper, targets, verification
 from app.core import jptime, mynumber
 from app.models import (
@@ -144,7 +143,7 @@ class CampaignView(BaseView):
             kinds=CampaignKind.LABELS,
             form=FlaskForm(),
             can_add=policy.allows(current_actor(), "can_add", campaigns.VIEW),
-            default_purpose=DEFAULT_PURPOSE,
+            default_purpose=campaigns.DEFAULT_PURPOSE,
         )
 
     @expose("/create", methods=["POST"])
@@ -367,9 +366,7 @@ class CampaignView(BaseView):
         except USER_ERRORS as exc:
             _fail(exc)
             return redirect(url_for("CampaignView.show", cid=campaign.id))
-        from app.jobs.collection import render_print_batch
-
-        outbox.after_commit(db.session, [outbox.key_for(render_print_batch, batch.id)])
+        outbox.after_commit(db.session, [outbox.key_for(kits.RENDER_PRINT_BATCH, batch.id)])
         flash(f"印刷バッチ {batch.id}（{batch.item_count} 通）を作成しました。", "success")
         return redirect(url_for("MailingView.index"))
 

@@ -289,7 +289,6 @@ class DisposalView(BaseView):
     @expose("/<string:rid>/execute", methods=["POST"])
     @has_access
     def execute(self, rid: str):
-        from app.jobs.lifecycle import finish_disposal
 
         req = _request_or_404(rid)
         if not FlaskForm().validate_on_submit():
@@ -315,12 +314,12 @@ class DisposalView(BaseView):
                 "success",
             )
             # The database files are tidied in the background: it may wait for older
-            # transactions to end, which a request should not. Issue 8: through the outbox,
+            # transactions to end, which a request should not. Through the outbox,
             # so a Redis outage only delays it.
-            outbox.add(db.session, finish_disposal, str(result.request.id))
+            outbox.add(db.session, disposal.FINISH_JOB, str(result.request.id))
             db.session.commit()
             outbox.after_commit(
-                db.session, [outbox.key_for(finish_disposal, str(result.request.id))]
+                db.session, [outbox.key_for(disposal.FINISH_JOB, str(result.request.id))]
             )
         return redirect(url_for("DisposalView.show", rid=rid))
 
@@ -440,7 +439,6 @@ class ReturnArchiveView(BaseView):
     @expose("/create", methods=["POST"])
     @has_access
     def create(self):
-        from app.jobs.lifecycle import build_return_archive
 
         form = ReturnForm()
         if not form.validate_on_submit():
@@ -457,11 +455,9 @@ class ReturnArchiveView(BaseView):
         except (returns.ReturnError, policy.PermissionDenied, AuditUnavailable) as exc:
             flash(str(exc), "warning")
             return redirect(url_for("ReturnArchiveView.index"))
-        outbox.add(db.session, build_return_archive, str(row.id))  # issue 8
+        outbox.add(db.session, returns.BUILD_JOB, str(row.id))
         db.session.commit()
-        report = outbox.after_commit(
-            db.session, [outbox.key_for(build_return_archive, str(row.id))]
-        )
+        report = outbox.after_commit(db.session, [outbox.key_for(returns.BUILD_JOB, str(row.id))])
         if report.errors:
             flash(
                 f"返却データの作成を受け付けましたが、{report.errors[0]}。"

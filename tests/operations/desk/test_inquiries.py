@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.access import policy
-from app.audit.trail import Actor
+from app.core.actor import Actor
 from app.core.jptime import JST
 from app.core.mynumber import make_valid
 from app.models import AuditEvent, Inquiry, InquiryAction, InquiryStatus

@@ -132,8 +132,8 @@ def test_the_scheduled_job_itself_is_idempotent(app, session, report_mail, needs
 
 def test_the_job_on_a_real_rq_worker(app, session, rq_app, report_mail, needs_pdf):
 
-    from app.jobs import enqueue, queue
     from app.jobs.reports import monthly_report
+    from app.platform.queue import enqueue, queue
 
     enqueue(monthly_report)
     enqueue(monthly_report)

@@ -10,9 +10,9 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from app.audit.trail import Actor
 from app.collection import intake, kits
 from app.core import jptime
+from app.core.actor import Actor
 from app.models import (
     AuditEvent,
     BillingCategory,

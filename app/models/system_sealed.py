@@ -1,0 +1,59 @@
+"""Columns that hold operational secrets sealed under a KEK-derived key
+(``Vault.seal_system``): each declares its label, purpose and AAD here, on the column itself.
+
+Key rotation and retirement (``app.vault.keyops``) find every such column from the schema, so
+an owner never has to register anywhere else and the vault never imports the owners; the
+owners seal and open with the same declaration, so the AAD is written once.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from flask_appbuilder import Model
+
+INFO_KEY = "system_sealed"
+
+
+@dataclass(frozen=True)
+class SystemSealed:
+    """How a column's blobs are sealed: ``aad_template`` names the row's columns."""
+
+    label: str  # Japanese, for messages and ``mynumber keys list``
+    purpose: str
+    aad_template: str
+    # A column of the row after which the row is garbage (expired confirmations): key
+    # operations delete such rows instead of counting them as dependants of a KEK.
+    expires_column: str | None = None
+
+    def aad(self, **values: object) -> str:
+        return self.aad_template.format(**values)
+
+    @property
+    def aad_columns(self) -> tuple[str, ...]:
+        """The row's columns the AAD is built from, in template order."""
+        parsed = string.Formatter().parse(self.aad_template)
+        return tuple(name for _, name, _, _ in parsed if name)
+
+    def info(self) -> dict:
+        """The ``mapped_column(info=…)`` that declares a column sealed this way."""
+        return {INFO_KEY: self}
+
+
+TOTP_SECRET = SystemSealed("TOTP シークレット", "totp", "user:{id}")
+PRINT_FILE = SystemSealed("印刷ファイル", "print", "print_batch:{batch_id}:{part_no}")
+IO_TICKET = SystemSealed(
+    "取込・照合の確認待ち", "io_ticket", "mnv:io_ticket:{id}:{user_id}:{purpose}"
+)
+
+
+def sealed_columns() -> Iterator[tuple[type, str, SystemSealed]]:
+    """(model, column attribute, declaration) of every declared column, in table order (of
+    the models imported: ``app.models`` imports them all)."""
+    for mapper in sorted(Model.registry.mappers, key=lambda m: m.class_.__tablename__):
+        for attr in mapper.column_attrs:
+            spec = attr.columns[0].info.get(INFO_KEY)
+            if spec is not None:
+                yield mapper.class_, attr.key, spec
