@@ -5,9 +5,9 @@ import datetime as dt
 import logging
 
 from app.core.mynumber import make_valid
+from app.lifecycle.keyops import rotate
 from app.models import PersonKind
 from app.people import registry
-from app.vault.keyops import rotate
 from tests.support import actor, add_employee_with_number, leaks, post_form
 
 NUMBERS = [make_valid(f"{i:011d}") for i in (12345678901, 23456789012, 34567890123, 45678901234)]

@@ -211,7 +211,7 @@ def keys_group() -> None:
 @keys_group.command("rotate")
 def keys_rotate() -> None:
     """新しい KEK を作り、全データ鍵を再ラップする（データの再暗号化は不要）。"""
-    from app.vault.keyops import rotate
+    from app.lifecycle.keyops import rotate
 
     version, count = rotate(db.session, current_app.extensions["mynumber_vault"], cli_actor())
     click.echo(f"KEK をバージョン {version} に更新し、{count} 件のデータ鍵を再ラップしました")
@@ -220,7 +220,7 @@ def keys_rotate() -> None:
 @keys_group.command("list")
 def keys_list() -> None:
     """KEK の各バージョンと、それに依存するデータ・バックアップの件数を表示する（鍵は表示しない）。"""
-    from app.vault.keyops import usage
+    from app.lifecycle.keyops import usage
 
     found = usage(db.session, current_app.extensions["mynumber_vault"], _backup_dir())
     for item in found:
@@ -252,7 +252,7 @@ def keys_list() -> None:
 )
 def keys_retire(version: int, yes: bool) -> None:
     """旧 KEK を鍵リングから消去する（rotate の後。元に戻せない）。"""
-    from app.vault.keyops import BackupsWouldBeLost, RetireRefused, retire
+    from app.lifecycle.keyops import BackupsWouldBeLost, RetireRefused, retire
 
     try:
         result = retire(

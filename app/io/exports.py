@@ -38,9 +38,9 @@ from app.io.bulk import (
     is_postgres,
     stream_query,
 )
-from app.io.csvio import FORMULA_START, CsvWriteError, CsvWriter, neutralise
 from app.io.layouts import Layout
 from app.models import DataKey, ExportItem, MyNumberRecord, Person, PersonKind
+from app.platform.csvio import FORMULA_START, CsvWriteError, CsvWriter, neutralise
 from app.vault.envelopes import Vault
 
 INLINE_IDS = 1000  # up to this many person ids also go into the audit event itself

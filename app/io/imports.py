@@ -52,10 +52,10 @@ from app.core import fields as F
 from app.core import jptime, logsafe
 from app.core.actor import Actor
 from app.io.bulk import BulkWriter, Sealer, collect_young, collector_paused, is_postgres
-from app.io.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 from app.io.layouts import STAFF, Layout
 from app.models import MyNumberRecord, Person, PersonKind, utcnow
 from app.people import registry
+from app.platform.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 from app.vault.envelopes import Vault, hold_kek
 
 BATCH = 4000

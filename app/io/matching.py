@@ -27,9 +27,9 @@ from app.audit import trail
 from app.core import fields as F
 from app.core import jptime, logsafe
 from app.core.actor import Actor
-from app.io.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 from app.io.layouts import Layout
 from app.models import Person
+from app.platform.csvio import CsvFormatError, CsvReader, is_blank, unneutralise
 
 BATCH = 1000
 MAX_KEYS = 100_000

@@ -407,7 +407,7 @@ def restore(
 def refuse_retired_backup(keys: FileKeyRing, source: str | Path) -> None:
     """A backup whose KEK was retired (by a disposal's key closure or ``keys retire``) can
     never be opened again: say so plainly, instead of "wrong key ring"."""
-    from app.vault.keyops import backup_kek_version
+    from app.lifecycle.keyops import backup_kek_version
 
     version = backup_kek_version(Path(source))
     if version is None or version in keys.kek_versions():
@@ -625,7 +625,7 @@ def unreadable_backups(
     session: Session, keys: FileKeyRing, backup_dir: str | Path | None
 ) -> list[str]:
     """Database backups we know of whose KEK is no longer in the ring: they cannot be opened."""
-    from app.vault.keyops import backup_files, backup_kek_version
+    from app.lifecycle.keyops import backup_files, backup_kek_version
 
     live = set(keys.kek_versions())
     return [

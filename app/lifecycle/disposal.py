@@ -1078,7 +1078,7 @@ def _needs_rotation(session: Session, vault: Vault, pending: list[DisposalReques
     twice — unless the crash came before it committed (the new KEK is in the ring, but keys
     or secrets are still under an older one): then it is done again. A request executed
     before its version was recorded always gets one."""
-    from app.vault.keyops import usage
+    from app.lifecycle.keyops import usage
 
     known = [r.kek_version_at_execution for r in pending]
     if None in known or vault.keys.current_kek_version() <= max(known):
@@ -1099,15 +1099,14 @@ def close_keys(
     """End every executed data disposal whose older backups could still bring it back.
 
     In order, each step idempotent (a crash anywhere is resumed by the next call): audited
-    first (``disposal.keys_close``, committed); rotate the KEK (``app.vault.keyops.rotate``:
+    first (``disposal.keys_close``, committed); rotate the KEK (``app.lifecycle.keyops.rotate``:
     every remaining data key and system secret re-wrapped); retire every other version
-    (``app.vault.keyops.retire``); write the retired KEKs' fingerprints to the journal (a key ring
+    (``app.lifecycle.keyops.retire``); write the retired KEKs' fingerprints to the journal (a key ring
     restored from an older backup drops them again); destroy every key-ring backup we know
     of that holds a retired KEK; record the closure on the requests (``disposal.keys_closed``);
     then a fresh database backup, and a fresh key-ring backup when a ``recipient`` (the
     recovery public key) is given. ``None`` when nothing was pending."""
-    from app.lifecycle import backup
-    from app.vault import keyops
+    from app.lifecycle import backup, keyops
 
     pending = pending_closures(session)
     if not pending:

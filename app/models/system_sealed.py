@@ -1,7 +1,7 @@
 """Columns that hold operational secrets sealed under a KEK-derived key
 (``Vault.seal_system``): each declares its label, purpose and AAD here, on the column itself.
 
-Key rotation and retirement (``app.vault.keyops``) find every such column from the schema, so
+Key rotation and retirement (``app.lifecycle.keyops``) find every such column from the schema, so
 an owner never has to register anywhere else and the vault never imports the owners; the
 owners seal and open with the same declaration, so the AAD is written once.
 """

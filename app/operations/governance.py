@@ -26,7 +26,6 @@ from app.access import accounts, policy
 from app.audit import trail
 from app.core import jptime, mynumber
 from app.core.actor import Actor
-from app.io.csvio import CsvWriter
 from app.lifecycle import retention
 from app.models import (
     AuditEvent,
@@ -47,6 +46,7 @@ from app.models import (
     SubmissionPart,
     utcnow,
 )
+from app.platform.csvio import CsvWriter
 
 ROSTER_VIEW = "Roster"
 CHART_VIEW = "HandlingChart"

@@ -126,7 +126,7 @@ def dek_aad(person_id: object, kek_version: int) -> bytes:
 # A rotation in between would miss those uncommitted keys (they would stay under the old KEK),
 # a retirement would make them unreadable for good. So such a transaction holds this lock,
 # shared, from before it reads the KEK until it commits (``hold_kek``), and rotation and
-# retirement take it exclusively first (``change_kek``, app.vault.keyops), waiting for those
+# retirement take it exclusively first (``change_kek``, app.lifecycle.keyops), waiting for those
 # transactions. PostgreSQL: an advisory lock of the transaction. SQLite: its single write
 # lock, which an import takes before it reads the KEK and a retirement before it counts what
 # depends on one (a single person's key, written a moment after its KEK is read, is not

@@ -200,7 +200,7 @@ class FileKeyRing:
     def retire_kek_version(self, version: int) -> None:
         """Destroy an old KEK: the ring file is rewritten (atomically) without it.
 
-        Only ``app.vault.keyops.retire`` calls this, after checking that nothing in the database
+        Only ``app.lifecycle.keyops.retire`` calls this, after checking that nothing in the database
         depends on the version any more. A key-ring backup (``.mnvkeys``) made earlier
         still holds it: the ring keeps the version and its fingerprint (``retired``) so that
         restoring such a backup drops it again."""

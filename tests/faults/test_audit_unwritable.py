@@ -124,7 +124,7 @@ def test_import_is_refused_and_nothing_is_stored(app, session, instance, tmp_pat
 
 
 def test_key_retirement_is_refused_and_the_old_kek_stays(app, session, vault, stored):
-    from app.vault import keyops
+    from app.lifecycle import keyops
 
     keyops.rotate(session, vault, support.actor("SystemAdmin"))
     old_kek = vault.keys.kek(1)

@@ -14,8 +14,8 @@ import pytest
 
 from app.access.policy import ShellActor
 from app.io import exports, imports, layouts
-from app.io.csvio import FORMULA_START
 from app.models import MyNumberRecord, Person
+from app.platform.csvio import FORMULA_START
 from tests.hostile.conftest import assert_clear_refusal, audit_events, count, counts
 from tests.io.helpers import STAFF_HEADER, numbers
 from tests.support import csrf_token, leaks

@@ -21,9 +21,9 @@ from sqlalchemy import select
 
 from app.access.policy import ShellActor
 from app.jobs.lifecycle import daily_backup
-from app.lifecycle import backup, certificate
+from app.lifecycle import backup, certificate, keyops
 from app.models import AuditEvent, DataKey, DisposalRequest, Person, VaultUser, db
-from app.vault import keyops, sealed
+from app.vault import sealed
 from app.vault.keyring import FileKeyRing
 from tests.cli_runner import run_cli
 from tests.lifecycle.helpers import (

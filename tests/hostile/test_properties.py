@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from app.core import mynumber
-from app.io.csvio import CsvFormatError, CsvReader, CsvWriter, neutralise, unneutralise
 from app.models import DataKey
+from app.platform.csvio import CsvFormatError, CsvReader, CsvWriter, neutralise, unneutralise
 from app.vault.envelopes import EnvelopeError, Vault, dek_aad, parse_envelope, seal, unseal
 from app.vault.keyring import FileKeyRing
 

@@ -13,9 +13,9 @@ from app.access.policy import ShellActor
 from app.audit import trail
 from app.audit.trail import AuditUnavailable
 from app.io import exports, imports, layouts
-from app.io.csvio import CsvWriteError
 from app.models import AuditEvent, ExportItem, Person
 from app.people import registry
+from app.platform.csvio import CsvWriteError
 from tests.io.helpers import EXTERNAL_HEADER, STAFF_HEADER, csv_bytes, numbers, staff_rows
 from tests.support import actor, leaks
 

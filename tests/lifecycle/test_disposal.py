@@ -461,8 +461,7 @@ def test_a_key_closure_cut_short_by_a_crash_is_finished_by_init(
     ``mynumber init`` finishes it — one rotation, not two (but again if the first one never
     committed); every older KEK retired; the backup from before unreadable and named on the
     certificate."""
-    from app.lifecycle import backup, certificate
-    from app.vault import keyops
+    from app.lifecycle import backup, certificate, keyops
     from tests.cli.test_cli import run
 
     crowd = population(session, vault, n=3)

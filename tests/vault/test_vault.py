@@ -124,7 +124,7 @@ def test_rotation_keeps_everything_readable_under_the_new_kek(session, vault):
     persons = [
         _person(session, vault, name=f"社員{i}", number=valid(f"1111111{i:04d}")) for i in range(5)
     ]
-    from app.vault.keyops import rotate
+    from app.lifecycle.keyops import rotate
     from tests.support import actor
 
     version, count = rotate(session, vault, actor("SystemAdmin"))

@@ -1,6 +1,6 @@
 """The report as files: a Japanese PDF (WeasyPrint, ``pdf/monthly_report.html``) with a bar
 chart of monthly collections drawn as SVG on the server, and a CSV (UTF-8 with BOM, or CP932)
-whose cells are neutralised as ``app.io.csvio`` does. Both are rendered from the same figures
+whose cells are neutralised as ``app.platform.csvio`` does. Both are rendered from the same figures
 (``app.operations.reports.monthly.compute`` or a stored snapshot)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import io
 
 from markupsafe import escape
 
-from app.io.csvio import CsvWriter
 from app.operations.reports import monthly
+from app.platform.csvio import CsvWriter
 
 ENCODINGS = ("utf-8-sig", "cp932")
 

@@ -549,7 +549,7 @@ class KeysView(BaseView):
     @expose("/", methods=["GET"])
     @has_access
     def index(self):
-        from app.vault.keyops import usage
+        from app.lifecycle.keyops import usage
 
         return self.render_template(
             "mynumber/keys.html",
@@ -564,7 +564,7 @@ class KeysView(BaseView):
     @expose("/rotate", methods=["POST"])
     @has_access
     def rotate(self):
-        from app.vault.keyops import rotate
+        from app.lifecycle.keyops import rotate
 
         if not FlaskForm().validate_on_submit():
             abort(400)

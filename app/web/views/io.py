@@ -25,8 +25,8 @@ from app.access import policy
 from app.audit.trail import AuditUnavailable
 from app.core import jptime
 from app.io import exports, imports, layouts, matching, tickets
-from app.io.csvio import ENCODINGS_IN, CsvWriteError
 from app.models import db
+from app.platform.csvio import ENCODINGS_IN, CsvWriteError
 from app.vault.envelopes import VaultError
 from app.web.identity import current_actor
 

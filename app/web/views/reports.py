@@ -14,9 +14,10 @@ from wtforms import SelectField, TextAreaField
 from app.access import policy
 from app.audit import trail
 from app.audit.trail import AuditUnavailable
+from app.collection import dashboard
 from app.core import jptime
 from app.models import BillingCategory, MonthlyReport, PlannedVolume, db, utcnow
-from app.operations.reports import dashboard, delivery, monthly
+from app.operations.reports import delivery, monthly
 from app.web.identity import current_actor
 
 PLAN_CATEGORIES = {

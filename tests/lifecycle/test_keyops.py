@@ -14,7 +14,8 @@ from app.access.policy import CLIENT_STAFF, ShellActor
 from app.collection import campaigns, kits
 from app.core.mynumber import make_valid
 from app.io import exports, layouts, tickets
-from app.lifecycle import backup
+from app.lifecycle import backup, keyops
+from app.lifecycle.keyops import BackupsWouldBeLost, RetireRefused
 from app.models import (
     PRINT_FILE,
     AuditEvent,
@@ -26,9 +27,8 @@ from app.models import (
     VaultUser,
 )
 from app.people import registry
-from app.vault import keyops, sealed
+from app.vault import sealed
 from app.vault.envelopes import header_key_version
-from app.vault.keyops import BackupsWouldBeLost, RetireRefused
 from tests.collection.conftest import future_business_day
 from tests.support import actor, add_employee_with_number
 

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from app.io.csvio import (
+from app.platform.csvio import (
     BOM,
     CsvFormatError,
     CsvReader,
@@ -40,7 +40,7 @@ def test_detects_encoding_and_numbers_lines_like_a_spreadsheet(data, expected):
 
 
 def test_utf8_character_cut_at_the_sniff_boundary_is_still_utf8():
-    from app.io.csvio import SNIFF_BYTES
+    from app.platform.csvio import SNIFF_BYTES
 
     data = ("a," + "あ" * (SNIFF_BYTES // 3 + 5) + "\r\n").encode("utf-8")
     assert detect_encoding(data[:SNIFF_BYTES]) == "utf-8"
