@@ -49,7 +49,7 @@ def main() -> None:
 
     from app.core.actor import Actor
     from app.core.mynumber import make_valid
-    from app.lifecycle import backup, disposal, returns
+    from app.lifecycle import backup, disposal, holders, returns
     from app.models import DisposalItem, DisposalRequest, PersonKind, db, utcnow
     from app.people import registry
     from app.platform.instance import initialise
@@ -160,7 +160,7 @@ def main() -> None:
             )
             step(
                 "compact",
-                lambda: disposal.compact_storage(session, disposal.touched_tables())["backend"],
+                lambda: holders.compact_storage(session, holders.touched_tables())["backend"],
             )
             assert result == len(doomed)
         # Restore the backup (taken before the disposal) into an empty database.
