@@ -220,7 +220,7 @@ def apply(
         conn.execute(text(f"GRANT {privileges} ON public.{_q(table)} TO {_q(portal)}"))
     for seq in sequences:
         conn.execute(text(f"GRANT USAGE, SELECT ON SEQUENCE public.{_q(seq)} TO {_q(portal)}"))
-    # VACUUM FULL after a disposal (app.lifecycle.disposal.compact_storage) is an owner's right up to
+    # VACUUM FULL after a disposal (app.lifecycle.holders.compact_storage) is an owner's right up to
     # PostgreSQL 16; from 17 the MAINTAIN privilege lets the portal's workers do it.
     version = int(conn.execute(text("SHOW server_version_num")).scalar_one())
     if version >= 170000:
