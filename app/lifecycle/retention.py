@@ -2,7 +2,7 @@
 
 A rule per kind of person says where counting starts after the person's 終了日 (退職日 /
 委嘱終了日, ``Person.ended_on``) and how many years are added; the 削除予定日 is the day after
-that period ends. Defaults (migration 0005):
+that period ends. Defaults (seeded by the baseline migration):
 
 - 役職員: 扶養控除等申告書 are kept 7 years from January 10 of the year after the year of
   leaving (所得税法施行規則 76条の3) → 削除予定日 = 1月11日 of (leaving year + 8);

@@ -77,7 +77,7 @@ class VaultUser(User):
     __tablename__ = "ab_user"
 
     # One roster entry names one person, so it belongs to at most one account: otherwise an
-    # administrator could link a new account to someone else's approved entry (0011).
+    # administrator could link a new account to someone else's approved entry.
     roster_entry_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("handler_roster_entry.id"), nullable=True, unique=True
     )
@@ -122,7 +122,7 @@ class Person(Model):
     __tablename__ = "person"
     # No index on name: names are searched by partial match, which a B-tree cannot serve.
     # Partial indexes where most rows hold NULL: every query compares the column, which
-    # implies NOT NULL, and the bulk import does not write those rows into them (0010).
+    # implies NOT NULL, and the bulk import does not write those rows into them.
     __table_args__ = (
         Index("ix_person_code", "kind", "code"),
         Index("ix_person_birth_date", "birth_date"),
