@@ -54,7 +54,7 @@ def main() -> None:
     from app.core import jptime
     from app.core.actor import Actor
     from app.models import PrintBatch, PrintBatchFile, db
-    from app.platform.instance import initialise
+    from app.cli.instance import initialise
     from app.web.factory import create_app
 
     home = Path(tempfile.mkdtemp(prefix="mnv-bench-"))

@@ -52,7 +52,7 @@ def main() -> None:
     from app.lifecycle import backup, disposal, returns
     from app.models import DisposalItem, DisposalRequest, PersonKind, db, utcnow
     from app.people import registry
-    from app.platform.instance import initialise
+    from app.cli.instance import initialise
     from app.vault import sealed
     from app.web.factory import create_app
 

@@ -82,7 +82,7 @@ def init_command(admin_password: str | None) -> None:
     """インスタンスを初期化する（鍵リング・スキーマ・ロール・admin）。2回実行しても安全。"""
     from wtforms.validators import ValidationError
 
-    from app.platform.instance import initialise
+    from app.cli.instance import initialise
     from app.settings import password_complexity
 
     if admin_password:

@@ -16,7 +16,10 @@ from flask_migrate import upgrade
 
 from app.access import policy
 from app.audit import trail
+from app.collection import links
 from app.core.actor import Actor
+from app.jobs.lifecycle import after_disposal
+from app.lifecycle import disposal
 from app.models import db
 from app.vault import sealing
 
@@ -42,8 +45,6 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
     Path(app.config["OUTBOX_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
     Path(app.config["AUDIT_PUBLIC_KEY_FILE"]).write_bytes(keyring.audit_public_key_pem())
     created_intake_key = ensure_intake_key(app)
-    from app.collection import links
-
     links.ensure_key(keyring)
 
     with app.app_context():
@@ -56,16 +57,12 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
                 sm.add_role(role)
         vault = app.extensions["mynumber_vault"]
         removed = vault.apply_shred_list(session)
-        from app.lifecycle import disposal
-
         # Disposals recorded outside the database win over whatever the database says.
         reapplied = disposal.reapply(
             session, vault, Actor.system("mynumber init"), app.config["DISPOSAL_JOURNAL_FILE"]
         )
         # A disposal's key closure a crash interrupted is finished (audited; on failure the
         # next init / run tries again, the disposal itself stands).
-        from app.jobs.lifecycle import after_disposal
-
         try:
             after_disposal(Actor.system("mynumber init"))
         except disposal.KeyClosureError:
