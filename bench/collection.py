@@ -50,11 +50,11 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
 
+    from app.cli.instance import initialise
     from app.collection import campaigns, kits, mailings, targets
     from app.core import jptime
     from app.core.actor import Actor
     from app.models import PrintBatch, PrintBatchFile, db
-    from app.platform.instance import initialise
     from app.web.factory import create_app
 
     home = Path(tempfile.mkdtemp(prefix="mnv-bench-"))

@@ -238,7 +238,7 @@ def crypto_floor(vault, path):
 
 
 from app.web.factory import create_app
-from app.cli import shell_actor
+from app.cli.common import shell_actor
 from app.models import db
 mode, path = sys.argv[1], Path(sys.argv[2])
 app = create_app({"RATELIMIT_ENABLED": False})

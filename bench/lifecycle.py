@@ -48,11 +48,11 @@ def main() -> None:
     from flask_migrate import upgrade
 
     from app.access.policy import ShellActor
+    from app.cli.instance import initialise
     from app.core.mynumber import make_valid
     from app.lifecycle import backup, disposal, holders, returns
     from app.models import DisposalItem, DisposalRequest, PersonKind, db, utcnow
     from app.people import registry
-    from app.platform.instance import initialise
     from app.vault import sealed
     from app.web.factory import create_app
 

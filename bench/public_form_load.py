@@ -79,12 +79,12 @@ def prepare(home: Path, db_url: str, subjects: int) -> list[tuple[str, str]]:
     """A fresh instance with ``subjects`` external members, each with an issued link."""
     import datetime as dt
 
+    from app.cli.instance import initialise
     from app.collection import intake
     from app.core.actor import Actor
     from app.core.mynumber import make_valid  # noqa: F401  (numbers are made per flow)
     from app.models import PersonKind, db
     from app.people import registry
-    from app.platform.instance import initialise
     from app.web.factory import create_app
 
     overrides = {"MYNUMBER_HOME": str(home), "SQLALCHEMY_DATABASE_URI": db_url}

@@ -176,7 +176,7 @@ def _drop_later(name: str) -> None:
 
 
 def _build_golden(backend: str, root: Path) -> Golden:
-    from app.platform.instance import initialise
+    from app.cli.instance import initialise
     from app.web.factory import create_app
 
     home = root / f"golden-{backend}"

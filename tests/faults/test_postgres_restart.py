@@ -30,7 +30,7 @@ from tests.public_form.conftest import BIRTH, PURPOSE, Subject
 def pg_apps(private_postgres, tmp_path):
     """The portal and the form on a fresh instance in the private cluster."""
     import public_form
-    from app.platform.instance import initialise
+    from app.cli.instance import initialise
     from app.web.factory import create_app
 
     with psycopg.connect(private_postgres.server_url, autocommit=True) as conn:

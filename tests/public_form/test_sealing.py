@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app.cli.instance import ensure_intake_key
 from app.collection import intake
 from app.models import Submission, SubmissionPart
-from app.platform.instance import ensure_intake_key
 from app.vault import sealing
 from tests.public_form.conftest import NUMBER_SELF
 

@@ -1,6 +1,8 @@
-"""Initialise an instance: key ring, schema, audit chain, roles, first SystemAdmin.
+"""``mynumber init`` and ``mynumber run``: set an instance up, then serve it.
 
-Safe to run twice: every step checks what exists and only adds what is missing.
+``initialise`` brings an instance to a usable state: key ring, schema, audit chain, roles,
+first SystemAdmin. Safe to run twice: every step checks what exists and only adds what is
+missing. The test suite and the benchmarks build their instances with it too.
 """
 
 from __future__ import annotations
@@ -8,16 +10,27 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
 from flask_migrate import upgrade
+from werkzeug.serving import make_server
+from wtforms.validators import ValidationError
 
+import public_form
 from app.access import policy
-from app.audit import trail
+from app.audit import signing, trail
+from app.cli import common
+from app.cli.lifecycle import echo_closure
+from app.collection import links
 from app.core.actor import Actor
+from app.lifecycle import journal, key_closure
 from app.models import db
+from app.settings import password_complexity
 from app.vault import sealing
 
 
@@ -42,8 +55,6 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
     Path(app.config["OUTBOX_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
     Path(app.config["AUDIT_PUBLIC_KEY_FILE"]).write_bytes(keyring.audit_public_key_pem())
     created_intake_key = ensure_intake_key(app)
-    from app.collection import links
-
     links.ensure_key(keyring)
 
     with app.app_context():
@@ -56,8 +67,6 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
                 sm.add_role(role)
         vault = app.extensions["mynumber_vault"]
         removed = vault.apply_shred_list(session)
-        from app.lifecycle import journal, key_closure
-
         # Disposals recorded outside the database win over whatever the database says.
         reapplied = journal.reapply(
             session, vault, Actor.system("mynumber init"), app.config["DISPOSAL_JOURNAL_FILE"]
@@ -135,3 +144,80 @@ def ensure_intake_key(app: Flask) -> bool:
         sealing.public_from_secret(secret), app.config["INTAKE_PUBLIC_KEY_FILE"]
     )
     return created
+
+
+@click.command("init")
+@with_appcontext
+@click.option(
+    "--admin-password",
+    envvar="MYNUMBER_ADMIN_PASSWORD",
+    default=None,
+    help="最初のシステム管理者 admin のパスワード（省略時は生成して一度だけ表示）",
+)
+def init_command(admin_password: str | None) -> None:
+    """インスタンスを初期化する（鍵リング・スキーマ・ロール・admin）。2回実行しても安全。"""
+    if admin_password:
+        try:
+            password_complexity(admin_password)
+        except ValidationError as exc:
+            raise click.ClickException(str(exc)) from None
+    result = initialise(common.flask_app(), admin_password)
+    home = current_app.config["MYNUMBER_HOME"]
+    click.echo(f"インスタンスを初期化しました: {home}")
+    if result.created_keyring:
+        click.echo(f"鍵リングを作成しました: {current_app.config['KEYRING_PATH']}（0600）")
+    if result.admin_password:
+        click.echo(
+            f"システム管理者 admin の初期パスワード（この一度だけ表示）: {result.admin_password}"
+        )
+    elif result.created_admin:
+        click.echo("システム管理者 admin を作成しました（パスワードは MYNUMBER_ADMIN_PASSWORD）")
+    if result.created_admin:
+        click.echo("admin は初回ログインで認証アプリ（二要素認証 TOTP）を登録します")
+
+
+@click.command("run")
+@with_appcontext
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--admin-port", default=8000, show_default=True, type=int)
+@click.option("--form-port", default=8001, show_default=True, type=int)
+def run_command(host: str, admin_port: int, form_port: int) -> None:
+    """管理ポータル（8000）と提出フォーム（8001）を起動する（組み込みモード）。"""
+    admin_app = common.flask_app()
+    _reapply_disposals()
+    form_app = public_form.create_app()
+    servers = [
+        make_server(host, admin_port, admin_app, threaded=True),
+        make_server(host, form_port, form_app, threaded=True),
+    ]
+    click.echo(f"管理ポータル: http://{host}:{admin_port}/")
+    click.echo(f"提出フォーム: http://{host}:{form_port}/")
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    # The audit log signs itself here too (the form's events included): jobs run inline.
+    signer = signing.start_signer(admin_app)
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        signer.set()
+        for server in servers:
+            server.shutdown()
+
+
+def _reapply_disposals() -> None:
+    """Disposals recorded outside the database are re-applied before anything is served."""
+    actor = common.shell_actor()
+    result = journal.reapply(
+        db.session, common.vault(), actor, current_app.config["DISPOSAL_JOURNAL_FILE"]
+    )
+    if result.changed:
+        click.echo(
+            f"廃棄済みの {result.people} 名・データ鍵 {result.data_keys} 件がデータベースに"
+            "残っていたため、廃棄を再適用しました"
+        )
+    try:  # a key closure a crash interrupted is finished before anything is served
+        echo_closure(key_closure.after_disposal(actor))
+    except key_closure.KeyClosureError as exc:
+        click.echo(str(exc), err=True)
