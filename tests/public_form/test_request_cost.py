@@ -9,10 +9,12 @@ rollback — is seen by the next question.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import delete, event
 
-from app.collection import drafts, terms, uploads
+from app.collection import drafts, memo, terms, uploads
 from app.models import SubmissionPart, utcnow
 from tests.public_form.conftest import BIRTH, NUMBER_DEP, NUMBER_SELF, jpeg, pdf
 
@@ -169,3 +171,39 @@ def test_the_submission_size_limit_counts_what_others_already_stored(session, ho
         r.size_bytes
         for r in session.query(SubmissionPart).filter_by(submission_id=made.id, subject_ref=head)
     )
+
+
+def _write_behind_the_orms_back(session, submission_id, ref) -> None:
+    """A part inserted on the session's connection: no ORM event sees this statement."""
+    session.connection().execute(
+        SubmissionPart.__table__.insert().values(
+            id=uuid.uuid4(),
+            submission_id=submission_id,
+            subject_ref=ref,
+            part="number",
+            doc_type="",
+            size_bytes=3,
+            sealed=b"xyz",
+            digest="0" * 64,
+            created_at=utcnow(),
+        )
+    )
+
+
+def test_the_memo_lasts_one_transaction(session, draft):
+    req, made, _key = draft
+    assert not _progress(session, req, made).number_done
+    assert made.id in memo.of(session)[memo.PARTS]  # the factories installed the listeners
+    session.commit()
+    assert made.id not in memo.of(session).get(memo.PARTS, {})
+
+
+def test_without_its_listeners_nothing_is_remembered(session, draft, monkeypatch):
+    """Without the listeners nothing would ever clear a memo; so nothing is kept, and even a
+    write no listener could see is read back."""
+    req, made, _key = draft
+    monkeypatch.setattr(memo, "_installed", False)
+    assert not _progress(session, req, made).number_done
+    _write_behind_the_orms_back(session, made.id, str(req.person_id))
+    assert _progress(session, req, made).number_done
+    assert memo.of(session) == {}
