@@ -80,7 +80,7 @@ def prepare(home: Path, db_url: str, subjects: int) -> list[tuple[str, str]]:
     import datetime as dt
 
     from app.cli.instance import initialise
-    from app.collection import intake
+    from app.collection import requests
     from app.core.actor import Actor
     from app.core.mynumber import make_valid  # noqa: F401  (numbers are made per flow)
     from app.models import PersonKind, db
@@ -103,7 +103,7 @@ def prepare(home: Path, db_url: str, subjects: int) -> list[tuple[str, str]]:
                 code=f"B{i:06d}",
                 birth_date=dt.date(*BIRTH),
             )
-            _req, token = intake.create_request(
+            _req, token = requests.create_request(
                 db.session, actor, person, purpose_text="負荷試験のための利用目的"
             )
             links.append((token, str(person.id)))

@@ -11,11 +11,12 @@ kept in memory (never spooled to a temporary file), Japanese error pages without
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 from datetime import timedelta
 
-from flask import Flask, Request, render_template, request
+from flask import Flask, Request, render_template, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_talisman import Talisman
@@ -24,15 +25,17 @@ from werkzeug.exceptions import HTTPException
 
 from app import settings
 from app.audit.trail import AuditUnavailable
+from app.collection import memo
 from app.core import logsafe
+from app.models import db
+from app.operations.desk import DESK_HOURS
 from app.platform import unavailable
+from app.platform.dbroles import form_person_guard
 from app.vault.sealing import IntakePublicKey
-from app.web import csp
+from app.web import csp, netguard
+from public_form.views import SUBJECT_ENDPOINTS, bp
 
 log = logging.getLogger(__name__)
-
-
-DESK_HOURS = "平日（月〜金）10:00〜17:00（土日祝日・12月29日〜1月3日を除く）"
 
 # Only what the form needs: never the key ring path, the vault or any private key.
 FORM_SETTINGS = (
@@ -59,7 +62,7 @@ FORM_SETTINGS = (
     "DESK_PHONE",
     "DESK_EMAIL",
     "WTF_CSRF_TIME_LIMIT",
-    "TRUSTED_PROXIES",  # issue 8: the client address behind nginx (app.web.netguard)
+    "TRUSTED_PROXIES",  # the client address behind nginx (app.web.netguard)
 )
 
 
@@ -100,14 +103,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     logsafe.install(cfg["LOG_FILE"])
     app.extensions["intake_public_key"] = IntakePublicKey.from_file(cfg["INTAKE_PUBLIC_KEY_FILE"])
 
-    from app.models import db
-
     db.init_app(app)
-    unavailable.close_sessions_quietly(app)  # issue 8: after init_app (runs first)
-    # Least privilege (issue 8): never load the person columns the form's role may not read.
-    from app.platform.dbroles import form_person_guard
-
+    unavailable.close_sessions_quietly(app)  # after init_app (runs first)
+    # Least privilege: never load the person columns the form's role may not read.
     form_person_guard()
+    memo.install()  # a form request reads its request and parts once per transaction
     CSRFProtect(app)
     Talisman(
         app,
@@ -138,29 +138,21 @@ def create_app(overrides: dict | None = None) -> Flask:
             "operator": app.config["OPERATOR_NAME"],
         }
 
-    from public_form.views import bp
-
     app.register_blueprint(bp)
     _rate_limits(app)
     _error_pages(app)
-    from app.web import netguard
-
     netguard.install_proxy(app)
     return app
 
 
 def _token_key() -> str:
     """Rate-limit key once inside: the request the session is bound to (else the IP)."""
-    from flask import session
-
     rid = session.get("rid")
     return f"rid:{rid}" if rid else f"ip:{get_remote_address()}"
 
 
 def _link_key() -> str:
     """Rate-limit key for a link: a hash of the token in the path (never the token)."""
-    import hashlib
-
     token = (request.view_args or {}).get("token", "")
     return "tok:" + hashlib.sha256(token.encode()).hexdigest()[:32]
 
@@ -197,8 +189,6 @@ def _rate_limits(app: Flask) -> None:
             )
         ],
     }
-    from public_form.views import SUBJECT_ENDPOINTS
-
     for endpoint in SUBJECT_ENDPOINTS:
         rules.setdefault(endpoint, []).append(
             limiter.limit(per_token, key_func=_token_key, override_defaults=False)
@@ -259,8 +249,6 @@ def _error_pages(app: Flask) -> None:
         if code == 500:
             # Path only (never the body or the query); the log filter masks 12-digit runs.
             log.error("unhandled error on %s", request.path, exc_info=error)
-            from app.models import db
-
             db.session.rollback()
         return render(code if code in pages else 500)
 

@@ -3,8 +3,8 @@ documents → confirmation → receipt; the status page after that; 提供しな
 
 Every route behind the two factors goes through ``_subject()``: the session must be bound to
 the request (id and token hash), younger than INTAKE_SESSION_MINUTES, and the request must be
-usable. Numbers and files are sealed by ``app.collection.intake`` within the request that carries them;
-nothing a subject typed is ever echoed back into a page.
+usable. Numbers and files are sealed by ``app.collection.drafts`` within the request that carries
+them; nothing a subject typed is ever echoed back into a page.
 """
 
 from __future__ import annotations
@@ -26,15 +26,18 @@ from flask import (
     session,
     url_for,
 )
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
-from app.collection import intake, uploads
-from app.collection.intake import IntakeError
+from app.collection import drafts, receive, requests, subjects, terms, uploads
+from app.collection.terms import IntakeError
 from app.core import jptime, mynumber
 from app.core.actor import Actor
 from app.core.fields import has_hidden_characters
-from app.models import RequestStatus, db
+from app.models import CollectionRequest, RequestStatus, db
 from app.operations import desk
 from app.platform import outbox
+from app.platform.dbroles import form_guarded
 
 bp = Blueprint("form", __name__, template_folder="templates", static_folder=None)
 
@@ -98,7 +101,7 @@ def enter(token: str):
     """The QR code / e-mail link. Says nothing about the subject: only whether the link can be
     used. The token goes into the session and the browser moves on to a URL without it."""
     session.clear()
-    req = intake.lookup(db.session, token)
+    req = requests.lookup(db.session, token)
     if req is None:
         return _message(
             "リンクが正しくありません",
@@ -106,7 +109,7 @@ def enter(token: str):
             f"そのまま開いてください。解決しない場合は{_desk_line()}へご連絡ください。",
             404,
         )
-    state = intake.entry_state(req)
+    state = requests.entry_state(req)
     if state != "ok":
         return _blocked(state)
     session["rid"] = str(req.id)
@@ -128,7 +131,7 @@ def _blocked(state: str):
             "入力がロックされています",
             "生年月日の入力を続けて誤ったため、安全のためこのリンクをロックしました。"
             f"ロックの解除は{_desk_line()}へお電話ください。"
-            "受付時間: 平日（月〜金）10:00〜17:00（土日祝日・12月29日〜1月3日を除く）",
+            f"受付時間: {desk.DESK_HOURS}",
             423,
         )
     return _message(
@@ -143,16 +146,11 @@ def _bound_request_query():
     """The request by id, with its person in the same query: nearly every step needs it
     (birth date, who is in the household), and holding it here keeps it in the session for
     the whole request. Built once: composing the loader options and the form's column guard
-    for every request cost more CPU than running the query (issue 4)."""
-    from sqlalchemy import bindparam, select
-    from sqlalchemy.orm import joinedload
-
-    from app.platform.dbroles import form_guarded
-
+    for every request cost more CPU than running the query."""
     return form_guarded(
-        select(intake.CollectionRequest)
-        .options(joinedload(intake.CollectionRequest.person))
-        .where(intake.CollectionRequest.id == bindparam("rid"))
+        select(CollectionRequest)
+        .options(joinedload(CollectionRequest.person))
+        .where(CollectionRequest.id == bindparam("rid"))
     )
 
 
@@ -178,7 +176,7 @@ def verify():
     req = _bound_request()
     if req is None:
         return _session_over()
-    state = intake.entry_state(req)
+    state = requests.entry_state(req)
     if state != "ok":
         session.clear()
         return _blocked(state)
@@ -191,7 +189,7 @@ def verify():
             errors.append(str(exc))
         else:
             target = _after_login(req)  # before the check commits (and expires ``req``)
-            result = intake.verify_birth_date(db.session, req, birth, _actor(), max_failures)
+            result = requests.verify_birth_date(db.session, req, birth, _actor(), max_failures)
             if result.locked:
                 session.clear()
                 return _blocked("locked")
@@ -242,7 +240,7 @@ def _year_options() -> tuple[tuple[int, str], ...]:
 
 @cache
 def _years_until(this_year: int) -> tuple[tuple[int, str], ...]:
-    """The birth-year choices with their era names, computed once per year (issue 4)."""
+    """The birth-year choices with their era names, computed once per year."""
     return tuple((y, f"{y}年（{_wareki(y)}）") for y in range(this_year, 1899, -1))
 
 
@@ -267,7 +265,7 @@ def subject_required(open_only: bool = True):
             limit = current_app.config["INTAKE_SESSION_MINUTES"] * 60
             if req is None or not session.get("auth") or time.time() - started > limit:
                 return _session_over()
-            state = intake.entry_state(req)
+            state = requests.entry_state(req)
             if state != "ok":
                 session.clear()
                 return _blocked(state)
@@ -282,13 +280,13 @@ def subject_required(open_only: bool = True):
 
 
 def _draft(create: bool = True):
-    return intake.draft_for(db.session, g.req, _public_key(), create=create)
+    return drafts.draft_for(db.session, g.req, _public_key(), create=create)
 
 
 def _next_url() -> str:
     """The first thing still missing, else the confirmation page."""
     draft = _draft()
-    for item in intake.progress(db.session, g.req, draft):
+    for item in drafts.progress(db.session, g.req, draft):
         if item.excluded or not item.active:
             continue
         if item.number_open and not item.number_done:
@@ -306,7 +304,7 @@ def consent():
     if request.method == "POST":
         if request.form.get("agree") == "yes":
             session["consent_at"] = time.time()
-            if intake.is_employee_request(db.session, g.req) and g.req.status == "issued":
+            if subjects.is_employee_request(db.session, g.req) and g.req.status == "issued":
                 return redirect(url_for("form.household"))
             return redirect(_next_url_committed())
         errors.append("利用目的への同意: 内容をご確認のうえ「同意する」にチェックしてください")
@@ -337,14 +335,14 @@ def household():
     if not _consented():
         return redirect(url_for("form.consent"))
     draft = _draft()
-    items = intake.progress(db.session, g.req, draft)
+    items = drafts.progress(db.session, g.req, draft)
     page = _page(
         "household.html",
         items=items,
-        employee=intake.is_employee_request(db.session, g.req),
+        employee=subjects.is_employee_request(db.session, g.req),
         resubmission=g.req.status == RequestStatus.DEFICIENT,
-        exclude_reasons=intake.EXCLUDE_REASONS,
-        doc_types=intake.DOC_TYPES,
+        exclude_reasons=terms.EXCLUDE_REASONS,
+        doc_types=terms.DOC_TYPES,
         next_url=_next_url(),
     )
     db.session.commit()  # a draft created just now
@@ -353,7 +351,7 @@ def household():
 
 def _subject_or_404(ref: str):
     draft = _draft()
-    for item in intake.progress(db.session, g.req, draft):
+    for item in drafts.progress(db.session, g.req, draft):
         if item.subject.ref == ref:
             return draft, item
     abort(404)
@@ -371,7 +369,7 @@ def number(ref: str):
     errors: dict[str, str] = {}
     if request.method == "POST":
         try:
-            intake.put_number(
+            drafts.put_number(
                 db.session,
                 _public_key(),
                 g.req,
@@ -409,10 +407,10 @@ def documents(ref: str):
         return redirect(_next_url_committed())
     combination = request.values.get("combination", "")
     errors: dict[str, str] = {}
-    if combination not in intake.COMBINATIONS:
+    if combination not in terms.COMBINATIONS:
         db.session.commit()
-        return _page("documents_choose.html", item=item, combinations=intake.COMBINATIONS)
-    slots = intake.required_documents(item.subject, combination)
+        return _page("documents_choose.html", item=item, combinations=terms.COMBINATIONS)
+    slots = drafts.required_documents(item.subject, combination)
     if request.method == "POST":
         cfg = current_app.config
         chosen: dict[str, uploads.Document] = {}
@@ -440,7 +438,7 @@ def documents(ref: str):
                 del data
         if not errors:
             try:
-                intake.put_documents(
+                drafts.put_documents(
                     db.session,
                     _public_key(),
                     g.req,
@@ -462,7 +460,7 @@ def documents(ref: str):
         item=item,
         combination=combination,
         slots=[(name, allowed, _slot_label(name)) for name, allowed in slots],
-        doc_types=intake.DOC_TYPES,
+        doc_types=terms.DOC_TYPES,
         errors=errors,
         max_file_mb=current_app.config["INTAKE_MAX_FILE_BYTES"] // 1048576,
     )
@@ -484,13 +482,13 @@ def _slot_label(field_name: str | None) -> str:
 def add_dependent():
     if not _consented():
         return redirect(url_for("form.consent"))
-    if not intake.is_employee_request(db.session, g.req) or g.req.status != "issued":
+    if not subjects.is_employee_request(db.session, g.req) or g.req.status != "issued":
         abort(404)
     errors: dict[str, str] = {}
     if request.method == "POST":
         try:
             birth = _parse_birth_date(request.form)
-            ref = intake.add_dependent(
+            ref = drafts.add_dependent(
                 db.session,
                 _public_key(),
                 g.req,
@@ -520,7 +518,7 @@ def add_dependent():
 @subject_required()
 def exclude(ref: str):
     try:
-        intake.exclude_dependent(
+        drafts.exclude_dependent(
             db.session, _public_key(), g.req, _draft(), ref, request.form.get("reason", "")
         )
     except IntakeError as exc:
@@ -535,7 +533,7 @@ def exclude(ref: str):
 @bp.post("/p/<ref>/include")
 @subject_required()
 def include(ref: str):
-    intake.include_dependent(db.session, g.req, _draft(), ref)
+    drafts.include_dependent(db.session, g.req, _draft(), ref)
     db.session.commit()
     return redirect(url_for("form.household"))
 
@@ -544,7 +542,7 @@ def include(ref: str):
 @subject_required()
 def remove_added(ref: str):
     try:
-        intake.remove_added(db.session, g.req, _draft(), ref)
+        drafts.remove_added(db.session, g.req, _draft(), ref)
     except IntakeError as exc:
         db.session.rollback()
         return _message("削除できません", str(exc), 422, link=(url_for("form.household"), "戻る"))
@@ -559,13 +557,13 @@ def confirm():
     if not _consented():
         return redirect(url_for("form.consent"))
     draft = _draft()
-    items = intake.progress(db.session, g.req, draft)
+    items = drafts.progress(db.session, g.req, draft)
     page = _page(
         "confirm.html",
         items=items,
-        doc_types=intake.DOC_TYPES,
+        doc_types=terms.DOC_TYPES,
         complete=all(i.complete for i in items),
-        employee=intake.is_employee_request(db.session, g.req),
+        employee=subjects.is_employee_request(db.session, g.req),
         resubmission=g.req.status == RequestStatus.DEFICIENT,
     )
     db.session.commit()  # a draft created just now
@@ -579,15 +577,15 @@ def submit():
         return redirect(url_for("form.consent"))
     consented_at = dt.datetime.fromtimestamp(session["consent_at"], dt.UTC)
     try:
-        submission = intake.submit(
+        submission = receive.submit(
             db.session, g.req, _draft(), _public_key(), _actor(), consented_at
         )
     except IntakeError as exc:
         db.session.rollback()
         return _message("まだ提出できません", str(exc), 422, link=(url_for("form.confirm"), "戻る"))
     receipt = submission.receipt_no
-    # Issue 8: hand the receipt mail to RQ now if Redis is up; else it waits in the outbox.
-    outbox.after_commit(db.session, [intake.receipt_key(submission.id)])
+    # Hand the receipt mail to RQ now if Redis is up; else it waits in the outbox.
+    outbox.after_commit(db.session, [receive.receipt_key(submission.id)])
     session.clear()  # nothing of this visit stays usable in the browser
     session["receipt"] = receipt
     return redirect(url_for("form.done"))
@@ -605,7 +603,7 @@ def done():
 @bp.get("/status")
 @subject_required(open_only=False)
 def status():
-    view = intake.subject_status(db.session, g.req)
+    view = receive.subject_status(db.session, g.req)
     db.session.commit()
     return _page("status.html", view=view)
 
@@ -618,7 +616,7 @@ def decline():
     errors: dict[str, str] = {}
     if request.method == "POST":
         try:
-            intake.decline(
+            receive.decline(
                 db.session,
                 g.req,
                 _actor(),
@@ -634,7 +632,7 @@ def decline():
         "decline.html",
         200 if not errors else 422,
         errors=errors,
-        reasons=intake.DECLINE_REASONS,
+        reasons=terms.DECLINE_REASONS,
     )
 
 

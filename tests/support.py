@@ -257,12 +257,12 @@ def hold_case(session, person, operator, purpose_text: str = "給与所得の源
     household: a request in a campaign the client ordered is submitted (an empty received
     submission stands in for the form) and handed over by ``give_case``. Returns (campaign,
     request, case)."""
-    from app.collection import intake
+    from app.collection import requests
     from app.models import Campaign
 
     campaign = client_campaign(session, purpose_text)
     head = person.household_head or person
-    req, _token = intake.create_request(
+    req, _token = requests.create_request(
         session, Actor.system("test"), head, purpose_text=purpose_text
     )
     req.campaign_id = campaign.id

@@ -93,7 +93,7 @@ def test_a_number_typed_into_a_purpose_or_reason_is_refused_and_never_stored(
     import pytest
 
     from app.access import policy
-    from app.collection import intake
+    from app.collection import requests, terms
     from app.io import exports, layouts, matching
     from app.lifecycle import disposal, returns
     from tests.lifecycle.helpers import user_actor
@@ -115,8 +115,8 @@ def test_a_number_typed_into_a_purpose_or_reason_is_refused_and_never_stored(
             )
         with pytest.raises(returns.ReturnError, match="12桁"):
             returns.check_purpose(typed)
-        with pytest.raises(intake.IntakeError, match="12桁"):
-            intake.create_request(session, actor("Operator"), person, purpose_text=typed)
+        with pytest.raises(terms.IntakeError, match="12桁"):
+            requests.create_request(session, actor("Operator"), person, purpose_text=typed)
         with pytest.raises(disposal.DisposalError, match="12桁"):
             disposal.request_disposal(
                 session,

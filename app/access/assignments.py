@@ -10,7 +10,8 @@ A request that belongs to no campaign (a link issued by hand on the server) has 
 so no Operator: nobody at the portal opens it.
 
 Every assignment, removal and refusal is audited. Plain functions, called by views, CLI and
-the services in ``app.collection.intake``, ``app.collection.verification`` and ``app.people.registry`` alike.
+the services in ``app.collection.opening``, ``app.collection.decisions``,
+``app.collection.verification`` and ``app.people.registry`` alike.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Canary numbers: fictitious people whose every use raises a security alert.
 
-A canary is stored exactly like any other person (``people.add_person`` +
-``people.register_number``): no column, flag, code pattern or audit action in the database
+A canary is stored exactly like any other person (``registry.add_person`` +
+``registry.register_number``): no column, flag, code pattern or audit action in the database
 tells it apart. Which people are canaries is known only to the key ring (the named secret
 ``canary``): a random HMAC key and the HMAC-SHA256 tags of the canaries' person ids, each with
 the label the security contact will see. A copied database therefore cannot tell a canary from

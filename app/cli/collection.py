@@ -12,7 +12,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.cli import common
-from app.collection import campaigns, intake, kits, mailings, targets
+from app.collection import campaigns, kits, mailings, requests, targets, terms
 from app.models import Campaign, Person, PrintBatch, Stage, db
 from app.platform import outbox
 
@@ -41,14 +41,14 @@ def request_create(person_id: str, purpose: str, days: int | None) -> None:
         raise click.ClickException(f"人物が見つかりません: {person_id}")
     valid_days = days or current_app.config["INTAKE_VALID_DAYS"]
     try:
-        req, token = intake.create_request(
+        req, token = requests.create_request(
             db.session, common.cli_actor(), person, purpose_text=purpose, valid_days=valid_days
         )
-    except intake.IntakeError as exc:
+    except terms.IntakeError as exc:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"依頼を発行しました: {req.id}（有効期限 {req.expires_at:%Y-%m-%d}）")
-    click.echo(intake.request_url(current_app.config["PUBLIC_FORM_URL"], token))
+    click.echo(requests.request_url(current_app.config["PUBLIC_FORM_URL"], token))
 
 
 def _campaign(campaign_id: str):

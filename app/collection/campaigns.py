@@ -20,17 +20,21 @@ import io
 import json
 import re
 import secrets
+import unicodedata
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from flask import current_app
+from markupsafe import escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.collection import intake, links
+from app.collection import links
+from app.collection.requests import create_request
+from app.collection.terms import DECLINE_REASONS, DEFICIENCY_CODES, RECEIPT_ALPHABET
 from app.core import fields, jptime, mynumber
 from app.core.actor import Actor
 from app.models import (
@@ -52,9 +56,10 @@ from app.models import (
     VerificationCase,
     utcnow,
 )
+from app.operations import desk
 
 VIEW = "Campaigns"  # FAB permission view name (app.access.policy)
-CODE_ALPHABET = intake.RECEIPT_ALPHABET
+CODE_ALPHABET = RECEIPT_ALPHABET
 
 # Placeholders a letter may use, and what they stand for.
 PLACEHOLDERS = {
@@ -84,7 +89,6 @@ _REQUIRED = {
     LetterKind.DEFICIENCY_LETTER: {"不備内容"},
 }
 _PLACEHOLDER = re.compile(r"\{([^{}\n]{1,20})\}")
-DESK_HOURS = "平日（月〜金）10:00〜17:00（土日祝日・12月29日〜1月3日を除く）"
 
 DEFAULT_LETTERS: dict[str, tuple[str, str]] = {
     LetterKind.REQUEST_EMAIL: (
@@ -227,7 +231,7 @@ def common_values(config) -> dict[str, str]:
         "受注者": config["OPERATOR_NAME"],
         "窓口電話": config["DESK_PHONE"],
         "窓口メール": config["DESK_EMAIL"],
-        "受付時間": DESK_HOURS,
+        "受付時間": desk.DESK_HOURS,
     }
 
 
@@ -381,8 +385,6 @@ def _request_code(session: Session) -> str:
 
 def normalize_code(text: str) -> str:
     """What an operator types from a returned form: any case, spaces, full-width."""
-    import unicodedata
-
     raw = re.sub(r"[\s\-‐－ー]", "", unicodedata.normalize("NFKC", text or "")).upper()
     if raw.startswith("R"):
         raw = raw[1:]
@@ -400,7 +402,7 @@ def issue_request(
     expires = dt.datetime.combine(
         campaign.deadline + dt.timedelta(days=grace), dt.time(23, 59), tzinfo=jptime.JST
     )
-    req, _token = intake.create_request(
+    req, _token = create_request(
         session, actor, person, purpose_text=campaign.purpose_text, expires_at=expires
     )
     links.assign(keyring, req)
@@ -547,8 +549,6 @@ def progress(session: Session, campaign: Campaign, today: dt.date | None = None)
 def progress_svg(points: list[DayPoint], total: int, deadline: dt.date | None = None) -> str:
     """A line chart of the cumulative counts, as a self-contained SVG element: integer ticks,
     a marker on each day's value, the deadline as a dashed line."""
-    from markupsafe import escape
-
     width, height, left, bottom, top, right = 720, 260, 48, 36, 16, 12
     plot_w, plot_h = width - left - right, height - top - bottom
     highest = max([total, 1, *[p.sent for p in points]])
@@ -636,8 +636,8 @@ def timeline(session: Session, req: CollectionRequest) -> list[TimelineEntry]:
         detail = h.note or ""
         if h.reasons:
             texts = [
-                intake.DEFICIENCY_CODES.get(r.get("code"), (None,))[0]
-                or intake.DECLINE_REASONS.get(r.get("code"))
+                DEFICIENCY_CODES.get(r.get("code"), (None,))[0]
+                or DECLINE_REASONS.get(r.get("code"))
                 or REFUSAL_REASONS.get(r.get("code"))
                 or r.get("code", "")
                 for r in h.reasons
@@ -744,7 +744,7 @@ def status_csv(session: Session, actor: Actor, campaign: Campaign) -> bytes:
             if h.status in (RequestStatus.DEFICIENT, RequestStatus.REFUSED) and h.reasons:
                 reasons[h.request_id] = "／".join(
                     (
-                        intake.DEFICIENCY_CODES.get(r.get("code"), (None,))[0]
+                        DEFICIENCY_CODES.get(r.get("code"), (None,))[0]
                         or REFUSAL_REASONS.get(r.get("code"))
                         or r.get("code", "")
                     )

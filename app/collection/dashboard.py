@@ -1,4 +1,4 @@
-"""The dashboard (issue 7, item 6): counts for the client's staff and the operators, no
+"""The dashboard: counts for the client's staff and the operators, no
 personal data: people stored, open campaigns' progress, overdue and deficient requests, this
 month's billable counts, the next report due; charts as server-drawn SVG (no script, no
 third-party origin)."""

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.collection import campaigns, intake, links, mailings
+from app.collection import campaigns, links, mailings, receive
 from app.core import jptime
 from app.core.actor import Actor
 from app.models import (
@@ -44,7 +44,7 @@ from app.models import (
     PrintBatchFile,
     utcnow,
 )
-from app.operations import billing
+from app.operations import billing, desk
 from app.people import registry
 from app.platform import outbox, pdf
 from app.vault.envelopes import hold_kek
@@ -98,7 +98,7 @@ def _context(config) -> dict:
         "operator_address": config.get("OPERATOR_ADDRESS", ""),
         "desk_phone": config["DESK_PHONE"],
         "desk_email": config["DESK_EMAIL"],
-        "desk_hours": campaigns.DESK_HOURS,
+        "desk_hours": desk.DESK_HOURS,
         "return_method": config.get("KIT_RETURN_METHOD", ""),
         "today": campaigns.format_date(jptime.today_jst()),
     }
@@ -124,7 +124,7 @@ def letter_doc(session: Session, vault, keyring, config, delivery: Delivery) -> 
         ]
     fixes = []
     if delivery.kind == DeliveryKind.DEFICIENCY:
-        fixes = intake.subject_status(session, req).fixes
+        fixes = receive.subject_status(session, req).fixes
     return LetterDoc(
         kind=delivery.kind,
         kind_label=label,
@@ -264,6 +264,7 @@ def render_batch(session: Session, vault, keyring, batch_id: int, actor: Actor) 
             group = letters[start : start + chunk]
             docs = [letter_doc(session, vault, keyring, config, d) for d in group]
             data = render(docs, config, title=f"印刷バッチ {batch.id}-{part_no}")
+            # pypdf takes ~150 ms to import: loaded by the print job, not by every process.
             from pypdf import PdfReader
 
             pages = len(PdfReader(io.BytesIO(data)).pages)
@@ -342,6 +343,7 @@ def batch_pdf(session: Session, vault, actor: Actor, batch: PrintBatch) -> bytes
         details={"part": "all", "parts": len(rows)},
         commit=True,
     )
+    # pypdf takes ~150 ms to import: loaded for a download, not by every process.
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter()

@@ -2,7 +2,7 @@
 
 A kit's QR code, the e-mail, every reminder and a deficiency letter must all carry the *same*
 link, possibly rendered days apart by different jobs; but the database keeps only the token's
-SHA-256 (``app.collection.intake``). So a campaign request's token is derived, not drawn:
+SHA-256 (``app.collection.requests``). So a campaign request's token is derived, not drawn:
 
     token = base64url(HMAC-SHA256(link key, "mnv-link|v1|" || request id)[:24])
 
@@ -20,7 +20,7 @@ import hmac
 import secrets
 import uuid
 
-from app.collection import intake
+from app.collection import requests
 from app.models import CollectionRequest
 
 SECRET_NAME = "link_token"  # noqa: S105  # nosec B105  # the key-ring entry name, not a secret
@@ -60,13 +60,13 @@ def token_for(keyring, request_id: uuid.UUID) -> str:
 
 def assign(keyring, req: CollectionRequest) -> None:
     """Replace the random token ``create_request`` drew by the derived one (hash only)."""
-    req.token_hash = intake.token_hash(token_for(keyring, req.id))
+    req.token_hash = requests.token_hash(token_for(keyring, req.id))
 
 
 def url_for(keyring, base_url: str, req: CollectionRequest) -> str:
     """The subject's link; checks that the stored hash really belongs to the derived token
     (a request issued by hand has a random token that only its issuer ever saw)."""
     token = token_for(keyring, req.id)
-    if not hmac.compare_digest(intake.token_hash(token), req.token_hash):
+    if not hmac.compare_digest(requests.token_hash(token), req.token_hash):
         raise LinkUnavailable("この依頼のリンクは再発行できません（手動で発行されたリンクです）")
-    return intake.request_url(base_url, token)
+    return requests.request_url(base_url, token)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.collection import campaigns, intake, links, receipts
+from app.collection import campaigns, history, links, receipts, receive, terms
 from app.core import jptime
 from app.core.actor import Actor
 from app.models import (
@@ -105,8 +105,8 @@ def new_delivery(
 
 
 def promise_email(session: Session, delivery: Delivery) -> str:
-    """Issue 8: the e-mail goes into the outbox in the same transaction as its delivery, so
-    it survives Redis being down; the caller dispatches the returned key after commit."""
+    """The e-mail goes into the outbox in the same transaction as its delivery, so it
+    survives Redis being down; the caller dispatches the returned key after commit."""
     return outbox.add(session, SEND_DELIVERY, delivery.id).key
 
 
@@ -163,7 +163,7 @@ def still_needed(req: CollectionRequest, delivery: Delivery) -> bool:
     """A request that was submitted (or replaced) needs no kit and no reminder any more."""
     if delivery.kind == DeliveryKind.DEFICIENCY:
         return req.status == RequestStatus.DEFICIENT
-    if delivery.kind == DeliveryKind.RECEIPT:  # issue 8: always wanted once received
+    if delivery.kind == DeliveryKind.RECEIPT:  # always wanted once received
         return True
     return req.status == RequestStatus.ISSUED
 
@@ -215,7 +215,7 @@ def dispatch(session: Session, actor: Actor, campaign: Campaign) -> DispatchResu
 # -- the e-mail ----------------------------------------------------------------------------
 def deficiency_text(session: Session, req: CollectionRequest) -> str:
     """What to fix, per person, from the last deficiency (names and reasons only)."""
-    view = intake.subject_status(session, req)
+    view = receive.subject_status(session, req)
     return (
         "\n".join(f"・{whose}: {what}" for whose, what in view.fixes) or "・内容をご確認ください。"
     )
@@ -255,7 +255,7 @@ def build_mail(session: Session, keyring, config, delivery: Delivery) -> mail.Ma
     person = session.get(Person, req.person_id)
     if not person.email:
         raise MailingError("メールアドレスが登録されていません")
-    if delivery.kind == DeliveryKind.RECEIPT:  # issue 8: 受付のお知らせ (no link)
+    if delivery.kind == DeliveryKind.RECEIPT:  # 受付のお知らせ (no link)
         return mail.Mail([person.email], *receipts.letter(session, config, delivery, req))
     subject, body = campaigns.letter(session, req.campaign_id, _EMAIL_LETTER[delivery.kind])
     values = letter_values(session, keyring, config, delivery, req)
@@ -333,7 +333,7 @@ def send(session: Session, keyring, delivery_id: int, actor: Actor = JOB_ACTOR) 
         delivery.last_error = str(exc)[:300]
         if _permanent(exc):
             delivery.status = DeliveryStatus.BOUNCED
-            intake.record_event(session, req, "bounced", actor, note=str(exc)[:200])
+            history.record_event(session, req, "bounced", actor, note=str(exc)[:200])
         elif delivery.attempts >= int(config.get("MAIL_MAX_ATTEMPTS", 5)):
             delivery.status = DeliveryStatus.GAVE_UP
             delivery.next_attempt_at = None
@@ -368,7 +368,7 @@ def on_sent(
         if req.sent_at is None:
             req.sent_at = when
         what = "メール" if delivery.channel == Channel.EMAIL else "収集キット（郵送）"
-        intake.record_event(session, req, "sent", actor, note=what)
+        history.record_event(session, req, "sent", actor, note=what)
         billing.record_event(
             session,
             BillingCategory.EXTERNAL_KIT if external else BillingCategory.EMPLOYEE_KIT,
@@ -384,15 +384,15 @@ def on_sent(
         ).scalar_one_or_none()
         n = reminder.seq if reminder else delivery.seq
         req.reminder_count = max(req.reminder_count or 0, n)  # 督促済 once it went out
-        intake.record_event(session, req, "reminded", actor, note=f"第{n}回・{channel}")
+        history.record_event(session, req, "reminded", actor, note=f"第{n}回・{channel}")
         if external:  # 別表: 督促の連絡 is billed per person for external members only
             billing.record_event(
                 session, BillingCategory.EXTERNAL_REMINDER, f"reminder:{req.id}:{n}", when, req.id
             )
-    elif delivery.kind == DeliveryKind.RECEIPT:  # issue 8
-        intake.record_event(session, req, "receipt_notice", actor, note=channel)
+    elif delivery.kind == DeliveryKind.RECEIPT:  # 受付のお知らせ
+        history.record_event(session, req, "receipt_notice", actor, note=channel)
     else:
-        intake.record_event(session, req, "deficiency_notice", actor, note=channel)
+        history.record_event(session, req, "deficiency_notice", actor, note=channel)
 
 
 # -- retries, bounces, resending -----------------------------------------------------------
@@ -441,8 +441,8 @@ def record_bounce(
     if delivery.channel != Channel.EMAIL:
         raise MailingError("郵送の送付には不達を記録できません")
     try:
-        reason = intake._free_text(reason, "不達の理由", 200) or "不達の通知あり"
-    except intake.IntakeError as exc:
+        reason = terms.free_text(reason, "不達の理由", 200) or "不達の通知あり"
+    except terms.IntakeError as exc:
         raise MailingError(str(exc)) from None
     trail.record(
         session,
@@ -455,7 +455,7 @@ def record_bounce(
     delivery.status = DeliveryStatus.BOUNCED
     delivery.last_error = reason[:300]
     req = session.get(CollectionRequest, delivery.request_id)
-    intake.record_event(session, req, "bounced", actor, note=reason)
+    history.record_event(session, req, "bounced", actor, note=reason)
     session.flush()
     return delivery
 
@@ -464,7 +464,7 @@ def resend(session: Session, actor: Actor, delivery: Delivery, channel: str) -> 
     """Send a failed, bounced or unconfirmed message again, by e-mail or as a letter (which
     also switches the request's channel). A new delivery: the old one stays as history."""
     policy.require(actor, "can_retry", VIEW)
-    if delivery.kind == DeliveryKind.RECEIPT:  # issue 8: its seq is the submission's round
+    if delivery.kind == DeliveryKind.RECEIPT:  # its seq is the submission's round
         raise MailingError("受付のお知らせは再送できません（提出者は提出状況の画面で確認できます）")
     if channel not in Channel.ALL:
         raise MailingError("送付方法が不正です")

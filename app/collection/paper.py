@@ -3,14 +3,14 @@
 1. An operator records the envelope: the request code printed on the form, the tracking
    number, the arrival date, and the return postage (返送 side of the ledger).
 2. The form and the ID copies are scanned and uploaded; each file is cleaned like a web upload
-   (``app.collection.uploads``) and sealed to the intake key at once, bound to the submission id reserved
-   for this envelope. Nothing is written in the clear.
+   (``app.collection.uploads``) and sealed to the intake key at once like a web part
+   (``app.collection.parts``), bound to the submission id reserved for this envelope. Nothing is written in the clear.
 3. An operator keys each person's number from the form; a **second, different operator keys
    it again blind** (no one ever sees another entry). Entries are compared by a keyed MAC,
    without decrypting either; a mismatch needs a further operator's keying, and the value two
    different operators keyed identically wins.
 4. Finishing moves the sealed scans and the agreed numbers into a received submission
-   (``intake.receive``): it joins the same verification queue as web submissions.
+   (``app.collection.receive``): it joins the same verification queue as web submissions.
 
 A deficiency reopens the request as for the web; the subject may answer by web or by post,
 and a resubmission by post is a new envelope carrying only what was reopened. Paper documents
@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 import re
 import unicodedata
 import uuid
@@ -34,7 +33,14 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.collection import campaigns, intake, uploads
+from app.collection import campaigns, history, parts, receive, terms, uploads
+from app.collection.subjects import (
+    Subject,
+    in_request,
+    is_employee_request,
+    next_added_ref,
+    part_is_open,
+)
 from app.core import jptime, mynumber
 from app.core.actor import Actor
 from app.models import (
@@ -65,8 +71,8 @@ class PaperError(ValueError):
 
 def _free_text(value, label: str, max_len: int, required: bool = False, field=None):
     try:
-        return intake._free_text(value, label, max_len, required=required, field=field)
-    except intake.IntakeError as exc:
+        return terms.free_text(value, label, max_len, required=required, field=field)
+    except terms.IntakeError as exc:
         raise PaperError(str(exc), exc.field) from None
 
 
@@ -215,7 +221,7 @@ def receive_envelope(
         object_ids=[item.id, req.id],
         details={"tracking_number": tracking, "received_on": received_on.isoformat()},
     )
-    intake.record_event(
+    history.record_event(
         session,
         req,
         "paper_received",
@@ -229,7 +235,7 @@ def receive_envelope(
 # -- who is on the form ----------------------------------------------------------------------
 @dataclass
 class RefState:
-    subject: intake.Subject
+    subject: Subject
     number_open: bool
     documents_open: bool
     keyings: int = 0
@@ -245,14 +251,14 @@ def _require_open(item: PaperIntake) -> None:
         raise PaperError("この郵送受付は確認待ちに登録済みです")
 
 
-def subjects(session: Session, item: PaperIntake) -> list[intake.Subject]:
+def subjects(session: Session, item: PaperIntake) -> list[Subject]:
     """The request's people plus dependents added on this paper form."""
     req = session.get(CollectionRequest, item.request_id)
-    out = intake.subjects(session, req, None)
+    out = in_request(session, req, None)
     known = {s.ref for s in out}
     for part in item.parts:
         if part.part == "identity" and part.subject_ref not in known:
-            out.append(intake.Subject(part.subject_ref, "added", None, part.doc_type, None))
+            out.append(Subject(part.subject_ref, "added", None, part.doc_type, None))
             known.add(part.subject_ref)
     return out
 
@@ -260,7 +266,7 @@ def subjects(session: Session, item: PaperIntake) -> list[intake.Subject]:
 def _open_parts(req: CollectionRequest, ref: str) -> tuple[bool, bool]:
     if req.status == RequestStatus.ISSUED:
         return True, True
-    return intake.part_is_open(req, ref, "number"), intake.part_is_open(req, ref, "documents")
+    return part_is_open(req, ref, "number"), part_is_open(req, ref, "documents")
 
 
 def state(session: Session, item: PaperIntake, actor: Actor | None = None) -> list[RefState]:
@@ -293,7 +299,7 @@ def state(session: Session, item: PaperIntake, actor: Actor | None = None) -> li
 
 def _agreed(numbers: list[PaperPart]) -> PaperPart | None:
     """The earliest entry that a different operator keyed identically, if any."""
-    ordered = sorted(numbers, key=lambda p: intake._aware(p.created_at))
+    ordered = sorted(numbers, key=lambda p: terms.aware(p.created_at))
     for i, first in enumerate(ordered):
         for other in ordered[i + 1 :]:
             if other.entered_by_id != first.entered_by_id and hmac.compare_digest(
@@ -323,33 +329,29 @@ def _store(
     plaintext: bytes,
     check: bytes | None = None,
 ) -> PaperPart:
-    part_id = uuid.uuid4()
-    sealed = sealing.seal(
+    """Seal one part of this envelope exactly like a web part, so that finishing moves it
+    into the submission unchanged."""
+    row = parts.seal(
+        PaperPart,
         public_key(keyring),
-        sealing.part_info(item.request_id, item.submission_id, part_id),
-        plaintext,
-    )
-    row = PaperPart(
-        id=part_id,
-        intake_id=item.id,
-        subject_ref=ref,
+        item.request_id,
+        item.submission_id,
+        ref=ref,
         part=part,
         doc_type=doc_type,
         media_type=media_type,
-        size_bytes=len(sealed),
-        sealed=sealed,
-        digest=hashlib.sha256(sealed).hexdigest(),
+        plaintext=plaintext,
+        intake_id=item.id,
         check=check,
         entered_by_id=actor.user_id,
         entered_by=actor.name,
-        created_at=utcnow(),
     )
     session.add(row)
     session.flush()
     return row
 
 
-def _subject(session: Session, item: PaperIntake, ref: str) -> intake.Subject:
+def _subject(session: Session, item: PaperIntake, ref: str) -> Subject:
     for subject in subjects(session, item):
         if subject.ref == ref:
             return subject
@@ -363,7 +365,7 @@ def add_scan(
     policy.require(actor, "can_scan", VIEW)
     _require_open(item)
     _subject(session, item, ref)
-    if doc_type not in intake.DOC_TYPES:
+    if doc_type not in terms.DOC_TYPES:
         raise PaperError("書類の種類を選んでください", "doc_type")
     config = current_app.config
     try:
@@ -455,7 +457,7 @@ def key_number(
     except mynumber.InvalidMyNumber as exc:
         raise PaperError(f"個人番号: {exc}", "number") from None
     check = _check_mac(keyring, item, ref, number)
-    payload = json.dumps({"number": number}).encode("ascii")
+    payload = parts.number_payload(number)
     del number
     row = _store(session, keyring, item, actor, ref, "number", "", None, payload, check=check)
     del payload
@@ -491,7 +493,7 @@ def add_dependent(
     policy.require(actor, "can_key", VIEW)
     _require_open(item)
     req = session.get(CollectionRequest, item.request_id)
-    if not intake.is_employee_request(session, req) or req.status != RequestStatus.ISSUED:
+    if not is_employee_request(session, req) or req.status != RequestStatus.ISSUED:
         raise PaperError("扶養親族の追加は役職員の初回の提出でのみできます")
     name = _free_text(name, "氏名", 100, required=True, field="name")
     kana = _free_text(kana, "氏名（フリガナ）", 100, field="kana")
@@ -503,15 +505,10 @@ def add_dependent(
             raise PaperError(f"生年月日: {exc}", "birth_date") from None
     if birth_date > jptime.today_jst():
         raise PaperError("生年月日: 未来の日付は入力できません", "birth_date")
-    existing = [s.ref for s in subjects(session, item) if s.role == "added"]
-    if len(existing) >= 10:
+    ref = next_added_ref(subjects(session, item))
+    if ref is None:
         raise PaperError("追加できる扶養親族は10人までです")
-    numbers = [int(r[3:]) for r in existing if r[3:].isdigit()]
-    ref = f"new{max(numbers, default=0) + 1}"
-    payload = json.dumps(
-        {"name": name, "kana": kana, "relation": relation, "birth_date": birth_date.isoformat()},
-        ensure_ascii=False,
-    ).encode("utf-8")
+    payload = parts.identity_payload(name, kana, relation, birth_date)
     _store(session, keyring, item, actor, ref, "identity", relation, None, payload)
     trail.record(
         session, actor, "paper.add_dependent", object_type="paper_intake", object_ids=[item.id]
@@ -531,7 +528,7 @@ def exclude(
     req = session.get(CollectionRequest, item.request_id)
     if subject.role != "dependent" or req.status != RequestStatus.ISSUED:
         raise PaperError("この対象者は対象外にできません")
-    if reason not in intake.EXCLUDE_REASONS:
+    if reason not in terms.EXCLUDE_REASONS:
         raise PaperError("対象外とする理由: 選んでください", "reason")
     session.execute(
         delete(PaperPart).where(PaperPart.intake_id == item.id, PaperPart.subject_ref == ref)
@@ -545,7 +542,7 @@ def exclude(
         "excluded",
         "",
         None,
-        json.dumps({"reason": reason}).encode(),
+        parts.excluded_payload(reason),
     )
     trail.record(
         session,
@@ -635,7 +632,7 @@ def finish(session: Session, keyring, actor: Actor, item: PaperIntake) -> Submis
         for ref in sorted(refs, key=lambda r: (roles.get(r) != "self", r))
     ]
     consented = dt.datetime.combine(item.received_on, dt.time(0, 0), tzinfo=jptime.JST)
-    return intake.receive(
+    return receive.receive(
         session,
         req,
         submission,
@@ -687,7 +684,7 @@ def return_documents(
         object_ids=[item.id, req.id],
         details={"sent_on": sent_on.isoformat(), "tracking_number": tracking},
     )
-    intake.record_event(
+    history.record_event(
         session, req, "documents_returned", actor, note=f"追跡番号 {tracking or 'なし'}"
     )
     session.commit()

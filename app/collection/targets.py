@@ -10,8 +10,8 @@ household (employees) or per person (external members), in one transaction.
 A target list never needs a number: a cell holding a 12-digit run is refused.
 
 Encoding: UTF-8 (with or without BOM) or CP932 (Excel's Shift_JIS), detected with
-charset-normalizer when the bytes are not valid UTF-8. (Issue 3 builds the onboarding import
-with its own CSV helpers; the two can share them once both have landed.)
+charset-normalizer when the bytes are not valid UTF-8. (The number import, ``app.io.imports``,
+reads its files with ``app.platform.csvio``; the two could share it.)
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from charset_normalizer import from_bytes
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -165,8 +166,6 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes
-
     best = from_bytes(data, cp_isolation=["cp932", "utf_8"]).best()
     if best is not None and best.encoding == "cp932":
         try:

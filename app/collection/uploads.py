@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from app.audit import trail
+
 try:  # HEIC/HEIF from iPhones; optional so a missing wheel only disables that format
     import pillow_heif
 
@@ -87,8 +89,6 @@ class ActiveContentRejected(UploadRejected):
 
 def audit_refusal(session, actor, exc: ActiveContentRejected, *, where: str, object_ids) -> None:
     """Record a refused active PDF (who, where, which name was found; never the file)."""
-    from app.audit import trail
-
     trail.record(
         session,
         actor,
@@ -242,8 +242,8 @@ def _forbidden_in_objects(data: bytes) -> str | None:
     object streams too), every dictionary key and name value; and the decoded content of
     every object stream (objects an update left behind). A PDF that does not parse, or is
     encrypted, is refused: what cannot be checked is not accepted."""
-    from pypdf import PdfReader
-    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+    # pypdf takes ~150 ms to import: loaded when a PDF arrives, not in every process.
+    from pypdf import PdfReader, generic
 
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
@@ -256,17 +256,17 @@ def _forbidden_in_objects(data: bytes) -> str | None:
         ] + [(number, 0) for number in reader.xref_objStm]
         stack: list = [reader.trailer]
         for number, generation in refs:
-            stack.append(reader.get_object(IndirectObject(number, generation, reader)))
+            stack.append(reader.get_object(generic.IndirectObject(number, generation, reader)))
         seen: set[int] = set()
         while stack:
             item = stack.pop()
-            if isinstance(item, IndirectObject) or id(item) in seen:
+            if isinstance(item, generic.IndirectObject) or id(item) in seen:
                 continue  # every indirect object is on the stack already
             seen.add(id(item))
-            if isinstance(item, NameObject):
+            if isinstance(item, generic.NameObject):
                 if item[1:] in _PDF_FORBIDDEN_NAMES:
                     return str(item[1:])
-            elif isinstance(item, DictionaryObject):
+            elif isinstance(item, generic.DictionaryObject):
                 for key, value in item.items():
                     if key[1:] in _PDF_FORBIDDEN_NAMES:
                         return str(key[1:])
@@ -275,7 +275,7 @@ def _forbidden_in_objects(data: bytes) -> str | None:
                     found = _forbidden_in_bytes(item.get_data())
                     if found:
                         return found
-            elif isinstance(item, ArrayObject):
+            elif isinstance(item, generic.ArrayObject):
                 stack.extend(item)
     except Exception as exc:  # noqa: BLE001 - any parser failure: the file cannot be checked
         raise UploadRejected(

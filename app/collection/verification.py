@@ -3,7 +3,7 @@ and the decision that ends a request.
 
 The queue holds every request that was submitted (受付済) or is being checked (確認中). An
 operator claims a case; only the claimer can open it, and opening unseals every received
-submission of the request (each opening audited first, by ``intake.open_submission``) and
+submission of the request (each opening audited first, by ``opening.open_submission``) and
 merges them: a resubmission after a deficiency carries only what was reopened.
 
 Decisions, each audited before it takes effect:
@@ -16,11 +16,11 @@ Decisions, each audited before it takes effect:
   With the four-eyes option the first operator's accept only records the check (承認待ち);
   a second, different operator opens the case again and accepts — only then is anything
   registered.
-- **deficient**: reason codes per person (``intake.DEFICIENCY_CODES``) and a note; the request
+- **deficient**: reason codes per person (``terms.DEFICIENCY_CODES``) and a note; the request
   reopens for exactly that, and the subject is told by e-mail or letter.
 - **refused**: a reason (未提供理由) and a note; the submission is disposed.
 
-For the monthly report (issue 7): ``VerificationCase`` rows hold each decision with its time,
+For the monthly report: ``VerificationCase`` rows hold each decision with its time,
 channel (web/paper), reasons and the count registered.
 """
 
@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from app.access import assignments, policy
 from app.audit import trail
-from app.collection import campaigns, intake, mailings
+from app.collection import campaigns, decisions, history, mailings, opening, terms
 from app.core.actor import Actor
 from app.models import (
     BillingCategory,
@@ -78,8 +78,8 @@ class VerificationError(ValueError):
 
 def _note(value: str | None, max_len: int = 500) -> str | None:
     try:
-        return intake._free_text(value, "メモ", max_len)
-    except intake.IntakeError as exc:
+        return terms.free_text(value, "メモ", max_len)
+    except terms.IntakeError as exc:
         raise VerificationError(str(exc)) from None
 
 
@@ -229,7 +229,7 @@ def claim(session: Session, actor: Actor, request_id: uuid.UUID) -> Verification
         object_ids=[case.id, req.id],
     )
     if req.status == RequestStatus.SUBMITTED:
-        intake.set_status(session, actor, req, RequestStatus.VERIFYING)
+        decisions.set_status(session, actor, req, RequestStatus.VERIFYING)
     session.commit()
     return case
 
@@ -341,7 +341,7 @@ class CaseSubject:
     birth_date: str | None
     number: str | None = None
     excluded_reason: str | None = None
-    documents: list[intake.OpenedDocument] = field(default_factory=list)
+    documents: list[opening.OpenedDocument] = field(default_factory=list)
     channel: str = "web"
 
     @property
@@ -351,8 +351,8 @@ class CaseSubject:
     @property
     def detected_combination(self) -> str | None:
         types = {d.doc_type for d in self.documents}
-        number_doc = bool(types & set(intake.NUMBER_DOCS))
-        identity_doc = bool(types & set(intake.IDENTITY_DOCS))
+        number_doc = bool(types & set(terms.NUMBER_DOCS))
+        identity_doc = bool(types & set(terms.IDENTITY_DOCS))
         if self.needs_identity:
             if {"card_front", "card_back"} <= types:
                 return "card"
@@ -404,7 +404,7 @@ def open_case(session: Session, keyring, actor: Actor, case_id: int, purpose: st
     purpose = (purpose or "").strip() or "番号確認・身元確認"
     by_ref: dict[str, CaseSubject] = {}
     for submission in submissions:
-        opened = intake.open_submission(session, keyring, actor, submission.id, purpose)
+        opened = opening.open_submission(session, keyring, actor, submission.id, purpose)
         for s in opened.subjects:
             target = by_ref.get(s.ref)
             if target is None:
@@ -444,7 +444,7 @@ def check_checklist(view: CaseView, checklist: dict[str, dict]) -> dict[str, lis
             problems.append(f"{name}: 個人番号が提出されていません")
             continue
         combination = entry.get("combination")
-        if combination not in intake.COMBINATIONS:
+        if combination not in terms.COMBINATIONS:
             problems.append(f"{name}: 確認した書類の組み合わせを選んでください")
             continue
         if s.channel == "web" and s.documents and s.detected_combination != combination:
@@ -499,7 +499,7 @@ def accept(
         case.checked_by_id, case.checked_by, case.checked_at = actor.user_id, actor.name, utcnow()
         case.checklist = json.dumps(stored)
         case.note = note
-        intake.record_event(session, req, "checked", actor, note="別の担当者の承認待ち")
+        history.record_event(session, req, "checked", actor, note="別の担当者の承認待ち")
         session.commit()
         return AcceptResult(CaseStatus.AWAITING_APPROVAL, 0, 0, 0)
     keep = bool(current_app.config.get("COLLECTION_KEEP_ID_IMAGES"))
@@ -550,7 +550,7 @@ def accept(
     for s in view.subjects:
         s.number = None  # the plaintext leaves memory with the view
     _dispose(session, req)
-    intake.set_status(
+    decisions.set_status(
         session, actor, req, RequestStatus.COMPLETED, note=f"{registered}人の個人番号を登録"
     )
     _bill_collection(session, head, req, case.channel, registered)
@@ -698,7 +698,7 @@ def deficient(
     case = _case(session, case_id)
     _require_worker(session, actor, case, "deficient")
     req = session.get(CollectionRequest, case.request_id)
-    reopened = intake.mark_deficient(session, actor, req, items, note)
+    reopened = decisions.mark_deficient(session, actor, req, items, note)
     case.reasons = json.dumps([{"ref": r, "code": c} for r, c in items])
     case.note = _note(note)
     _close(case, actor, Decision.DEFICIENT)
@@ -736,7 +736,7 @@ def refuse(
         object_ids=[case.id, req.id],
         details={"reason": code},
     )
-    intake.set_status(
+    decisions.set_status(
         session,
         actor,
         req,

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Select, insert
 from sqlalchemy.orm import Session
 
-from app.models import DataKey, MyNumberRecord, Person
+from app.models import DataKey, ExportItem, MyNumberRecord, Person
 from app.vault.envelopes import (
     FORMAT_VERSION,
     HEADER_SIZE,
@@ -249,8 +249,6 @@ class BulkWriter:
         if not rows:
             return
         if table_name == "export_item":
-            from app.models import ExportItem
-
             table, columns, types = ExportItem.__table__, ITEM_COLUMNS, ITEM_TYPES
         else:
             table, columns, types = _TABLES[table_name]

@@ -27,7 +27,7 @@ from sqlalchemy import String, and_, cast, func, insert, literal, null, select, 
 from sqlalchemy.orm import Session
 
 from app.access import policy
-from app.audit import trail
+from app.audit import canary, trail
 from app.core.actor import Actor
 from app.io.bulk import (
     BulkWriter,
@@ -203,8 +203,6 @@ def export_csv(
         },
         commit=True,
     )
-    from app.audit import canary
-
     if canary.configured(vault):
         canary.trip(session, vault, actor, manifest_ids(session, export_id), "export")
     try:

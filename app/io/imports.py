@@ -43,7 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import BinaryIO
 
-from sqlalchemy import bindparam, literal_column, select, text, update
+from psycopg import errors as pg_errors
+from sqlalchemy import String, any_, bindparam, cast, literal_column, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.access import policy
@@ -605,16 +608,9 @@ class ImportConflict(RuntimeError):
 
 
 def _is_conflict(exc: BaseException) -> bool:
-    from sqlalchemy.exc import IntegrityError
-
-    if isinstance(exc, IntegrityError):
-        return True
-    try:
-        import psycopg
-
-        return isinstance(exc, psycopg.errors.UniqueViolation)
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return False
+    """A unique violation, whether SQLAlchemy wrapped it or psycopg raised it on the raw
+    connection that runs the COPY."""
+    return isinstance(exc, (IntegrityError, pg_errors.UniqueViolation))
 
 
 def _any(postgres: bool, column, values: list):
@@ -622,9 +618,6 @@ def _any(postgres: bool, column, values: list):
     C-speed string joins (psycopg's per-element list adaptation costs more than the query)."""
     if not postgres:
         return column.in_(values)
-    from sqlalchemy import String, any_, cast
-    from sqlalchemy.dialects.postgresql import ARRAY
-
     if not values:
         literal = "{}"
     elif isinstance(values[0], bytes):

@@ -20,7 +20,7 @@ from app.access import policy
 from app.audit import trail
 from app.core import jptime, mynumber
 from app.core.actor import Actor
-from app.models import ExportLayout, PersonKind, utcnow
+from app.models import ExportLayout, IoTicket, PersonKind, utcnow
 
 STAFF = "staff"
 EXTERNAL = "external"
@@ -299,8 +299,6 @@ def delete(session: Session, actor: Actor, layout_id: int) -> None:
         raise LookupError("指定された様式はありません")
     if row.builtin:
         raise LayoutError(["既定の様式は削除できません（編集はできます）"])
-    from app.models import IoTicket
-
     if session.execute(select(IoTicket.id).where(IoTicket.layout_id == layout_id)).first():
         raise LayoutError(["この様式を使う処理が確認待ちです。しばらくしてから削除してください"])
     trail.record(

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access import policy
-from app.audit import trail
+from app.audit import canary, trail
 from app.core import fields as F
 from app.core import jptime, logsafe
 from app.core.actor import Actor
@@ -146,8 +146,6 @@ def bulk_match(
         details=result.counts(),
         commit=True,
     )
-    from app.audit import canary
-
     canary.trip(session, None, actor, result.person_ids, "match")
     return result
 

@@ -39,7 +39,9 @@ from app.models import (
 OPEN_AT = dt.time(10, 0)
 CLOSE_AT = dt.time(17, 0)
 BUSINESS_DAY = dt.timedelta(hours=7)  # one business day of the desk
-DESK_HOURS = "平日（月〜金）10:00〜17:00（土日祝日・12月29日〜1月3日を除く）"
+# The hours in words, the one text the contact page, letters, e-mails and the portal print;
+# written from the same times the desk's figures count.
+DESK_HOURS = f"平日（月〜金）{OPEN_AT:%H:%M}〜{CLOSE_AT:%H:%M}（土日祝日・12月29日〜1月3日を除く）"
 
 # Permissions (app.access.policy): Operators work the desk; ClientStaff file and follow their own.
 VIEW = "Inquiries"
@@ -94,11 +96,6 @@ def _window(day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
         dt.datetime.combine(day, OPEN_AT, tzinfo=jptime.JST),
         dt.datetime.combine(day, CLOSE_AT, tzinfo=jptime.JST),
     )
-
-
-def hours_text() -> str:
-    """The hours as the contact page, letters and the portal print them."""
-    return DESK_HOURS
 
 
 def is_open(moment: dt.datetime) -> bool:

@@ -19,6 +19,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flask import current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,7 @@ from app.models import (
     utcnow,
 )
 from app.platform.csvio import CsvWriter
+from app.platform.pdf import render_pdf
 
 ROSTER_VIEW = "Roster"
 CHART_VIEW = "HandlingChart"
@@ -120,8 +122,6 @@ def roster_export(
     if fmt == "csv":
         charset = "shift_jis" if encoding == "cp932" else "utf-8"
         return name, _csv(ROSTER_HEADERS, rows, encoding), f"text/csv; charset={charset}"
-    from app.platform.pdf import render_pdf
-
     data = render_pdf(
         "pdf/roster.html",
         headers=ROSTER_HEADERS,
@@ -268,8 +268,6 @@ def chart_export(
     if fmt == "csv":
         charset = "shift_jis" if encoding == "cp932" else "utf-8"
         return name, _csv(["区分", "内容"], rows, encoding), f"text/csv; charset={charset}"
-    from app.platform.pdf import render_pdf
-
     data = render_pdf(
         "pdf/handling_chart.html",
         chart=chart,
@@ -392,8 +390,6 @@ def _disposals(session: Session) -> str:
 
 def _kept(flag: str) -> Callable[[Session], str]:
     def status(session: Session) -> str:
-        from flask import current_app, has_app_context
-
         keep = bool(current_app.config.get(flag)) if has_app_context() else False
         return (
             "確認後も人物のデータ鍵で暗号化して保管（保管する設定）。人物の廃棄時に暗号化消去"
@@ -538,8 +534,6 @@ def register_export(
         charset = "shift_jis" if encoding == "cp932" else "utf-8"
         data = _csv(REGISTER_HEADERS, [r.cells() for r in rows], encoding)
         return name, data, f"text/csv; charset={charset}"
-    from app.platform.pdf import render_pdf
-
     data = render_pdf(
         "pdf/register.html",
         headers=REGISTER_HEADERS,

@@ -16,6 +16,11 @@ import html
 import re
 from pathlib import Path
 
+import markdown
+
+from app.core import jptime
+from app.platform.pdf import html_to_pdf
+
 MANUAL_DIR = Path(__file__).resolve().parents[2] / "docs" / "manual"
 TITLE = "MyNumber Vault サービス利用マニュアル"
 _IMAGE = re.compile(r"!\[[^\]]*\]\((img/[^)\s]+)\)")
@@ -121,10 +126,6 @@ def _inline_images(body: str, source: Path, chapter: str) -> str:
 
 def build_html(source: Path = MANUAL_DIR, today: dt.date | None = None) -> str:
     """Cover, table of contents and every chapter as one HTML document, images inlined."""
-    import markdown
-
-    from app.core import jptime
-
     today = today or jptime.today_jst()
     sections, toc = [], []
     for number, path in enumerate(chapters(source), 1):
@@ -162,8 +163,6 @@ def build_html(source: Path = MANUAL_DIR, today: dt.date | None = None) -> str:
 
 def build_pdf(out: Path, source: Path = MANUAL_DIR) -> Path:
     """Write the manual PDF (see ``app.platform.pdf.html_to_pdf``: data:-only fetcher, Japanese font)."""
-    from app.platform.pdf import html_to_pdf
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(html_to_pdf(build_html(source)))

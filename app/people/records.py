@@ -134,8 +134,10 @@ def _new_number(session: Session, vault: Vault, check: _Checker, raw: str | None
     return number
 
 
-def add_person(session: Session, vault: Vault, actor: Actor, kind: str, form: dict) -> Person:
-    """A new employee or external member; the number is optional (collected later)."""
+def add_from_form(session: Session, vault: Vault, actor: Actor, kind: str, form: dict) -> Person:
+    """A new employee or external member as HR staff typed them: every field checked, the
+    person made by ``registry.add_person``, audited, committed. The number is optional
+    (collected later)."""
     _require(actor)
     if kind not in (PersonKind.EMPLOYEE, PersonKind.EXTERNAL):
         raise RecordError(["区分: 役職員または外部委員等を選んでください"])

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access import assignments, policy
-from app.audit import trail
+from app.audit import canary, trail
 from app.core import mynumber
 from app.core.actor import Actor
 from app.models import MyNumberRecord, Person, PersonKind, utcnow
@@ -222,8 +222,6 @@ def search(
         query = query.where(Person.kind == criteria.kind)
     query = query.order_by(Person.code, Person.dependent_seq, Person.name).limit(limit)
     found = list(session.execute(query).scalars())
-    from app.audit import canary
-
     canary.trip(session, vault, actor, [p.id for p in found], "search")
     return found
 
@@ -282,8 +280,6 @@ def reveal(session: Session, vault: Vault, actor: Actor, person_id: uuid.UUID, p
         purpose=purpose,
         commit=True,
     )
-    from app.audit import canary
-
     canary.trip(session, vault, actor, [person_id], "reveal")
     return vault.decrypt_for(
         session, person_id, "my_number_record", "ciphertext", record.id, record.ciphertext

@@ -8,7 +8,7 @@ Four roles, each able to do its job and nothing more (docs/deployment.md):
   application's tables, no DDL; on the audit tables INSERT and SELECT only, so a compromised
   portal can append to the chain but never rewrite or delete it (the chain head row is the one
   audit row it updates).
-- ``mnv_form`` — the public form: exactly what ``public_form/`` and the ``app.collection.intake``
+- ``mnv_form`` — the public form: exactly what ``public_form/`` and the ``app.collection``
   functions it calls touch (``FORM_GRANTS``): the request it was given a token for, the
   person's name and birth date (second factor, the listed dependents) but none of the
   person's other columns, and INSERT of submissions, sealed parts, status history, inquiries
@@ -33,7 +33,7 @@ AUDIT_TABLES = ("audit_event", "audit_checkpoint")
 AUDIT_HEAD = "audit_chain_head"
 
 # The public form's grants: table → privileges; a privilege may name columns.
-# Found by reading public_form/views.py and the app.collection.intake functions it calls, and proved by
+# Found by reading public_form/views.py and the app.collection functions it calls, and proved by
 # tests/public_form/test_form_role.py, which runs a whole submission as this role.
 FORM_GRANTS: dict[str, list[str]] = {
     "collection_request": [

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from app import settings
 from app.audit import canary, signing
 from app.audit.trail import SQLITE_BUSY_TIMEOUT_MS, AuditUnavailable
+from app.collection import memo
 from app.core import actor, jptime, logsafe
 from app.io.uploads import InMemoryUploadRequest
 from app.models import db
@@ -70,6 +71,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     db.init_app(app)
     unavailable.close_sessions_quietly(app)  # after init_app, so that it runs first
     signing.install()  # the audit log signs itself after each commit
+    memo.install()  # intake reads a request and its parts once per transaction
     Migrate(app, db, directory=MIGRATIONS)
     keyring = FileKeyRing(app.config["KEYRING_PATH"])
     app.extensions["mynumber_keyring"] = keyring

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.access import assignments
-from app.collection import campaigns, intake, kits, mailings, targets, verification
+from app.collection import campaigns, kits, mailings, subjects, targets, verification
 from app.jobs.collection import render_print_batch, send_delivery
 from app.models import CampaignKind, CollectionRequest, Person, PrintBatch, db
 from app.platform.queue import enqueue
@@ -144,4 +144,4 @@ def submit_household_on_web(subject, token, head_ref, dep_ref, numbers, birth):
 
 
 def intake_refs(req):
-    return [s.ref for s in intake.listed_subjects(db.session, req)]
+    return [s.ref for s in subjects.listed_subjects(db.session, req)]

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.access import assignments, policy
 from app.access.policy import CLIENT_STAFF, OPERATOR
-from app.collection import intake, verification
+from app.collection import decisions, opening, requests, verification
 from app.models import AuditEvent, CampaignOperator
 from app.people import registry
 from tests import support
@@ -104,7 +104,7 @@ def test_removing_an_operator_stops_the_case_they_hold(app, session, staff, oper
     with pytest.raises(policy.PermissionDenied, match="割り当てられていない"):
         verification.open_case(session, keyring, op, case.id)
     with pytest.raises(policy.PermissionDenied, match="担当している案件ではない"):
-        intake.open_submission(session, keyring, op, req.submissions[-1].id, "確認")
+        opening.open_submission(session, keyring, op, req.submissions[-1].id, "確認")
 
 
 def test_a_deficiency_is_recorded_only_by_the_operator_holding_the_case(
@@ -116,7 +116,7 @@ def test_a_deficiency_is_recorded_only_by_the_operator_holding_the_case(
     verification.claim(session, op1, req.id)
     ref = flows.intake_refs(req)[0]
     with pytest.raises(policy.PermissionDenied, match="不備を登録できません"):
-        intake.mark_deficient(session, op2, req, [(ref, "number_invalid")])
+        decisions.mark_deficient(session, op2, req, [(ref, "number_invalid")])
     assert [e.actor_id for e in _events(session, "intake.deficient", "denied")] == [op2.user_id]
 
 
@@ -130,7 +130,9 @@ def test_a_request_without_a_campaign_is_worked_by_nobody(app, session, vault, m
     person = registry.add_person(
         session, vault, kind=PersonKind.EXTERNAL, name="手動 発行", code="X9", birth_date=TARO_BIRTH
     )
-    req, _token = intake.create_request(session, Actor.system("test"), person, purpose_text="確認")
+    req, _token = requests.create_request(
+        session, Actor.system("test"), person, purpose_text="確認"
+    )
     req.status = RequestStatus.SUBMITTED
     session.commit()
     assert not assignments.holds_case(session, op, req.id)

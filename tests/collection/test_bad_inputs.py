@@ -133,7 +133,7 @@ def test_returning_documents_once(app, session, staff, operators):
 def test_a_deficiency_needs_a_reason_and_a_resend_a_channel(
     app, session, staff, operators, form_app
 ):
-    from app.collection import intake, links
+    from app.collection import links, terms
     from tests.collection.conftest import ICHIRO_BIRTH, NUMBER_ICHIRO
     from tests.public_form.conftest import Subject
 
@@ -146,10 +146,10 @@ def test_a_deficiency_needs_a_reason_and_a_resend_a_channel(
     subject.card(str(req.person_id))
     subject.submit()
     case, _view = flows.claim_and_open(app, operators[0], req)
-    with pytest.raises(intake.IntakeError, match="1つ以上選んでください"):
+    with pytest.raises(terms.IntakeError, match="1つ以上選んでください"):
         verification.deficient(session, operators[0], case.id, [], None)
     session.rollback()
-    with pytest.raises(intake.IntakeError, match="対象者が依頼に含まれていません"):
+    with pytest.raises(terms.IntakeError, match="対象者が依頼に含まれていません"):
         verification.deficient(session, operators[0], case.id, [("nobody", "number_invalid")], None)
     session.rollback()
     delivery = Delivery(

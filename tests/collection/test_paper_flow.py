@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.access import policy
-from app.collection import campaigns, intake, kits, paper, verification
+from app.collection import campaigns, kits, paper, requests, verification
 from app.models import (
     AuditEvent,
     BillableEvent,
@@ -74,7 +74,9 @@ def test_postal_subject_from_kit_to_registration(app, session, staff, operators,
         assert expected in text, expected
     [qr] = decode_qr_codes(kit_pdf)
     assert qr.startswith(f"{FORM_URL}/r/")
-    assert intake.lookup(session, qr.rsplit("/r/", 1)[1]).id == req.id  # the QR opens this request
+    assert (
+        requests.lookup(session, qr.rsplit("/r/", 1)[1]).id == req.id
+    )  # the QR opens this request
     kits.mark_posted(
         session,
         op1,

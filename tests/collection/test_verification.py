@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.access import policy
-from app.collection import intake, verification
+from app.collection import decisions, terms, verification
 from app.models import (
     AuditEvent,
     CaseStatus,
@@ -198,7 +198,7 @@ def test_a_deficiency_by_email_reopens_just_that(app, session, operators, submit
     req.person.email = "ichiro@example.jp"
     session.commit()
     case, _view = flows.claim_and_open(app, operators[0], req)
-    with pytest.raises(intake.IntakeError, match="理由コードが不明"):
+    with pytest.raises(terms.IntakeError, match="理由コードが不明"):
         verification.deficient(session, operators[0], case.id, [(submitted["ref"], "ugly")], None)
     session.rollback()
     notice = verification.deficient(
@@ -246,13 +246,11 @@ def test_kept_images_are_encrypted_under_the_persons_key(app, session, vault, op
 def test_a_case_from_an_earlier_round_does_not_block_the_resubmission(
     app, session, operators, submitted, form_app
 ):
-    from app.collection import intake
-
     op1, op2, _ = operators
     req = submitted["req"]
     stale = verification.claim(session, op1, req.id)
     # The deficiency is recorded on the older 受付一覧 screen, not through the case.
-    intake.mark_deficient(session, op1, req, [(submitted["ref"], "identity_doc_unreadable")])
+    decisions.mark_deficient(session, op1, req, [(submitted["ref"], "identity_doc_unreadable")])
     session.commit()
     subject = Subject(form_app.test_client())
     subject.login(submitted["token"], ICHIRO_BIRTH)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.collection import intake
+from app.collection import requests
 from app.core.actor import Actor
 from app.core.mynumber import make_valid
 from app.models import PersonKind
@@ -94,7 +94,9 @@ def external_subject(session, vault):
         birth_date=BIRTH,
         email="sato@example.jp",
     )
-    req, token = intake.create_request(session, Actor.system("test"), person, purpose_text=PURPOSE)
+    req, token = requests.create_request(
+        session, Actor.system("test"), person, purpose_text=PURPOSE
+    )
     session.commit()
     return {"person": person, "req": req, "token": token}
 

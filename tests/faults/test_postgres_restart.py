@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from app.audit import trail
-from app.collection import intake
+from app.collection import requests
 from app.core.actor import Actor
 from app.models import PersonKind, Submission, db
 from app.people import registry
@@ -67,7 +67,7 @@ def _subject(portal, form, name: str) -> Subject:
         code=f"X{uuid.uuid4().hex[:5]}",
         birth_date=BIRTH,
     )
-    _req, token = intake.create_request(
+    _req, token = requests.create_request(
         db.session, Actor.system("test"), person, purpose_text=PURPOSE
     )
     db.session.commit()

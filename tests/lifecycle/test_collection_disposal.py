@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from app.collection import intake
+from app.collection import requests
 from app.models import PaperIntake, PaperPart, RetainedDocument
 from tests.lifecycle.helpers import dispose, population
 from tests.support import actor
@@ -18,7 +18,7 @@ def test_kept_images_and_paper_keyings_go_with_the_person(session, vault, app, m
     for someone in (gone, kept):
         from app.models import Person
 
-        req, _token = intake.create_request(
+        req, _token = requests.create_request(
             session, actor("Operator"), session.get(Person, someone.id), purpose_text="目的"
         )
         paper = PaperIntake(

@@ -113,7 +113,7 @@ def test_the_employees_submission_still_opens_after_the_dependent_is_disposed(
 ):
     import pytest
 
-    from app.collection import intake
+    from app.collection import opening
     from app.models import Submission
     from tests.lifecycle.helpers import user_actor
     from tests.support import give_case
@@ -124,7 +124,7 @@ def test_the_employees_submission_still_opens_after_the_dependent_is_disposed(
     dispose(session, vault, app, make_user, [household["dep"].id])
     operator, _ = make_user("Operator")
     give_case(session, household["req"], user_actor(operator, "Operator"))
-    opened = intake.open_submission(
+    opened = opening.open_submission(
         session, vault.keys, user_actor(operator, "Operator"), submission_id, "確認"
     )
     refs = {s.ref for s in opened.subjects}
@@ -134,6 +134,6 @@ def test_the_employees_submission_still_opens_after_the_dependent_is_disposed(
 
     dispose(session, vault, app, make_user, [household["head"].id])
     with pytest.raises(LookupError, match="廃棄済み"):
-        intake.open_submission(
+        opening.open_submission(
             session, vault.keys, user_actor(operator, "Operator"), submission_id, "確認"
         )

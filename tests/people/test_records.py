@@ -34,7 +34,7 @@ def decrypt(session, vault, record):
 
 @pytest.fixture
 def household(session, vault):
-    head = records.add_person(
+    head = records.add_from_form(
         session,
         vault,
         HR,
@@ -77,7 +77,7 @@ def test_add_person_and_dependents(session, vault, household):
 
 def test_input_is_validated_like_the_import(session, vault, household):
     with pytest.raises(records.RecordError) as info:
-        records.add_person(
+        records.add_from_form(
             session,
             vault,
             HR,
@@ -97,7 +97,7 @@ def test_input_is_validated_like_the_import(session, vault, household):
     assert any(p.startswith("氏名カナ: カナ以外") for p in problems)
     assert any(p.startswith("個人番号: ") for p in problems)
     with pytest.raises(records.RecordError, match="既に登録されています"):
-        records.add_person(
+        records.add_from_form(
             session,
             vault,
             HR,
@@ -105,7 +105,7 @@ def test_input_is_validated_like_the_import(session, vault, household):
             {"code": "E1", "name": "見本 別人", "birth_date": "1990/01/01"},
         )
     with pytest.raises(records.RecordError, match="既に別の人物"):
-        records.add_person(
+        records.add_from_form(
             session,
             vault,
             HR,
@@ -261,7 +261,7 @@ def test_retirement_date_covers_the_household(session, household):
 )
 def test_only_client_staff_keep_records(session, vault, who):
     with pytest.raises(policy.PermissionDenied):
-        records.add_person(
+        records.add_from_form(
             session,
             vault,
             who,

@@ -14,7 +14,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from app.collection import intake
+from app.collection import requests
 from app.core.actor import Actor
 from app.core.mynumber import make_valid
 from app.models import PersonKind
@@ -58,7 +58,7 @@ def household(session, vault):
         relation="子",
         birth_date=DEP_BIRTH,
     )
-    req, token = intake.create_request(session, Actor.system("test"), head, purpose_text=PURPOSE)
+    req, token = requests.create_request(session, Actor.system("test"), head, purpose_text=PURPOSE)
     session.commit()
     return {"head": head, "dep": dep, "req": req, "token": token}
 
@@ -73,7 +73,9 @@ def external(session, vault):
         code=f"X{uuid.uuid4().hex[:5]}",
         birth_date=BIRTH,
     )
-    req, token = intake.create_request(session, Actor.system("test"), person, purpose_text=PURPOSE)
+    req, token = requests.create_request(
+        session, Actor.system("test"), person, purpose_text=PURPOSE
+    )
     session.commit()
     return {"head": person, "req": req, "token": token}
 

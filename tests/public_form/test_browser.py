@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app.collection import intake
+from app.collection import decisions
 from app.models import CollectionRequest, RequestStatus, Submission
 from tests import support
 from tests.public_form.conftest import BIRTH, NUMBER_DEP, NUMBER_SELF, jpeg, pdf
@@ -180,7 +180,7 @@ def test_every_step_in_a_phone_browser_without_javascript(
     req = session.get(CollectionRequest, household["req"].id)
     session.refresh(req)
     support.give_case(session, req, operator)  # assigned and claimed, as the portal requires
-    intake.mark_deficient(session, operator, req, [(dep, "number_doc_unreadable")])
+    decisions.mark_deficient(session, operator, req, [(dep, "number_doc_unreadable")])
     session.commit()
 
     context = _phone(browser, javascript=False)

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app.collection import intake
+from app.collection import requests
 from app.core.actor import Actor
 from app.models import AuditEvent, CollectionRequest, utcnow
 from tests import support
@@ -18,7 +18,7 @@ def test_token_is_long_random_and_only_its_hash_is_stored(app, session, househol
     token = household["token"]
     assert len(token) >= 22  # ≥128 bits of URL-safe base64
     req = session.get(CollectionRequest, household["req"].id)
-    assert req.token_hash == intake.token_hash(token) and len(req.token_hash) == 32
+    assert req.token_hash == requests.token_hash(token) and len(req.token_hash) == 32
     assert not any(token.encode() in data for _, data in support.written_bytes(app))
 
 
@@ -41,10 +41,10 @@ def test_guessed_tokens_get_a_clear_page_then_a_rate_limit(instance, app, househ
     )
     client = limited.test_client()
     for i in range(5):
-        response = client.get(f"/r/{intake.new_token()}")
+        response = client.get(f"/r/{requests.new_token()}")
         assert response.status_code == 404
         assert "リンクが正しくありません" in response.get_data(as_text=True)
-    response = client.get(f"/r/{intake.new_token()}")
+    response = client.get(f"/r/{requests.new_token()}")
     assert response.status_code == 429
     assert "アクセスが集中しています" in response.get_data(as_text=True)
     # Even the right token is refused from that address for now: guessing cannot be mixed in.
@@ -84,7 +84,7 @@ def test_unlock_by_an_operator_lets_the_subject_in(session, household, subject, 
         subject.verify(dt.date(2000, 1, 1))
     req = session.get(CollectionRequest, household["req"].id)
     session.refresh(req)
-    intake.unlock(session, operator, req)
+    requests.unlock(session, operator, req)
     session.commit()
     fresh = Subject(subject.client.application.test_client())
     assert fresh.login(household["token"]).status_code == 200
@@ -111,7 +111,7 @@ def test_expired_link_gets_a_clear_page(session, household, subject):
 
 def test_used_or_replaced_link_gets_a_clear_page(session, household, subject):
     # A new link for the same household makes the old one unusable.
-    _req, new_token = intake.create_request(
+    _req, new_token = requests.create_request(
         session, Actor.system("test"), household["head"], purpose_text="再発行"
     )
     session.commit()

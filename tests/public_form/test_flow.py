@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.access.policy import SYSTEM_ADMIN, PermissionDenied
-from app.collection import intake
+from app.collection import decisions, opening, subjects
 from app.core import logsafe
 from app.models import (
     AuditEvent,
@@ -133,7 +133,7 @@ def test_operator_opens_audited_and_resubmission_reopens_only_the_deficient_part
     keyring = app.extensions["mynumber_keyring"]
     support.give_case(session, household["req"], operator)  # assigned, claimed: 確認中
     before = session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
-    opened = intake.open_submission(session, keyring, operator, submission.id, "")
+    opened = opening.open_submission(session, keyring, operator, submission.id, "")
     events = session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
     assert len(events) == before + 1 and events[-1].action == "intake.open"
     by_ref = {s.ref: s for s in opened.subjects}
@@ -150,7 +150,7 @@ def test_operator_opens_audited_and_resubmission_reopens_only_the_deficient_part
     assert registry.works_case(session, operator, household["head"].id)
 
     req = session.get(CollectionRequest, household["req"].id)
-    reopened = intake.mark_deficient(
+    reopened = decisions.mark_deficient(
         session, operator, req, [(dep_ref, "number_doc_unreadable")], "裏面がぼやけている"
     )
     session.commit()
@@ -179,9 +179,9 @@ def test_operator_opens_audited_and_resubmission_reopens_only_the_deficient_part
     second = session.execute(select(Submission).where(Submission.seq == 2)).scalar_one()
     assert {(p.subject_ref, p.part) for p in second.parts} == {(dep_ref, "document")}
     assert session.get(CollectionRequest, req.id).status == RequestStatus.SUBMITTED
-    opened2 = intake.open_submission(session, keyring, operator, second.id, "再提出の確認")
+    opened2 = opening.open_submission(session, keyring, operator, second.id, "再提出の確認")
     assert opened2.manifest["reopened"] == [{"ref": dep_ref, "part": "documents"}]
-    intake.set_status(session, operator, req, RequestStatus.COMPLETED)
+    decisions.set_status(session, operator, req, RequestStatus.COMPLETED)
     session.commit()
     assert [h.status for h in req.history] == [
         "issued",
@@ -204,12 +204,12 @@ def test_swapped_or_extra_parts_are_detected(app, session, household, subject, o
     a.sealed, b.sealed = b.sealed, a.sealed  # a DBA swaps two sealed blobs
     session.commit()
     with pytest.raises(sealing.SealError):
-        intake.open_submission(session, keyring, operator, submission.id, "")
+        opening.open_submission(session, keyring, operator, submission.id, "")
     a.sealed, b.sealed = b.sealed, a.sealed
     session.delete(b)  # or drops one part
     session.commit()
     with pytest.raises(sealing.SealError):
-        intake.open_submission(session, keyring, operator, submission.id, "")
+        opening.open_submission(session, keyring, operator, submission.id, "")
 
 
 def test_only_an_operator_may_open(app, session, household, subject):
@@ -219,7 +219,7 @@ def test_only_an_operator_may_open(app, session, household, subject):
     for roles in ((SYSTEM_ADMIN,), ("ClientStaff",), ("Auditor",)):
         actor = support.actor(*roles)
         with pytest.raises(PermissionDenied):
-            intake.open_submission(session, keyring, actor, submission.id, "")
+            opening.open_submission(session, keyring, actor, submission.id, "")
     denied = (
         session.execute(select(AuditEvent).where(AuditEvent.action == "intake.open"))
         .scalars()
@@ -350,8 +350,8 @@ def test_inquiry_lands_in_the_admin_list(app, session, subject, client, make_use
 
 def test_employee_helpers(session, household):
     assert logsafe.has_number_like(f"x{NUMBER_SELF}x")
-    assert intake.is_employee_request(session, household["req"])
-    subjects = intake.listed_subjects(session, household["req"])
-    assert [s.role for s in subjects] == ["self", "dependent"]
-    assert subjects[1].birth_date == DEP_BIRTH
+    assert subjects.is_employee_request(session, household["req"])
+    listed = subjects.listed_subjects(session, household["req"])
+    assert [s.role for s in listed] == ["self", "dependent"]
+    assert listed[1].birth_date == DEP_BIRTH
     assert household["req"].purpose_text == PURPOSE

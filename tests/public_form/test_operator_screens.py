@@ -4,9 +4,10 @@ import re
 
 from sqlalchemy import select
 
+from app.access import policy
 from app.access.policy import OPERATOR, SYSTEM_ADMIN
 from app.cli import mynumber_group
-from app.collection import intake
+from app.collection import requests
 from app.models import AuditEvent, CollectionRequest, RequestStatus
 from tests import support
 from tests.public_form.conftest import NUMBER_SELF
@@ -78,7 +79,7 @@ def test_system_admin_cannot_reach_intake(app, client, login, subject, external)
     assert response.status_code in (302, 403)
     assert "佐藤" not in response.get_data(as_text=True)
     actor = support.actor(SYSTEM_ADMIN)
-    assert not intake.policy.allows(actor, "can_open", "Intake")
+    assert not policy.allows(actor, "can_open", "Intake")
 
 
 def test_cli_issues_a_working_link(app, session, external, form_app):
@@ -91,7 +92,7 @@ def test_cli_issues_a_working_link(app, session, external, form_app):
     url = result.output.strip().splitlines()[-1]
     token = url.rsplit("/r/", 1)[1]
     assert url.startswith(app.config["PUBLIC_FORM_URL"])
-    req = intake.lookup(session, token)
+    req = requests.lookup(session, token)
     assert req is not None and req.status == RequestStatus.ISSUED
     # The earlier link of the same person was replaced.
     session.refresh(external["req"])

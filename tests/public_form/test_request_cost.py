@@ -3,16 +3,18 @@
 A complete flow used to take 70 SQL statements (the request, the person and the draft were
 re-read several times per request); it takes 29 now, 30 with the receipt mail's outbox row.
 The budget below catches a regression on both databases without a benchmark. The other tests pin down the per-transaction memory
-in ``app.collection.intake``: whatever changes the parts — a write by other code, a bulk delete, a
+in ``app.collection.memo``: whatever changes the parts — a write by other code, a bulk delete, a
 rollback — is seen by the next question.
 """
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import delete, event
 
-from app.collection import intake, uploads
+from app.collection import drafts, memo, terms, uploads
 from app.models import SubmissionPart, utcnow
 from tests.public_form.conftest import BIRTH, NUMBER_DEP, NUMBER_SELF, jpeg, pdf
 
@@ -87,13 +89,13 @@ def test_a_complete_submission_stays_within_its_statement_budget(external, subje
 def draft(session, external, form_app):
     key = form_app.extensions["intake_public_key"]
     req = external["req"]
-    made = intake.draft_for(session, req, key)
+    made = drafts.draft_for(session, req, key)
     session.commit()
     return req, made, key
 
 
 def _progress(session, req, made):
-    (item,) = intake.progress(session, req, made)
+    (item,) = drafts.progress(session, req, made)
     return item
 
 
@@ -121,12 +123,12 @@ def test_a_part_written_by_other_code_is_seen_in_the_same_transaction(session, d
 def test_a_bulk_delete_and_a_rollback_are_seen(session, draft):
     req, made, key = draft
     ref = str(req.person_id)
-    intake.put_number(session, key, req, made, ref, NUMBER_SELF, NUMBER_SELF)
+    drafts.put_number(session, key, req, made, ref, NUMBER_SELF, NUMBER_SELF)
     assert _progress(session, req, made).number_done
     assert made.size_bytes > 0
     session.execute(delete(SubmissionPart).where(SubmissionPart.submission_id == made.id))
     assert not _progress(session, req, made).number_done
-    intake.put_number(session, key, req, made, ref, NUMBER_SELF, NUMBER_SELF)
+    drafts.put_number(session, key, req, made, ref, NUMBER_SELF, NUMBER_SELF)
     assert _progress(session, req, made).number_done
     session.rollback()  # nothing of it was committed
     assert not _progress(session, req, made).number_done
@@ -140,7 +142,7 @@ def test_replacing_a_document_set_keeps_one_row_per_slot_and_the_size_right(sess
         "license": uploads.Document("image/jpeg", jpeg()),
     }
     for _ in range(2):  # the second time replaces the first set
-        intake.put_documents(session, key, req, made, ref, "other", docs, 50 * 1048576)
+        drafts.put_documents(session, key, req, made, ref, "other", docs, 50 * 1048576)
         session.commit()
     rows = session.query(SubmissionPart).filter_by(submission_id=made.id).all()
     assert sorted(r.doc_type for r in rows) == ["license", "notice_card"]
@@ -151,21 +153,57 @@ def test_replacing_a_document_set_keeps_one_row_per_slot_and_the_size_right(sess
 def test_the_submission_size_limit_counts_what_others_already_stored(session, household, form_app):
     key = form_app.extensions["intake_public_key"]
     req = household["req"]
-    made = intake.draft_for(session, req, key)
+    made = drafts.draft_for(session, req, key)
     head, dep = str(household["head"].id), str(household["dep"].id)
-    intake.put_number(session, key, req, made, dep, NUMBER_DEP, NUMBER_DEP)
+    drafts.put_number(session, key, req, made, dep, NUMBER_DEP, NUMBER_DEP)
     stored = made.size_bytes
     docs = {
         "card_front": uploads.Document("image/jpeg", jpeg()),
         "card_back": uploads.Document("image/jpeg", jpeg(color=(1, 2, 3))),
     }
     incoming = sum(len(d.data) for d in docs.values())
-    with pytest.raises(intake.IntakeError, match="容量"):
-        intake.put_documents(session, key, req, made, head, "card", docs, stored + incoming - 1)
-    intake.put_documents(session, key, req, made, head, "card", docs, stored + incoming)
-    items = {i.subject.ref: i for i in intake.progress(session, req, made)}
+    with pytest.raises(terms.IntakeError, match="容量"):
+        drafts.put_documents(session, key, req, made, head, "card", docs, stored + incoming - 1)
+    drafts.put_documents(session, key, req, made, head, "card", docs, stored + incoming)
+    items = {i.subject.ref: i for i in drafts.progress(session, req, made)}
     assert items[head].documents_done and items[dep].number_done
     assert made.size_bytes == stored + sum(
         r.size_bytes
         for r in session.query(SubmissionPart).filter_by(submission_id=made.id, subject_ref=head)
     )
+
+
+def _write_behind_the_orms_back(session, submission_id, ref) -> None:
+    """A part inserted on the session's connection: no ORM event sees this statement."""
+    session.connection().execute(
+        SubmissionPart.__table__.insert().values(
+            id=uuid.uuid4(),
+            submission_id=submission_id,
+            subject_ref=ref,
+            part="number",
+            doc_type="",
+            size_bytes=3,
+            sealed=b"xyz",
+            digest="0" * 64,
+            created_at=utcnow(),
+        )
+    )
+
+
+def test_the_memo_lasts_one_transaction(session, draft):
+    req, made, _key = draft
+    assert not _progress(session, req, made).number_done
+    assert made.id in memo.of(session)[memo.PARTS]  # the factories installed the listeners
+    session.commit()
+    assert made.id not in memo.of(session).get(memo.PARTS, {})
+
+
+def test_without_its_listeners_nothing_is_remembered(session, draft, monkeypatch):
+    """Without the listeners nothing would ever clear a memo; so nothing is kept, and even a
+    write no listener could see is read back."""
+    req, made, _key = draft
+    monkeypatch.setattr(memo, "_installed", False)
+    assert not _progress(session, req, made).number_done
+    _write_behind_the_orms_back(session, made.id, str(req.person_id))
+    assert _progress(session, req, made).number_done
+    assert memo.of(session) == {}

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from app.cli.instance import ensure_intake_key
-from app.collection import intake
+from app.collection import opening
 from app.models import Submission, SubmissionPart
 from app.vault import sealing
 from tests.public_form.conftest import NUMBER_SELF
@@ -159,7 +159,7 @@ def test_form_works_without_the_key_ring_and_cannot_open_what_it_stored(
     from tests import support
 
     support.give_case(session, external["req"], operator)
-    opened = intake.open_submission(
+    opened = opening.open_submission(
         session, app.extensions["mynumber_keyring"], operator, submission.id, ""
     )
     assert opened.subjects[0].number == NUMBER_SELF

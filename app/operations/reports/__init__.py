@@ -1,4 +1,4 @@
-"""Reports (issue 7): the monthly usage report (利用実績報告書) and the dashboard figures.
+"""Reports: the monthly usage report (利用実績報告書) and the dashboard figures.
 
 - ``monthly``: the figures of one month (plain functions over the recorded events)
 - ``output``: PDF and CSV, the monthly-collections chart as server-side SVG

@@ -12,6 +12,7 @@ from markupsafe import escape
 
 from app.operations.reports import monthly
 from app.platform.csvio import CsvWriter
+from app.platform.pdf import render_pdf
 
 ENCODINGS = ("utf-8-sig", "cp932")
 
@@ -156,8 +157,6 @@ def to_csv(report: dict, encoding: str = "utf-8-sig") -> bytes:
 
 
 def to_pdf(report: dict, client: str, operator: str) -> bytes:
-    from app.platform.pdf import render_pdf
-
     chart = svg_data_uri(bar_chart_svg(report["series"]))
     return render_pdf(
         "pdf/monthly_report.html",

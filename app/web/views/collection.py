@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from app.access import assignments, policy
 from app.audit.trail import AuditUnavailable
-from app.collection import campaigns, intake, kits, links, mailings, paper, targets, verification
+from app.collection import campaigns, kits, links, mailings, paper, targets, terms, verification
+from app.collection.subjects import is_employee_request
 from app.core import jptime, mynumber
 from app.models import (
     Campaign,
@@ -44,7 +45,7 @@ USER_ERRORS = (
     kits.KitError,
     paper.PaperError,
     verification.VerificationError,
-    intake.IntakeError,
+    terms.IntakeError,
     policy.PermissionDenied,
     AuditUnavailable,
     links.LinkUnavailable,
@@ -625,9 +626,9 @@ class PaperView(BaseView):
             req=req,
             states=paper.state(db.session, item, actor),
             scans=[p for p in item.parts if p.part == "document"],
-            doc_types=intake.DOC_TYPES,
-            exclude_reasons=intake.EXCLUDE_REASONS,
-            employee=intake.is_employee_request(db.session, req),
+            doc_types=terms.DOC_TYPES,
+            exclude_reasons=terms.EXCLUDE_REASONS,
+            employee=is_employee_request(db.session, req),
             form=FlaskForm(),
             today=jptime.today_jst().isoformat(),
             fmt=campaigns.format_date,
@@ -866,9 +867,9 @@ class VerificationView(BaseView):
             view=view,
             subjects=subjects,
             grouped=lambda n: mynumber.format_grouped(n) if n else "（提出されていません）",
-            combinations=intake.COMBINATIONS,
+            combinations=terms.COMBINATIONS,
             check_items=verification.CHECK_ITEMS,
-            codes=intake.DEFICIENCY_CODES,
+            codes=terms.DEFICIENCY_CODES,
             refusals=verification.REFUSAL_REASONS,
             history=view.request.history,
             form=FlaskForm(),

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from app.access import assignments, policy
 from app.audit.trail import AuditUnavailable
-from app.collection import intake
-from app.collection.intake import IntakeError
+from app.collection import decisions, opening, requests, terms
+from app.collection.terms import IntakeError
 from app.core import mynumber
 from app.models import CollectionRequest, Person, RequestStatus, Submission, db
 from app.vault.sealing import IntakeKeyError, SealError
@@ -34,7 +34,7 @@ class IntakeView(BaseView):
     """受付一覧: what subjects submitted, opened one at a time with an audited unseal."""
 
     route_base = "/intake"
-    class_permission_name = intake.INTAKE_VIEW
+    class_permission_name = terms.INTAKE_VIEW
     method_permission_name = {
         "index": "list",
         "open": "open",
@@ -48,7 +48,7 @@ class IntakeView(BaseView):
     def index(self):
         actor = current_actor()
         # An Operator sees the submissions of the campaigns assigned to them (app.access.assignments).
-        submissions = intake.received_submissions(
+        submissions = opening.received_submissions(
             db.session, campaign_ids=assignments.assigned_campaign_ids(db.session, actor.user_id)
         )
         people = {
@@ -80,7 +80,7 @@ class IntakeView(BaseView):
             abort(400)
         submission = _submission_or_404(sid)
         try:
-            opened = intake.open_submission(
+            opened = opening.open_submission(
                 db.session,
                 _keyring(),
                 current_actor(),
@@ -111,7 +111,7 @@ class IntakeView(BaseView):
             subjects=subjects,
             person=db.session.get(Person, opened.request.person_id),
             grouped=lambda n: mynumber.format_grouped(n) if n else "（今回の提出に含まれません）",
-            codes=intake.DEFICIENCY_CODES,
+            codes=terms.DEFICIENCY_CODES,
             form=FlaskForm(),
             history=opened.request.history,
             status_labels=RequestStatus.LABELS,
@@ -122,7 +122,7 @@ class IntakeView(BaseView):
     @has_access
     def document(self, part_id: str):
         try:
-            doc = intake.open_document(db.session, _keyring(), current_actor(), uuid.UUID(part_id))
+            doc = opening.open_document(db.session, _keyring(), current_actor(), uuid.UUID(part_id))
         except ValueError:
             abort(404)
         except LookupError:
@@ -160,10 +160,10 @@ class IntakeView(BaseView):
                     if key.startswith("def-")
                     for code in request.form.getlist(key)
                 ]
-                intake.mark_deficient(db.session, actor, req, items, request.form.get("note"))
+                decisions.mark_deficient(db.session, actor, req, items, request.form.get("note"))
                 message = "不備を登録しました。提出者のリンクで不備の内容と再提出が表示されます。"
             elif action == "unlock":
-                intake.unlock(db.session, actor, req)
+                requests.unlock(db.session, actor, req)
                 message = "ロックを解除しました。"
             else:
                 # 確認中 and 完了 belong to the verification queue (app.collection.verification): 完了

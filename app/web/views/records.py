@@ -77,7 +77,7 @@ class RecordsView(BaseView):
                 abort(400)
             values = _form(ADD_FIELDS)
             try:
-                person = records.add_person(db.session, vault(), current_actor(), kind, values)
+                person = records.add_from_form(db.session, vault(), current_actor(), kind, values)
             except records.RecordError as exc:
                 db.session.rollback()
                 for problem in exc.problems:

@@ -10,7 +10,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from app.collection import intake, kits
+from app.collection import kits
 from app.core import jptime
 from app.core.actor import Actor
 from app.models import (
@@ -21,7 +21,7 @@ from app.models import (
     UnitPrice,
     utcnow,
 )
-from app.operations import billing
+from app.operations import billing, desk
 from app.operations.reports import delivery, monthly, output
 from tests import support
 from tests.collection import flows
@@ -104,12 +104,12 @@ def _build_the_month(app, session, staff, operator, subject, jobs, smtp_server) 
     session.commit()
     # Two inquiries: one still open, one answered in 2.5 business hours on the month's
     # first business day.
-    intake.receive_inquiry(
+    desk.receive_public(
         session,
         Actor.system("form"),
         name="見本 太郎",
         contact="taro@example.jp",
-        category=next(iter(intake.INQUIRY_CATEGORIES)),
+        category=desk.SUBJECT_CATEGORIES[0],
         body="書類の書き方を教えてください",
     )
     month = billing.month_of(utcnow())
