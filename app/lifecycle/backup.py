@@ -653,7 +653,7 @@ def destroy_keyring(
     except through a key-ring backup, which the operator destroys with the recovery key.
 
     Refused while anyone is still stored. Audited first, with a final signed checkpoint."""
-    from app.audit.trail import checkpoint
+    from app.audit.checkpoints import checkpoint
 
     active = session.execute(
         select(func.count(Person.id)).where(Person.status != "disposed")

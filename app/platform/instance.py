@@ -15,7 +15,7 @@ from flask import Flask
 from flask_migrate import upgrade
 
 from app.access import policy
-from app.audit import trail
+from app.audit import checkpoints, trail
 from app.core.actor import Actor
 from app.models import db
 from app.vault import sealing
@@ -100,8 +100,8 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
         )
         session.commit()
         # Signed from the first event on: `audit verify` refuses a log without a checkpoint.
-        signing = trail.SigningPolicy.from_config(app.config)
-        trail.checkpoint(session, keyring.audit_signing_key(), signing.file, signing.syslog)
+        signing = checkpoints.SigningPolicy.from_config(app.config)
+        checkpoints.checkpoint(session, keyring.audit_signing_key(), signing.file, signing.syslog)
         session.commit()
     return InitResult(created_keyring, created_admin, generated)
 
