@@ -1,9 +1,11 @@
 """How a portal screen reads a posted form: one declared WTForms class per form.
 
 A form class names every field the screen reads, with its default when the browser sends
-nothing, and checks the CSRF token with the fields; the screens never parse ``request.form``
-by hand. Only the posted values are read from these classes: the pages render their own
-inputs (and ``form.hidden_tag()`` of a plain ``FlaskForm`` for the token).
+nothing, and checks the CSRF token with the fields; the screens do not parse ``request.form``
+by hand. The one exception is a field named after the data shown (one checklist or group of
+deficiency codes per subject of a submission), which no class can declare: ``ticked`` reads
+those. Only the posted values are read from these classes: the pages render their own inputs
+(and ``form.hidden_tag()`` of a plain ``FlaskForm`` for the token).
 
 The services check what was typed and answer in Japanese, naming the field; a form class
 here therefore declares plain text fields, so that a refusal reads the same as before.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from flask import abort, flash
+from flask import abort, flash, request
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField
 from wtforms.validators import AnyOf
@@ -43,6 +45,18 @@ def sent(form: FlaskForm, names: tuple[str, ...]) -> dict[str, str]:
     A service that changes only what a form sends (editing a person: the page shows some
     fields, a dependent's page others) must tell a field left out from a field emptied."""
     return {name: form[name].data for name in names if form[name].raw_data}
+
+
+def ticked(prefix: str) -> list[tuple[str, str]]:
+    """Checkboxes grouped by what they belong to, named ``<prefix><key>`` (one group of
+    deficiency codes per subject of a submission, ``def-<ref>``): ``(key, value)`` for each box
+    ticked. The keys come from the data shown, so no declared form can name these fields."""
+    return [
+        (name[len(prefix) :], value)
+        for name in request.form
+        if name.startswith(prefix)
+        for value in request.form.getlist(name)
+    ]
 
 
 class Checkbox(BooleanField):

@@ -155,9 +155,11 @@ def verify_totp_once(user: VaultUser, secret: str, code: str, at: float | None =
 def totp_secret(user: VaultUser) -> str | None:
     if not user.totp_secret_enc:
         return None
-    return context.vault().open_system(
-        TOTP_SECRET.purpose, TOTP_SECRET.aad(id=user.id), user.totp_secret_enc
-    ).decode("ascii")
+    return (
+        context.vault()
+        .open_system(TOTP_SECRET.purpose, TOTP_SECRET.aad(id=user.id), user.totp_secret_enc)
+        .decode("ascii")
+    )
 
 
 class TotpForm(FlaskForm):

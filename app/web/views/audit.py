@@ -10,6 +10,7 @@ from app.audit import trail, verifier
 from app.audit.checkpoints import SigningPolicy
 from app.core import jptime
 from app.models import AuditEvent, db
+from app.web import context
 from app.web.identity import current_actor
 
 
@@ -59,7 +60,7 @@ class AuditVerifyView(BaseView):
     @expose("/", methods=["GET"])
     @has_access
     def verify(self):
-        keyring = current_app.extensions["mynumber_keyring"]
+        keyring = context.keyring()
         public_key = verifier.load_public_key(keyring.audit_public_key_pem())
         result = verifier.verify(
             db.session,

@@ -28,6 +28,13 @@ class OpenForm(FlaskForm):
     purpose = StringField(default="")
 
 
+class NoteForm(FlaskForm):
+    """Accepting a case or marking it deficient: the note. The checklist and the deficiency
+    codes come per subject of the case (``_checklist``, ``forms.ticked``)."""
+
+    note = TextAreaField()
+
+
 class RefuseForm(FlaskForm):
     reason = StringField(default="")
     note = TextAreaField()
@@ -138,20 +145,9 @@ class VerificationView(BaseView):
     @expose("/case/<string:case_id>/accept", methods=["POST"])
     @has_access
     def accept(self, case_id: str):
-        # The checklist's fields are named after the subjects of the case (one set per person
-        # on the submission), which a declared form cannot name: read from the request.
-        forms.posted(FlaskForm)
+        form = forms.posted(NoteForm)
         case = context.row_or_404(VerificationCase, case_id)
-        form = request.form
-        refs = form.getlist("ref")
-        checklist = {
-            ref: {
-                "combination": form.get(f"combination-{ref}"),
-                "number": form.get(f"number-{ref}") == "1",
-                "identity": form.get(f"identity-{ref}") == "1",
-            }
-            for ref in refs
-        }
+        checklist = _checklist()
         try:
             result = verification.accept(
                 db.session,
@@ -160,7 +156,7 @@ class VerificationView(BaseView):
                 current_actor(),
                 case.id,
                 checklist,
-                form.get("note"),
+                form.note.data,
             )
         except (*USER_ERRORS, LookupError) as exc:
             fail(exc)
@@ -181,19 +177,12 @@ class VerificationView(BaseView):
     @expose("/case/<string:case_id>/deficient", methods=["POST"])
     @has_access
     def deficient(self, case_id: str):
-        # One group of deficiency codes per subject ("def-<ref>"), read from the request like
-        # the checklist.
-        forms.posted(FlaskForm)
+        form = forms.posted(NoteForm)
         case = context.row_or_404(VerificationCase, case_id)
-        items = [
-            (key[4:], code)
-            for key in request.form
-            if key.startswith("def-")
-            for code in request.form.getlist(key)
-        ]
+        items = forms.ticked("def-")
         try:
             notice = verification.deficient(
-                db.session, current_actor(), case.id, items, request.form.get("note")
+                db.session, current_actor(), case.id, items, form.note.data
             )
         except (*USER_ERRORS, LookupError) as exc:
             fail(exc)
@@ -220,3 +209,19 @@ class VerificationView(BaseView):
         except (*USER_ERRORS, LookupError) as exc:
             fail(exc)
         return redirect(url_for("VerificationView.index"))
+
+
+def _checklist() -> dict[str, dict]:
+    """The operator's checklist, one set of fields per subject of the case (``ref``): the
+    documents' combination, the number checked, the identity checked.
+
+    The fields are named after the subjects shown (``combination-<ref>``…), which no declared
+    form can name; they are read from the request here, and checked by the service."""
+    return {
+        ref: {
+            "combination": request.form.get(f"combination-{ref}"),
+            "number": request.form.get(f"number-{ref}") == "1",
+            "identity": request.form.get(f"identity-{ref}") == "1",
+        }
+        for ref in request.form.getlist("ref")
+    }
