@@ -31,6 +31,8 @@ class ChartForm(FlaskForm):
 
 
 class DecideForm(FlaskForm):
+    """Approve or reject a proposed chart, by the pressed button."""
+
     decision = forms.decision_field()
 
 
