@@ -26,7 +26,7 @@ TEST_WORKERS ?= auto
 test: install system-deps scan
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
-# Scanners (issue 8): lint, security lint (every finding left is reviewed on its line with
+# Scanners: lint, security lint (every finding left is reviewed on its line with
 # `# nosec BXXX: reason`), and known vulnerabilities of the installed packages (skipped with a
 # message when the vulnerability database cannot be reached; a finding fails).
 scan: install

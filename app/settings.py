@@ -91,7 +91,7 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "MYNUMBER_HOME": str(home),
         "SQLALCHEMY_DATABASE_URI": database_url(home),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
-        # issue 8: a pooled connection is checked before use, so a restarted database
+        # A pooled connection is checked before use, so a restarted database
         # costs at most the requests made while it was down (answered 503).
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
@@ -131,7 +131,7 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI")
         or os.environ.get("REDIS_URL")
         or "memory://",
-        # Issue 4 (public form perf): a prefix for the limiter's keys in a shared Redis.
+        # The public form: a prefix for the limiter's keys in a shared Redis.
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", ""),
         "BABEL_DEFAULT_LOCALE": "ja_JP",
         # Our catalog completes FAB's partial ja_JP one (later directories override).
@@ -209,7 +209,7 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "INTAKE_RATE_LIMIT_TOKEN": os.environ.get(
             "MYNUMBER_INTAKE_RATE_LIMIT_TOKEN", "120 per minute"
         ),
-        # Collection operations (issue 5). The client's policy: acceptance by a second operator
+        # Collection operations. The client's policy: acceptance by a second operator
         # (four-eyes) and whether ID images are kept (encrypted under the person's DEK) after
         # verification; both default to the stricter/leaner choice a campaign can override.
         "COLLECTION_FOUR_EYES": _bool("MYNUMBER_FOUR_EYES", False),
@@ -247,13 +247,13 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
             os.environ.get("MYNUMBER_COMPACT_WAIT_SECONDS", "300")
         ),
         "RETENTION_UPCOMING_DAYS": int(os.environ.get("MYNUMBER_RETENTION_UPCOMING_DAYS", "90")),
-        # Monthly usage report (issue 7): the client's addresses the PDF is e-mailed to.
+        # Monthly usage report: the client's addresses the PDF is e-mailed to.
         "REPORT_RECIPIENTS": [
             a.strip()
             for a in os.environ.get("MYNUMBER_REPORT_RECIPIENTS", "").split(",")
             if a.strip()
         ],
-        # Proof of safety (issue 8; docs/security.md, docs/deployment.md).
+        # Proof of safety (docs/security.md, docs/deployment.md).
         # Who is mailed when a canary number is touched (comma-separated addresses).
         "SECURITY_CONTACT": os.environ.get("MYNUMBER_SECURITY_CONTACT", ""),
         # Networks allowed to reach the admin portal (CIDRs, comma-separated; empty = all).

@@ -47,9 +47,9 @@ def main() -> None:
 
     from flask_migrate import upgrade
 
-    from app.core.actor import Actor
+    from app.access.policy import ShellActor
     from app.core.mynumber import make_valid
-    from app.lifecycle import backup, disposal, returns
+    from app.lifecycle import backup, disposal, holders, returns
     from app.models import DisposalItem, DisposalRequest, PersonKind, db, utcnow
     from app.people import registry
     from app.platform.instance import initialise
@@ -71,7 +71,7 @@ def main() -> None:
             )
         app = create_app(overrides)
         initialise(app, "Bench-Passw0rd!")
-        cli = Actor.system("cli:bench")
+        cli = ShellActor(name="cli:bench")  # the command line, as `mynumber` runs these
         with app.app_context():
             session, vault = db.session, app.extensions["mynumber_vault"]
             start = time.perf_counter()
@@ -123,7 +123,10 @@ def main() -> None:
                 "open-archive",
                 lambda: len(
                     sealed.open_archive(
-                        archive, sealed.load_private(private_text), root / "o"
+                        archive,
+                        sealed.load_private(private_text),
+                        root / "o",
+                        operator_key=public,  # the key the client pinned
                     ).files
                 ),
             )
@@ -160,7 +163,7 @@ def main() -> None:
             )
             step(
                 "compact",
-                lambda: disposal.compact_storage(session, disposal.touched_tables())["backend"],
+                lambda: holders.compact_storage(session, holders.touched_tables())["backend"],
             )
             assert result == len(doomed)
         # Restore the backup (taken before the disposal) into an empty database.

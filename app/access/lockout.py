@@ -16,6 +16,7 @@ from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from app.audit import trail
+from app.core import jptime
 from app.core.actor import Actor
 from app.models import VaultUser, utcnow
 
@@ -25,15 +26,9 @@ LOCKED_MESSAGE = (
 )
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 def is_locked(user: VaultUser) -> bool:
     """Whether the account is locked right now (the lock ends by itself after a while)."""
-    locked = _aware(user.locked_until)
+    locked = jptime.aware(user.locked_until)
     return bool(locked and locked > utcnow())
 
 

@@ -54,12 +54,12 @@ PERSONAL_DATA_VIEWS = frozenset(
         "Numbers",
         "Intake",
         "Inquiries",
-        # Collection operations (issue 5): target lists, letters, scans, keyed numbers.
+        # Collection operations: target lists, letters, scans, keyed numbers.
         "Campaigns",
         "Mailings",
         "PaperIntake",
         "Verification",
-        # Storage lifecycle (issue 6).
+        # Storage lifecycle.
         "Retention",
         "Disposal",
         "ReturnArchive",
@@ -217,7 +217,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("menu_access", MENU_UNIT_PRICES),
             ("menu_access", MENU_CATEGORY_BILLING),
             # Intake: the operator collects directly (spec 5.2-2); the client does not see
-            # what a subject submitted, only the request's status (issue 5).
+            # what a subject submitted, only the request's status.
             ("can_list", "Intake"),
             ("can_open", "Intake"),  # unseal a submission of a case they hold (audited)
             ("can_decide", "Intake"),  # 確認中 / 不備 / 完了, unlock a locked link
@@ -331,7 +331,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
 }
 
 
-# -- monthly usage report and dashboard (issue 7, items 3 and 6) ---------------------------
+# -- monthly usage report and dashboard ---------------------------
 # Counts and yen only, never personal data. The operator writes, generates and sends the
 # report; the client and the auditor read it; a SystemAdmin sees the list of months with due
 # dates and delivery status (no figures: downloading needs can_download). The dashboard is the
@@ -364,7 +364,7 @@ ROLE_PERMISSIONS[CLIENT_STAFF] |= frozenset(_REPORTS_READ + _DASHBOARD)
 ROLE_PERMISSIONS[AUDITOR] |= frozenset(_REPORTS_READ)
 ROLE_PERMISSIONS[SYSTEM_ADMIN] |= frozenset([("can_list", "Reports"), *_REPORTS_MENU])
 
-# -- Issue 7: inquiry desk, roster exports, 情報管理体制図, 取扱状況 register ----------------
+# -- inquiry desk, roster exports, 情報管理体制図, 取扱状況 register ----------------
 # Operators work the desk (Inquiries, above); ClientStaff file their own inquiries from the
 # portal and read the answers (ClientInquiries). The roster, the 情報管理体制図 and the
 # register name staff and data sets, never a subject: ClientStaff, Auditors and the
@@ -401,7 +401,6 @@ ROLE_PERMISSIONS[CLIENT_STAFF] |= _GOVERNANCE_READ | {
     ("menu_access", MENU_CATEGORY_INTAKE),
 }
 ROLE_PERMISSIONS[AUDITOR] |= _GOVERNANCE_READ
-# -- end of issue 7 -----------------------------------------------------------------------
 
 # Accounts that can reach personal data change only with a ClientStaff user's approval
 # (app.access.accounts): the SystemAdmin requests, ClientStaff approve with TOTP, Auditors read.
@@ -425,7 +424,7 @@ SHELL_PERMISSIONS = frozenset(
         ("can_download", "DeletionCertificate"),
         ("can_export", "ReturnArchive"),
     }
-    # The monthly usage report (issue 7): generate, send and write it out by hand.
+    # The monthly usage report: generate, send and write it out by hand.
     | {("can_generate", "Reports"), ("can_send", "Reports"), ("can_download", "Reports")}
     # A collection order the client handed over on paper or by file, entered on the server
     # (``mynumber campaign create / targets``): never an Operator's own order. Assigning the

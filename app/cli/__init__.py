@@ -275,10 +275,10 @@ def keys_retire(version: int, yes: bool) -> None:
         raise click.ClickException(str(exc)) from None
     except RetireRefused as exc:
         raise click.ClickException(str(exc)) from None
-    from app.lifecycle import disposal
+    from app.lifecycle import journal
 
     # Remembered outside the ring too: `keys restore` of an older key-ring backup drops it.
-    disposal.record_retired_outside(
+    journal.record_retired_outside(
         current_app.extensions["mynumber_keyring"], current_app.config["DISPOSAL_JOURNAL_FILE"]
     )
     click.echo(f"KEK バージョン {result.version} を鍵リングから消去しました")
@@ -468,10 +468,9 @@ def _vault():
 
 def _reapply_disposals() -> None:
     """Disposals recorded outside the database are re-applied before anything is served."""
-    from app.jobs.lifecycle import after_disposal
-    from app.lifecycle import disposal
+    from app.lifecycle import journal, key_closure
 
-    result = disposal.reapply(
+    result = journal.reapply(
         db.session, _vault(), shell_actor(), current_app.config["DISPOSAL_JOURNAL_FILE"]
     )
     if result.changed:
@@ -480,8 +479,8 @@ def _reapply_disposals() -> None:
             "残っていたため、廃棄を再適用しました"
         )
     try:  # a key closure a crash interrupted is finished before anything is served
-        _echo_closure(after_disposal(shell_actor()))
-    except disposal.KeyClosureError as exc:
+        _echo_closure(key_closure.after_disposal(shell_actor()))
+    except key_closure.KeyClosureError as exc:
         click.echo(str(exc), err=True)
 
 
@@ -853,8 +852,7 @@ def disposal_list() -> None:
 @click.argument("request_ref")
 def disposal_execute(request_ref: str) -> None:
     """承認済みの廃棄を実行する（暗号化消去・データ削除・領域の整理）。"""
-    from app.jobs.lifecycle import after_disposal
-    from app.lifecycle import disposal
+    from app.lifecycle import disposal, key_closure
 
     req = _find_request(request_ref)
     try:
@@ -871,8 +869,8 @@ def disposal_execute(request_ref: str) -> None:
             f"（証明書番号 {result.request.certificate_no}）"
         )
     try:  # the key closure; resumed here when an earlier run was interrupted
-        _echo_closure(after_disposal(shell_actor()))
-    except disposal.KeyClosureError as exc:
+        _echo_closure(key_closure.after_disposal(shell_actor()))
+    except key_closure.KeyClosureError as exc:
         raise click.ClickException(str(exc)) from None
     if result.compaction_error:
         click.echo(result.compaction_error, err=True)
@@ -907,10 +905,10 @@ def _echo_closure(closure) -> None:
 def disposal_compact() -> None:
     """廃棄後のデータベース領域を整理する（SQLite: WAL の切り詰め / PostgreSQL: VACUUM FULL）。"""
     from app.audit import trail as audit_mod
-    from app.lifecycle import disposal
+    from app.lifecycle import holders
 
     audit_mod.record(db.session, shell_actor(), "disposal.storage_compacted", commit=True)
-    detail = disposal.compact_storage(db.session, disposal.touched_tables())
+    detail = holders.compact_storage(db.session, holders.touched_tables())
     click.echo(f"データベース領域を整理しました: {detail}")
 
 

@@ -70,13 +70,19 @@ def _make(year: int, month: int, day: int) -> dt.date:
         raise InvalidDate(f"存在しない日付です: {year}/{month}/{day}") from exc
 
 
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored time as UTC-aware: SQLite hands back naive datetimes for what was stored in
+    UTC, PostgreSQL aware ones, and comparing the two kinds raises."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
 def to_jst(value: dt.datetime | None) -> dt.datetime | None:
     """Stored UTC (aware, or naive from SQLite) to JST."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(JST)
+    return aware(value).astimezone(JST)
 
 
 def format_jst(value: dt.datetime | None, with_seconds: bool = False) -> str:

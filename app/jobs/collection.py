@@ -1,10 +1,10 @@
-"""Collection jobs: sending one e-mail, rendering a print batch, the
-daily dunning run and the mail retry sweep.
+"""Collection jobs: sending one e-mail, rendering a print batch, the daily dunning run and the
+mail retry sweep.
 
-Every job takes ids only (``app.platform.queue.enqueue`` refuses anything else) and is idempotent: the
-service it calls checks the database first (a delivery already ``sent`` or ``sending`` is never
-sent again, a rendered batch is not rendered twice, a reminder is unique per request and run
-date). Scheduled jobs run in UTC cron: 00:00 UTC is 09:00 JST.
+Every job takes ids only (``app.platform.queue.enqueue`` refuses anything else) and is
+idempotent: the service it calls checks the database first (a delivery already ``sent`` or
+``sending`` is never sent again, a rendered batch is not rendered twice, a reminder is unique
+per request and run date). Scheduled jobs run in UTC cron: 00:00 UTC is 09:00 JST.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def render_print_batch(batch_id: int) -> str:
 def dunning_daily() -> str:
     """督促: every day at 09:00 JST; acts on business days only."""
     result = dunning.run(db.session)
-    # issue 8: the reminders' e-mails were promised in the run's transaction (outbox)
+    # The reminders' e-mails were promised in the run's transaction (outbox): send them now.
     outbox.after_commit(db.session, mailings.outbox_keys(result.emails))
     return str(result)
 

@@ -1,7 +1,9 @@
-"""Storage lifecycle jobs: the weekly retention review and the daily backup.
+"""Storage lifecycle jobs: the weekly retention review, the daily backup, the end of a portal
+disposal (compaction and key closure) and the return archive the portal asked for.
 
-Both take no personal data (they run on ids and counts) and are idempotent: running one twice
-recomputes the same dates, or writes one more backup and prunes to the same count.
+They take no personal data (they run on ids and counts) and are idempotent: running one twice
+recomputes the same dates, writes one more backup and prunes to the same count, finds the
+disposal already compacted and closed, or finds the archive ready.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from app.audit import trail
 from app.core.actor import Actor
 from app.jobs import job, scheduled
 from app.lifecycle import backup, disposal, retention, returns
+from app.lifecycle.key_closure import after_disposal
 from app.models import DisposalRequest, VaultUser, db
 from app.platform.mail import Mail, send_from_app
 from app.vault import sealed
@@ -120,45 +123,6 @@ def build_return_archive(archive_id: str) -> str:
         checkpoint_file=cfg.get("AUDIT_CHECKPOINT_FILE"),
     )
     return row.status if row else "missing"
-
-
-def _recovery_recipient():
-    """The configured recovery public key, or ``None``."""
-    path = current_app.config.get("RECOVERY_PUBLIC_KEY")
-    if not path:
-        return None
-    return sealed.load_public(Path(path).read_text(encoding="utf-8"))
-
-
-def after_disposal(actor: Actor) -> disposal.KeyClosure | None:
-    """End every executed data disposal with its key closure (``disposal.close_keys``):
-    rotate the KEK, retire the older ones, destroy the key-ring backups that hold them, take
-    fresh backups. Called after the CLI's execution, by the portal's finishing job, and at
-    ``init`` / ``run`` (which resume a closure a crash interrupted). Raises
-    ``disposal.KeyClosureError`` (Japanese) when the closure could not be done."""
-    cfg = current_app.config
-    try:
-        recipient = _recovery_recipient()
-    except (OSError, sealed.SealedError) as exc:
-        recipient = None
-        trail.record(
-            db.session,
-            actor,
-            "keys.backup",
-            object_type="keyring",
-            outcome="failure",
-            details={"error": type(exc).__name__, "after": "disposal"},
-            commit=True,
-        )
-    return disposal.close_keys(
-        db.session,
-        current_app.extensions["mynumber_vault"],
-        actor,
-        journal=cfg["DISPOSAL_JOURNAL_FILE"],
-        backup_dir=cfg.get("BACKUP_DIR"),
-        recipient=recipient,
-        client_name=cfg.get("CLIENT_NAME", ""),
-    )
 
 
 @job

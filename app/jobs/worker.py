@@ -14,6 +14,8 @@ import multiprocessing
 import time
 
 from croniter import croniter
+from rq import Worker
+from rq.cron import CronScheduler
 
 from app.jobs import SCHEDULE, Scheduled
 from app.platform.queue import QUEUE, redis_connection
@@ -24,8 +26,8 @@ log = logging.getLogger(__name__)
 JOB_MODULES: list[str] = [
     "app.jobs.collection",
     "app.jobs.lifecycle",
-    "app.jobs.reports",  # issue 7: monthly usage report
-    "app.jobs.outbox",  # issue 8: the outbox dispatcher
+    "app.jobs.reports",  # the monthly usage report
+    "app.jobs.outbox",  # the outbox dispatcher
     "app.jobs.audit",  # the audit log's time-based checkpoints
 ]
 
@@ -44,8 +46,6 @@ def find(name: str) -> Scheduled:
 
 
 def _cron_process(redis_url: str, queue_name: str) -> None:
-    from rq.cron import CronScheduler
-
     scheduler = CronScheduler(connection=redis_connection(redis_url))
     for item in load_schedule():
         scheduler.register(item.func, queue_name, cron=item.cron, name=item.name)
@@ -55,8 +55,6 @@ def _cron_process(redis_url: str, queue_name: str) -> None:
 def run_rq(
     redis_url: str, queue_name: str = QUEUE, burst: bool = False, with_cron: bool = True
 ) -> None:
-    from rq import Worker
-
     cron = None
     if with_cron and not burst:
         cron = multiprocessing.Process(

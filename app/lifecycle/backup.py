@@ -10,12 +10,12 @@
 - ``backup_keyring``: the key ring sealed with HPKE (ML-KEM-768 + X25519) to the operator's
   recovery public key, whose private half is kept offline (``mynumber-archive keygen``).
 - ``restore``: into an empty database only; then migrations, then every disposal recorded
-  outside the database is re-applied (``app.lifecycle.disposal.reapply``), so a backup taken before a
-  disposal never brings the disposed people back.
+  outside the database is re-applied (``app.lifecycle.journal.reapply``), so a backup taken
+  before a disposal never brings the disposed people back.
 - ``prune``: keep the newest N backups (the daily job); older files are deleted.
-- A data disposal ends with a key closure (``app.lifecycle.disposal.close_keys``): every older KEK is
-  retired, so the database backups taken before it cannot be opened any more (names
-  included), and the key-ring backups that still hold one of those KEKs are destroyed
+- A data disposal ends with a key closure (``app.lifecycle.key_closure.close_keys``): every
+  older KEK is retired, so the database backups taken before it cannot be opened any more
+  (names included), and the key-ring backups that still hold one of those KEKs are destroyed
   (``destroy_stale_keyring_backups``); ``restore_keyring`` drops a retired KEK from an older
   copy it is given (the journal and the ring name them by fingerprint).
 """
@@ -38,9 +38,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
-from app.audit import trail
+from app.audit import checkpoints, trail
 from app.core.actor import Actor
-from app.lifecycle import disposal
+from app.lifecycle import holders, keyops
+from app.lifecycle.journal import (
+    DISPOSED_SECTION,
+    disposed_outside,
+    reapply,
+    remember_people,
+    retired_outside,
+)
 from app.models import AuditChainHead, BackupRecord, MyNumberRecord, Person, utcnow
 from app.vault import sealed
 from app.vault.envelopes import Vault, VaultError
@@ -132,7 +139,7 @@ def _private_file(path: Path):
 def _rollback_journal_header(image: bytes | bytearray) -> bytes:
     """A WAL database's header (file format bytes 18-19 = 2) cannot be opened from memory;
     mark the image as rollback-journal (1). The live database switches back to WAL on its
-    first connection (``app._sqlite_pragmas``)."""
+    first connection (``app.web.factory._sqlite_pragmas``)."""
     data = bytearray(image)
     if len(data) >= 100 and data[:16] == b"SQLite format 3\x00":
         data[18] = data[19] = 1
@@ -375,7 +382,7 @@ def restore(
         raise BackupError(f"バックアップファイルを読み込めません: {source}") from exc
     engine.dispose()
     upgrade()
-    reapplied = disposal.reapply(session, vault, actor, journal, compact=False)
+    reapplied = reapply(session, vault, actor, journal, compact=False)
     set_aside = set_checkpoints_aside(checkpoint_file)
     trail.record(
         session,
@@ -394,7 +401,7 @@ def restore(
     )
     session.commit()
     if reapplied.changed:
-        disposal.compact_storage(session, disposal.touched_tables())
+        holders.compact_storage(session, holders.touched_tables())
     return Restored(
         header.fields.get("created_at", ""),
         int(header.meta.get("audit_seq") or 0),
@@ -407,9 +414,7 @@ def restore(
 def refuse_retired_backup(keys: FileKeyRing, source: str | Path) -> None:
     """A backup whose KEK was retired (by a disposal's key closure or ``keys retire``) can
     never be opened again: say so plainly, instead of "wrong key ring"."""
-    from app.lifecycle.keyops import backup_kek_version
-
-    version = backup_kek_version(Path(source))
+    version = keyops.backup_kek_version(Path(source))
     if version is None or version in keys.kek_versions():
         return
     if version in {int(r["version"]) for r in keys.retired()}:
@@ -445,7 +450,7 @@ def backup_keyring(
         commit=True,
     )
     raw = keys.path.read_bytes()
-    people = (keys.get_secret(disposal.DISPOSED_SECTION) or {}).get("people", [])
+    people = (keys.get_secret(DISPOSED_SECTION) or {}).get("people", [])
     meta = {
         "kek_versions": keys.kek_versions(),
         "shredded_keys": len(keys.shredded()),
@@ -514,11 +519,11 @@ def restore_keyring(
         data = json.loads(raw.decode("utf-8"))
     except ValueError as exc:
         raise BackupError("鍵リングのバックアップの内容が不正です") from exc
-    _drop_retired(data, disposal.retired_outside(journal), Path(source).name)
+    _drop_retired(data, retired_outside(journal), Path(source).name)
     target.install(data)
-    people, key_ids = disposal.disposed_outside(target, journal)
+    people, key_ids = disposed_outside(target, journal)
     target.record_shredded(sorted(key_ids))
-    disposal._remember_people(target, people)
+    remember_people(target, people)
     return {**header.meta, "created_at": header.fields.get("created_at")}
 
 
@@ -625,13 +630,11 @@ def unreadable_backups(
     session: Session, keys: FileKeyRing, backup_dir: str | Path | None
 ) -> list[str]:
     """Database backups we know of whose KEK is no longer in the ring: they cannot be opened."""
-    from app.lifecycle.keyops import backup_files, backup_kek_version
-
     live = set(keys.kek_versions())
     return [
         str(path)
-        for path in backup_files(session, backup_dir)
-        if (version := backup_kek_version(path)) is not None and version not in live
+        for path in keyops.backup_files(session, backup_dir)
+        if (version := keyops.backup_kek_version(path)) is not None and version not in live
     ]
 
 
@@ -653,8 +656,6 @@ def destroy_keyring(
     except through a key-ring backup, which the operator destroys with the recovery key.
 
     Refused while anyone is still stored. Audited first, with a final signed checkpoint."""
-    from app.audit.checkpoints import checkpoint
-
     active = session.execute(
         select(func.count(Person.id)).where(Person.status != "disposed")
     ).scalar_one()
@@ -670,7 +671,7 @@ def destroy_keyring(
         object_type="keyring",
         details={"backups_deleted": [p.name for p in files]},
     )
-    checkpoint(session, keys.audit_signing_key(), checkpoint_file)
+    checkpoints.checkpoint(session, keys.audit_signing_key(), checkpoint_file)
     session.commit()
     for path in files:
         path.unlink(missing_ok=True)

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.access import policy
 from app.audit import trail
 from app.core import jptime
 from app.core.actor import Actor
-from app.lifecycle import disposal
+from app.lifecycle import holders
 from app.models import DisposalItem, DisposalKind, DisposalRequest, DisposalStatus, PersonKind
+from app.platform.pdf import render_pdf
 
 VIEW = "DeletionCertificate"
 # Beyond this many people the PDF lists counts and the SHA-256 of the id list; the CSV
@@ -97,8 +99,9 @@ class Certificate:
 
 
 def key_closure_rows(r: DisposalRequest) -> list[tuple[str, str]]:
-    """The key closure (app.lifecycle.disposal.close_keys): when the older KEKs were destroyed, which
-    versions, and which backup files that made unreadable or destroyed (names, no data)."""
+    """The key closure (``app.lifecycle.key_closure.close_keys``): when the older KEKs were
+    destroyed, which versions, and which backup files that made unreadable or destroyed
+    (names, no data)."""
     if not r.person_count:
         return []
     if r.keys_closed_at is None or not r.key_closure:
@@ -135,7 +138,7 @@ def load(session: Session, request_id, client: str, operator: str) -> Certificat
     for _, kind in items:
         by_kind[kind] = by_kind.get(kind, 0) + 1
     return Certificate(
-        req, client, operator, ids, by_kind, disposal.ids_digest(ids) if ids else None
+        req, client, operator, ids, by_kind, holders.ids_digest(ids) if ids else None
     )
 
 
@@ -154,8 +157,6 @@ def to_csv(cert: Certificate) -> bytes:
 
 
 def to_pdf(cert: Certificate) -> bytes:
-    from app.platform.pdf import render_pdf
-
     return render_pdf(
         "pdf/deletion_certificate.html",
         cert=cert,
@@ -175,7 +176,7 @@ def download(
     operator: str,
 ) -> tuple[str, bytes, str]:
     """(file name, bytes, MIME type) of the certificate; the download is audited first."""
-    disposal.authorize(actor, "can_download", VIEW)
+    policy.require(actor, "can_download", VIEW)
     if fmt not in ("pdf", "csv"):
         raise CertificateError("形式は pdf か csv を指定してください")
     cert = load(session, request_id, client, operator)

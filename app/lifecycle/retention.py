@@ -40,7 +40,7 @@ MAX_YEARS = 30
 
 def stored():
     """Everyone whose data is still kept: active, and dependents removed from a household
-    (status ``removed``, issue 3), who keep their records until disposal."""
+    (status ``removed``), who keep their records until disposal."""
     return Person.status != "disposed"
 
 

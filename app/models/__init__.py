@@ -59,7 +59,7 @@ from app.models.core import (  # noqa: F401
     utcnow,
 )
 
-# Issue 7 (inquiry desk, 情報管理体制図): app.operations.desk, app.operations.governance.
+# The inquiry desk and 情報管理体制図: app.operations.desk, app.operations.governance.
 from app.models.governance import HandlingChart  # noqa: F401, E402
 from app.models.intake import (  # noqa: F401
     CollectionRequest,
@@ -84,9 +84,9 @@ from app.models.lifecycle import (  # noqa: F401, E402
     RetentionRule,
     ReturnArchive,
 )
-from app.models.outbox import OutboxMessage, OutboxState  # noqa: F401, E402 (issue 8)
+from app.models.outbox import OutboxMessage, OutboxState  # noqa: F401, E402
 
-# -- monthly usage report (issue 7, item 3) --------------------------------------------------
+# -- monthly usage report --------------------------------------------------
 from app.models.reports import MonthlyReport, PlannedVolume, ReportDelivery  # noqa: F401, E402
 from app.models.roster import AccountChange, RosterChange  # noqa: F401, E402
 from app.models.system_sealed import (  # noqa: F401

@@ -156,7 +156,7 @@ class DeliveryKind:
     REQUEST = "request"  # the first e-mail or the kit
     REMINDER = "reminder"  # 督促
     DEFICIENCY = "deficiency"  # 不備のお知らせ
-    RECEIPT = "receipt"  # 受付のお知らせ after a web submission (issue 8, app.collection.receipts)
+    RECEIPT = "receipt"  # 受付のお知らせ after a web submission (app.collection.receipts)
     LABELS = {
         REQUEST: "依頼",
         REMINDER: "督促",

@@ -57,12 +57,12 @@ class RequestStatus:
         CANCELLED: "無効",
         REFUSED: "不受理",
     }
-    # History rows that record an event without changing the status (issue 5).
+    # History rows that record an event without changing the status.
     EVENT_LABELS = {
         "sent": "送付",
         "reminded": "督促",
         "deficiency_notice": "不備のお知らせ送付",
-        "receipt_notice": "受付のお知らせ送付",  # issue 8: outbox
+        "receipt_notice": "受付のお知らせ送付",  # promised through the outbox
         "paper_received": "郵送書類の到着",
         "documents_returned": "提出書類の返送",
         "checked": "確認済（承認待ち）",
@@ -98,7 +98,7 @@ class CollectionRequest(Model):
     decline_note: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # Issue 5 (collection operations): the campaign it belongs to, how it reaches the subject,
+    # Collection operations: the campaign it belongs to, how it reaches the subject,
     # its deadline, the code printed on the kit, and what was sent. All nullable/defaulted, so
     # a link issued by hand (`mynumber request create`) is a request without a campaign.
     campaign_id: Mapped[int | None] = mapped_column(

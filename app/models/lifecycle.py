@@ -119,7 +119,7 @@ class DisposalRequest(Model):
     exec_last_seq: Mapped[int | None] = mapped_column(Integer)
     exec_last_hash: Mapped[str | None] = mapped_column(String(64))
     compacted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    # The key closure that ends a data disposal (app.lifecycle.disposal.close_keys): the KEK version
+    # The key closure that ends a data disposal (app.lifecycle.key_closure): the KEK version
     # current at execution, when the older KEKs were retired, and what that made unreadable
     # (JSON: retired versions, backup files), for the certificate.
     kek_version_at_execution: Mapped[int | None] = mapped_column(Integer)

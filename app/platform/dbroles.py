@@ -65,7 +65,7 @@ FORM_GRANTS: dict[str, list[str]] = {
     "inquiry_action": ["INSERT", "SELECT (id)"],  # the inquiry's first history line (受付)
     "audit_event": ["INSERT"],
     AUDIT_HEAD: ["SELECT", "UPDATE (seq, hash)"],
-    # issue 8: the receipt mail promised in the submission's transaction (ids only), and the
+    # The receipt mail promised in the submission's transaction (ids only), and the
     # after-commit hand-over to RQ (claim and mark; app.platform.outbox).
     "outbox_message": [
         "SELECT",
@@ -220,7 +220,7 @@ def apply(
         conn.execute(text(f"GRANT {privileges} ON public.{_q(table)} TO {_q(portal)}"))
     for seq in sequences:
         conn.execute(text(f"GRANT USAGE, SELECT ON SEQUENCE public.{_q(seq)} TO {_q(portal)}"))
-    # VACUUM FULL after a disposal (app.lifecycle.disposal.compact_storage) is an owner's right up to
+    # VACUUM FULL after a disposal (app.lifecycle.holders.compact_storage) is an owner's right up to
     # PostgreSQL 16; from 17 the MAINTAIN privilege lets the portal's workers do it.
     version = int(conn.execute(text("SHOW server_version_num")).scalar_one())
     if version >= 170000:
@@ -268,7 +268,7 @@ _guard_options: dict = {}
 
 def _options_for(mapper) -> tuple:
     """The guard's options for one root mapper, built once: loader options are immutable,
-    and building them for every query cost more than running the query (issue 4)."""
+    and building them for every query cost more than running the query."""
     opts = _guard_options.get(mapper)
     if opts is None:
         opts = _guard_options[mapper] = tuple(_build_options(mapper))
@@ -311,7 +311,7 @@ def _root_mappers(statement) -> list:
 def form_guarded(statement):
     """``statement`` with the guard's options applied once, for a statement the form builds
     at import and runs on every request: the guard then has nothing left to add and skips
-    working out the same options again (issue 4)."""
+    working out the same options again."""
     opts = [o for mapper in _root_mappers(statement) for o in _options_for(mapper)]
     return statement.options(*opts).execution_options(**{GUARDED: True})
 

@@ -56,19 +56,17 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
                 sm.add_role(role)
         vault = app.extensions["mynumber_vault"]
         removed = vault.apply_shred_list(session)
-        from app.lifecycle import disposal
+        from app.lifecycle import journal, key_closure
 
         # Disposals recorded outside the database win over whatever the database says.
-        reapplied = disposal.reapply(
+        reapplied = journal.reapply(
             session, vault, Actor.system("mynumber init"), app.config["DISPOSAL_JOURNAL_FILE"]
         )
         # A disposal's key closure a crash interrupted is finished (audited; on failure the
         # next init / run tries again, the disposal itself stands).
-        from app.jobs.lifecycle import after_disposal
-
         try:
-            after_disposal(Actor.system("mynumber init"))
-        except disposal.KeyClosureError:
+            key_closure.after_disposal(Actor.system("mynumber init"))
+        except key_closure.KeyClosureError:
             session.rollback()
 
         created_admin = False

@@ -78,7 +78,7 @@ def add(
     transaction (no commit). Ids only.
 
     ``once``: the key names an event that happens once and happens in this transaction (a
-    submission being received), so no row can have it yet: no look-up (issue 4). The key's
+    submission being received), so no row can have it yet: no look-up. The key's
     UNIQUE constraint still refuses a duplicate, failing the transaction rather than
     promising twice."""
     safe = queue.check_args(args)

@@ -1,4 +1,4 @@
-"""Who may import, export, bulk-match, keep records and layouts (issue 3's permissions)."""
+"""Who may import, export, bulk-match, keep records and layouts."""
 
 import dataclasses
 

@@ -160,7 +160,7 @@ def traces_left(app, gone: list[Someone]) -> list[str]:
 
 
 def export_rows(session, vault) -> dict[str, list[list[str]]]:
-    """What the client's export (issue 3, ``app.io.exports``) writes now, per layout: rows
+    """What the client's export (``app.io.exports``) writes now, per layout: rows
     without the header, sorted."""
     import csv
     import io

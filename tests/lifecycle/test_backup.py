@@ -9,7 +9,7 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 
 from app.access.policy import ShellActor
-from app.lifecycle import backup, disposal, returns
+from app.lifecycle import backup, holders, key_closure, returns
 from app.models import AuditEvent, BackupRecord, Person, db
 from app.people import registry
 from app.vault import sealed
@@ -90,7 +90,7 @@ def test_restoring_a_backup_from_before_a_disposal_disposes_again(
         tvault = target.extensions["mynumber_vault"]
         for someone in gone:
             person = tsession.get(Person, someone.id)
-            assert person.status == "disposed" and person.name == disposal.DISPOSED_NAME
+            assert person.status == "disposed" and person.name == holders.DISPOSED_NAME
             assert registry.active_record(tsession, someone.id) is None
             with pytest.raises(ShreddedError):
                 tvault.data_key_row(tsession, someone.id)
@@ -273,7 +273,7 @@ def test_a_key_ring_copied_before_a_disposal_is_refused_once_its_keys_are_closed
     shutil.copy(keys_file, copy)
     dispose(session, vault, app, make_user, [crowd[0].id])
     journal = app.config["DISPOSAL_JOURNAL_FILE"]
-    closure = disposal.close_keys(
+    closure = key_closure.close_keys(
         session,
         vault,
         CLI,

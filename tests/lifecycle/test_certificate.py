@@ -6,7 +6,7 @@ import io
 import pytest
 from sqlalchemy import select
 
-from app.lifecycle import certificate, disposal
+from app.lifecycle import certificate, disposal, holders
 from app.models import AuditEvent
 from tests.conftest import pdf_text
 from tests.lifecycle.helpers import dispose, population, totp_now, user_actor
@@ -69,7 +69,7 @@ def test_csv_certificate_lists_every_tombstoned_id(session, vault, make_user, ap
     assert facts["証明書番号"] == req.certificate_no
     assert facts["チェーンハッシュ（実行の最後のイベント）"] == req.exec_last_hash
     assert facts["監査ログ: 実行"] == f"#{req.exec_first_seq} 〜 #{req.exec_last_seq}"
-    assert facts["対象人物IDの SHA-256（昇順・改行区切り）"] == disposal.ids_digest(
+    assert facts["対象人物IDの SHA-256（昇順・改行区切り）"] == holders.ids_digest(
         [s.id for s in crowd[:2]]
     )
     ids = rows[rows.index(["廃棄した人物ID"]) + 1 :]

@@ -1,4 +1,4 @@
-"""Disposal reaches what the collection work (issue 5) keeps about a person: ID images kept by
+"""Disposal reaches what the collection work keeps about a person: ID images kept by
 the client's policy and the sealed scans and keyings of a paper envelope in progress."""
 
 import datetime as dt

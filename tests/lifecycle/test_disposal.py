@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.access import policy
-from app.lifecycle import disposal
-from app.lifecycle.returns import iter_people
+from app.lifecycle import disposal, holders
+from app.lifecycle.return_contents import iter_people
 from app.models import (
     AuditEvent,
     DisposalItem,
@@ -174,7 +174,7 @@ def test_disposing_3_of_10_leaves_the_other_7_intact_and_no_trace_of_the_3(
     # The 3: tombstones only, keys destroyed (in the key ring, outside the database, too).
     for someone in gone:
         person = session.get(Person, someone.id)
-        assert person.status == "disposed" and person.name == disposal.DISPOSED_NAME
+        assert person.status == "disposed" and person.name == holders.DISPOSED_NAME
         assert person.name_kana is None and person.birth_date is None and person.code is None
         assert person.address_enc is None and person.email is None
         assert registry.active_record(session, someone.id) is None
@@ -185,7 +185,7 @@ def test_disposing_3_of_10_leaves_the_other_7_intact_and_no_trace_of_the_3(
     assert traces_left(app, gone) == []
     assert leaks(app, [s.number for s in gone]) == []
 
-    # The 7: untouched, and still exportable (the client's layout export, issue 3) ...
+    # The 7: untouched, and still exportable (the client's layout export) ...
     staff = export_rows(session, vault)["staff"]
     assert sorted(r[0] for r in staff) == sorted(s.code for s in kept)
     assert sorted(r[5] for r in staff) == sorted(s.number for s in kept)
@@ -233,7 +233,7 @@ def test_execution_is_idempotent_and_a_crash_is_finished_by_reapply(
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(disposal, "_dispose_people", boom)
+    monkeypatch.setattr(holders, "dispose_people", boom)
     with pytest.raises(RuntimeError):
         disposal.execute(session, vault, user_actor(operator, "Operator"), req.id, journal)
     monkeypatch.undo()
@@ -258,24 +258,6 @@ def test_execution_is_idempotent_and_a_crash_is_finished_by_reapply(
     again = disposal.execute(session, vault, user_actor(operator, "Operator"), req.id, journal)
     assert again.already_done
     assert session.get(Person, crowd[2].id).status == "active"
-
-
-def test_a_table_nobody_classified_blocks_execution(session, vault, make_user, app, monkeypatch):
-    crowd = population(session, vault, n=1)
-    req, operator, _ = approved_request(session, vault, make_user, [crowd[0].id])
-    assert disposal.unclassified_tables() == []
-    monkeypatch.setattr(
-        disposal, "HOLDERS", [h for h in disposal.HOLDERS if h.table != "case_assignment"]
-    )
-    with pytest.raises(disposal.DisposalError, match="case_assignment"):
-        disposal.execute(
-            session,
-            vault,
-            user_actor(operator, "Operator"),
-            req.id,
-            app.config["DISPOSAL_JOURNAL_FILE"],
-        )
-    assert session.get(Person, crowd[0].id).status == "active"
 
 
 def test_due_scope_is_fixed_at_request_time_and_all_means_everyone_at_execution(
@@ -365,27 +347,6 @@ def test_materials_follow_request_approval_and_record(session, vault, make_user)
     assert session.get(AuditEvent, done.exec_last_seq).action == "disposal.material_recorded"
 
 
-@pytest.mark.parametrize(
-    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
-def test_postgres_compaction_waits_for_older_transactions_anywhere_on_the_server(session):
-    """PostgreSQL keeps dead row versions while any older transaction with an xid runs, even
-    in another database: compaction must not claim success before they end."""
-    import psycopg
-
-    from tests.conftest import _pg_server_url
-
-    other = psycopg.connect(_pg_server_url())  # the maintenance database, not ours
-    try:
-        other.execute("SELECT pg_current_xact_id()")
-        with pytest.raises(RuntimeError, match="older transaction"):
-            disposal.compact_storage(session, ["person"], wait_seconds=1)
-    finally:
-        other.rollback()
-        other.close()
-    assert disposal.compact_storage(session, ["person"], wait_seconds=30)["vacuum_full"]
-
-
 def test_the_command_line_is_trusted_by_type_not_by_name(session, vault, make_user, app):
     from app.access.policy import ShellActor
     from app.core.actor import Actor
@@ -447,104 +408,6 @@ def test_a_dependent_removed_from_the_household_is_still_stored_until_disposed(
     assert result.request.person_count == 2
     assert session.get(Person, child.id).status == "disposed"
     assert session.execute(select(func.count(MyNumberRecord.id))).scalar_one() == 0
-
-
-# -- the key closure that ends a disposal ---------------------------------------------------------
-@pytest.mark.parametrize(
-    ("crash_after", "kek_now"),
-    [("execution", 2), ("new-kek", 3), ("rotation", 2), ("retirement", 2)],
-)
-def test_a_key_closure_cut_short_by_a_crash_is_finished_by_init(
-    session, vault, app, instance, make_user, tmp_path, crash_after, kek_now
-):
-    """The disposal committed, then the process died somewhere in its key closure: the next
-    ``mynumber init`` finishes it — one rotation, not two (but again if the first one never
-    committed); every older KEK retired; the backup from before unreadable and named on the
-    certificate."""
-    from app.lifecycle import backup, certificate, keyops
-    from tests.cli.test_cli import run
-
-    crowd = population(session, vault, n=3)
-    shell = policy.ShellActor(name="cli:test")
-    old = tmp_path / "old.mnvbak"
-    backup.create_backup(session, vault, shell, old)
-    req, operator, staff = approved_request(session, vault, make_user, [crowd[0].id])
-    req_id, staff_id = req.id, staff.id
-    disposal.execute(
-        session,
-        vault,
-        user_actor(operator, "Operator"),
-        req_id,
-        app.config["DISPOSAL_JOURNAL_FILE"],
-    )
-    rows = dict(certificate.load(session, req_id, "見本", "受託").rows)
-    assert rows["鍵の更新と旧 KEK の破棄"].startswith("未完了")
-    if crash_after == "new-kek":  # the rotation's new KEK is in the ring, nothing re-wrapped
-        vault.keys.add_kek_version()
-    if crash_after in ("rotation", "retirement"):
-        keyops.rotate(session, vault, shell)
-    if crash_after == "retirement":
-        keyops.retire(session, vault, shell, 1, accept_unrestorable=True)
-    session.commit()
-    session.close()
-
-    result = run(
-        ["init"],
-        {
-            "MYNUMBER_HOME": instance["MYNUMBER_HOME"],
-            "DATABASE_URL": instance["SQLALCHEMY_DATABASE_URI"],
-        },
-    )
-    assert result.returncode == 0, result.stderr
-    session.expire_all()
-    req = session.get(DisposalRequest, req_id)
-    assert req.keys_closed_at is not None
-    assert vault.keys.kek_versions() == [kek_now]
-    closure = json.loads(req.key_closure)
-    retired = list(range(1, kek_now))
-    assert closure["retired_kek_versions"] == retired
-    assert closure["unreadable_backups"] == [old.name]
-    rows = dict(certificate.load(session, req_id, "見本", "受託").rows)
-    assert rows["破棄した KEK のバージョン"] == "、".join(map(str, retired))
-    assert old.name in rows["復元できなくなったデータベースのバックアップ"]
-    with pytest.raises(backup.BackupError, match="廃棄に伴い破棄済み"):
-        backup.refuse_retired_backup(vault.keys, old)
-    assert staff_id
-    # A second init has nothing left to close.
-    assert disposal.pending_closures(session) == []
-
-
-def test_a_closure_failure_is_audited_and_says_what_to_do(session, vault, app, make_user):
-    crowd = population(session, vault, n=2)
-    req, operator, _ = approved_request(session, vault, make_user, [crowd[0].id])
-    disposal.execute(
-        session,
-        vault,
-        user_actor(operator, "Operator"),
-        req.id,
-        app.config["DISPOSAL_JOURNAL_FILE"],
-    )
-    vault.keys.path.chmod(0o644)  # the key ring is refused: nothing can be rotated
-    vault.keys.reload()
-    try:
-        with pytest.raises(disposal.KeyClosureError, match="mynumber disposal execute"):
-            disposal.close_keys(
-                session,
-                vault,
-                policy.ShellActor(name="cli:test"),
-                journal=app.config["DISPOSAL_JOURNAL_FILE"],
-                backup_dir=app.config["BACKUP_DIR"],
-            )
-    finally:
-        vault.keys.path.chmod(0o600)
-        vault.keys.reload()
-    failed = session.execute(
-        select(AuditEvent).where(
-            AuditEvent.action == "disposal.keys_close", AuditEvent.outcome == "failure"
-        )
-    ).scalar_one()
-    assert "KeyRingError" in failed.details
-    assert [r.id for r in disposal.pending_closures(session)] == [req.id]
 
 
 def test_a_number_in_any_text_of_a_material_disposal_is_refused_naming_the_field(

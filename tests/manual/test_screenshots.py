@@ -80,7 +80,7 @@ SCREENS: list[Screen] = [
     Screen("client-return", "client", "/return/"),
     Screen("client-roster", "client", "/rosterview/list/"),
     Screen("client-postage-ledger", "client", "/postageentryview/list/"),
-    # Issue 7: reports, dashboard, the client's inquiries, 情報管理体制.
+    # Reports, dashboard, the client's inquiries, 情報管理体制.
     Screen("client-dashboard", "client", "/dashboard/"),
     Screen("client-reports", "client", "/reports/"),
     Screen("client-my-inquiries", "client", "/my-inquiries/new"),

@@ -1,4 +1,5 @@
-"""The weekly retention review and the daily backup, as the scheduler runs them."""
+"""The storage lifecycle jobs as the worker runs them: the weekly retention review, the daily
+backup, and the end of a disposal made in the portal."""
 
 import datetime as dt
 from email import message_from_bytes, policy
@@ -8,7 +9,7 @@ from sqlalchemy import select
 
 from app.jobs import worker
 from app.jobs.lifecycle import daily_backup, finish_disposal, retention_review
-from app.lifecycle import backup
+from app.lifecycle import backup, disposal
 from app.models import AuditEvent, Person
 from app.vault import sealed
 from tests.lifecycle.helpers import approved_request, population, user_actor
@@ -66,8 +67,6 @@ def test_daily_backup_keeps_the_newest_and_seals_the_key_ring(session, vault, ap
 def test_finish_disposal_compacts_and_backs_up_the_key_ring(
     session, vault, app, make_user, tmp_path
 ):
-    from app.lifecycle import disposal
-
     crowd = population(session, vault, n=2)
     _, public_text = sealed.generate_recipient()
     (tmp_path / "recovery.pub").write_text(public_text)
