@@ -109,7 +109,7 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         # Flask-AppBuilder
         "APP_NAME": "MyNumber Vault",
         "APP_THEME": "",
-        "FAB_SECURITY_MANAGER_CLASS": "app.web.identity.VaultSecurityManager",
+        "FAB_SECURITY_MANAGER_CLASS": "app.web.security.VaultSecurityManager",
         "FAB_CREATE_DB": False,  # Alembic owns the schema, FAB's tables included.
         "FAB_ADD_SECURITY_API": False,  # FAB's REST API is CSRF-exempt: expose none.
         "FAB_API_SWAGGER_UI": False,

@@ -29,12 +29,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from app.audit import trail
 from app.core import jptime
 from app.core.actor import Actor, current_actor
 from app.models import utcnow
+from app.platform import mail
 from app.vault.envelopes import Vault
 
 log = logging.getLogger(__name__)
@@ -136,8 +138,6 @@ def trip(
     again.
     """
     if vault is None:
-        from flask import current_app
-
         vault = current_app.extensions["mynumber_vault"]
     alerted = session.info.setdefault(_SESSION_KEY, set())
     # One access, one alert: a path built on another (the return archive runs the export,
@@ -174,10 +174,6 @@ def on_decrypt(vault: Vault, session: Session, person_id: uuid.UUID) -> None:
 
 def _send_alert(actor: Actor, path: str, labels: list[str], seq: int) -> None:
     """Mail the security contact. Never the number; never a reason for the access to fail."""
-    from flask import current_app
-
-    from app.platform import mail
-
     contact = (current_app.config.get("SECURITY_CONTACT") or "").strip()
     if not contact:
         log.error("canary tripped (audit seq %s) but SECURITY_CONTACT is not set", seq)

@@ -25,8 +25,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from app.audit import trail
-from app.audit.trail import APPENDED_SEQ, DueCheck, SigningPolicy
+from app.audit import checkpoints
+from app.audit.checkpoints import DueCheck, SigningPolicy
+from app.audit.trail import APPENDED_SEQ
+from app.models import db
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def sign_if_due(app: Flask, engine: Engine, *, by_time: bool) -> DueCheck | None
     url = engine.url.render_as_string(hide_password=True)
     try:
         with Session(engine) as own:
-            found = trail.checkpoint_if_due(
+            found = checkpoints.checkpoint_if_due(
                 own, keyring.audit_signing_key(), policy(app), by_time=by_time
             )
     except Exception as exc:  # noqa: BLE001 - retried by the next commit or the scheduler
@@ -85,8 +87,6 @@ def _count_rule(session: Session) -> None:
 
 def sign_now(app: Flask) -> DueCheck | None:
     """The time rule (and the count rule), for the scheduler: in the app's context."""
-    from app.models import db
-
     with app.app_context():
         try:
             return sign_if_due(app, db.engine, by_time=True)

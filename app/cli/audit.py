@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.audit import trail
+from app.audit import checkpoints, trail, verifier
 from app.cli import common
 from app.models import db
 
@@ -38,10 +38,10 @@ def audit_verify(public_key: Path | None, checkpoints: Path | None) -> None:
     key_path = public_key or Path(current_app.config["AUDIT_PUBLIC_KEY_FILE"])
     if not key_path.exists():
         raise click.ClickException(f"公開鍵ファイルがありません: {key_path}")
-    key = trail.load_public_key(key_path.read_bytes())
+    key = verifier.load_public_key(key_path.read_bytes())
     cp_file = checkpoints or Path(current_app.config["AUDIT_CHECKPOINT_FILE"])
-    result = trail.verify(
-        db.session, key, cp_file, trail.SigningPolicy.from_config(current_app.config)
+    result = verifier.verify(
+        db.session, key, cp_file, checkpoints.SigningPolicy.from_config(current_app.config)
     )
     for note in result.problems:
         click.echo(f"注意: {note}", err=True)
@@ -71,7 +71,7 @@ def audit_checkpoint() -> None:
     keyring = common.keyring()
     # Committed first: only a committed chain is signed and published outside.
     trail.record(db.session, common.cli_actor(), "audit.checkpoint", commit=True)
-    policy = trail.SigningPolicy.from_config(current_app.config)
-    cp = trail.checkpoint(db.session, keyring.audit_signing_key(), policy.file, policy.syslog)
+    policy = checkpoints.SigningPolicy.from_config(current_app.config)
+    cp = checkpoints.checkpoint(db.session, keyring.audit_signing_key(), policy.file, policy.syslog)
     db.session.commit()
     click.echo(f"チェックポイントを作成しました: イベント {cp.seq}")

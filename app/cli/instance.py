@@ -23,7 +23,7 @@ from wtforms.validators import ValidationError
 
 import public_form
 from app.access import policy
-from app.audit import signing, trail
+from app.audit import checkpoints, signing, trail
 from app.cli import common
 from app.cli.lifecycle import echo_closure
 from app.collection import links
@@ -107,8 +107,8 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
         )
         session.commit()
         # Signed from the first event on: `audit verify` refuses a log without a checkpoint.
-        signing = trail.SigningPolicy.from_config(app.config)
-        trail.checkpoint(session, keyring.audit_signing_key(), signing.file, signing.syslog)
+        signing = checkpoints.SigningPolicy.from_config(app.config)
+        checkpoints.checkpoint(session, keyring.audit_signing_key(), signing.file, signing.syslog)
         session.commit()
     return InitResult(created_keyring, created_admin, generated)
 

@@ -38,7 +38,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
-from app.audit import trail
+from app.audit import checkpoints, trail
 from app.core.actor import Actor
 from app.lifecycle import holders, keyops
 from app.lifecycle.journal import (
@@ -671,7 +671,7 @@ def destroy_keyring(
         object_type="keyring",
         details={"backups_deleted": [p.name for p in files]},
     )
-    trail.checkpoint(session, keys.audit_signing_key(), checkpoint_file)
+    checkpoints.checkpoint(session, keys.audit_signing_key(), checkpoint_file)
     session.commit()
     for path in files:
         path.unlink(missing_ok=True)

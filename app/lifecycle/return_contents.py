@@ -410,7 +410,7 @@ def _audit_log(ctx: Context) -> None:
         )
         for event in ctx.session.execute(query).scalars():
             cells = [getattr(event, c) for c in columns]
-            cells[1] = trail._ts(event.ts)
+            cells[1] = trail.utc_text(event.ts)
             entry.row(cells)
     ctx.counts["audit_events"] = ctx.audit_seq
     with Entry(ctx.zf, "audit_public_key.pem", ctx.manifest) as entry:

@@ -26,7 +26,8 @@ from app.platform import unavailable
 from app.vault.envelopes import Vault
 from app.vault.keyring import FileKeyRing
 from app.web import csp, identity, listargs, netguard, refusals
-from app.web.identity import VaultAppBuilder, enforce_password_change, enforce_session
+from app.web.identity import enforce_password_change, enforce_session
+from app.web.security import VaultAppBuilder
 from app.web.views import HomeView, register
 
 MIGRATIONS = str(Path(__file__).resolve().parents[2] / "migrations")
@@ -143,7 +144,7 @@ def _error_pages(app: Flask) -> None:
                 app, "mynumber/error.html", code=503, message=unavailable.AUDIT_MESSAGE
             )
             return page, 503, {"Retry-After": str(unavailable.RETRY_AFTER_SECONDS)}
-        if code == 500 and unavailable.database_down(error):  # issue 8: a clean 503
+        if code == 500 and unavailable.database_down(error):  # no database: a clean 503 too
             unavailable.rollback_quietly()
             log.warning("database unavailable on %s: %s", request.path, type(error).__name__)
             page = unavailable.render_outside_context(

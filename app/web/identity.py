@@ -1,20 +1,20 @@
-"""Sign-in and access checks for the admin portal, on top of Flask-AppBuilder.
+"""Who is signed in to the admin portal, how they sign in, and whether their session holds.
 
-FAB has no second factor and keeps permissions in editable tables; here:
+FAB has no second factor; here:
 - sign-in is password, then TOTP (pyotp) for every account, enrolled on first use; a code is
   accepted once (the last time step used is stored per user);
 - repeated failures, at either step, lock the account for a while; every attempt is audited;
 - sign-in state is checked on the server on every request: a per-user session version (raised
   by logout and lock) and a fingerprint of what grants access (roles, roster entry, password,
   active flag) end every session of the user at once when either changes; a session also ends
-  after an idle period and after an absolute lifetime;
-- only the FAB views the portal uses are registered (no REST API, no role or group editors);
-- every permission check goes through ``app.access.policy`` (roster, TOTP and SystemAdmin rules).
+  after an idle period and after an absolute lifetime.
+
+Every screen imports ``current_actor`` from here; the security manager, which names screens,
+lives in ``app.web.security`` so that nothing here imports a view.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import io
@@ -32,24 +32,22 @@ from flask import (
     session,
     url_for,
 )
-from flask_appbuilder import AppBuilder, expose
+from flask_appbuilder import expose
 from flask_appbuilder.security.forms import LoginForm_db
-from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import AuthDBView
 from flask_appbuilder.utils.base import get_safe_redirect
-from flask_appbuilder.views import UtilView
-from flask_babel import lazy_gettext
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Regexp
 
-from app.access import lockout, policy, totp
+from app.access import lockout, totp
 from app.access.lockout import LOCKED_MESSAGE, is_locked
 from app.audit import trail
 from app.core.actor import Actor
 from app.models import TOTP_SECRET, VaultUser, db, utcnow
 from app.vault.envelopes import hold_kek
+from app.web import context
 
 SESSION_MFA = "mnv_mfa_ok"
 SESSION_PENDING = "mnv_pending_uid"
@@ -65,12 +63,6 @@ TOTP_REPLAYED_MESSAGE = (
     "この確認コードは既に使用されています。"
     "認証アプリに次の確認コードが表示されてから入力してください。"
 )
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def request_context() -> tuple[str | None, str | None]:
@@ -163,10 +155,11 @@ def verify_totp_once(user: VaultUser, secret: str, code: str, at: float | None =
 def totp_secret(user: VaultUser) -> str | None:
     if not user.totp_secret_enc:
         return None
-    vault = current_app.extensions["mynumber_vault"]
-    return vault.open_system(
-        TOTP_SECRET.purpose, TOTP_SECRET.aad(id=user.id), user.totp_secret_enc
-    ).decode("ascii")
+    return (
+        context.vault()
+        .open_system(TOTP_SECRET.purpose, TOTP_SECRET.aad(id=user.id), user.totp_secret_enc)
+        .decode("ascii")
+    )
 
 
 class TotpForm(FlaskForm):
@@ -235,7 +228,7 @@ class VaultAuthDBView(AuthDBView):
             session.clear()
             flash("アカウントの状態が変わったため、ログインをやり直してください。", "warning")
             return redirect(self.appbuilder.get_url_for_login)
-        vault = current_app.extensions["mynumber_vault"]
+        vault = context.vault()
         enrolling = user.totp_enrolled_at is None
         if enrolling and not user.totp_secret_enc:
             hold_kek(db.session)  # sealed under the current KEK: no rotation until committed
@@ -307,8 +300,9 @@ def _pending_user() -> VaultUser | None:
     return user
 
 
-def _attempt_actor(username: str | None, user: VaultUser | None) -> Actor:
-    """The actor of a sign-in attempt that has not (yet) succeeded."""
+def attempt_actor(username: str | None, user: VaultUser | None) -> Actor:
+    """The actor of a sign-in attempt that has not (yet) succeeded (the password check in
+    ``app.web.security`` records its attempts as this too)."""
     ip, agent = request_context()
     return Actor(
         name=str(username or "")[:200],
@@ -333,150 +327,6 @@ def _complete_login(user: VaultUser, mfa: bool):
     trail.record(db.session, actor_for(user, mfa=mfa), "auth.login", commit=True)
     next_url = get_safe_redirect(request.args.get("next", ""))
     return redirect(next_url or current_app.appbuilder.get_url_for_index)
-
-
-class VaultSecurityManager(SecurityManager):
-    """FAB's security manager with our user model, sign-in and policy."""
-
-    user_model = VaultUser
-    authdbview = VaultAuthDBView
-    userstatschartview = None  # login counts per user: nobody's job here, one screen less
-
-    @property
-    def userdbmodelview(self):
-        """The user screen with the roster link (imported late: views import this module)."""
-        from app.web.views.admin import VaultUserDBModelView
-
-        return VaultUserDBModelView
-
-    last_login_message: str | None = None
-
-    # -- what FAB registers -------------------------------------------------------------
-    def register_views(self) -> None:
-        """Register only the security screens the portal uses.
-
-        FAB's own ``register_views`` always adds ``SecurityApi`` (``/api/v1/security/login``
-        hands out a JWT for a password alone: no TOTP, no lock check, no audit), whatever
-        ``FAB_ADD_SECURITY_API`` says (that setting only covers the CRUD APIs), plus role,
-        group and profile editors that no role here may use. Not calling it keeps all of
-        that unregistered (404); tests/web/test_security.py lists every URL rule allowed.
-        """
-        self.user_view = self.userdbmodelview
-        self.auth_view = self.authdbview()
-        self.appbuilder.add_view_no_menu(self.resetpasswordview())
-        self.appbuilder.add_view_no_menu(self.resetmypasswordview())
-        self.appbuilder.add_view_no_menu(self.auth_view)
-        if self.is_auth_limited:
-            self.limiter.limit(self.auth_rate_limit, methods=["POST"])(self.auth_view.blueprint)
-        self.user_view = self.appbuilder.add_view(
-            self.user_view,
-            "List Users",
-            icon="fa-user",
-            label=lazy_gettext("List Users"),
-            category="Security",
-            category_icon="fa-cogs",
-            category_label=lazy_gettext("Security"),
-        )
-
-    # -- sign-in ------------------------------------------------------------------------
-    def auth_user_db(self, username, password):
-        """Password check with lockout; every attempt lands in the audit log."""
-        self.last_login_message = None
-        cfg = current_app.config
-        user = self.find_user(username=username) if username else None
-        if user is not None:
-            locked = _aware(user.locked_until)
-            if locked and locked > utcnow():
-                self.last_login_message = LOCKED_MESSAGE
-                trail.record(
-                    db.session,
-                    _attempt_actor(username, user),
-                    "auth.login",
-                    outcome="denied",
-                    details={"reason": "locked"},
-                    commit=True,
-                )
-                return None
-        previous_failures = (user.fail_login_count or 0) if user is not None else 0
-        result = super().auth_user_db(username, password)
-        if result is not None:
-            result.locked_until = None
-            if requires_mfa(result):
-                # Failures are cleared only once the second factor passes, so that a stolen
-                # password cannot be used to guess TOTP codes a few at a time forever.
-                result.fail_login_count = previous_failures
-            db.session.commit()
-            return result
-        trail.record(
-            db.session,
-            _attempt_actor(username, user),
-            "auth.login",
-            outcome="failure",
-            details={"reason": "bad_credentials"},
-            commit=True,
-        )
-        if user is not None and (user.fail_login_count or 0) >= cfg["LOGIN_MAX_FAILURES"]:
-            self._lock(user)
-        return None
-
-    @property
-    def resetpasswordview(self):
-        """FAB's reset form for another user's password, which turns a reset of an account
-        that can reach personal data into a request for approval (app.access.accounts)."""
-        from app.web.views.admin import VaultResetPasswordView
-
-        return VaultResetPasswordView
-
-    def reset_password(self, userid, password):
-        """FAB's reset, plus: a password set by someone else must be replaced at next login,
-        and nobody sets another person's password on an account that can reach personal
-        data (that goes through app.access.accounts, which issues a one-time password)."""
-        from app.access import accounts
-
-        user = db.session.get(VaultUser, int(userid))
-        actor = current_actor()
-        own = actor.user_id == user.id
-        if not own and accounts.is_personal_account(user):
-            raise accounts.AccountError(
-                "個人番号を扱うアカウントのパスワードは、発注者担当者の承認を経てのみ再設定できます"
-            )
-        super().reset_password(userid, password)
-        user.password_change_required = not own
-        db.session.commit()
-        if own and has_request_context() and session.get("_user_id") == str(user.id):
-            # The new password ends the user's other sessions (their grant no longer
-            # matches); this one, where the password was just typed, carries on.
-            session[SESSION_GRANT] = access_grant(user)
-        trail.record(
-            db.session,
-            actor,
-            "user.password_changed" if own else "user.password_reset",
-            object_type="user",
-            object_ids=[user.id],
-            commit=True,
-        )
-
-    def register_failure(self, user: VaultUser, reason: str) -> None:
-        """A wrong (or replayed) TOTP code counts like a wrong password (``app.access.lockout``)."""
-        if lockout.register_failure(db.session, user, actor_for(user, mfa=False), reason):
-            self.last_login_message = lockout.lock_message()
-
-    def _lock(self, user: VaultUser) -> None:
-        lockout.lock(db.session, user, actor_for(user, mfa=False))
-        self.last_login_message = lockout.lock_message()
-
-    # -- permissions --------------------------------------------------------------------
-    def _has_view_access(self, user, permission_name: str, view_name: str) -> bool:
-        return policy.allows(actor_for(user), permission_name, view_name)
-
-    def _get_user_permission_view_menus(self, user, permission_name, view_menus_name):
-        if user is None:
-            return set()
-        granted = policy.permissions(actor_for(user))
-        return {v for v in (view_menus_name or []) if (permission_name, v) in granted}
-
-    def is_item_public(self, permission_name, view_name):
-        return False
 
 
 PASSWORD_CHANGE_ENDPOINTS = {
@@ -562,7 +412,7 @@ def enforce_session():
         db.session,
         actor_for(subject, mfa=bool(session.get(SESSION_MFA)))
         if subject is not None
-        else _attempt_actor(None, None),
+        else attempt_actor(None, None),
         "auth.session_ended",
         outcome="denied" if reason in _REFUSED_REASONS else "success",
         object_type="user",
@@ -582,18 +432,3 @@ def _int_or_none(value) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-class VaultAppBuilder(AppBuilder):
-    """FAB's AppBuilder without the views the portal does not use.
-
-    FAB always registers a JSON menu API (``/api/v1/menu/``) and a language switcher
-    (``/lang/<locale>``) besides the index and its security views; neither serves this portal
-    (server-rendered menus, Japanese only). Each registered route is attack surface, so only
-    the index, FAB's "back" helper (its list pages link to it) and our security views are.
-    """
-
-    def _add_admin_views(self) -> None:
-        self._indexview = self.add_view_no_menu(self.indexview)
-        self.add_view_no_menu(UtilView)
-        self.sm.register_views()

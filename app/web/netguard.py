@@ -22,6 +22,11 @@ from collections.abc import Sequence
 
 from flask import Flask, render_template, request
 
+from app.audit import trail
+from app.core import logsafe
+from app.core.actor import Actor
+from app.models import db
+
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -117,11 +122,6 @@ def install(app: Flask) -> None:
 
 def _refuse(client: str | None):
     """403 in Japanese; audited (a failure to audit is logged: the request is refused anyway)."""
-    from app.audit import trail
-    from app.core import logsafe
-    from app.core.actor import Actor
-    from app.models import db
-
     try:
         trail.record(
             db.session,

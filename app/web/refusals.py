@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.audit import trail
 from app.models import db
+from app.web.identity import actor_for
 from app.web.listargs import UnknownAction
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ def record_refusal(error: BaseException) -> None:
     signed_in = getattr(current_user, "is_authenticated", False)
     if reason is None or (not signed_in and reason != "no_api"):
         return
-    from app.web.identity import actor_for
-
     try:
         db.session.rollback()
         trail.record(

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import select, text
 
-from app.audit import trail
+from app.audit import checkpoints, trail, verifier
 from app.audit.trail import AuditUnavailable
 from app.core.actor import Actor
 from app.models import AuditChainHead, AuditEvent
@@ -24,7 +24,7 @@ def _events(session, count):
 
 
 def _public_key(app):
-    return trail.load_public_key(app.extensions["mynumber_keyring"].audit_public_key_pem())
+    return verifier.load_public_key(app.extensions["mynumber_keyring"].audit_public_key_pem())
 
 
 def _drop_append_only_guard(session):
@@ -39,13 +39,13 @@ def _drop_append_only_guard(session):
 
 def test_intact_chain_verifies_with_the_public_key_alone(session, app):
     _events(session, 10)
-    cp = trail.checkpoint(
+    cp = checkpoints.checkpoint(
         session,
         app.extensions["mynumber_keyring"].audit_signing_key(),
         app.config["AUDIT_CHECKPOINT_FILE"],
     )
     session.commit()
-    result = trail.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
+    result = verifier.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
     assert result.ok, result.problem
     assert result.events == cp.seq
     # The first one is `mynumber init`'s; each is in the table and in the file.
@@ -70,7 +70,7 @@ def test_edit_is_detected_at_that_event(session, app):
     _drop_append_only_guard(session)
     session.execute(text("UPDATE audit_event SET actor_name = 'someone-else' WHERE seq = 4"))
     session.commit()
-    result = trail.verify(session, _public_key(app))
+    result = verifier.verify(session, _public_key(app))
     assert not result.ok and result.first_bad_seq == 4
 
 
@@ -79,7 +79,7 @@ def test_deletion_is_detected(session, app):
     _drop_append_only_guard(session)
     session.execute(text("DELETE FROM audit_event WHERE seq = 3"))
     session.commit()
-    result = trail.verify(session, _public_key(app))
+    result = verifier.verify(session, _public_key(app))
     assert not result.ok and result.first_bad_seq == 4
 
 
@@ -90,14 +90,16 @@ def test_swapping_two_events_is_detected(session, app):
     session.execute(text("UPDATE audit_event SET seq = 2 WHERE seq = 5"))
     session.execute(text("UPDATE audit_event SET seq = 5 WHERE seq = -1"))
     session.commit()
-    result = trail.verify(session, _public_key(app))
+    result = verifier.verify(session, _public_key(app))
     assert not result.ok and result.first_bad_seq == 2
 
 
 def test_truncating_the_tail_is_caught_by_the_checkpoint_file(session, app):
     _events(session, 5)
     keyring = app.extensions["mynumber_keyring"]
-    trail.checkpoint(session, keyring.audit_signing_key(), app.config["AUDIT_CHECKPOINT_FILE"])
+    checkpoints.checkpoint(
+        session, keyring.audit_signing_key(), app.config["AUDIT_CHECKPOINT_FILE"]
+    )
     session.commit()
     _drop_append_only_guard(session)
     # The attacker removes the tail, the head row and the in-database checkpoint.
@@ -113,9 +115,9 @@ def test_truncating_the_tail_is_caught_by_the_checkpoint_file(session, app):
     session.commit()
     # The database alone no longer vouches for itself: with its checkpoints gone, nothing is
     # signed, and that fails too.
-    alone = trail.verify(session, _public_key(app))
+    alone = verifier.verify(session, _public_key(app))
     assert not alone.ok and alone.kind == "unsigned" and "チェックポイント" in alone.problem
-    result = trail.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
+    result = verifier.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
     assert not result.ok and result.first_bad_seq == 5
 
 
@@ -128,7 +130,7 @@ def test_forged_checkpoint_signature_is_refused(session, app, tmp_path):
         + "A" * 86
         + '==", "signed_at": "x"}\n'
     )
-    result = trail.verify(session, _public_key(app), forged)
+    result = verifier.verify(session, _public_key(app), forged)
     assert not result.ok and "署名" in result.problem
 
 
@@ -189,7 +191,7 @@ def test_concurrent_writers_keep_one_unbroken_chain(app, session):
         thread.join()
     assert errors == []
     session.expire_all()
-    result = trail.verify(session, _public_key(app))
+    result = verifier.verify(session, _public_key(app))
     assert result.ok, result.problem
     count = (
         session.execute(select(AuditEvent).where(AuditEvent.action == "test.concurrent"))

@@ -17,8 +17,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.audit import signing, trail
-from app.audit.trail import AuditUnavailable, SigningPolicy
+from app.audit import checkpoints, signing, trail, verifier
+from app.audit.checkpoints import SigningPolicy
+from app.audit.trail import AuditUnavailable
 from app.core.actor import Actor
 from app.models import AuditCheckpoint, AuditEvent, db
 
@@ -48,14 +49,14 @@ def _head(session) -> int:
 
 
 def _public_key(app):
-    return trail.load_public_key(app.extensions["mynumber_keyring"].audit_public_key_pem())
+    return verifier.load_public_key(app.extensions["mynumber_keyring"].audit_public_key_pem())
 
 
 def _sign_now(app, session):
     """Bring the log to a freshly signed state, so each test starts from a known point."""
     keyring = app.extensions["mynumber_keyring"]
     policy = SigningPolicy.from_config(app.config)
-    cp = trail.checkpoint(session, keyring.audit_signing_key(), policy.file, policy.syslog)
+    cp = checkpoints.checkpoint(session, keyring.audit_signing_key(), policy.file, policy.syslog)
     session.commit()
     return cp
 
@@ -64,7 +65,7 @@ def test_initialise_signs_the_first_event(session, app):
     """A fresh instance is signed from the start: `audit verify` needs a checkpoint."""
     assert _checkpoint_seqs(session) == [_head(session)]
     assert _file_seqs(app) == [_head(session)]
-    result = trail.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
+    result = verifier.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
     assert result.ok and result.unsigned == 0 and result.last_signed_seq == _head(session)
 
 
@@ -78,7 +79,7 @@ def test_a_checkpoint_is_taken_every_n_events_without_anyone_asking(session, app
     assert _file_seqs(app)[-1] == start + 5  # and outside the database
     _events(session, 11)
     assert _checkpoint_seqs(session)[-2:] == [start + 10, start + 15]
-    result = trail.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
+    result = verifier.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
     assert result.ok, result.problem
     assert result.unsigned == 1
 
@@ -148,7 +149,9 @@ def test_an_uncommitted_checkpoint_never_reaches_the_file(session, app):
     _events(session, 1)
     keyring = app.extensions["mynumber_keyring"]
     trail.record(session, Actor(name="x"), "test.event")
-    trail.checkpoint(session, keyring.audit_signing_key(), app.config["AUDIT_CHECKPOINT_FILE"])
+    checkpoints.checkpoint(
+        session, keyring.audit_signing_key(), app.config["AUDIT_CHECKPOINT_FILE"]
+    )
     session.rollback()
     assert _file_seqs(app) == before
 
@@ -185,7 +188,7 @@ def test_concurrent_checkpointers_take_one_checkpoint_between_them(session, app)
     def signer():
         try:
             with Session(engine) as own:
-                results.append(trail.checkpoint_if_due(own, key, policy, by_time=False))
+                results.append(checkpoints.checkpoint_if_due(own, key, policy, by_time=False))
         except Exception as exc:  # noqa: BLE001 - asserted below
             errors.append(repr(exc))
 
@@ -211,8 +214,10 @@ def test_the_signer_refuses_to_sign_a_tail_rewritten_behind_the_last_checkpoint(
     session.execute(text("DELETE FROM audit_checkpoint WHERE seq > :s"), {"s": signed[0]})
     _rewrite_from(session, victim, "someone-else")
     key = app.extensions["mynumber_keyring"].audit_signing_key()
-    with Session(db.engine) as own, pytest.raises(trail.AuditChainBroken):
-        trail.checkpoint_if_due(own, key, SigningPolicy.from_config(app.config), by_time=False)
+    with Session(db.engine) as own, pytest.raises(checkpoints.AuditChainBroken):
+        checkpoints.checkpoint_if_due(
+            own, key, SigningPolicy.from_config(app.config), by_time=False
+        )
     assert _checkpoint_seqs(session)[-1] == signed[0]
 
 
@@ -221,13 +226,13 @@ def test_verify_fails_when_the_unsigned_tail_is_too_long_or_too_old(session, app
     app.config["AUDIT_CHECKPOINT_EVERY"] = 10_000  # nobody signs during this test
     _events(session, 5)
     public_key, file = _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"]
-    ok = trail.verify(session, public_key, file, SigningPolicy(max_unsigned=5))
+    ok = verifier.verify(session, public_key, file, SigningPolicy(max_unsigned=5))
     assert ok.ok and ok.unsigned == 5
-    long = trail.verify(session, public_key, file, SigningPolicy(max_unsigned=4))
+    long = verifier.verify(session, public_key, file, SigningPolicy(max_unsigned=4))
     assert not long.ok and long.kind == "unsigned"
     assert "5 件が署名されていません（上限 4 件）" in long.problem
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=31)
-    old = trail.verify(session, public_key, file, SigningPolicy(max_unsigned_minutes=30), later)
+    old = verifier.verify(session, public_key, file, SigningPolicy(max_unsigned_minutes=30), later)
     assert not old.ok and old.kind == "unsigned" and "上限 30 分" in old.problem
     assert old.first_bad_seq == ok.last_signed_seq + 1
 
@@ -236,7 +241,7 @@ def test_verify_fails_when_nothing_is_signed(session, app):
     _drop_guards(session)
     session.execute(text("DELETE FROM audit_checkpoint"))
     session.commit()
-    result = trail.verify(session, _public_key(app))
+    result = verifier.verify(session, _public_key(app))
     assert not result.ok and result.kind == "unsigned" and result.checkpoints == 0
     assert "署名付きチェックポイントが1件もありません" in result.problem
 
@@ -245,7 +250,7 @@ def test_a_checkpoint_missing_from_the_outside_file_is_reported(session, app):
     Path(app.config["AUDIT_CHECKPOINT_FILE"]).write_text("")
     _events(session, 1)
     cp = _sign_now(app, session)
-    result = trail.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
+    result = verifier.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
     assert result.ok  # the signatures in the database still hold
     assert any("ファイルにありません" in note for note in result.problems)
     assert result.in_file == 1 and result.in_database == len(_checkpoint_seqs(session))
@@ -259,7 +264,7 @@ def test_a_checkpoint_deleted_from_the_database_is_caught_by_the_file(session, a
     _drop_guards(session)
     session.execute(text("DELETE FROM audit_checkpoint WHERE seq = :s"), {"s": seq})
     session.commit()
-    result = trail.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
+    result = verifier.verify(session, _public_key(app), app.config["AUDIT_CHECKPOINT_FILE"])
     assert not result.ok and result.kind == "tampered" and result.first_bad_seq == seq
     assert f"チェックポイント {seq} がデータベースから削除されています" in result.problem
 
@@ -275,7 +280,7 @@ def test_a_held_chain_head_refuses_recording_after_the_timeout(session, app, ins
     assert "ロックされたまま" in str(info.value) and "1 秒" in str(info.value)
     # Released: recording works again, and the chain is whole.
     trail.record(session, Actor(name="x"), "test.event", commit=True)
-    assert trail.verify(session, _public_key(app)).ok
+    assert verifier.verify(session, _public_key(app)).ok
 
 
 def test_the_lock_timeout_applies_to_the_head_only(session, app, backend):

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from app.audit import trail
+from app.audit import verifier
 from app.collection import requests
 from app.core.actor import Actor
 from app.models import PersonKind, Submission, db
@@ -150,4 +150,4 @@ def test_requests_fail_cleanly_while_postgres_restarts_and_recover_with_nothing_
     assert len(receipts) == 2
     assert all(any(r in page for r in receipts) for page in (first_receipt, second_receipt))
     # Nothing lost or torn in the audit chain.
-    assert trail.verify(db.session).ok
+    assert verifier.verify(db.session).ok

@@ -67,9 +67,9 @@ def test_round_trip_gives_an_identical_export(session, vault, app, instance, bac
             select(AuditEvent).where(AuditEvent.action == "backup.restored")
         ).scalar_one()
         assert restored.actor_name == "cli:test"
-        from app.audit import trail
+        from app.audit import verifier
 
-        assert trail.verify(tsession).ok
+        assert verifier.verify(tsession).ok
 
 
 def test_restoring_a_backup_from_before_a_disposal_disposes_again(

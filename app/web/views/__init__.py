@@ -5,12 +5,15 @@ in a service module; views parse input, call the service, and render.
 - ``audit``: audit log and chain verification
 - ``admin``: roster, users, keys
 - ``billing``: unit prices, carrier fee table, postage ledger
-- ``intake``: received submissions (audited unseal, decision), inquiries
+- ``intake``: received submissions (audited unseal), deficiency, unlocking a locked link
 - ``io``: CSV import (preview, confirm), export, bulk 照合, layout editor
 - ``records``: adding and editing people, households, names, numbers
 - ``collection``: campaigns, deliveries and print batches, paper intake, verification queue
+  (a package: one module per workflow)
 - ``lifecycle``: retention, disposal requests, deletion certificates, the return archive
-- ``reports``: the monthly usage report, planned volumes, the dashboard (issue 7)
+- ``reports``: the monthly usage report, planned volumes, the dashboard
+- ``desk``: the inquiry desk (Operators) and the client's own inquiries
+- ``governance``: roster downloads, 情報管理体制図, 取扱状況 register
 """
 
 from __future__ import annotations
@@ -19,18 +22,16 @@ from flask import redirect, url_for
 from flask_appbuilder import IndexView, expose
 
 from app.access import policy
+from app.web.identity import current_actor
 from app.web.views.admin import AccountChangeView, KeysView, RosterChangeView, RosterView
 from app.web.views.audit import AuditLogView, AuditVerifyView
 from app.web.views.billing import PostageEntryView, PostageRateView, UnitPriceView
-from app.web.views.collection import CampaignView, MailingView, PaperView, VerificationView
-
-# Issue 7: inquiry desk, roster exports, 情報管理体制図, 取扱状況 register.
-from app.web.views.desk import ClientInquiryView, DeskView  # noqa: E402
-from app.web.views.governance import (  # noqa: E402
-    HandlingChartView,
-    RegisterView,
-    RosterExportView,
-)
+from app.web.views.collection.campaigns import CampaignView
+from app.web.views.collection.mailings import MailingView
+from app.web.views.collection.paper import PaperView
+from app.web.views.collection.verification import VerificationView
+from app.web.views.desk import ClientInquiryView, DeskView
+from app.web.views.governance import HandlingChartView, RegisterView, RosterExportView
 from app.web.views.intake import IntakeView
 from app.web.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.web.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
@@ -44,9 +45,7 @@ class HomeView(IndexView):
 
     @expose("/")
     def index(self):
-        # Issue 7: the dashboard is the landing page of whoever may see it.
-        from app.web.identity import current_actor
-
+        # The dashboard is the landing page of whoever may see it.
         if policy.allows(current_actor(), "can_index", "Dashboard"):
             return redirect(url_for("DashboardView.index"))
         return super().index()
@@ -115,7 +114,7 @@ def register(appbuilder) -> None:
         (ReturnArchiveView, policy.MENU_RETURN, "fa-archive"),
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_LIFECYCLE)
-    # -- issue 7: monthly usage report, planned volumes, dashboard --------------------------
+    # -- monthly usage report, planned volumes, dashboard ------------------------------------
     appbuilder.add_view(DashboardView, policy.MENU_DASHBOARD, icon="fa-dashboard")
     for view, name, icon in (
         (ReportView, policy.MENU_REPORTS, "fa-file-text"),
@@ -123,7 +122,7 @@ def register(appbuilder) -> None:
     ):
         appbuilder.add_view(view, name, icon=icon, category=policy.MENU_CATEGORY_REPORTS)
 
-    # -- issue 7: inquiry desk --------------------------------------------------------------
+    # -- inquiry desk ----------------------------------------------------------------------
     appbuilder.add_view(
         DeskView, policy.MENU_INQUIRIES, icon="fa-envelope", category=policy.MENU_CATEGORY_INTAKE
     )
@@ -133,7 +132,7 @@ def register(appbuilder) -> None:
         icon="fa-question-circle",
         category=policy.MENU_CATEGORY_INTAKE,
     )
-    # -- issue 7: 情報管理体制図, roster downloads, 取扱状況 register ----------------------------
+    # -- 情報管理体制図, roster downloads, 取扱状況 register -----------------------------------
     appbuilder.add_view_no_menu(RosterExportView)
     for view, name, icon in (
         (HandlingChartView, policy.MENU_HANDLING_CHART, "fa-sitemap"),

@@ -17,8 +17,10 @@ from app.access import accounts, policy, roster
 from app.audit import trail
 from app.audit.trail import AuditUnavailable
 from app.core import fields, jptime, mynumber
+from app.lifecycle import keyops
 from app.models import AccountChange, HandlerRosterEntry, RosterChange, VaultUser, db
 from app.vault.envelopes import VaultError
+from app.web import context, forms
 from app.web.identity import current_actor
 
 
@@ -78,8 +80,9 @@ class ProposeForm(FlaskForm):
 
 
 class DecideForm(FlaskForm):
-    """The decision itself comes from the pressed button (name="decision")."""
+    """Approve or reject, by the pressed button (``name="decision"``), with a comment."""
 
+    decision = forms.decision_field()
     note = StringField("コメント", validators=[Optional(), Length(max=500)])
 
 
@@ -153,10 +156,8 @@ class RosterChangeView(BaseView):
     @expose("/<int:change_id>/decide", methods=["POST"])
     @has_access
     def decide(self, change_id: int):
-        form = DecideForm()
-        decision = request.form.get("decision")
-        if not form.validate_on_submit() or decision not in ("approve", "reject"):
-            abort(400)
+        form = forms.posted(DecideForm)
+        decision = form.decision.data
         try:
             roster.decide(
                 db.session, current_actor(), change_id, decision == "approve", form.note.data
@@ -516,10 +517,8 @@ class AccountChangeView(BaseView):
     @expose("/<int:change_id>/decide", methods=["POST"])
     @has_access
     def decide(self, change_id: int):
-        form = DecideForm()
-        decision = request.form.get("decision")
-        if not form.validate_on_submit() or decision not in ("approve", "reject"):
-            abort(400)
+        form = forms.posted(DecideForm)
+        decision = form.decision.data
         try:
             result = accounts.decide(
                 db.session, current_actor(), change_id, decision == "approve", form.note.data
@@ -549,14 +548,10 @@ class KeysView(BaseView):
     @expose("/", methods=["GET"])
     @has_access
     def index(self):
-        from app.lifecycle.keyops import usage
-
         return self.render_template(
             "mynumber/keys.html",
-            versions=usage(
-                db.session,
-                current_app.extensions["mynumber_vault"],
-                current_app.config.get("BACKUP_DIR"),
+            versions=keyops.usage(
+                db.session, context.vault(), current_app.config.get("BACKUP_DIR")
             ),
             form=FlaskForm(),
         )
@@ -564,14 +559,9 @@ class KeysView(BaseView):
     @expose("/rotate", methods=["POST"])
     @has_access
     def rotate(self):
-        from app.lifecycle.keyops import rotate
-
-        if not FlaskForm().validate_on_submit():
-            abort(400)
+        forms.posted(FlaskForm)
         try:
-            version, count = rotate(
-                db.session, current_app.extensions["mynumber_vault"], current_actor()
-            )
+            version, count = keyops.rotate(db.session, context.vault(), current_actor())
         except (AuditUnavailable, VaultError) as exc:
             flash(str(exc), "danger")
         else:

@@ -6,9 +6,11 @@ from flask import current_app
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
-from app.audit import trail
+from app.audit import trail, verifier
+from app.audit.checkpoints import SigningPolicy
 from app.core import jptime
 from app.models import AuditEvent, db
+from app.web import context
 from app.web.identity import current_actor
 
 
@@ -58,13 +60,13 @@ class AuditVerifyView(BaseView):
     @expose("/", methods=["GET"])
     @has_access
     def verify(self):
-        keyring = current_app.extensions["mynumber_keyring"]
-        public_key = trail.load_public_key(keyring.audit_public_key_pem())
-        result = trail.verify(
+        keyring = context.keyring()
+        public_key = verifier.load_public_key(keyring.audit_public_key_pem())
+        result = verifier.verify(
             db.session,
             public_key,
             current_app.config["AUDIT_CHECKPOINT_FILE"],
-            trail.SigningPolicy.from_config(current_app.config),
+            SigningPolicy.from_config(current_app.config),
         )
         trail.record(
             db.session,
@@ -84,6 +86,6 @@ class AuditVerifyView(BaseView):
         return self.render_template(
             "mynumber/audit_verify.html",
             result=result,
-            policy=trail.SigningPolicy.from_config(current_app.config),
+            policy=SigningPolicy.from_config(current_app.config),
             public_key=keyring.audit_public_key_pem().decode("ascii"),
         )

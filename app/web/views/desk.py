@@ -6,14 +6,37 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
 
 from app.access import policy
 from app.audit.trail import AuditUnavailable
 from app.models import Inquiry, InquiryStatus, db
 from app.operations import desk
+from app.web import forms
 from app.web.identity import current_actor
 
 _FAILURES = (desk.DeskError, policy.PermissionDenied, AuditUnavailable)
+
+
+class StepForm(FlaskForm):
+    """The next step of an inquiry: each step's page posts its own fields."""
+
+    assignee_id = StringField()
+    response = TextAreaField(default="")
+    note = StringField()
+
+
+class InquiryForm(FlaskForm):
+    category = StringField(default="")
+    body = TextAreaField(default="")
+
+
+def _user_id(text: str | None) -> int:
+    """The chosen user's id; anything else is 0, which the service refuses as nobody."""
+    try:
+        return int(text or "")
+    except ValueError:
+        return 0
 
 
 class DeskView(BaseView):
@@ -59,18 +82,15 @@ class DeskView(BaseView):
     @expose("/<int:inquiry_id>/<string:step>", methods=["POST"])
     @has_access
     def act(self, inquiry_id: int, step: str):
-        if not FlaskForm().validate_on_submit():
-            abort(400)
+        form = forms.posted(StepForm)
         actor = current_actor()
         try:
             if step == "assign":
-                desk.assign(
-                    db.session, actor, inquiry_id, request.form.get("assignee_id", type=int) or 0
-                )
+                desk.assign(db.session, actor, inquiry_id, _user_id(form.assignee_id.data))
             elif step == "respond":
-                desk.respond(db.session, actor, inquiry_id, request.form.get("response", ""))
+                desk.respond(db.session, actor, inquiry_id, form.response.data)
             elif step == "close":
-                desk.close(db.session, actor, inquiry_id, request.form.get("note"))
+                desk.close(db.session, actor, inquiry_id, form.note.data)
             elif step == "reopen":
                 desk.reopen(db.session, actor, inquiry_id)
             else:
@@ -105,13 +125,13 @@ class ClientInquiryView(BaseView):
     @expose("/new", methods=["GET", "POST"])
     @has_access
     def new(self):
-        form = FlaskForm()
+        form = InquiryForm()
         errors: dict[str, str] = {}
         values = {"category": "", "body": ""}
         if request.method == "POST":
             if not form.validate_on_submit():
                 abort(400)
-            values = {k: request.form.get(k, "") for k in values}
+            values = {"category": form.category.data, "body": form.body.data}
             try:
                 item = desk.file_from_portal(db.session, current_actor(), **values)
             except _FAILURES as exc:

@@ -5,18 +5,35 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask import Response, current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
 
 from app.access import policy
 from app.audit.trail import AuditUnavailable
 from app.models import db
 from app.operations import governance
 from app.platform.pdf import PdfUnavailable
+from app.web import forms
 from app.web.identity import current_actor
 
 _FAILURES = (governance.GovernanceError, policy.PermissionDenied, AuditUnavailable, PdfUnavailable)
+
+
+class ChartForm(FlaskForm):
+    """A proposed 情報管理体制図 (``governance.ChartText``)."""
+
+    responsible = StringField(default="")
+    handlers = TextAreaField(default="")
+    contacts = TextAreaField(default="")
+    note = TextAreaField(default="")
+
+
+class DecideForm(FlaskForm):
+    """Approve or reject a proposed chart, by the pressed button."""
+
+    decision = forms.decision_field()
 
 
 def _file(name: str, data: bytes, mime: str) -> Response:
@@ -93,10 +110,12 @@ class HandlingChartView(BaseView):
     @expose("/propose", methods=["POST"])
     @has_access
     def propose(self):
-        if not FlaskForm().validate_on_submit():
-            abort(400)
+        form = forms.posted(ChartForm)
         text = governance.ChartText(
-            **{f: request.form.get(f, "") for f in ("responsible", "handlers", "contacts", "note")}
+            responsible=form.responsible.data,
+            handlers=form.handlers.data,
+            contacts=form.contacts.data,
+            note=form.note.data,
         )
         try:
             governance.propose_chart(db.session, current_actor(), text)
@@ -110,9 +129,7 @@ class HandlingChartView(BaseView):
     @expose("/<int:chart_id>/decide", methods=["POST"])
     @has_access
     def decide(self, chart_id: int):
-        decision = request.form.get("decision")
-        if not FlaskForm().validate_on_submit() or decision not in ("approve", "reject"):
-            abort(400)
+        decision = forms.posted(DecideForm).decision.data
         try:
             governance.decide_chart(db.session, current_actor(), chart_id, decision == "approve")
         except _FAILURES as exc:

@@ -1,8 +1,8 @@
 """Operator screens for intake: received submissions, opening one (audited unseal), a
-deficiency, unlocking a locked link; and the inquiry list.
+deficiency, unlocking a locked link (the inquiry desk is ``app.web.views.desk``).
 
 Acceptance (確認中 → 完了, registering the numbers) is the verification queue's
-(``app.web.views.verification``), never a bare status change here.
+(``app.web.views.collection.verification``), never a bare status change here.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import uuid
 
-from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask import Response, abort, flash, redirect, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from wtforms import StringField, TextAreaField
 
 from app.access import assignments, policy
 from app.audit.trail import AuditUnavailable
@@ -22,12 +23,21 @@ from app.collection.terms import IntakeError
 from app.core import mynumber
 from app.models import CollectionRequest, Person, RequestStatus, Submission, db
 from app.vault.sealing import IntakeKeyError, SealError
-from app.web import csp
+from app.web import context, csp, forms
 from app.web.identity import current_actor
 
 
-def _keyring():
-    return current_app.extensions["mynumber_keyring"]
+class OpenForm(FlaskForm):
+    """Opening a submission: the purpose goes into the audit event of the unseal."""
+
+    purpose = StringField(default="")
+
+
+class DecisionForm(FlaskForm):
+    """``deficient`` (with the codes ticked per subject and a note) or ``unlock``."""
+
+    action = StringField(default="")
+    note = TextAreaField()
 
 
 class IntakeView(BaseView):
@@ -76,16 +86,11 @@ class IntakeView(BaseView):
     @expose("/<string:sid>/open", methods=["POST"])
     @has_access
     def open(self, sid: str):
-        if not FlaskForm().validate_on_submit():
-            abort(400)
-        submission = _submission_or_404(sid)
+        form = forms.posted(OpenForm)
+        submission = context.row_or_404(Submission, sid, uuid.UUID)
         try:
             opened = opening.open_submission(
-                db.session,
-                _keyring(),
-                current_actor(),
-                submission.id,
-                request.form.get("purpose", ""),
+                db.session, context.keyring(), current_actor(), submission.id, form.purpose.data
             )
         except policy.PermissionDenied as exc:
             flash(str(exc), "danger")
@@ -122,7 +127,9 @@ class IntakeView(BaseView):
     @has_access
     def document(self, part_id: str):
         try:
-            doc = opening.open_document(db.session, _keyring(), current_actor(), uuid.UUID(part_id))
+            doc = opening.open_document(
+                db.session, context.keyring(), current_actor(), uuid.UUID(part_id)
+            )
         except ValueError:
             abort(404)
         except LookupError:
@@ -142,25 +149,14 @@ class IntakeView(BaseView):
     @expose("/request/<string:rid>/decide", methods=["POST"])
     @has_access
     def decide(self, rid: str):
-        if not FlaskForm().validate_on_submit():
-            abort(400)
-        try:
-            req = db.session.get(CollectionRequest, uuid.UUID(rid))
-        except ValueError:
-            abort(404)
-        if req is None:
-            abort(404)
-        action = request.form.get("action", "")
+        form = forms.posted(DecisionForm)
+        req = context.row_or_404(CollectionRequest, rid, uuid.UUID)
+        action = form.action.data
         actor = current_actor()
         try:
             if action == "deficient":
-                items = [
-                    (key[4:], code)
-                    for key in request.form
-                    if key.startswith("def-")
-                    for code in request.form.getlist(key)
-                ]
-                decisions.mark_deficient(db.session, actor, req, items, request.form.get("note"))
+                items = forms.ticked("def-")
+                decisions.mark_deficient(db.session, actor, req, items, form.note.data)
                 message = "不備を登録しました。提出者のリンクで不備の内容と再提出が表示されます。"
             elif action == "unlock":
                 requests.unlock(db.session, actor, req)
@@ -176,17 +172,3 @@ class IntakeView(BaseView):
         else:
             flash(message, "success")
         return redirect(url_for("IntakeView.index"))
-
-
-def _submission_or_404(sid: str) -> Submission:
-    try:
-        key = uuid.UUID(sid)
-    except ValueError:
-        abort(404)
-    submission = db.session.get(Submission, key)
-    if submission is None:
-        abort(404)
-    return submission
-
-
-# The inquiry list moved to app.web.views.desk (DeskView, same URL /inquiryview/list/).

@@ -13,7 +13,7 @@ import io
 import json
 import uuid
 
-from flask import current_app, flash, g, redirect, send_file, url_for
+from flask import flash, g, redirect, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -28,14 +28,11 @@ from app.io import exports, imports, layouts, matching, tickets
 from app.models import db
 from app.platform.csvio import ENCODINGS_IN, CsvWriteError
 from app.vault.envelopes import VaultError
+from app.web import context, forms
 from app.web.identity import current_actor
 
 SHOWN_PROBLEMS = 1000
 LAYOUT_SLOTS = 15
-
-
-def vault():
-    return current_app.extensions["mynumber_vault"]
 
 
 def _layout_choices() -> list[tuple[str, str]]:
@@ -43,12 +40,6 @@ def _layout_choices() -> list[tuple[str, str]]:
         (str(item.id), f"{item.name}（{layouts.KINDS[item.kind]}）")
         for item in layouts.list_layouts(db.session)
     ]
-
-
-def _flash_errors(form) -> None:
-    for errors in form.errors.values():
-        for error in errors:
-            flash(str(error), "warning")
 
 
 class ImportForm(FlaskForm):
@@ -108,7 +99,7 @@ class ImportView(BaseView):
                 layout = layouts.get_by_id(db.session, int(form.layout.data))
                 report = imports.import_csv(
                     db.session,
-                    vault(),
+                    context.vault(),
                     current_actor(),
                     io.BytesIO(data),
                     layout,
@@ -119,14 +110,14 @@ class ImportView(BaseView):
                 if report.ok and report.rows:
                     payload = form.encoding.data.encode("ascii") + b"\n" + data
                     ticket = tickets.create(
-                        db.session, vault(), g.user.id, "import", layout.id, payload
+                        db.session, context.vault(), g.user.id, "import", layout.id, payload
                     )
             except (policy.PermissionDenied, LookupError, ValueError, AuditUnavailable) as exc:
                 flash(str(exc), "danger")
             finally:
                 data = None
         elif form.is_submitted():
-            _flash_errors(form)
+            forms.flash_errors(form)
         return self.render_template(
             "mynumber/io_import.html",
             form=form,
@@ -144,13 +135,13 @@ class ImportView(BaseView):
             return redirect(url_for("ImportView.index"))
         try:
             layout_id, payload = tickets.take(
-                db.session, vault(), form.ticket.data, g.user.id, "import"
+                db.session, context.vault(), form.ticket.data, g.user.id, "import"
             )
             encoding, _, data = payload.partition(b"\n")
             layout = layouts.get_by_id(db.session, layout_id)
             report = imports.import_csv(
                 db.session,
-                vault(),
+                context.vault(),
                 current_actor(),
                 io.BytesIO(data),
                 layout,
@@ -211,7 +202,7 @@ class ExportView(BaseView):
                 layout = layouts.get_by_id(db.session, int(form.layout.data))
                 result = exports.export_csv(
                     db.session,
-                    vault(),
+                    context.vault(),
                     current_actor(),
                     layout,
                     out,
@@ -230,7 +221,7 @@ class ExportView(BaseView):
             else:
                 return _download(out.getvalue(), layout, result.encoding, "出力")
         elif form.is_submitted():
-            _flash_errors(form)
+            forms.flash_errors(form)
         return self.render_template("mynumber/io_export.html", form=form)
 
 
@@ -271,7 +262,7 @@ class MatchView(BaseView):
                         ensure_ascii=False,
                     ).encode("utf-8")
                     ticket = tickets.create(
-                        db.session, vault(), g.user.id, "match", layout.id, payload
+                        db.session, context.vault(), g.user.id, "match", layout.id, payload
                     )
             except (
                 policy.PermissionDenied,
@@ -281,7 +272,7 @@ class MatchView(BaseView):
             ) as exc:
                 flash(str(exc), "danger")
         elif form.is_submitted():
-            _flash_errors(form)
+            forms.flash_errors(form)
         return self.render_template(
             "mynumber/io_match.html",
             form=form,
@@ -299,13 +290,13 @@ class MatchView(BaseView):
         out = io.BytesIO()
         try:
             layout_id, payload = tickets.take(
-                db.session, vault(), form.ticket.data, g.user.id, "match"
+                db.session, context.vault(), form.ticket.data, g.user.id, "match"
             )
             state = json.loads(payload)
             layout = layouts.get_by_id(db.session, layout_id)
             result = exports.export_csv(
                 db.session,
-                vault(),
+                context.vault(),
                 current_actor(),
                 layout,
                 out,
@@ -422,7 +413,7 @@ class LayoutView(BaseView):
                 flash(f"様式「{saved.name}」を保存しました。{note}", "success")
                 return redirect(url_for("LayoutView.index"))
         elif form.is_submitted():
-            _flash_errors(form)
+            forms.flash_errors(form)
         return self.render_template(
             "mynumber/layout_edit.html", form=form, current=current, fields=layouts.FIELDS
         )

@@ -1,11 +1,13 @@
 """保管・廃棄 screens: retention, disposal requests (request → approval → execution), deletion
-certificates, and the return archive. Thin: the services in app.lifecycle.retention, app.lifecycle.disposal,
-app.lifecycle.certificate and app.lifecycle.returns decide; these parse input, call them and render."""
+certificates, and the return archive. Thin: the services in app.lifecycle.retention,
+app.lifecycle.disposal, app.lifecycle.certificate and app.lifecycle.returns decide; these read
+the forms, call them and render."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from urllib.parse import quote
 
 from flask import Response, abort, current_app, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
@@ -31,30 +33,14 @@ from app.models import (
     db,
 )
 from app.platform import outbox
+from app.web import context, forms
 from app.web.identity import current_actor
 
 LIST_LIMIT = 500
 
 
-def _vault():
-    return current_app.extensions["mynumber_vault"]
-
-
 def _request_or_404(rid: str) -> DisposalRequest:
-    try:
-        key = uuid.UUID(rid)
-    except ValueError:
-        abort(404)
-    req = db.session.get(DisposalRequest, key)
-    if req is None:
-        abort(404)
-    return req
-
-
-def _flash_errors(form: FlaskForm) -> None:
-    for errors in form.errors.values():
-        for error in errors:
-            flash(error, "warning")
+    return context.row_or_404(DisposalRequest, rid, uuid.UUID)
 
 
 # -- retention --------------------------------------------------------------------------------
@@ -134,8 +120,9 @@ class RequestForm(FlaskForm):
 
 
 class DecideForm(FlaskForm):
-    """The decision comes from the pressed button (name="decision")."""
+    """Approve or reject, by the pressed button (``name="decision"``)."""
 
+    decision = forms.decision_field()
     code = StringField("確認コード（TOTP・承認時に必須）", validators=[Optional(), Length(max=6)])
     note = StringField("コメント", validators=[Optional(), Length(max=500)])
 
@@ -214,7 +201,7 @@ class DisposalView(BaseView):
                 )
                 return redirect(url_for("DisposalView.show", rid=str(req.id)))
         else:
-            _flash_errors(form)
+            forms.flash_errors(form)
         return self.render_template("mynumber/disposal_new.html", form=form)
 
     @expose("/<string:rid>", methods=["GET"])
@@ -261,14 +248,12 @@ class DisposalView(BaseView):
     @has_access
     def decide(self, rid: str):
         req = _request_or_404(rid)
-        form = DecideForm()
-        decision = request.form.get("decision")
-        if not form.validate_on_submit() or decision not in ("approve", "reject"):
-            abort(400)
+        form = forms.posted(DecideForm)
+        decision = form.decision.data
         try:
             disposal.decide(
                 db.session,
-                _vault(),
+                context.vault(),
                 current_actor(),
                 req.id,
                 decision == "approve",
@@ -289,14 +274,12 @@ class DisposalView(BaseView):
     @expose("/<string:rid>/execute", methods=["POST"])
     @has_access
     def execute(self, rid: str):
-
         req = _request_or_404(rid)
-        if not FlaskForm().validate_on_submit():
-            abort(400)
+        forms.posted(FlaskForm)
         try:
             result = disposal.execute(
                 db.session,
-                _vault(),
+                context.vault(),
                 current_actor(),
                 req.id,
                 current_app.config["DISPOSAL_JOURNAL_FILE"],
@@ -344,7 +327,7 @@ class DisposalView(BaseView):
             else:
                 flash("資料の廃棄を記録しました。削除証明書を発行できます。", "success")
         else:
-            _flash_errors(form)
+            forms.flash_errors(form)
         return redirect(url_for("DisposalView.show", rid=rid))
 
 
@@ -393,8 +376,6 @@ class CertificateView(BaseView):
 
 
 def _attachment(name: str) -> str:
-    from urllib.parse import quote
-
     ascii_name = name.encode("ascii", "ignore").decode() or "download"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
@@ -439,10 +420,9 @@ class ReturnArchiveView(BaseView):
     @expose("/create", methods=["POST"])
     @has_access
     def create(self):
-
         form = ReturnForm()
         if not form.validate_on_submit():
-            _flash_errors(form)
+            forms.flash_errors(form)
             return redirect(url_for("ReturnArchiveView.index"))
         text = form.public_key.data or ""
         upload = form.public_key_file.data
@@ -450,7 +430,12 @@ class ReturnArchiveView(BaseView):
             text = upload.read(64 * 1024).decode("utf-8", "replace")
         try:
             row = returns.request_archive(
-                db.session, _vault(), current_actor(), form.purpose.data, text, form.code.data
+                db.session,
+                context.vault(),
+                current_actor(),
+                form.purpose.data,
+                text,
+                form.code.data,
             )
         except (returns.ReturnError, policy.PermissionDenied, AuditUnavailable) as exc:
             flash(str(exc), "warning")

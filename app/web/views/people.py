@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import abort, current_app, flash
+from flask import abort, flash
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
@@ -17,11 +17,8 @@ from app.core import jptime, mynumber
 from app.models import Person, PersonKind, db
 from app.people import registry
 from app.vault.envelopes import VaultError
+from app.web import context
 from app.web.identity import current_actor
-
-
-def vault():
-    return current_app.extensions["mynumber_vault"]
 
 
 class SearchForm(FlaskForm):
@@ -68,7 +65,9 @@ class PeopleView(BaseView):
                     flash("検索条件を1つ以上入力してください。", "info")
                 else:
                     try:
-                        found = registry.search(db.session, vault(), current_actor(), criteria)
+                        found = registry.search(
+                            db.session, context.vault(), current_actor(), criteria
+                        )
                     except registry.SearchRefused as exc:
                         flash(str(exc), "warning")
                         for name in registry.TEXT_FIELDS:  # a number is never echoed back
@@ -110,7 +109,9 @@ class PeopleView(BaseView):
         revealed = None
         if form.validate_on_submit():
             try:
-                revealed = registry.reveal(db.session, vault(), actor, person.id, form.purpose.data)
+                revealed = registry.reveal(
+                    db.session, context.vault(), actor, person.id, form.purpose.data
+                )
             except policy.PermissionDenied as exc:
                 flash(str(exc), "danger")
             except (LookupError, AuditUnavailable, VaultError) as exc:

@@ -1,17 +1,21 @@
 """人物の管理: add and edit people, households, names, 退職 dates, re-issued numbers.
 
 Every action is a POST with CSRF to a service in ``app.people.records`` (validated like the import,
-audited with the names of the changed fields). Numbers typed here are never echoed back.
+audited with the names of the changed fields). A service changes only the fields a page sent
+(the pages of an employee, an external member and a dependent show different ones), so each
+action passes on the fields of ``RecordForm`` that came with the request. Numbers typed here
+are never echoed back.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from wtforms import StringField
 
 from app.access import policy
 from app.audit import trail
@@ -20,6 +24,7 @@ from app.core import mynumber
 from app.models import Person, PersonKind, db
 from app.people import records, registry
 from app.vault.envelopes import VaultError
+from app.web import context, forms
 from app.web.identity import current_actor
 
 ADD_FIELDS = ("code", "name", "name_kana", "birth_date", "postal_code", "address", "number")
@@ -27,12 +32,21 @@ DEPENDENT_FIELDS = ("name", "name_kana", "relation", "birth_date", "number")
 EDIT_FIELDS = ("code", "name_kana", "birth_date", "relation", "postal_code", "address", "email")
 
 
-def vault():
-    return current_app.extensions["mynumber_vault"]
+class RecordForm(FlaskForm):
+    """Every field the 人物の管理 pages post; each action reads the ones it names."""
 
-
-def _form(keys: tuple[str, ...]) -> dict:
-    return {k: request.form.get(k, "") for k in keys if k in request.form}
+    code = StringField()
+    name = StringField()
+    name_kana = StringField()
+    birth_date = StringField()
+    relation = StringField()
+    postal_code = StringField()
+    address = StringField()
+    email = StringField()
+    number = StringField()
+    reason = StringField()
+    changed_on = StringField()
+    ended_on = StringField()
 
 
 def _person(pid: str) -> Person:
@@ -68,16 +82,16 @@ class RecordsView(BaseView):
     @expose("/new", methods=["GET", "POST"])
     @has_access
     def new(self):
-        kind = request.values.get("kind", PersonKind.EMPLOYEE)
+        kind = request.args.get("kind", PersonKind.EMPLOYEE)  # the page's own URL names it
         if kind not in (PersonKind.EMPLOYEE, PersonKind.EXTERNAL):
             kind = PersonKind.EMPLOYEE
         values = {}
         if request.method == "POST":
-            if not FlaskForm().validate_on_submit():
-                abort(400)
-            values = _form(ADD_FIELDS)
+            values = forms.sent(forms.posted(RecordForm), ADD_FIELDS)
             try:
-                person = records.add_from_form(db.session, vault(), current_actor(), kind, values)
+                person = records.add_from_form(
+                    db.session, context.vault(), current_actor(), kind, values
+                )
             except records.RecordError as exc:
                 db.session.rollback()
                 for problem in exc.problems:
@@ -131,12 +145,12 @@ class RecordsView(BaseView):
         )
 
     def _act(self, pid: str, action, message: str):
-        """Run one POST action on a person; problems are flashed, the record shown again."""
+        """Run one POST action on a person (``action(person, form)``); problems are flashed,
+        the record shown again."""
         person = _person(pid)
-        if not FlaskForm().validate_on_submit():
-            abort(400)
+        form = forms.posted(RecordForm)
         try:
-            outcome = action(person)
+            outcome = action(person, form)
         except records.RecordError as exc:
             db.session.rollback()
             for problem in exc.problems:
@@ -153,8 +167,8 @@ class RecordsView(BaseView):
     def edit(self, pid: str):
         return self._act(
             pid,
-            lambda p: records.edit_person(
-                db.session, vault(), current_actor(), p.id, _form(EDIT_FIELDS)
+            lambda p, form: records.edit_person(
+                db.session, context.vault(), current_actor(), p.id, forms.sent(form, EDIT_FIELDS)
             ),
             lambda changed: (
                 "変更しました: " + "、".join(records.LABELS[c] for c in changed)
@@ -168,11 +182,11 @@ class RecordsView(BaseView):
     def name(self, pid: str):
         return self._act(
             pid,
-            lambda p: records.change_name(
+            lambda p, form: records.change_name(
                 db.session,
                 current_actor(),
                 p.id,
-                _form(("name", "name_kana", "changed_on", "reason")),
+                forms.sent(form, ("name", "name_kana", "changed_on", "reason")),
             ),
             "氏名を変更し、変更履歴に記録しました。",
         )
@@ -182,8 +196,12 @@ class RecordsView(BaseView):
     def number(self, pid: str):
         return self._act(
             pid,
-            lambda p: records.replace_number(
-                db.session, vault(), current_actor(), p.id, _form(("number", "reason"))
+            lambda p, form: records.replace_number(
+                db.session,
+                context.vault(),
+                current_actor(),
+                p.id,
+                forms.sent(form, ("number", "reason")),
             ),
             "個人番号を登録しました（以前の番号は暗号化したまま「変更前」として保管しています）。",
         )
@@ -193,7 +211,9 @@ class RecordsView(BaseView):
     def end(self, pid: str):
         return self._act(
             pid,
-            lambda p: records.record_end(db.session, current_actor(), p.id, _form(("ended_on",))),
+            lambda p, form: records.record_end(
+                db.session, current_actor(), p.id, forms.sent(form, ("ended_on",))
+            ),
             "退職日・委嘱終了日を記録しました（保管期間はこの日から数えます）。",
         )
 
@@ -202,8 +222,12 @@ class RecordsView(BaseView):
     def dependent(self, pid: str):
         return self._act(
             pid,
-            lambda p: records.add_dependent(
-                db.session, vault(), current_actor(), p.id, _form(DEPENDENT_FIELDS)
+            lambda p, form: records.add_dependent(
+                db.session,
+                context.vault(),
+                current_actor(),
+                p.id,
+                forms.sent(form, DEPENDENT_FIELDS),
             ),
             lambda d: f"扶養親族を追加しました（扶養者コード {d.dependent_code}）。",
         )
@@ -215,8 +239,8 @@ class RecordsView(BaseView):
         head_id = person.household_head_id
         response = self._act(
             pid,
-            lambda p: records.remove_dependent(
-                db.session, current_actor(), p.id, _form(("ended_on", "reason"))
+            lambda p, form: records.remove_dependent(
+                db.session, current_actor(), p.id, forms.sent(form, ("ended_on", "reason"))
             ),
             lambda changes: (
                 "扶養から削除しました。"
@@ -239,7 +263,7 @@ class RecordsView(BaseView):
     def renumber(self, pid: str):
         return self._act(
             pid,
-            lambda p: records.renumber(db.session, current_actor(), p.id),
+            lambda p, _form: records.renumber(db.session, current_actor(), p.id),
             lambda changes: (
                 "扶養者コードを振り直しました: " + "、".join(f"{a}→{b}" for a, b in changes)
                 if changes

@@ -1,8 +1,10 @@
-"""Screens of issue 7 (items 3 and 6): 利用実績報告書 (months, due dates, delivery status,
-downloads, notes, re-send), 想定人数 (the planned volumes), and the dashboard. Thin: the
-decisions are in ``app.operations.reports``."""
+"""Report screens: 利用実績報告書 (months, due dates, delivery status, downloads, notes,
+re-send), 想定人数 (the planned volumes), and the dashboard. Thin: the decisions are in
+``app.operations.reports``."""
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from flask import Response, current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
@@ -32,8 +34,6 @@ class NotesForm(FlaskForm):
 
 
 def _attachment(name: str) -> str:
-    from urllib.parse import quote
-
     ascii_name = name.encode("ascii", "ignore").decode() or "report"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
