@@ -32,6 +32,7 @@ test: install system-deps scan
 scan: install
 	$(BIN)/ruff check .
 	$(BIN)/bandit -r app public_form -c pyproject.toml -q
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python scripts/dep_audit.py
 
 run: install

@@ -13,6 +13,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from wtforms.validators import ValidationError
+
 from app.core.fields import header_problem
 
 
@@ -55,8 +57,6 @@ def _secret_key(home: Path, env: str = "SECRET_KEY", filename: str = "secret_key
 
 def password_complexity(password: str) -> None:
     """Password policy: 12+ characters drawn from at least three of four character classes."""
-    from wtforms.validators import ValidationError
-
     classes = [
         re.search(r"[a-z]", password),
         re.search(r"[A-Z]", password),

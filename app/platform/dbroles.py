@@ -26,8 +26,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
+from flask import current_app, has_app_context
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, defaultload, defer
+
+from app.models import Person
 
 AUDIT_TABLES = ("audit_event", "audit_checkpoint")
 AUDIT_HEAD = "audit_chain_head"
@@ -278,10 +282,6 @@ def _options_for(mapper) -> tuple:
 def _build_options(mapper) -> list:
     """Defer the hidden columns on Person itself and on every relationship that leads
     to Person (a lazy load takes its options from the query that loaded the parent)."""
-    from sqlalchemy.orm import defaultload, defer
-
-    from app.models import Person
-
     hidden = [getattr(Person, c) for c in FORM_HIDDEN_PERSON_COLUMNS]
     opts = []
     if mapper.class_ is Person:
@@ -327,13 +327,9 @@ def form_person_guard() -> None:
     global _guard_installed
     if _guard_installed:
         return
-    from sqlalchemy import event
-    from sqlalchemy.orm import Session
 
     @event.listens_for(Session, "do_orm_execute")
     def _hide(state) -> None:
-        from flask import current_app, has_app_context
-
         if not state.is_select or not has_app_context():
             return
         if current_app.import_name != "public_form":

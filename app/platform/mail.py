@@ -17,6 +17,8 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+from flask import current_app
+
 from app.core import mynumber
 from app.core.fields import header_problem
 
@@ -115,8 +117,6 @@ def send(mail: Mail, *, smtp_url: str | None, sender: str, outbox: str | Path) -
 
 def send_from_app(mail: Mail) -> str:
     """``send`` with the current app's settings."""
-    from flask import current_app
-
     cfg = current_app.config
     return send(
         mail, smtp_url=cfg.get("SMTP_URL"), sender=cfg["MAIL_FROM"], outbox=cfg["OUTBOX_DIR"]

@@ -33,6 +33,8 @@ import logging
 from dataclasses import dataclass, field
 
 from flask import current_app
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -108,11 +110,6 @@ def _can_run_inline() -> bool:
 
 
 def _redis_down(exc: BaseException) -> bool:
-    try:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-    except ImportError:  # pragma: no cover - redis is a dependency
-        return False
     return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
 
 

@@ -24,7 +24,7 @@ class PdfUnavailable(RuntimeError):
 
 def data_only_fetcher():
     """WeasyPrint's own fetcher restricted to inline ``data:`` URLs: no files, no network."""
-    from weasyprint.urls import URLFetcher
+    from weasyprint.urls import URLFetcher  # WeasyPrint (Pango): only processes that print
 
     return URLFetcher(allowed_protocols={"data"}, timeout=1, allow_redirects=False)
 
@@ -41,7 +41,7 @@ def japanese_font_installed() -> bool:
 
 def html_to_pdf(html: str) -> bytes:
     try:
-        from weasyprint import HTML
+        from weasyprint import HTML  # loads Pango; a missing library is reported below
     except OSError as exc:  # Pango missing
         raise PdfUnavailable("PDF の作成に必要なライブラリ（Pango）がありません") from exc
     if not japanese_font_installed():

@@ -10,7 +10,11 @@ first request after a restart gets a fresh connection instead of a dead one.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+import logging
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+from app.models import db
 
 RETRY_AFTER_SECONDS = 30
 PORTAL_MESSAGE = (
@@ -32,10 +36,6 @@ FORM_MESSAGE = (
 
 def rollback_quietly() -> None:
     """Roll the request's session back; the connection may already be gone."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from app.models import db
-
     try:
         db.session.rollback()
     except SQLAlchemyError:
@@ -60,12 +60,6 @@ def close_sessions_quietly(app) -> None:
     when the database went away mid-request: Flask-SQLAlchemy's own ``session.remove()``
     would raise from the teardown (the ROLLBACK cannot reach the server), turning the
     clean 503 into a server error. The dead connection is discarded either way."""
-    import logging
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from app.models import db
-
     log = logging.getLogger(__name__)
 
     @app.teardown_appcontext

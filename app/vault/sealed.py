@@ -55,7 +55,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, NoReturn
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -133,8 +133,6 @@ class RecipientPrivate:
 
 
 def _hpke():
-    from cryptography.hazmat.primitives import hpke
-
     return hpke
 
 
