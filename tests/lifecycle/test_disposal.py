@@ -365,7 +365,7 @@ def test_the_command_line_is_trusted_by_type_not_by_name(session, vault, make_us
 def test_a_dependent_removed_from_the_household_is_still_stored_until_disposed(
     session, vault, make_user, app
 ):
-    """Issue 3 keeps a removed dependent's records (status ``removed``) until disposal: the
+    """Record keeping keeps a removed dependent's records (status ``removed``) until disposal: the
     retention dates, the scopes and "everyone" must reach them."""
     import datetime as dt
 
