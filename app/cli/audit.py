@@ -28,18 +28,19 @@ def audit_group() -> None:
 )
 @click.option(
     "--checkpoints",
+    "checkpoint_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="データベース外に保管したチェックポイントファイル（JSON Lines）",
 )
-def audit_verify(public_key: Path | None, checkpoints: Path | None) -> None:
+def audit_verify(public_key: Path | None, checkpoint_file: Path | None) -> None:
     """ハッシュチェーンと署名付きチェックポイントを検証する。改ざんや署名のない末尾が
     上限を超えていれば終了コード 1。"""
     key_path = public_key or Path(current_app.config["AUDIT_PUBLIC_KEY_FILE"])
     if not key_path.exists():
         raise click.ClickException(f"公開鍵ファイルがありません: {key_path}")
     key = verifier.load_public_key(key_path.read_bytes())
-    cp_file = checkpoints or Path(current_app.config["AUDIT_CHECKPOINT_FILE"])
+    cp_file = checkpoint_file or Path(current_app.config["AUDIT_CHECKPOINT_FILE"])
     result = verifier.verify(
         db.session, key, cp_file, checkpoints.SigningPolicy.from_config(current_app.config)
     )

@@ -107,8 +107,10 @@ def initialise(app: Flask, admin_password: str | None = None) -> InitResult:
         )
         session.commit()
         # Signed from the first event on: `audit verify` refuses a log without a checkpoint.
-        signing = checkpoints.SigningPolicy.from_config(app.config)
-        checkpoints.checkpoint(session, keyring.audit_signing_key(), signing.file, signing.syslog)
+        signing_policy = checkpoints.SigningPolicy.from_config(app.config)
+        checkpoints.checkpoint(
+            session, keyring.audit_signing_key(), signing_policy.file, signing_policy.syslog
+        )
         session.commit()
     return InitResult(created_keyring, created_admin, generated)
 
