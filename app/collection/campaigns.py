@@ -14,9 +14,7 @@ stays as small as it is.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import re
 import secrets
@@ -57,6 +55,7 @@ from app.models import (
     utcnow,
 )
 from app.operations import desk
+from app.platform import csvio
 
 VIEW = "Campaigns"  # FAB permission view name (app.access.policy)
 CODE_ALPHABET = RECEIPT_ALPHABET
@@ -711,11 +710,6 @@ CSV_HEADER = [
 ]
 
 
-def _neutralise(value: str) -> str:
-    """Excel must not run a cell: = + - @ tab CR at the start get a leading apostrophe."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def status_csv(session: Session, actor: Actor, campaign: Campaign) -> bytes:
     """Every request of a campaign with its stage and dates, UTF-8 with BOM. Names are in it,
     numbers never; the download is audited with the request count."""
@@ -750,35 +744,30 @@ def status_csv(session: Session, actor: Actor, campaign: Campaign) -> bytes:
                     )
                     for r in h.reasons
                 )
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    rows = []
 
     def day(value: dt.datetime | None) -> str:
         return jptime.to_jst(value).strftime("%Y/%m/%d") if value else ""
 
     for r in reqs:
         person = r.person
-        writer.writerow(
+        rows.append(
             [
-                _neutralise(v)
-                for v in (
-                    r.request_code or "",
-                    person.kind_label,
-                    person.code or "",
-                    person.name,
-                    Channel.LABELS.get(r.channel or "", ""),
-                    r.deadline.strftime("%Y/%m/%d") if r.deadline else "",
-                    Stage.LABELS[labels[r.id]],
-                    day(r.sent_at),
-                    str(r.reminder_count or 0),
-                    day(first.get((r.id, RequestStatus.SUBMITTED))),
-                    day(first.get((r.id, RequestStatus.COMPLETED))),
-                    reasons.get(r.id, ""),
-                )
+                r.request_code or "",
+                person.kind_label,
+                person.code or "",
+                person.name,
+                Channel.LABELS.get(r.channel or "", ""),
+                r.deadline.strftime("%Y/%m/%d") if r.deadline else "",
+                Stage.LABELS[labels[r.id]],
+                day(r.sent_at),
+                str(r.reminder_count or 0),
+                day(first.get((r.id, RequestStatus.SUBMITTED))),
+                day(first.get((r.id, RequestStatus.COMPLETED))),
+                reasons.get(r.id, ""),
             ]
         )
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    return csvio.csv_bytes(CSV_HEADER, rows)
 
 
 def summary(session: Session, campaign: Campaign) -> dict:

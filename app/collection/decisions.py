@@ -20,7 +20,8 @@ from app.access import assignments, policy
 from app.audit import trail
 from app.collection.history import change_status
 from app.collection.subjects import in_request
-from app.collection.terms import DEFICIENCY_CODES, INTAKE_VIEW, IntakeError, aware, free_text
+from app.collection.terms import DEFICIENCY_CODES, INTAKE_VIEW, IntakeError, free_text
+from app.core import jptime
 from app.core.actor import Actor
 from app.models import CollectionRequest, RequestStatus, utcnow
 
@@ -112,7 +113,7 @@ def mark_deficient(
     )
     req.reopened = json.dumps(reopened)
     grace = utcnow() + dt.timedelta(days=DEFICIENCY_GRACE_DAYS)
-    if aware(req.expires_at) < grace:
+    if jptime.aware(req.expires_at) < grace:
         req.expires_at = grace
     change_status(session, req, RequestStatus.DEFICIENT, actor, reasons=reasons, note=note)
     session.flush()

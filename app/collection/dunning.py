@@ -132,7 +132,7 @@ def run(session: Session, today: dt.date | None = None, actor: Actor = JOB_ACTOR
             continue
         delivery = mailings.new_delivery(session, req, DeliveryKind.REMINDER)
         reminder.delivery_id = delivery.id
-        if _aware(req.expires_at) < keep_until:
+        if jptime.aware(req.expires_at) < keep_until:
             req.expires_at = keep_until
         result.reminded += 1
         if delivery.channel == Channel.EMAIL:
@@ -152,7 +152,3 @@ def run(session: Session, today: dt.date | None = None, actor: Actor = JOB_ACTOR
     )
     session.commit()
     return result
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value

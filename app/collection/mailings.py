@@ -73,12 +73,6 @@ class DispatchResult:
     skipped: int
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 def new_delivery(
     session: Session, req: CollectionRequest, kind: str, channel: str | None = None
 ) -> Delivery:
@@ -282,7 +276,10 @@ def send(session: Session, keyring, delivery_id: int, actor: Actor = JOB_ACTOR) 
     if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
         return delivery.status  # sent, sending, bounced…: never twice
     now = utcnow()
-    if delivery.status == DeliveryStatus.FAILED and (_aware(delivery.next_attempt_at) or now) > now:
+    if (
+        delivery.status == DeliveryStatus.FAILED
+        and (jptime.aware(delivery.next_attempt_at) or now) > now
+    ):
         return "not_due"
     req = session.get(CollectionRequest, delivery.request_id)
     if not still_needed(req, delivery):

@@ -299,7 +299,7 @@ def state(session: Session, item: PaperIntake, actor: Actor | None = None) -> li
 
 def _agreed(numbers: list[PaperPart]) -> PaperPart | None:
     """The earliest entry that a different operator keyed identically, if any."""
-    ordered = sorted(numbers, key=lambda p: terms.aware(p.created_at))
+    ordered = sorted(numbers, key=lambda p: jptime.aware(p.created_at))
     for i, first in enumerate(ordered):
         for other in ordered[i + 1 :]:
             if other.entered_by_id != first.entered_by_id and hmac.compare_digest(

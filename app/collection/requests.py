@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from app.access import policy
 from app.audit import trail
 from app.collection.history import change_status
-from app.collection.terms import INTAKE_VIEW, IntakeError, aware
+from app.collection.terms import INTAKE_VIEW, IntakeError
+from app.core import jptime
 from app.core.actor import Actor
 from app.models import CollectionRequest, Person, PersonKind, RequestStatus, utcnow
 
@@ -130,7 +131,7 @@ def entry_state(req: CollectionRequest, now: dt.datetime | None = None) -> str:
         return "cancelled"
     if req.locked_at is not None:
         return "locked"
-    if req.status in RequestStatus.OPEN_FOR_INPUT and aware(req.expires_at) < now:
+    if req.status in RequestStatus.OPEN_FOR_INPUT and jptime.aware(req.expires_at) < now:
         return "expired"
     return "ok"
 

@@ -8,8 +8,6 @@ this one rather than on each other.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from app.core import mynumber
 from app.core.fields import has_hidden_characters
 
@@ -91,13 +89,6 @@ class IntakeError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
-
-
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """A stored time as an aware UTC time (SQLite gives naive ones back)."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def free_text(

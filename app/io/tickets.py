@@ -15,6 +15,7 @@ import uuid
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from app.core import jptime
 from app.models import IO_TICKET, IoTicket, utcnow
 from app.vault.envelopes import Vault, VaultError, hold_kek
 
@@ -23,10 +24,6 @@ LIFETIME = dt.timedelta(minutes=30)
 
 class TicketError(LookupError):
     """The ticket is gone, expired, or not yours (Japanese)."""
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def purge_expired(session: Session) -> None:
@@ -83,7 +80,7 @@ def take(
     ).first()
     purge_expired(session)
     session.commit()
-    if claimed is None or _aware(claimed.expires_at) < utcnow():
+    if claimed is None or jptime.aware(claimed.expires_at) < utcnow():
         raise TicketError(gone)
     try:
         payload = vault.open_system(

@@ -9,8 +9,6 @@ itself holds no personal data). Every download is audited before the file is mad
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 
@@ -23,6 +21,7 @@ from app.core import jptime
 from app.core.actor import Actor
 from app.lifecycle import holders
 from app.models import DisposalItem, DisposalKind, DisposalRequest, DisposalStatus, PersonKind
+from app.platform import csvio
 from app.platform.pdf import render_pdf
 
 VIEW = "DeletionCertificate"
@@ -143,17 +142,14 @@ def load(session: Session, request_id, client: str, operator: str) -> Certificat
 
 
 def to_csv(cert: Certificate) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["削除証明書"])
-    writer.writerow(["項目", "値"])
-    for label, value in cert.rows:
-        writer.writerow([label, value])
-    writer.writerow([])
-    writer.writerow(["廃棄した人物ID"])
-    for pid in cert.person_ids:
-        writer.writerow([pid])
-    return b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")
+    """UTF-8 with BOM through the product's one CSV writer: a value (a requester's name, a
+    reason) that starts like a formula is neutralised as in every other CSV."""
+    rows = [
+        ["項目", "値"],
+        *([label, "" if value is None else str(value)] for label, value in cert.rows),
+    ]
+    rows += [[], ["廃棄した人物ID"], *([pid] for pid in cert.person_ids)]
+    return csvio.csv_bytes(["削除証明書"], rows)
 
 
 def to_pdf(cert: Certificate) -> bytes:

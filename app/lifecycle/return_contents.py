@@ -63,6 +63,7 @@ from app.models import (
     Submission,
     SubmissionPart,
 )
+from app.platform import csvio
 from app.vault import sealing
 from app.vault.envelopes import Vault, VaultError
 
@@ -70,12 +71,6 @@ BATCH = 1000
 
 
 # -- CSV entries ------------------------------------------------------------------------------
-def neutralise(cell) -> str:
-    """Cells starting with = + - @ (or a tab / CR) would be formulas in Excel: prefix a quote."""
-    text = "" if cell is None else str(cell)
-    if text and text[0] in "=+-@\t\r":
-        return "'" + text
-    return text
 
 
 class Entry:
@@ -96,7 +91,9 @@ class Entry:
 
     def row(self, cells: list) -> None:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\r\n").writerow([neutralise(c) for c in cells])
+        csv.writer(buffer, lineterminator="\r\n").writerow(
+            [csvio.neutralise("" if c is None else str(c)) for c in cells]
+        )
         self.write(buffer.getvalue().encode("utf-8"))
         self.rows += 1
 

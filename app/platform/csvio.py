@@ -207,3 +207,11 @@ class CsvWriter:
                             f"行 {self.lines + offset + 1}: {label}: 「{char}」は CP932（Shift_JIS）で"
                             "表せません。UTF-8（BOM 付き）で出力してください"
                         ) from None
+
+
+def csv_bytes(headers: list[str], rows: list[list[str]], encoding: str = "utf-8-sig") -> bytes:
+    """A whole small CSV (a status list, a certificate) in memory, written by ``CsvWriter``:
+    every CSV the product hands out goes through the one writer and its neutralising."""
+    out = io.BytesIO()
+    CsvWriter(out, encoding, headers).write_rows(rows)
+    return out.getvalue()

@@ -11,8 +11,6 @@ names screens (the user list, the password reset), so it lives above both.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import current_app, has_request_context, session
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.security.sqla.manager import SecurityManager
@@ -22,16 +20,11 @@ from flask_babel import lazy_gettext
 from app.access import accounts, lockout, policy
 from app.access.lockout import LOCKED_MESSAGE
 from app.audit import trail
+from app.core import jptime
 from app.models import VaultUser, db, utcnow
 from app.web import identity
 from app.web.identity import VaultAuthDBView
 from app.web.views.admin import VaultResetPasswordView, VaultUserDBModelView
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 class VaultSecurityManager(SecurityManager):
@@ -82,7 +75,7 @@ class VaultSecurityManager(SecurityManager):
         cfg = current_app.config
         user = self.find_user(username=username) if username else None
         if user is not None:
-            locked = _aware(user.locked_until)
+            locked = jptime.aware(user.locked_until)
             if locked and locked > utcnow():
                 self.last_login_message = LOCKED_MESSAGE
                 trail.record(

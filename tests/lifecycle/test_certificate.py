@@ -97,3 +97,16 @@ def test_no_certificate_before_execution_and_not_for_operators_or_admins(session
     for who in (user_actor(operator, "Operator"), actor("SystemAdmin")):
         with pytest.raises(policy.PermissionDenied):
             _download(session, who, req, "csv")
+
+
+def test_csv_certificate_neutralises_a_value_that_starts_like_a_formula(
+    session, vault, make_user, app
+):
+    """The certificate's CSV goes through the product's one CSV writer: a client name typed
+    as =HYPERLINK(…) stays text in Excel."""
+    crowd = population(session, vault, n=2)
+    req = dispose(session, vault, app, make_user, [s.id for s in crowd[:1]])
+    cert = certificate.load(session, req.id, '=HYPERLINK("http://x")', "受注者")
+    rows = list(csv.reader(io.StringIO(certificate.to_csv(cert).decode("utf-8-sig"))))
+    facts = {r[0]: r[1] for r in rows if len(r) == 2}
+    assert facts["発注者"] == '\'=HYPERLINK("http://x")'

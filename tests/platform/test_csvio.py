@@ -4,6 +4,7 @@ import io
 
 import pytest
 
+from app.platform import csvio
 from app.platform.csvio import (
     BOM,
     CsvFormatError,
@@ -93,3 +94,9 @@ def test_cp932_writer_names_the_row_and_column_it_cannot_write():
     with pytest.raises(CsvWriteError) as info:
         writer.write_rows([["E2", "見本"], ["E3", "𠮷田 花子"]])
     assert "行 4: 氏名" in str(info.value) and "𠮷" in str(info.value)
+
+
+def test_a_whole_small_csv_is_written_by_the_one_writer():
+    data = csvio.csv_bytes(["項目"], [["=1+1"], ["@SUM(A1)"], ["普通の値"]])
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert data.decode("utf-8-sig").splitlines() == ["項目", "'=1+1", "'@SUM(A1)", "普通の値"]

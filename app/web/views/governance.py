@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
-from flask import Response, current_app, flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
@@ -15,7 +13,7 @@ from app.audit.trail import AuditUnavailable
 from app.models import db
 from app.operations import governance
 from app.platform.pdf import PdfUnavailable
-from app.web import forms
+from app.web import downloads, forms
 from app.web.identity import current_actor
 
 _FAILURES = (governance.GovernanceError, policy.PermissionDenied, AuditUnavailable, PdfUnavailable)
@@ -36,16 +34,6 @@ class DecideForm(FlaskForm):
     decision = forms.decision_field()
 
 
-def _file(name: str, data: bytes, mime: str) -> Response:
-    response = Response(data, mimetype=mime.split(";")[0])
-    response.headers["Content-Type"] = mime
-    ascii_name = name.encode("ascii", "ignore").decode() or "download"
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-    )
-    return response
-
-
 def _export(function, fmt: str, back: str):
     try:
         name, data, mime = function(
@@ -59,7 +47,7 @@ def _export(function, fmt: str, back: str):
         db.session.rollback()
         flash(str(exc), "warning")
         return redirect(url_for(back))
-    return _file(name, data, mime)
+    return downloads.attachment(data, name, mime)
 
 
 class RosterExportView(BaseView):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import uuid
 
-from flask import Response, abort, flash, redirect, url_for
+from flask import abort, flash, redirect, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from app.collection.terms import IntakeError
 from app.core import mynumber
 from app.models import CollectionRequest, Person, RequestStatus, Submission, db
 from app.vault.sealing import IntakeKeyError, SealError
-from app.web import context, csp, forms
+from app.web import context, csp, downloads, forms
 from app.web.identity import current_actor
 
 
@@ -139,12 +139,8 @@ class IntakeView(BaseView):
         if doc.media_type not in ("application/pdf", "image/jpeg"):
             abort(404)
         extension = "pdf" if doc.media_type == "application/pdf" else "jpg"
-        response = Response(doc.data, mimetype=doc.media_type)
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="document-{doc.part_id.hex[:8]}.{extension}"'
-        )
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        name = f"document-{doc.part_id.hex[:8]}.{extension}"
+        return downloads.attachment(doc.data, name, doc.media_type)
 
     @expose("/request/<string:rid>/decide", methods=["POST"])
     @has_access

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from urllib.parse import quote
 
-from flask import Response, abort, current_app, flash, redirect, request, send_file, url_for
+from flask import abort, current_app, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -33,7 +32,7 @@ from app.models import (
     db,
 )
 from app.platform import outbox
-from app.web import context, forms
+from app.web import context, downloads, forms
 from app.web.identity import current_actor
 
 LIST_LIMIT = 500
@@ -370,14 +369,7 @@ class CertificateView(BaseView):
         except (certificate.CertificateError, policy.PermissionDenied, AuditUnavailable) as exc:
             flash(str(exc), "warning")
             return redirect(url_for("CertificateView.index"))
-        response = Response(data, mimetype=mime)
-        response.headers["Content-Disposition"] = _attachment(name)
-        return response
-
-
-def _attachment(name: str) -> str:
-    ascii_name = name.encode("ascii", "ignore").decode() or "download"
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+        return downloads.attachment(data, name, mime)
 
 
 # -- return archive -------------------------------------------------------------------------------

@@ -4,9 +4,7 @@ re-send), 想定人数 (the planned volumes), and the dashboard. Thin: the decis
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
-from flask import Response, current_app, flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_wtf import FlaskForm
@@ -20,6 +18,7 @@ from app.collection import dashboard
 from app.core import jptime
 from app.models import BillingCategory, MonthlyReport, PlannedVolume, db, utcnow
 from app.operations.reports import delivery, monthly
+from app.web import downloads
 from app.web.identity import current_actor
 
 PLAN_CATEGORIES = {
@@ -31,11 +30,6 @@ PLAN_CATEGORIES = {
 
 class NotesForm(FlaskForm):
     notes = TextAreaField("その他（特記事項）")
-
-
-def _attachment(name: str) -> str:
-    ascii_name = name.encode("ascii", "ignore").decode() or "report"
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
 
 def _months(session) -> list[MonthlyReport]:
@@ -92,9 +86,7 @@ class ReportView(BaseView):
         except (monthly.ReportError, policy.PermissionDenied, AuditUnavailable) as exc:
             flash(str(exc), "warning")
             return redirect(url_for("ReportView.index"))
-        response = Response(data, mimetype=mime)
-        response.headers["Content-Disposition"] = _attachment(name)
-        return response
+        return downloads.attachment(data, name, mime)
 
     @expose("/<string:month>/notes", methods=["POST"])
     @has_access

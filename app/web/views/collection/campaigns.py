@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -25,7 +25,7 @@ from app.models import (
     db,
 )
 from app.platform import outbox
-from app.web import context, forms
+from app.web import context, downloads, forms
 from app.web.identity import current_actor
 from app.web.views.collection.errors import USER_ERRORS, fail, whole_number
 
@@ -256,10 +256,8 @@ class CampaignView(BaseView):
     def template(self, kind: str):
         if kind not in CampaignKind.ALL:
             abort(404)
-        response = Response(targets.template_csv(kind), mimetype="text/csv; charset=utf-8")
         name = "targets-employee.csv" if kind == CampaignKind.EMPLOYEE else "targets-external.csv"
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
+        return downloads.attachment(targets.template_csv(kind), name, "text/csv; charset=utf-8")
 
     @expose("/<string:cid>/letters", methods=["GET", "POST"])
     @has_access
@@ -331,11 +329,8 @@ class CampaignView(BaseView):
         except USER_ERRORS as exc:
             fail(exc)
             return redirect(url_for("CampaignView.show", cid=campaign.id))
-        response = Response(data, mimetype="text/csv; charset=utf-8")
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="campaign-{campaign.id}-statuses.csv"'
-        )
-        return response
+        name = f"campaign-{campaign.id}-statuses.csv"
+        return downloads.attachment(data, name, "text/csv; charset=utf-8")
 
     @expose("/request/<string:rid>", methods=["GET"])
     @has_access

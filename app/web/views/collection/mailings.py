@@ -21,7 +21,7 @@ from app.models import (
     db,
 )
 from app.platform import outbox
-from app.web import context, forms
+from app.web import context, downloads, forms
 from app.web.identity import current_actor
 from app.web.views.collection.errors import USER_ERRORS, fail, whole_number
 
@@ -55,10 +55,7 @@ def _batch_files(batch_id: int) -> list:
 
 
 def _pdf_response(data: bytes, filename: str) -> Response:
-    response = Response(data, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return downloads.attachment(data, filename, "application/pdf")
 
 
 class MailingView(BaseView):
