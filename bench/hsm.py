@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -76,6 +77,10 @@ def softhsm_env(folder: Path) -> dict:
 
 
 def run_child(mode: str, path: Path, env: dict) -> dict:
+    """One timed step in its own process; adds the process's CPU time (user + system, the
+    whole process: start-up and token login included). On a shared machine wall time
+    varies a lot from run to run; the provider's cost is all in the client's CPU."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
         [sys.executable, "-c", CHILD, mode, str(path)],
         env=env,
@@ -86,7 +91,10 @@ def run_child(mode: str, path: Path, env: dict) -> dict:
     )
     if result.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timed = json.loads(result.stdout.strip().splitlines()[-1])
+    timed["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return timed
 
 
 class Instance:
@@ -158,6 +166,7 @@ def one_round(index: int, rows: int, seed: int, server_url: str | None, extra: d
                     result[f"floor_export_{instance.provider}"] = timed["export"]
                 else:
                     result[f"{step}_{instance.provider}"] = timed["seconds"]
+                    result[f"{step}_cpu_{instance.provider}"] = timed["cpu"]
                     assert timed["rows"] == rows, timed
         return result
     finally:
@@ -201,12 +210,15 @@ def main() -> None:
             f"{r['export_file']:.2f}s, HSM {r['export_pkcs11']:.2f}s "
             f"({r['export_pkcs11'] / r['export_file']:.2f}x) | crypto floor import "
             f"{r['floor_import_file']:.2f}s vs {r['floor_import_pkcs11']:.2f}s, export "
-            f"{r['floor_export_file']:.2f}s vs {r['floor_export_pkcs11']:.2f}s",
+            f"{r['floor_export_file']:.2f}s vs {r['floor_export_pkcs11']:.2f}s | client CPU "
+            f"import {r['import_cpu_file']:.2f}s vs {r['import_cpu_pkcs11']:.2f}s "
+            f"({r['import_cpu_pkcs11'] / r['import_cpu_file']:.2f}x), export "
+            f"{r['export_cpu_file']:.2f}s vs {r['export_cpu_pkcs11']:.2f}s",
             flush=True,
         )
     ratios = {
         step: statistics.median(r[f"{step}_pkcs11"] / r[f"{step}_file"] for r in results)
-        for step in ("import", "export", "floor_import", "floor_export")
+        for step in ("import", "export", "floor_import", "floor_export", "import_cpu", "export_cpu")
     }
     median = {
         key: statistics.median(r[key] for r in results)
@@ -218,7 +230,8 @@ def main() -> None:
         f"{args.rows:,} rows): import file {median['import_file']:.2f}s, HSM "
         f"{median['import_pkcs11']:.2f}s, ratio {ratios['import']:.2f}x (target ≤ 1.3x); "
         f"export ratio {ratios['export']:.2f}x; crypto floor ratio import "
-        f"{ratios['floor_import']:.2f}x, export {ratios['floor_export']:.2f}x"
+        f"{ratios['floor_import']:.2f}x, export {ratios['floor_export']:.2f}x; client CPU "
+        f"ratio import {ratios['import_cpu']:.2f}x, export {ratios['export_cpu']:.2f}x"
     )
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
 
