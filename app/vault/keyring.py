@@ -175,8 +175,13 @@ class RingFile:
     def install(self, stored: dict) -> None:
         """Write a key ring restored from its backup; refuses to overwrite an existing one."""
         self._refuse_existing()
-        if stored.get("format") != FORMAT or stored.get("provider", "file") != self.provider:
-            raise KeyRingError("鍵リングの形式が不明です（別の鍵の保管方式のバックアップです）")
+        if stored.get("format") != FORMAT:
+            raise KeyRingError("鍵リングの形式が不明です")
+        if stored.get("provider", "file") != self.provider:
+            raise KeyRingError(
+                f"この鍵リングは別の鍵の保管方式（{stored.get('provider', 'file')}）のものです"
+                f"（設定は {self.provider}: MYNUMBER_KEY_PROVIDER）"
+            )
         stored = self._prepare_install(_copy(stored))
         with self._lock:
             self._write(self._decode(stored))

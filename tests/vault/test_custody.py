@@ -155,6 +155,10 @@ def test_a_ring_backup_restores_the_rest_of_the_ring(ring, tmp_path):
     assert other.unwrap(1, blob, b"aad") == b"k" * 32
     with pytest.raises(KeyRingError, match="既に存在"):
         other.install(stored)
+    # A backup of an HSM-backed ring is no file ring (and the settings say which one runs).
+    foreign = stored if isinstance(ring, Pkcs11KeyRing) else {**stored, "provider": "pkcs11"}
+    with pytest.raises(KeyRingError, match="別の鍵の保管方式（pkcs11）"):
+        FileKeyRing(tmp_path / "file.json").install(foreign)
 
 
 # -- the PKCS#11 provider alone -----------------------------------------------------------------
