@@ -367,6 +367,10 @@ def test_format_1_rows_still_open_and_rotation_upgrades_them(session, vault, mak
 
     assert read_all() == (NUMBER, seed, 1)
     assert vault.data_key_row(session, person.id).wrapped[2] == 1
+    # Re-sealing alone upgrades a format-1 secret even under the current KEK.
+    assert keyops.reseal_system_blobs(session, vault)["TOTP シークレット"] == 1
+    session.commit()
+    assert session.get(VaultUser, user.id).totp_secret_enc[:7] == b"MV\x02\x00\x00\x00\x01"
     keyops.rotate(session, vault, ADMIN)
     session.expire_all()
     assert read_all() == (NUMBER, seed, 1)  # the field: still format 1, still readable
