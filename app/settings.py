@@ -99,6 +99,19 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "SMTP_URL": os.environ.get("SMTP_URL") or None,
         "MAIL_FROM": os.environ.get("MYNUMBER_MAIL_FROM", "mynumber-vault@localhost"),
         "KEYRING_PATH": os.environ.get("MYNUMBER_KEYRING", str(home / "keyring.json")),
+        # Who holds the KEKs (app.vault.custody): "file" (the ring file above) or "pkcs11"
+        # (an HSM; the ring file then keeps only what needs no HSM). docs/deployment.md.
+        "KEY_PROVIDER": os.environ.get("MYNUMBER_KEY_PROVIDER", "file").strip().lower(),
+        "PKCS11_MODULE": os.environ.get("MYNUMBER_PKCS11_MODULE") or None,
+        "PKCS11_TOKEN_LABEL": os.environ.get("MYNUMBER_PKCS11_TOKEN_LABEL") or None,
+        # The user PIN: preferably a file (0600) the service account alone reads, re-read at
+        # each login; else the variable itself.
+        "PKCS11_PIN_FILE": os.environ.get("MYNUMBER_PKCS11_PIN_FILE") or None,
+        "PKCS11_PIN": os.environ.get("MYNUMBER_PKCS11_PIN") or None,
+        # The token objects are labelled <prefix>-kek-<version>, <prefix>-mac, <prefix>-ring.
+        "PKCS11_KEY_PREFIX": os.environ.get("MYNUMBER_PKCS11_KEY_PREFIX", "mnv"),
+        # How long a process keeps a working key the HSM unwrapped (seconds; 0: never).
+        "PKCS11_WORKING_KEY_TTL": float(os.environ.get("MYNUMBER_PKCS11_WORKING_KEY_TTL", "600")),
         "AUDIT_CHECKPOINT_FILE": str(home / "audit_checkpoints.jsonl"),
         "AUDIT_PUBLIC_KEY_FILE": str(home / "audit_public_key.pem"),
         "OUTBOX_DIR": str(home / "outbox"),

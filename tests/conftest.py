@@ -5,6 +5,10 @@ per run; each test gets a copy: the instance folder copied, and on PostgreSQL a 
 cloned from a template. PostgreSQL is found through ``DATABASE_URL`` (default: the local
 server); when it is absent the PostgreSQL half is skipped with a reason, except under
 ``CI=true``, where an absent service is a failure.
+
+A test that asks for ``key_provider`` runs once with the file key ring and once with the
+PKCS#11 provider against a private SoftHSM2 token (``softhsm_token``); the golden instance
+is built per database and provider, its token folder copied for each test like its home.
 """
 
 from __future__ import annotations
@@ -85,10 +89,92 @@ class Golden:
     backend: str
     home: Path
     db_name: str | None
+    provider: str = "file"
+    token: SoftHsmToken | None = None
+
+
+# -- SoftHSM2: a private PKCS#11 token per test --------------------------------------------------
+SOFTHSM_MODULE = os.environ.get("SOFTHSM2_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
+SOFTHSM_TOKEN_LABEL = "mnv-test"
+SOFTHSM_PIN = "test-user-pin-1234"
+
+
+def _softhsm_missing() -> str | None:
+    """None when SoftHSM2 (Debian ``softhsm2``) can serve a token, else the reason."""
+    if not Path(SOFTHSM_MODULE).exists():
+        return f"SoftHSM2 の PKCS#11 モジュールがありません（{SOFTHSM_MODULE}; apt-get install softhsm2）"
+    if shutil.which("softhsm2-util") is None:
+        return "softhsm2-util がありません（apt-get install softhsm2）"
+    return None
+
+
+@dataclass
+class SoftHsmToken:
+    """A SoftHSM2 token folder of its own, with the configuration file that points at it."""
+
+    folder: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.folder / "softhsm2.conf"
+
+    @classmethod
+    def create(cls, folder: Path, label: str = SOFTHSM_TOKEN_LABEL) -> SoftHsmToken:
+        import subprocess
+
+        token = cls(folder)
+        token._write_conf()
+        env = {**os.environ, "SOFTHSM2_CONF": str(token.conf)}
+        subprocess.run(
+            ["softhsm2-util", "--init-token", "--free", "--label", label]
+            + ["--pin", SOFTHSM_PIN, "--so-pin", SOFTHSM_PIN + "-so"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        return token
+
+    def copy(self, folder: Path) -> SoftHsmToken:
+        """The same token (keys included) in another folder: what it holds can change there
+        without touching this one."""
+        shutil.copytree(self.folder / "tokens", folder / "tokens")
+        token = SoftHsmToken(folder)
+        token._write_conf()
+        return token
+
+    def _write_conf(self) -> None:
+        (self.folder / "tokens").mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(
+            f"directories.tokendir = {self.folder / 'tokens'}\n"
+            "objectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            encoding="utf-8",
+        )
+
+    def use(self) -> None:
+        """Point this process's SoftHSM at this token. SoftHSM reads its configuration when
+        the library is initialised, so the library is initialised again."""
+        from app.vault.hsm import reset_library
+
+        os.environ["SOFTHSM2_CONF"] = str(self.conf)
+        reset_library(SOFTHSM_MODULE)
+
+    def settings(self, home: Path) -> dict:
+        """create_app() settings for the PKCS#11 provider on this token (PIN in a 0600 file)."""
+        pin_file = home / "hsm.pin"
+        if not pin_file.exists():
+            home.mkdir(parents=True, exist_ok=True)
+            pin_file.write_text(SOFTHSM_PIN + "\n", encoding="utf-8")
+            pin_file.chmod(0o600)
+        return {
+            "KEY_PROVIDER": "pkcs11",
+            "PKCS11_MODULE": SOFTHSM_MODULE,
+            "PKCS11_TOKEN_LABEL": SOFTHSM_TOKEN_LABEL,
+            "PKCS11_PIN_FILE": str(pin_file),
+        }
 
 
 _RUN = uuid.uuid4().hex[:8]
-_goldens: dict[str, Golden] = {}
+_goldens: dict[tuple[str, str], Golden] = {}
 _created_dbs: list[str] = []
 
 
@@ -175,15 +261,21 @@ def _drop_later(name: str) -> None:
     _dropper.drop_later(name)
 
 
-def _build_golden(backend: str, root: Path) -> Golden:
+def _build_golden(backend: str, root: Path, provider: str = "file") -> Golden:
     from app.cli.instance import initialise
     from app.web.factory import create_app
 
-    home = root / f"golden-{backend}"
+    name = backend if provider == "file" else f"{backend}-{provider}"
+    home = root / f"golden-{name}"
     overrides = {"MYNUMBER_HOME": str(home), "RATELIMIT_ENABLED": False}
+    token = None
+    if provider == "pkcs11":
+        token = SoftHsmToken.create(root / f"softhsm-{name}")
+        token.use()
+        overrides.update(token.settings(home))
     db_name = None
     if backend == "postgres":
-        db_name = f"mnv_tpl_{_RUN}"
+        db_name = f"mnv_tpl_{_RUN}_{provider}"
         _create_test_database(db_name)
         _created_dbs.append(db_name)
         overrides["SQLALCHEMY_DATABASE_URI"] = _pg_db_url(db_name)
@@ -196,7 +288,7 @@ def _build_golden(backend: str, root: Path) -> Golden:
 
     with app.app_context():
         db.engine.dispose()
-    return Golden(backend, home, db_name)
+    return Golden(backend, home, db_name, provider, token)
 
 
 def enrol_admin_totp(app, secret: str = ADMIN_TOTP_SECRET) -> None:
@@ -286,14 +378,33 @@ def backend(request) -> str:
     return request.param
 
 
+@pytest.fixture(params=["file", pytest.param("pkcs11", marks=pytest.mark.pkcs11)])
+def key_provider(request) -> str:
+    """Who holds the KEKs: the key ring file, or a SoftHSM2 token through PKCS#11. Only the
+    tests that ask for it run twice (the vault, rotation, retirement, backups, import)."""
+    if request.param == "pkcs11":
+        reason = _softhsm_missing()
+        if reason:
+            _service_missing(reason)
+    return request.param
+
+
 @pytest.fixture
-def instance(backend, _golden_root, tmp_path) -> dict:
+def instance(backend, _golden_root, tmp_path, request) -> dict:
     """A fresh copy of the initialised golden instance: settings for create_app()."""
-    golden = _goldens.get(backend)
+    provider = "file"
+    if "key_provider" in request.fixturenames:
+        provider = request.getfixturevalue("key_provider")
+    golden = _goldens.get((backend, provider))
     if golden is None:
-        golden = _goldens[backend] = _build_golden(backend, _golden_root)
+        golden = _goldens[(backend, provider)] = _build_golden(backend, _golden_root, provider)
     home = tmp_path / "instance"
     shutil.copytree(golden.home, home)
+    conf_before = os.environ.get("SOFTHSM2_CONF")
+    token = None
+    if golden.token is not None:
+        token = golden.token.copy(tmp_path / "softhsm")
+        token.use()
     overrides = {
         "MYNUMBER_HOME": str(home),
         "RATELIMIT_ENABLED": False,
@@ -311,9 +422,32 @@ def instance(backend, _golden_root, tmp_path) -> dict:
         overrides["TEST_PG_DB"] = name
     else:
         overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{home / 'mynumber.db'}"
+    if token is not None:
+        overrides.update(token.settings(home))
     yield overrides
     if "TEST_PG_DB" in overrides:
         _drop_later(overrides["TEST_PG_DB"])
+    if token is not None:
+        if conf_before is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = conf_before
+
+
+@pytest.fixture
+def softhsm_token(tmp_path) -> SoftHsmToken:
+    """A private, empty SoftHSM2 token (label ``mnv-test``) that this process now uses."""
+    reason = _softhsm_missing()
+    if reason:
+        _service_missing(reason)
+    before = os.environ.get("SOFTHSM2_CONF")
+    token = SoftHsmToken.create(tmp_path / "softhsm-own")
+    token.use()
+    yield token
+    if before is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = before
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ can be sent back to the subject (return postage recorded).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import re
 import unicodedata
@@ -310,11 +309,9 @@ def _agreed(numbers: list[PaperPart]) -> PaperPart | None:
 
 
 def _check_mac(keyring, item: PaperIntake, ref: str, number: str) -> bytes:
-    """HMAC under a key derived from the index key, salted with the envelope and person:
-    equal entries compare equal here, and nowhere else."""
-    subkey = hmac.new(keyring.index_key(), b"mnv-paper-keying|v1", hashlib.sha256).digest()
-    message = f"{item.id}|{ref}|{number}".encode("ascii")
-    return hmac.new(subkey, message, hashlib.sha256).digest()
+    """HMAC under the key provider's key for this purpose, salted with the envelope and
+    person: equal entries compare equal here, and nowhere else."""
+    return keyring.mac("paper-keying", f"{item.id}|{ref}|{number}".encode("ascii"))
 
 
 def _store(

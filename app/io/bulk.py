@@ -1,9 +1,9 @@
 """The vault's envelopes in bulk, and batched writes and reads.
 
-``Sealer`` and ``Opener`` produce and open byte for byte what ``app.vault.envelopes`` does (tests check
-both ways), but per batch instead of per call: one AES-GCM object per KEK instead of one per
-row, one ``os.urandom`` per row for all its random bytes, the HMAC in one C call. A person
-still gets their own data key, and every field its own nonce and AAD.
+``Sealer`` and ``Opener`` produce and open what ``app.vault.envelopes`` does (tests check both
+ways), with the key provider's wrap and unwrap for the data keys (it keeps its AES-GCM objects
+and MAC keys between calls) and the envelope code of ``app.vault.aead`` for the fields. A
+person still gets their own data key, and every field its own nonce and AAD.
 
 ``BulkWriter`` appends rows in the caller's transaction: PostgreSQL's binary ``COPY`` through
 the session's own psycopg connection, SQLAlchemy Core ``executemany`` elsewhere.
@@ -14,33 +14,27 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hmac
 import os
-import struct
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Select, insert
 from sqlalchemy.orm import Session
 
 from app.models import DataKey, ExportItem, MyNumberRecord, Person
+from app.vault.aead import header_key_version, open_with, seal_with
 from app.vault.envelopes import (
-    FORMAT_VERSION,
-    HEADER_SIZE,
-    MAGIC,
+    BLIND_INDEX,
     EnvelopeError,
     ShreddedError,
     Vault,
     dek_aad,
+    dek_aad_for,
     field_aad,
 )
 
-_HEADER = struct.Struct(">2sBI12s")
-if _HEADER.size != HEADER_SIZE:  # the vault's envelope layout changed: refuse to start
-    raise RuntimeError("app.io.bulk: envelope header size differs from app.vault.envelopes")
 DEK_VERSION = 1
 
 
@@ -87,82 +81,55 @@ def collect_young() -> None:
 
 
 class Sealer:
-    """New data keys and field ciphertexts for many people, in the vault's envelope format."""
+    """New data keys and field ciphertexts for many people, in the vault's envelope format.
+    The data keys are wrapped by the key provider (a ``KeyBatch``: it never hands out the
+    KEK); the import holds the KEK lock (``hold_kek``), so the version stays current."""
 
     def __init__(self, vault: Vault):
-        self.kek_version = vault.keys.current_kek_version()
-        self._kek = AESGCM(vault.keys.kek(self.kek_version))
-        # Keyed once: copying a keyed HMAC is about half the cost of keying one per number.
-        self._index_mac = hmac.new(vault.keys.index_key(), digestmod="sha256")
+        self._keys = vault.keys.batch()
+        self.kek_version = self._keys.version
 
     def blind_index(self, number: str) -> bytes:
         """Same HMAC-SHA256 as ``Vault.blind_index``."""
-        mac = self._index_mac.copy()
-        mac.update(number.encode("ascii"))
-        return mac.digest()
+        return self._keys.mac(BLIND_INDEX, number.encode("ascii"))
 
     def new_person_key(self, person_id: uuid.UUID) -> tuple[AESGCM, bytes]:
         """A fresh DEK (as an AES-GCM object) and its wrapped form for the ``data_key`` row."""
-        randomness = os.urandom(44)
-        dek, nonce = randomness[:32], randomness[32:]
-        wrapped = _HEADER.pack(MAGIC, FORMAT_VERSION, self.kek_version, nonce) + self._kek.encrypt(
-            nonce, dek, dek_aad(person_id, self.kek_version)
-        )
-        return AESGCM(dek), wrapped
+        dek = os.urandom(32)
+        return AESGCM(dek), self._keys.wrap(dek, dek_aad(person_id))
 
     @staticmethod
     def seal_field(aead: AESGCM, table: str, column: str, row_id: object, plaintext: str) -> bytes:
-        nonce = os.urandom(12)
-        return _HEADER.pack(MAGIC, FORMAT_VERSION, DEK_VERSION, nonce) + aead.encrypt(
-            nonce, plaintext.encode("utf-8"), field_aad(table, column, row_id)
+        return seal_with(
+            aead, DEK_VERSION, field_aad(table, column, row_id), plaintext.encode("utf-8")
         )
 
 
 class Opener:
     """Unwrap data keys and open fields for many rows; refuses shredded keys."""
 
-    _PREFIX = MAGIC + bytes([FORMAT_VERSION])
-
     def __init__(self, vault: Vault):
-        self._keys = vault.keys
-        self._keks: dict[int, AESGCM] = {}
+        self._keys = vault.keys.batch()
         self._shredded = vault.keys.shredded()
-
-    def _kek(self, version: int) -> AESGCM:
-        aead = self._keks.get(version)
-        if aead is None:
-            aead = self._keks[version] = AESGCM(self._keys.kek(version))
-        return aead
-
-    @classmethod
-    def _split(cls, blob: bytes) -> tuple[int, bytes, bytes]:
-        """Key version, nonce, ciphertext: the same checks as ``app.vault.envelopes.parse_envelope``."""
-        if len(blob) < HEADER_SIZE + 16 or blob[:3] != cls._PREFIX:
-            raise EnvelopeError("暗号文の形式が不明です")
-        return int.from_bytes(blob[3:7], "big"), blob[7:HEADER_SIZE], blob[HEADER_SIZE:]
 
     def person_key(self, key_id: str, person_id: str, kek_version: int, wrapped: bytes) -> AESGCM:
         if key_id in self._shredded:
             raise ShreddedError("この人物のデータ鍵は破棄済みです（復元できません）")
-        version, nonce, body = self._split(wrapped)
+        version = header_key_version(wrapped)
+        if version is None:
+            raise EnvelopeError("暗号文の形式が不明です")
         if version != kek_version:
             raise EnvelopeError("データ鍵の KEK バージョンが一致しません")
-        kek = self._keks.get(version) or self._kek(version)
+        aad = dek_aad_for(wrapped, person_id, version)
         try:
-            return AESGCM(kek.decrypt(nonce, body, dek_aad(person_id, version)))
-        except InvalidTag:
+            return AESGCM(self._keys.unwrap(version, wrapped, aad))
+        except EnvelopeError:
             raise EnvelopeError("データ鍵を復号できません") from None
 
-    def open_field(self, aead: AESGCM, table: str, column: str, row_id: str, blob: bytes) -> str:
-        version, nonce, body = self._split(blob)
-        if version != DEK_VERSION:  # the header is outside the AAD: checked as the vault does
-            raise EnvelopeError("暗号文の鍵バージョンが一致しません（改ざん、または鍵の不一致）")
-        try:
-            return aead.decrypt(nonce, body, field_aad(table, column, row_id)).decode("utf-8")
-        except InvalidTag:
-            raise EnvelopeError(
-                "暗号文を復号できません（改ざん、別の行・列への移動、または鍵の不一致）"
-            ) from None
+    @staticmethod
+    def open_field(aead: AESGCM, table: str, column: str, row_id: str, blob: bytes) -> str:
+        # The DEK version is checked as the vault does (format 1 leaves it outside the AAD).
+        return open_with(aead, field_aad(table, column, row_id), blob, DEK_VERSION).decode("utf-8")
 
 
 # Column lists and PostgreSQL binary COPY types of the tables the import writes.

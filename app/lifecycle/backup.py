@@ -5,8 +5,9 @@
   read (``app.vault.sealed``; nothing in the clear touches a disk). The database holds numbers,
   addresses and images only as ciphertext under per-person data keys; the sealing also covers
   the searchable columns (name, kana, birth date) and the audit log. The file key is wrapped
-  under a key derived from the current KEK (``Vault.seal_system("backup", …)``), so a backup
-  is useless without the key ring, which is backed up separately.
+  under the current KEK by the key provider (``Vault.seal_system("backup", …)``), so a backup
+  is useless without the key ring (and, with an HSM, without the HSM's KEK), which is backed
+  up separately.
 - ``backup_keyring``: the key ring sealed with HPKE (ML-KEM-768 + X25519) to the operator's
   recovery public key, whose private half is kept offline (``mynumber-archive keygen``).
 - ``restore``: into an empty database only; then migrations, then every disposal recorded
@@ -22,7 +23,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -51,7 +51,7 @@ from app.lifecycle.journal import (
 from app.models import AuditChainHead, BackupRecord, MyNumberRecord, Person, utcnow
 from app.vault import sealed
 from app.vault.envelopes import Vault, VaultError
-from app.vault.keyring import FileKeyRing, KeyRingError, kek_fingerprint
+from app.vault.keyring import KeyRingError, RingFile, ring_kek_fingerprints
 
 BACKUP_SUFFIX = sealed.BACKUP_SUFFIX
 KEYRING_SUFFIX = sealed.KEYRING_SUFFIX
@@ -411,7 +411,7 @@ def restore(
     )
 
 
-def refuse_retired_backup(keys: FileKeyRing, source: str | Path) -> None:
+def refuse_retired_backup(keys: RingFile, source: str | Path) -> None:
     """A backup whose KEK was retired (by a disposal's key closure or ``keys retire``) can
     never be opened again: say so plainly, instead of "wrong key ring"."""
     version = keyops.backup_kek_version(Path(source))
@@ -431,7 +431,7 @@ def refuse_retired_backup(keys: FileKeyRing, source: str | Path) -> None:
 # -- the key ring ------------------------------------------------------------------------------
 def backup_keyring(
     session: Session,
-    keys: FileKeyRing,
+    keys: RingFile,
     actor: Actor,
     out: str | Path,
     recipient: sealed.RecipientPublic,
@@ -502,7 +502,7 @@ def set_checkpoints_aside(checkpoint_file: str | Path | None) -> str | None:
 def restore_keyring(
     source: str | Path,
     private: sealed.RecipientPrivate,
-    target: FileKeyRing,
+    target: RingFile,
     journal: str | Path | None,
 ) -> dict:
     """Write the key ring back from its backup (only where none exists), then merge in every
@@ -533,9 +533,8 @@ def _drop_retired(data: dict, retired_elsewhere: set[str], name: str) -> None:
     KEK was retired: it predates a disposal and would open what the disposal closed."""
     retired = set(retired_elsewhere) | {r["fingerprint"] for r in data.get("retired", [])}
     keks = data.get("keks") or {}
-    dropped = sorted(
-        (v for v, k in keks.items() if kek_fingerprint(base64.b64decode(k)) in retired), key=int
-    )
+    fingerprints = ring_kek_fingerprints(data)  # from the key, or from an HSM key's id
+    dropped = sorted((v for v in keks if fingerprints[v] in retired), key=int)
     if not dropped:
         return
     if str(data.get("current_kek")) in dropped:
@@ -547,7 +546,8 @@ def _drop_retired(data: dict, retired_elsewhere: set[str], name: str) -> None:
         )
     known = {int(r["version"]) for r in data.get("retired", [])}
     for version in dropped:
-        fingerprint = kek_fingerprint(base64.b64decode(keks.pop(version)))
+        keks.pop(version)
+        fingerprint = fingerprints[version]
         if int(version) not in known:
             data.setdefault("retired", []).append(
                 {"version": int(version), "fingerprint": fingerprint}
@@ -594,7 +594,7 @@ def destroy_file(path: Path) -> None:
 
 
 def destroy_stale_keyring_backups(
-    session: Session, keys: FileKeyRing, actor: Actor, backup_dir: str | Path | None
+    session: Session, keys: RingFile, actor: Actor, backup_dir: str | Path | None
 ) -> list[str]:
     """Destroy every key-ring backup we know of that holds a KEK no longer in the ring (or
     whose header cannot be read): with it, an older database backup would open again.
@@ -627,7 +627,7 @@ def destroy_stale_keyring_backups(
 
 
 def unreadable_backups(
-    session: Session, keys: FileKeyRing, backup_dir: str | Path | None
+    session: Session, keys: RingFile, backup_dir: str | Path | None
 ) -> list[str]:
     """Database backups we know of whose KEK is no longer in the ring: they cannot be opened."""
     live = set(keys.kek_versions())
@@ -645,7 +645,7 @@ class KeyRingStillNeeded(BackupError):
 
 def destroy_keyring(
     session: Session,
-    keys: FileKeyRing,
+    keys: RingFile,
     actor: Actor,
     backup_dir: str | Path | None,
     checkpoint_file: str | Path | None = None,
@@ -675,8 +675,7 @@ def destroy_keyring(
     session.commit()
     for path in files:
         path.unlink(missing_ok=True)
-    destroy_file(keys.path)  # overwrite, then unlink (see the limits in docs)
-    keys.reload()
+    keys.destroy()  # an HSM's keys first, then the file: overwritten, then unlinked (see docs)
     return [p.name for p in files]
 
 

@@ -30,10 +30,12 @@ from app.models import BackupRecord, DataKey, SystemSealed, utcnow
 from app.models import sealed_columns as declared
 from app.vault import sealed
 from app.vault.envelopes import (
+    FORMAT_1,
     HEADER_SIZE,
     EnvelopeError,
     Vault,
     change_kek,
+    header_format,
     header_key_version,
     parse_envelope,
 )
@@ -101,13 +103,17 @@ class KekUsage:
         return "、".join(parts) or "なし"
 
 
-def _sealed_versions(session: Session, spec: SealedColumn) -> Iterator[tuple[object, int | None]]:
-    """(primary key, KEK version) of every blob in the column, from its header bytes only."""
+def _sealed_headers(session: Session, spec: SealedColumn) -> Iterator[tuple[object, bytes]]:
+    """(primary key, header bytes) of every blob in the column: no blob is read whole."""
     column = getattr(spec.model, spec.column)
-    rows = session.execute(
+    yield from session.execute(
         select(spec.model.id, func.substr(column, 1, HEADER_SIZE)).where(column.is_not(None))
     )
-    for key, prefix in rows:
+
+
+def _sealed_versions(session: Session, spec: SealedColumn) -> Iterator[tuple[object, int | None]]:
+    """(primary key, KEK version) of every blob in the column, from its header bytes only."""
+    for key, prefix in _sealed_headers(session, spec):
         yield key, header_key_version(prefix)
 
 
@@ -172,8 +178,9 @@ def usage(session: Session, vault: Vault, backup_dir: str | Path | None = None) 
 
 # -- rotation ----------------------------------------------------------------------------------
 def reseal_system_blobs(session: Session, vault: Vault) -> dict[str, int]:
-    """Seal every system-sealed blob that is not under the current KEK again under it, one
-    row at a time (print files can be large), so that the old KEK can be retired."""
+    """Seal every system-sealed blob that is not under the current KEK, or still in envelope
+    format 1, again under it in format 2, one row at a time (print files can be large), so
+    that the old KEK can be retired."""
     current = vault.keys.current_kek_version()
     counts: dict[str, int] = {}
     for spec in sealed_columns():
@@ -182,8 +189,9 @@ def reseal_system_blobs(session: Session, vault: Vault) -> dict[str, int]:
         aad_columns = [getattr(spec.model, name) for name in names]
         stale = [
             key
-            for key, version in _sealed_versions(session, spec)
-            if version is not None and version != current
+            for key, prefix in _sealed_headers(session, spec)
+            if (version := header_key_version(prefix)) is not None
+            and (version != current or header_format(prefix) == FORMAT_1)
         ]
         for key in stale:
             row = session.execute(
@@ -200,7 +208,8 @@ def reseal_system_blobs(session: Session, vault: Vault) -> dict[str, int]:
 
 def rotate(session: Session, vault: Vault, actor: Actor) -> tuple[int, int]:
     """Add a KEK version, re-wrap every data key and re-seal every system-sealed secret under
-    it, in one transaction. Afterwards only backups still depend on the old KEK.
+    it (envelope format 2: the header authenticated too), in one transaction. Afterwards only
+    backups still depend on the old KEK.
 
     The audit event is written before the new key exists; if the re-wrap fails, the new KEK
     stays in the ring unused and the next rotation carries on from there. An import still

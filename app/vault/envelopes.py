@@ -1,113 +1,54 @@
 """Envelope encryption, blind index, rotation and crypto-shredding.
 
-Key hierarchy: KEK ring (outside the database, ``app.vault.keyring``) → one random 256-bit data key
-(DEK) per person, stored wrapped by the current KEK with AES-256-GCM (AAD = person id + KEK
-version) → every encrypted field of that person under the DEK with AES-256-GCM, AAD binding
+Key hierarchy: KEK ring (outside the database, behind a ``KeyProvider``: ``app.vault.keyring``
+or an HSM, ``app.vault.hsm``) → one random 256-bit data key (DEK) per person, stored wrapped
+by the current KEK (``KeyProvider.wrap``: AES-256-GCM, AAD = the envelope header + person id)
+→ every encrypted field of that person under the DEK with AES-256-GCM, AAD binding the header,
 table, column and row id, so a ciphertext copied to another row or column fails to decrypt.
 
-Envelope (bytes): ``b"MV"`` | format version (1 byte) | key version (4 bytes, big endian) |
-nonce (12 bytes) | ciphertext+tag. The key version is the KEK version for a wrapped DEK and the
-DEK version for a field. Destroying a person's DEK makes every copy of their data unreadable.
+The envelope's bytes are described in ``app.vault.aead`` (format 2 authenticates its header;
+format 1 is still read). Destroying a person's DEK makes every copy of their data unreadable.
+This module never sees a KEK: it asks the provider to wrap and unwrap.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-import struct
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.models import DataKey, utcnow
-from app.vault.keyring import FileKeyRing
+from app.vault.aead import (  # noqa: F401  # the envelope API, re-exported for callers
+    FORMAT_1,
+    FORMAT_2,
+    FORMAT_VERSION,
+    HEADER_SIZE,
+    MAGIC,
+    TAG_SIZE,
+    Envelope,
+    EnvelopeError,
+    VaultError,
+    header_format,
+    header_key_version,
+    parse_envelope,
+    seal,
+    seal_with,
+    unseal,
+)
+from app.vault.keyring import KeyProvider
 
-MAGIC = b"MV"
-FORMAT_VERSION = 1
-_HEADER = struct.Struct(">2sBI12s")  # magic, format, key version, nonce
-HEADER_SIZE = _HEADER.size
-TAG_SIZE = 16
-
-
-class VaultError(RuntimeError):
-    """Base class: the message is Japanese and never contains plaintext."""
-
-
-class EnvelopeError(VaultError):
-    """The bytes are not an envelope we wrote, or they were altered or moved."""
+BLIND_INDEX = "blind-index"  # the MAC purpose of the number's blind index
+# A system blob (format 2) starts with the content key wrapped by the provider: a fixed
+# length (a 32-byte key in an envelope), then the content sealed under that key.
+_WRAPPED_CONTENT_KEY = HEADER_SIZE + 32 + TAG_SIZE
 
 
 class ShreddedError(VaultError):
     """The person's data key was destroyed: the data cannot be recovered by anyone."""
-
-
-@dataclass(frozen=True)
-class Envelope:
-    format_version: int
-    key_version: int
-    nonce: bytes
-    ciphertext: bytes
-
-
-def parse_envelope(blob: bytes) -> Envelope:
-    """Split an envelope into its parts, refusing anything malformed before any crypto runs."""
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise EnvelopeError("暗号文の型が不正です")
-    blob = bytes(blob)
-    if len(blob) < HEADER_SIZE + TAG_SIZE:
-        raise EnvelopeError("暗号文が短すぎます")
-    magic, fmt, key_version, nonce = _HEADER.unpack_from(blob)
-    if magic != MAGIC:
-        raise EnvelopeError("暗号文の形式が不明です")
-    if fmt != FORMAT_VERSION:
-        raise EnvelopeError(f"暗号文の形式バージョン {fmt} には対応していません")
-    return Envelope(fmt, key_version, nonce, blob[HEADER_SIZE:])
-
-
-def header_key_version(prefix: bytes | None) -> int | None:
-    """The key version an envelope's header names, from its first ``HEADER_SIZE`` bytes
-    alone (no crypto): enough to count what each KEK still protects without reading, or
-    decrypting, whole blobs. ``None`` for bytes that are not an envelope of ours."""
-    if prefix is None:
-        return None
-    prefix = bytes(prefix)
-    if len(prefix) < HEADER_SIZE:
-        return None
-    magic, fmt, key_version, _nonce = _HEADER.unpack_from(prefix)
-    if magic != MAGIC or fmt != FORMAT_VERSION:
-        return None
-    return key_version
-
-
-def seal(key: bytes, key_version: int, aad: bytes, plaintext: bytes) -> bytes:
-    """AES-256-GCM with a random 96-bit nonce, wrapped in the self-describing envelope."""
-    nonce = secrets.token_bytes(12)
-    ciphertext = AESGCM(key).encrypt(nonce, plaintext, aad)
-    return _HEADER.pack(MAGIC, FORMAT_VERSION, key_version, nonce) + ciphertext
-
-
-def unseal(key: bytes, aad: bytes, blob: bytes, key_version: int | None = None) -> bytes:
-    """Decrypt an envelope; a wrong key, wrong AAD or any altered byte raises EnvelopeError.
-
-    The header is not part of the AAD (format 1), so a caller that knows which key version
-    it holds passes ``key_version``: an altered version field is then refused too."""
-    env = parse_envelope(blob)
-    if key_version is not None and env.key_version != key_version:
-        raise EnvelopeError("暗号文の鍵バージョンが一致しません（改ざん、または鍵の不一致）")
-    try:
-        return AESGCM(key).decrypt(env.nonce, env.ciphertext, aad)
-    except InvalidTag as exc:
-        raise EnvelopeError(
-            "暗号文を復号できません（改ざん、別の行・列への移動、または鍵の不一致）"
-        ) from exc
 
 
 def field_aad(table: str, column: str, row_id: object) -> bytes:
@@ -115,9 +56,24 @@ def field_aad(table: str, column: str, row_id: object) -> bytes:
     return f"mnv:field:{table}:{column}:{row_id}".encode()
 
 
-def dek_aad(person_id: object, kek_version: int) -> bytes:
-    """The AAD that pins a wrapped DEK to its person and KEK version."""
+def dek_aad(person_id: object, kek_version: int | None = None) -> bytes:
+    """The AAD that pins a wrapped DEK to its person. Format 2 (``kek_version`` None): the
+    KEK version is bound by the header, which is in the AAD; format 1 named it here."""
+    if kek_version is None:
+        return f"mnv:dek:{person_id}".encode()
     return f"mnv:dek:{person_id}:{kek_version}".encode()
+
+
+def dek_aad_for(wrapped: bytes, person_id: object, kek_version: int) -> bytes:
+    """The AAD a stored wrapped DEK was sealed with, by its format."""
+    if header_format(wrapped[:3]) == FORMAT_1:
+        return dek_aad(person_id, kek_version)
+    return dek_aad(person_id)
+
+
+def system_aad(purpose: str, aad: str) -> bytes:
+    """The AAD of a system secret's content key: its purpose and the caller's binding."""
+    return f"mnv:system:{purpose}:{aad}".encode()
 
 
 # -- who may change the key ring while keys are being wrapped -------------------------------
@@ -154,7 +110,7 @@ def change_kek(session: Session, *, fresh_transaction: bool = False) -> None:
 class Vault:
     """The one place that turns keys into plaintext and back."""
 
-    def __init__(self, keys: FileKeyRing) -> None:
+    def __init__(self, keys: KeyProvider) -> None:
         self.keys = keys
         # Called with (session, person_id) before a person's field is decrypted: the canary
         # tripwire (app.audit.canary.on_decrypt), set by the app factory.
@@ -165,8 +121,7 @@ class Vault:
         """A fresh DEK for a person and its wrapped row (not yet added to a session). The
         caller's transaction holds the KEK first (``hold_kek``): the row is stored later."""
         dek = secrets.token_bytes(32)
-        version = self.keys.current_kek_version()
-        wrapped = seal(self.keys.kek(version), version, dek_aad(person_id, version), dek)
+        version, wrapped = self.keys.wrap(dek, dek_aad(person_id))
         row = DataKey(
             id=uuid.uuid4(), person_id=person_id, version=1, kek_version=version, wrapped=wrapped
         )
@@ -179,8 +134,9 @@ class Vault:
         env = parse_envelope(row.wrapped)
         if env.key_version != row.kek_version:
             raise EnvelopeError("データ鍵の KEK バージョンが一致しません")
-        kek = self.keys.kek(env.key_version)
-        return unseal(kek, dek_aad(row.person_id, env.key_version), row.wrapped)
+        return self.keys.unwrap(
+            env.key_version, row.wrapped, dek_aad_for(row.wrapped, row.person_id, row.kek_version)
+        )
 
     def data_key_row(self, session: Session, person_id: uuid.UUID) -> DataKey:
         row = session.execute(
@@ -250,21 +206,19 @@ class Vault:
 
     # -- blind index --------------------------------------------------------------------
     def blind_index(self, normalized_number: str) -> bytes:
-        """HMAC-SHA256 of the normalised 12 digits under the index key (never in the DB)."""
-        return hmac.new(
-            self.keys.index_key(), normalized_number.encode("ascii"), hashlib.sha256
-        ).digest()
+        """HMAC-SHA256 of the normalised 12 digits under the blind index's own key (kept by
+        the provider, never in the database)."""
+        return self.keys.mac(BLIND_INDEX, normalized_number.encode("ascii"))
 
-    # -- system secrets (TOTP seeds) -----------------------------------------------------
-    def _system_key(self, version: int, purpose: str) -> bytes:
-        return HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=f"mnv:system:{purpose}".encode()
-        ).derive(self.keys.kek(version))
-
+    # -- system secrets (TOTP seeds, print files, tickets, backup file keys) -------------
     def seal_system(self, purpose: str, aad: str, plaintext: bytes) -> bytes:
-        """Encrypt an operational secret (e.g. a TOTP seed) under a KEK-derived key."""
-        version = self.keys.current_kek_version()
-        return seal(self._system_key(version, purpose), version, aad.encode(), plaintext)
+        """Encrypt an operational secret under the current KEK: a fresh content key seals
+        the plaintext, and the provider wraps the content key (format 2). The blob starts
+        with the wrapped key's envelope, so its first bytes name the KEK version."""
+        content_key = secrets.token_bytes(32)
+        binding = system_aad(purpose, aad)
+        version, wrapped = self.keys.wrap(content_key, binding)
+        return wrapped + seal_with(AESGCM(content_key), version, binding, plaintext)
 
     def open_system(self, purpose: str, aad: str, blob: bytes) -> bytes:
         env = parse_envelope(blob)
@@ -274,29 +228,47 @@ class Vault:
             raise EnvelopeError(
                 "暗号文の鍵バージョンが鍵リングにありません（改ざん、または鍵の不一致）"
             )
-        return unseal(self._system_key(env.key_version, purpose), aad.encode(), blob)
+        blob = bytes(blob)
+        if env.format_version == FORMAT_1:
+            legacy = getattr(self.keys, "open_format1_system", None)
+            if legacy is None:
+                raise EnvelopeError("この鍵の保管方式では形式 1 の暗号文を開けません")
+            return legacy(purpose, aad.encode(), blob)
+        if len(blob) < _WRAPPED_CONTENT_KEY + HEADER_SIZE + TAG_SIZE:
+            raise EnvelopeError("暗号文が短すぎます")
+        binding = system_aad(purpose, aad)
+        content_key = self.keys.unwrap(env.key_version, blob[:_WRAPPED_CONTENT_KEY], binding)
+        return unseal(content_key, binding, blob[_WRAPPED_CONTENT_KEY:], env.key_version)
 
     def reseal_system(self, purpose: str, aad: str, blob: bytes) -> bytes:
-        """The same secret sealed again under the current KEK (rotation, before an old KEK
-        is retired); the plaintext exists only inside this call."""
+        """The same secret sealed again under the current KEK, in format 2 (rotation, before
+        an old KEK is retired); the plaintext exists only inside this call."""
         return self.seal_system(purpose, aad, self.open_system(purpose, aad, blob))
 
     # -- key operations -----------------------------------------------------------------
     def rewrap_all(self, session: Session, batch_size: int = 1000) -> int:
-        """Re-wrap every DEK under the current KEK (after ``add_kek_version``). No bulk
-        re-encryption: the fields stay as they are, only the small wrapped keys change."""
+        """Re-wrap every DEK that is not under the current KEK, or still in format 1, under
+        the current KEK in format 2 (after ``add_kek_version``). No bulk re-encryption: the
+        fields stay as they are, only the small wrapped keys change."""
         version = self.keys.current_kek_version()
-        kek = self.keys.kek(version)
         count = 0
-        stale = select(DataKey).where(DataKey.kek_version != version).limit(batch_size)
+        stale = (
+            select(DataKey)
+            .where(
+                or_(
+                    DataKey.kek_version != version,
+                    func.substr(DataKey.wrapped, 3, 1) == bytes([FORMAT_1]),
+                )
+            )
+            .limit(batch_size)
+        )
         while True:
             rows = session.execute(stale).scalars().all()
             if not rows:
                 break
             for row in rows:
                 dek = self.unwrap(row)
-                row.wrapped = seal(kek, version, dek_aad(row.person_id, version), dek)
-                row.kek_version = version
+                row.kek_version, row.wrapped = self.keys.wrap(dek, dek_aad(row.person_id))
                 row.rewrapped_at = utcnow()
                 count += 1
             session.flush()

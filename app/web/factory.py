@@ -23,8 +23,8 @@ from app.core import actor, jptime, logsafe
 from app.io.uploads import InMemoryUploadRequest
 from app.models import db
 from app.platform import unavailable
+from app.vault.custody import open_provider
 from app.vault.envelopes import Vault
-from app.vault.keyring import FileKeyRing
 from app.web import csp, identity, listargs, netguard, refusals
 from app.web.identity import enforce_password_change, enforce_session
 from app.web.security import VaultAppBuilder
@@ -74,7 +74,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     signing.install()  # the audit log signs itself after each commit
     memo.install()  # intake reads a request and its parts once per transaction
     Migrate(app, db, directory=MIGRATIONS)
-    keyring = FileKeyRing(app.config["KEYRING_PATH"])
+    keyring = open_provider(app.config)  # the ring file, or an HSM (MYNUMBER_KEY_PROVIDER)
     app.extensions["mynumber_keyring"] = keyring
     app.extensions["mynumber_vault"] = vault = Vault(keyring)
     # Every decryption of a canary raises a security alert, naming the signed-in user.

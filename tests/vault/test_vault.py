@@ -1,4 +1,5 @@
-"""The vault: envelope encryption bound to its place, blind index, rotation, shredding."""
+"""The vault: envelope encryption bound to its place, blind index, rotation, shredding,
+with either key provider."""
 
 import datetime as dt
 import os
@@ -14,6 +15,9 @@ from app.vault.envelopes import EnvelopeError, ShreddedError, parse_envelope, se
 from app.vault.keyring import FileKeyRing, KeyRingError
 
 NUMBER_A = "123456789018"
+
+# Every test here runs with the file key ring and with the PKCS#11 provider (SoftHSM2).
+pytestmark = pytest.mark.usefixtures("key_provider")
 
 
 def valid(first_eleven: str) -> str:
