@@ -132,7 +132,7 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "FAB_ADD_SECURITY_VIEW_MENU_VIEW": False,
         "FAB_ADD_SECURITY_PERMISSION_VIEWS_VIEW": False,
         "FAB_UPDATE_PERMS": False,  # permissions are synced by `mynumber init`, not at start-up.
-        "FAB_PASSWORD_COMPLEXITY_ENABLED": True,
+        "FAB_PASSWORD_COMPLEXITY_ENABLED": True,  # nosec B105  # a setting name, not a password
         "FAB_PASSWORD_COMPLEXITY_VALIDATOR": password_complexity,
         "AUTH_TYPE": 1,  # AUTH_DB
         "AUTH_ROLE_ADMIN": "SystemAdmin",
