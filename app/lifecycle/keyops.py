@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import trail
 from app.core.actor import Actor
-from app.models import BackupRecord, DataKey, SystemSealed, utcnow
+from app.io import tickets
+from app.models import BackupRecord, DataKey, SystemSealed
 from app.models import sealed_columns as declared
 from app.vault import sealed
 from app.vault.envelopes import (
@@ -65,17 +66,6 @@ class SealedColumn:
     @property
     def label(self) -> str:
         return self.spec.label
-
-
-def purge_expired(session: Session) -> None:
-    """Delete the rows of sealed columns whose time is up (garbage, not dependants of a KEK)."""
-    for spec in sealed_columns():
-        if spec.spec.expires_column:
-            expires = getattr(spec.model, spec.spec.expires_column)
-            session.execute(
-                delete(spec.model).where(expires < utcnow()),
-                execution_options={"synchronize_session": False},
-            )
 
 
 def sealed_columns() -> list[SealedColumn]:
@@ -226,7 +216,7 @@ def rotate(session: Session, vault: Vault, actor: Actor) -> tuple[int, int]:
     )
     version = vault.keys.add_kek_version()
     count = vault.rewrap_all(session)
-    purge_expired(session)
+    tickets.purge_expired(session)  # expired confirmations are garbage, not dependants
     resealed = reseal_system_blobs(session, vault)
     trail.record(
         session,
@@ -309,7 +299,7 @@ def retire(
                 f"KEK バージョン {version} は鍵リングにありません（鍵リングにあるのは {versions}）"
             ),
         )
-    purge_expired(session)
+    tickets.purge_expired(session)  # expired confirmations are garbage, not dependants
     session.commit()
     # No import may still be wrapping keys under this KEK unseen: wait for any, keep new ones
     # out until the ring no longer holds it.

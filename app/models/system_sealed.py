@@ -24,9 +24,6 @@ class SystemSealed:
     label: str  # Japanese, for messages and ``mynumber keys list``
     purpose: str
     aad_template: str
-    # A column of the row after which the row is garbage (expired confirmations): key
-    # operations delete such rows instead of counting them as dependants of a KEK.
-    expires_column: str | None = None
 
     def aad(self, **values: object) -> str:
         return self.aad_template.format(**values)
