@@ -262,6 +262,7 @@ DETAIL_LABELS = {
     "changed": "変更",
     "changed_on": "変更日",
     "channel": "送付方法",
+    "chart_id": "体制図ID",
     "checked_by": "確認者",
     "checklist": "チェックリスト",
     "checkpoints": "チェックポイント数",
