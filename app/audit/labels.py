@@ -25,7 +25,7 @@ ROLE_LABELS = {
 # The role filter's value for events no portal role acted in (jobs, the command line, the
 # public form, a sign-in attempt).
 NO_ROLE = "-"
-NO_ROLE_LABEL = "ロールなし（自動処理・コマンド・回答フォーム・未ログイン）"
+NO_ROLE_LABEL = "ロールなし（自動処理・コマンド・回答フォーム）"
 
 # The first part of an action code: the area, used to group the action filter.
 CATEGORY_LABELS = {
