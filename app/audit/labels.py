@@ -390,6 +390,29 @@ DETAIL_LABELS = {
     "version": "版",
 }
 
+# The reasons the sign-in, session and refusal events give (``details.reason``); other
+# reasons (free text, or codes of a single screen) are shown as recorded.
+REASON_LABELS = {
+    "bad_credentials": "ユーザー名またはパスワードの誤り",
+    "bad_totp": "確認コードの誤り",
+    "totp_replayed": "使用済みの確認コード",
+    "locked": "ロック中",
+    "inactive": "アカウントの無効化",
+    "revoked": "ログアウト・ロック後の古いセッション",
+    "access_changed": "ロール・名簿・パスワードの変更",
+    "absolute_timeout": "ログインからの時間切れ",
+    "idle": "無操作による時間切れ",
+    "forbidden": "権限のない画面・操作",
+    "csrf": "フォームの確認用トークンなし（CSRF）",
+    "unknown_action": "画面にない操作",
+    "no_api": "存在しない API",
+    "network_not_allowed": "許可されていないネットワーク",
+    "number_in_text": "自由記入欄の個人番号",
+    "number_in_text_field": "自由記入欄の個人番号",
+    "duplicate_number": "他の人物に登録済みの個人番号",
+    "pdf_active_content": "PDF の実行可能な内容",
+}
+
 # Processes that act without a person, by the name the trail records (``job:mail``,
 # ``public-form``); ``cli:<user>`` and ``job:<name>（…）`` keep their variable part.
 SYSTEM_ACTOR_LABELS = {
@@ -472,6 +495,8 @@ def _coded(key: str, value: object) -> str | None:
         return action_label(value)
     if key == "outcome" and isinstance(value, str):
         return outcome_label(value)
+    if key == "reason" and isinstance(value, str) and value in REASON_LABELS:
+        return f"{REASON_LABELS[value]}（{value}）"
     return None
 
 

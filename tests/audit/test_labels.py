@@ -286,3 +286,10 @@ def test_roles_results_and_details_read_as_words():
 )
 def test_the_signing_status_never_says_complete_without_a_checkpoint(result, level, headline):
     assert verifier.status(result) == (level, headline)
+
+
+def test_a_known_reason_reads_as_words_and_keeps_its_code():
+    assert labels.details_text('{"reason": "bad_totp", "step": "totp"}') == (
+        "理由: 確認コードの誤り（bad_totp） / 段階: totp"
+    )
+    assert labels.details_text('{"reason": "期限切れのため"}') == "理由: 期限切れのため"
