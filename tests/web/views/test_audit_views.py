@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.audit import trail
 from app.core.actor import Actor
-from app.models import AuditEvent
+from app.models import AuditCheckpoint, AuditEvent
 
 UTC = dt.UTC
 
@@ -271,7 +271,11 @@ def test_only_auditors_read_or_download_the_log(client, make_user, login):
 
 
 def test_the_verification_screen_states_its_signing_status(client, session, auditor):
+    """A fresh instance has signed checkpoints (init signs one): the status is 完全 and says how
+    much is signed. With none the status is 「署名済みチェックポイントなし」
+    (tests/audit/test_labels.py and tests/hostile/test_insider_auditsign.py)."""
+    assert session.execute(select(AuditCheckpoint)).first() is not None
     html = _text(client.get("/audit-verify/"))
-    assert 'id="audit-status"' in html
     status = html.split('id="audit-status"', 1)[1].split("</td>", 1)[0]
-    assert "完全" in status or "署名済みチェックポイントなし" in status
+    assert "完全（" in status and "署名済み" in status
+    assert "署名済みチェックポイントなし" not in html
