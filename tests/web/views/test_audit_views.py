@@ -279,3 +279,54 @@ def test_the_verification_screen_states_its_signing_status(client, session, audi
     status = html.split('id="audit-status"', 1)[1].split("</td>", 1)[0]
     assert "完全（" in status and "署名済み" in status
     assert "署名済みチェックポイントなし" not in html
+
+
+def test_a_page_past_the_end_says_so(client, session, auditor, at):
+    at(
+        session,
+        dt.datetime(2026, 12, 2, 3, 0, tzinfo=UTC),
+        Actor(name="p", user_id=1),
+        "people.view",
+    )
+    html = _text(client.get("/auditlogview/list/?action=people.view&page=4"))
+    assert "全 1 件（1 ページ）です。4 ページ目はありません" in html
+    assert 'id="audit-events"' not in html
+
+
+def test_the_actor_filter_is_a_plain_substring(client, session, auditor, at):
+    when = dt.datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    for name in ("yamada_1", "yamadax1", "Sato%1"):
+        at(session, when, Actor(name=name, user_id=1), "people.view")
+    names = ["yamada_1", "yamadax1", "Sato%1"]
+
+    def found(text: str) -> list[str]:
+        return _names(
+            _text(client.get(f"/auditlogview/list/?action=people.view&actor={text}")), names
+        )
+
+    assert found("yamada_") == ["yamada_1"]  # _ is a character, not a wildcard
+    assert found("%25") == ["Sato%1"]
+    assert found("YAMADA") == ["yamada_1", "yamadax1"]
+
+
+def test_a_character_cp932_cannot_hold_refuses_that_encoding_by_row_and_column(
+    client, session, auditor, at
+):
+    """Never a silent replacement: the auditor is told which row and column, and to use UTF-8;
+    nothing is sent and no download is recorded."""
+    at(
+        session,
+        dt.datetime(2026, 12, 2, 3, 0, tzinfo=UTC),
+        Actor(name="op", user_id=1, roles=("Operator",), user_agent="Mozilla/5.0 🦊"),
+        "people.view",
+    )
+    query = "from=2026/12/02&to=2026/12/02&action=people.view"
+    refused = client.get(f"/auditlogview/download?{query}&encoding=cp932")
+    assert refused.status_code == 400
+    assert "行 2: ブラウザ: 「🦊」は CP932（Shift_JIS）で表せません" in _text(refused)
+    assert (
+        session.execute(select(AuditEvent).where(AuditEvent.action == "audit.export")).first()
+        is None
+    )
+    utf8 = client.get(f"/auditlogview/download?{query}&encoding=utf-8-sig")
+    assert "Mozilla/5.0 🦊" in utf8.get_data().decode("utf-8-sig")
