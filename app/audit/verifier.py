@@ -262,3 +262,21 @@ def _unsigned_problem(
                 f"いません（上限 {policy.max_unsigned_minutes:g} 分）"
             )
     return None
+
+
+def status(result: VerifyResult) -> tuple[str, str]:
+    """(level, 署名の状況 headline) for the portal: never 「完全」 unless a signed checkpoint
+    covers the chain (an empty log, or one with no checkpoint, is 「署名済みチェックポイントなし」);
+    level is ``ok``, ``warning`` or ``bad``."""
+    if result.kind == "tampered":
+        return "bad", "改ざんを検出"
+    if result.checkpoints == 0:
+        return "bad", "署名済みチェックポイントなし"
+    if result.kind == "unsigned":
+        return "bad", "署名されていないイベントが上限を超えています"
+    if result.unsigned > 0:
+        return "warning", (
+            f"完全（イベント 1〜{result.last_signed_seq} は署名済み、最新の {result.unsigned} 件は"
+            "次のチェックポイントで署名されます）"
+        )
+    return "ok", "完全（すべてのイベントが署名済み）"
