@@ -55,7 +55,8 @@ def test_keys_rotate_and_checkpoint(instance):
     assert "バージョン 2" in rotated.stdout
     cp = run(["audit", "checkpoint"], env)
     assert cp.returncode == 0, cp.stderr
-    assert run(["audit", "verify"], env).returncode == 0
+    signed = run(["audit", "verify"], env)
+    assert signed.returncode == 0 and "監査ログは完全です" in signed.stdout
     assert Path(instance["MYNUMBER_HOME"], "audit_checkpoints.jsonl").exists()
 
 
