@@ -507,6 +507,8 @@ def accept(
     try:
         stored = check_checklist(view, checklist)
     except VerificationError as exc:
+        if any(s.flag for s in view.subjects):
+            _audit_duplicate(session, actor, case_id, req)
         raise AcceptRefused(str(exc), view) from None
     if view.four_eyes and case.status == CaseStatus.CLAIMED:
         trail.record(
@@ -553,18 +555,9 @@ def accept(
             registered += 1
             if keep:
                 kept += _retain(session, vault, req, person, s.documents)
-    except registry.DuplicateNumber:
+    except registry.DuplicateNumber:  # stored for someone else since the case was opened
         session.rollback()
-        trail.record(
-            session,
-            actor,
-            "verification.accept",
-            object_type="verification_case",
-            object_ids=[case_id, req.id],
-            outcome="failure",
-            details={"reason": "duplicate_number"},
-            commit=True,
-        )
+        _audit_duplicate(session, actor, case_id, req)
         raise AcceptRefused(
             "受理できません: 提出された個人番号が既に別の人物に登録されています"
             "（不備または不受理として扱い、発注者に確認してください）",
@@ -585,6 +578,19 @@ def accept(
     _close_assignments(session, req)
     session.commit()
     return AcceptResult("accepted", registered, created, kept)
+
+
+def _audit_duplicate(session: Session, actor: Actor, case_id: int, req: CollectionRequest):
+    trail.record(
+        session,
+        actor,
+        "verification.accept",
+        object_type="verification_case",
+        object_ids=[case_id, req.id],
+        outcome="failure",
+        details={"reason": "duplicate_number"},
+        commit=True,
+    )
 
 
 def _person_for(session: Session, vault, head: Person, s: CaseSubject) -> tuple[Person, bool]:

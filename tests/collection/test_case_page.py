@@ -82,6 +82,8 @@ def test_a_number_held_elsewhere_is_flagged_at_opening_and_stops_the_accept(
     with pytest.raises(verification.AcceptRefused, match="別の人物の番号") as refused:
         _accept(app, operator, case.id, flows.full_checklist(view))
     assert refused.value.view.subjects[0].number == NUMBER_ICHIRO
+    [failure] = _events("verification.accept")
+    assert failure.outcome == "failure" and "duplicate_number" in failure.details
     session.expire_all()
     assert registry.find_by_number(session, vault, NUMBER_ICHIRO).id == other.id
     assert session.get(type(case), case.id).status == CaseStatus.CLAIMED

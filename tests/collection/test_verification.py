@@ -141,7 +141,7 @@ def test_a_number_stored_for_someone_else_stops_the_acceptance(
     registry.register_number(session, vault, other, NUMBER_ICHIRO, "manual")
     session.commit()
     case, _view = flows.claim_and_open(app, operators[0], submitted["req"])
-    with pytest.raises(verification.VerificationError, match="既に別の人物に登録"):
+    with pytest.raises(verification.VerificationError, match="既に別の人物の番号として登録"):
         _accept(app, session, operators[0], case.id, _checklist(submitted["ref"]))
     session.expire_all()
     assert registry.active_record(session, submitted["req"].person_id) is None
