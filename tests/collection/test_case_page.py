@@ -170,7 +170,9 @@ def test_the_case_page_flags_the_number_and_a_refused_accept_stays_on_the_case(
     assert ">確認済み</textarea>" in page
     # The accept opened the case once (audited); staying on it opened nothing more.
     assert len(_events("intake.open")) == opened_before + 1
-    assert [e.actor_name for e in _events("verification.accept")] == []
+    assert [(e.actor_name, e.outcome) for e in _events("verification.accept")] == [
+        (user.username, "failure")
+    ]
     assert support.leaks(app, [NUMBER_ICHIRO]) == []
 
 
