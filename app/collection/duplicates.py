@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import trail
+from app.collection.terms import DEFICIENCY_CODES
 from app.core import mynumber
 from app.core.actor import Actor
 from app.models import CollectionRequest, MyNumberRecord
@@ -30,6 +31,8 @@ HELD_ELSEWHERE = (
     "この個人番号は、既に別の人物の番号として登録されています（誰の番号かは表示しません）。"
     "このままでは受理できません。不備「{reason}」で提出者に確認するか、発注者に確認してください"
 )
+# The deficiency reason the operator is pointed to, by its first sentence as the form shows it.
+REASON_LABEL = DEFICIENCY_CODES["number_registered"][0].split("。")[0]
 GIVEN_TWICE = "この提出の中で、{other} と同じ個人番号が入力されています。受理できません"
 
 
@@ -48,7 +51,6 @@ def flag(
     actor: Actor,
     req: CollectionRequest,
     subjects: Iterable[Submitted],
-    deficiency_label: str,
 ) -> int:
     """Set ``flag`` on every subject whose number cannot be accepted; returns how many.
 
@@ -77,7 +79,7 @@ def flag(
             )
         ).scalar_one_or_none()
         if holder is not None and (s.role == "added" or str(holder) != s.ref):
-            s.flag = HELD_ELSEWHERE.format(reason=deficiency_label)
+            s.flag = HELD_ELSEWHERE.format(reason=REASON_LABEL)
             holders[s.ref] = str(holder)
             flagged += 1
     if holders:

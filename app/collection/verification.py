@@ -437,8 +437,7 @@ def open_case(
     order = {"self": 0, "dependent": 1, "added": 2}
     merged = sorted(by_ref.values(), key=lambda s: (order.get(s.role, 3), s.ref))
     if vault is not None:
-        label = terms.DEFICIENCY_CODES["number_registered"][0].split("。")[0]
-        duplicates.flag(session, vault, actor, req, merged, label)
+        duplicates.flag(session, vault, actor, req, merged)
     return CaseView(case, req, req.person, submissions, merged, four_eyes_for(session, req))
 
 

@@ -100,10 +100,9 @@ class IntakeView(BaseView):
         except (AuditUnavailable, SealError, IntakeKeyError, LookupError) as exc:
             flash(str(exc), "danger")
             return redirect(url_for("IntakeView.index"))
-        label = terms.DEFICIENCY_CODES["number_registered"][0].split("。")[0]
         try:
             duplicates.flag(
-                db.session, context.vault(), current_actor(), opened.request, opened.subjects, label
+                db.session, context.vault(), current_actor(), opened.request, opened.subjects
             )
         except AuditUnavailable as exc:  # the flag is audited: without the trail, no page
             flash(str(exc), "danger")
