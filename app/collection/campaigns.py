@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.collection import links
+from app.collection import letter_texts, links
+from app.collection.letter_texts import DEFAULT_LETTERS, DEFAULT_PURPOSE  # noqa: F401  # campaigns.DEFAULT_PURPOSE is the name the screens and the CLI use
 from app.collection.requests import create_request
 from app.collection.terms import DECLINE_REASONS, DEFICIENCY_CODES, RECEIPT_ALPHABET
 from app.core import fields, jptime, mynumber
@@ -72,6 +73,7 @@ PLACEHOLDERS = {
     "窓口電話": "お問い合わせ窓口の電話番号",
     "窓口メール": "お問い合わせ窓口のメールアドレス",
     "受付時間": "お問い合わせ窓口の受付時間",
+    "取扱い": "提出内容を誰がいつ見るか、確認書類の画像をどうするか（設定から）",
 }
 _ALLOWED = {
     LetterKind.REQUEST_EMAIL: set(PLACEHOLDERS) - {"不備内容"},
@@ -88,73 +90,6 @@ _REQUIRED = {
     LetterKind.DEFICIENCY_LETTER: {"不備内容"},
 }
 _PLACEHOLDER = re.compile(r"\{([^{}\n]{1,20})\}")
-
-DEFAULT_LETTERS: dict[str, tuple[str, str]] = {
-    LetterKind.REQUEST_EMAIL: (
-        "【{発注者}】マイナンバー（個人番号）ご提出のお願い",
-        "{氏名} 様\n\n"
-        "{発注者}では、法令で定められた事務のため、マイナンバー（個人番号）のご提出をお願い"
-        "しております。収集は{発注者}から委託を受けた{受注者}が行います。\n\n"
-        "下記のリンクを開き、生年月日を入力してから、画面の案内に沿ってご提出ください。\n"
-        "{リンク}\n\n"
-        "提出期限: {期限}\n\n"
-        "このリンクはあなた専用です。他の人に転送しないでください。\n"
-        "このメールに個人番号を書いて返信しないでください。\n\n"
-        "お問い合わせ: 電話 {窓口電話} ／ {窓口メール}（{受付時間}）",
-    ),
-    LetterKind.KIT_GUIDE: (
-        "マイナンバー（個人番号）ご提出のお願い",
-        "{氏名} 様\n\n"
-        "{発注者}では、法令で定められた事務のため、マイナンバー（個人番号）のご提出をお願い"
-        "しております。収集は{発注者}から委託を受けた{受注者}が行います。\n\n"
-        "次のどちらかの方法で、{期限}までにご提出ください。\n"
-        "① スマートフォン等で同封の QR コードを読み取り、Web から提出する\n"
-        "② 同封の申請用紙に記入し、確認書類の写しを貼って、返信用封筒で返送する\n\n"
-        "お問い合わせ: 電話 {窓口電話} ／ {窓口メール}（{受付時間}）",
-    ),
-    LetterKind.REMINDER_EMAIL: (
-        "【{発注者}】マイナンバーご提出のお願い（再送）",
-        "{氏名} 様\n\n"
-        "先日お願いしたマイナンバー（個人番号）のご提出が、まだ確認できておりません。"
-        "お手数ですが、{期限}までに下記のリンクからご提出ください。\n"
-        "{リンク}\n\n"
-        "既にご提出済みの場合は、行き違いですのでご容赦ください。\n"
-        "お問い合わせ: 電話 {窓口電話} ／ {窓口メール}（{受付時間}）",
-    ),
-    LetterKind.REMINDER_LETTER: (
-        "マイナンバーご提出のお願い（再送）",
-        "{氏名} 様\n\n"
-        "先日お送りしたマイナンバー（個人番号）のご提出のお願いについて、まだご提出が確認"
-        "できておりません。お手数ですが、{期限}までに、QR コードから Web で、または申請用紙"
-        "を返信用封筒で返送してご提出ください。\n\n"
-        "既にご提出済みの場合は、行き違いですのでご容赦ください。\n"
-        "お問い合わせ: 電話 {窓口電話} ／ {窓口メール}（{受付時間}）",
-    ),
-    LetterKind.DEFICIENCY_EMAIL: (
-        "【{発注者}】ご提出内容の確認のお願い",
-        "{氏名} 様\n\n"
-        "ご提出いただいた内容を確認したところ、次の点に不備がありました。\n\n"
-        "{不備内容}\n\n"
-        "お手数ですが、下記のリンクから、該当する項目だけを提出し直してください。\n"
-        "{リンク}\n\n"
-        "お問い合わせ: 電話 {窓口電話} ／ {窓口メール}（{受付時間}）",
-    ),
-    LetterKind.DEFICIENCY_LETTER: (
-        "ご提出内容の確認のお願い",
-        "{氏名} 様\n\n"
-        "ご提出いただいた内容を確認したところ、次の点に不備がありました。\n\n"
-        "{不備内容}\n\n"
-        "お手数ですが、QR コードから Web で、または同封の申請用紙と返信用封筒で、"
-        "該当する項目だけを提出し直してください。\n"
-        "お問い合わせ: 電話 {窓口電話} ／ {窓口メール}（{受付時間}）",
-    ),
-}
-
-# The purpose printed on a collection request when the client gives none (the usual HR uses).
-DEFAULT_PURPOSE = (
-    "給与所得・退職所得の源泉徴収票作成事務、健康保険・厚生年金保険届出事務、"
-    "雇用保険届出事務、国民年金第3号被保険者の届出事務"
-)
 
 
 class CampaignError(ValueError):
@@ -231,6 +166,7 @@ def common_values(config) -> dict[str, str]:
         "窓口電話": config["DESK_PHONE"],
         "窓口メール": config["DESK_EMAIL"],
         "受付時間": desk.DESK_HOURS,
+        "取扱い": letter_texts.handling(config),
     }
 
 

@@ -42,6 +42,12 @@ TRANSITIONS = {
 }
 
 
+def resubmission_deadline(today: dt.date) -> dt.date:
+    """The new date a deficiency notice asks for: ``DEFICIENCY_GRACE_DAYS`` days on, moved to
+    a business day (the request's own deadline becomes this unless it is later)."""
+    return jptime.next_business_day(today + dt.timedelta(days=DEFICIENCY_GRACE_DAYS))
+
+
 def set_status(
     session: Session, actor: Actor, req: CollectionRequest, status: str, note: str | None = None
 ) -> None:
@@ -73,7 +79,8 @@ def mark_deficient(
     note: str | None = None,
 ) -> list[dict]:
     """Record a deficiency with reason codes per person; the form reopens just those parts
-    (number and/or documents of those people) and the link's deadline is extended. Only the
+    (number and/or documents of those people), the request gets a new deadline (the date the
+    notice gives) and the link stays open past it. Only the
     Operator holding the request's case records one (``app.access.assignments``); a refusal is
     audited."""
     policy.require(actor, "can_decide", INTAKE_VIEW)
@@ -112,7 +119,18 @@ def mark_deficient(
         details={"reasons": reasons},
     )
     req.reopened = json.dumps(reopened)
-    grace = utcnow() + dt.timedelta(days=DEFICIENCY_GRACE_DAYS)
+    resubmit_by = resubmission_deadline(jptime.today_jst())
+    if req.deadline is None or req.deadline < resubmit_by:
+        req.deadline = resubmit_by  # the date the deficiency notice gives (「{期限}までに」)
+    # The link outlives the date it names by the same margin a reminder gives.
+    grace = max(
+        utcnow() + dt.timedelta(days=DEFICIENCY_GRACE_DAYS),
+        dt.datetime.combine(
+            req.deadline + dt.timedelta(days=DEFICIENCY_GRACE_DAYS),
+            dt.time(23, 59),
+            tzinfo=jptime.JST,
+        ),
+    )
     if jptime.aware(req.expires_at) < grace:
         req.expires_at = grace
     change_status(session, req, RequestStatus.DEFICIENT, actor, reasons=reasons, note=note)

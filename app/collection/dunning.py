@@ -3,7 +3,8 @@
 The scheduled job runs every day and acts only on business days (行政機関の休日 excluded). A
 request is due for a reminder when it was sent, is still not submitted, its deadline has
 passed, it has had fewer than ``DUNNING_MAX_REMINDERS`` reminders, and the last one is at
-least ``DUNNING_INTERVAL_BUSINESS_DAYS`` business days old. Each due request gets exactly one
+least ``DUNNING_INTERVAL_BUSINESS_DAYS`` business days old **and the date it promised has
+passed**: a reminder that says 「12月16日までに」 is never followed by another on the 16th. Each due request gets exactly one
 reminder per run: the ``Reminder`` row is unique per (request, run date), so running the job
 twice on a day, or retrying it, reminds nobody twice.
 
@@ -58,6 +59,12 @@ def business_days_between(start: dt.date, end: dt.date) -> int:
     return count
 
 
+def promised_date(run_date: dt.date, interval: int) -> dt.date:
+    """The date a reminder sent on ``run_date`` asks for: ``interval`` business days on.
+    The next run that may remind again is the first business day after it (``due``)."""
+    return add_business_days(run_date, interval)
+
+
 @dataclass
 class RunResult:
     run_date: dt.date
@@ -94,12 +101,18 @@ def due(session: Session, today: dt.date) -> list[tuple[CollectionRequest, int]]
     ).scalars()
     out = []
     for req in candidates:
-        count, last = session.execute(
-            select(func.count(), func.max(Reminder.run_date)).where(Reminder.request_id == req.id)
+        count, last, promised = session.execute(
+            select(func.count(), func.max(Reminder.run_date), func.max(Reminder.due_on)).where(
+                Reminder.request_id == req.id
+            )
         ).one()
         if count >= maximum:
             continue
-        if last is None or business_days_between(last, today) >= interval:
+        if last is None:
+            out.append((req, count + 1))
+        # The last reminder asked for ``due_on`` (「12月16日までに」): the next one comes
+        # only once that day is over, never on it, however short the interval is set.
+        elif business_days_between(last, today) >= interval and today > promised:
             out.append((req, count + 1))
     return out
 
@@ -111,7 +124,7 @@ def run(session: Session, today: dt.date | None = None, actor: Actor = JOB_ACTOR
     if not result.business_day:
         return result
     interval = int(current_app.config.get("DUNNING_INTERVAL_BUSINESS_DAYS", 5))
-    due_on = add_business_days(today, interval)
+    due_on = promised_date(today, interval)
     keep_until = dt.datetime.combine(
         due_on + dt.timedelta(days=14), dt.time(23, 59), tzinfo=jptime.JST
     )

@@ -230,7 +230,8 @@ def letter_values(
         ).scalar_one_or_none()
         values["期限"] = campaigns.format_date(reminder.due_on if reminder else req.deadline)
     elif delivery.kind == DeliveryKind.DEFICIENCY:
-        values["期限"] = campaigns.format_date(jptime.to_jst(req.expires_at).date())
+        # The new deadline the deficiency set (app.collection.decisions.mark_deficient).
+        values["期限"] = campaigns.format_date(req.deadline or jptime.to_jst(req.expires_at).date())
         values["不備内容"] = deficiency_text(session, req)
     else:
         values["期限"] = campaigns.format_date(req.deadline)

@@ -3,7 +3,10 @@ next, and only then is anything decrypted with the intake private key from the k
 
     received_submissions(session, limit)                  # metadata only, nothing opened
     opened = open_submission(session, keyring, actor, submission_id, purpose)
-    doc = open_document(session, keyring, actor, part_id)  # one file (a PDF download)
+
+A document is shown, never handed out: a PDF (a 住民票) is rendered to page images in
+memory when the submission is opened (``app.platform.pdfpages``), so every image the operator
+sees comes from this one audited opening and nothing is downloaded to their PC.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from app.models import (
     SubmissionPart,
     SubmissionStatus,
 )
+from app.platform import pdfpages
 from app.vault import sealing
 
 
@@ -52,10 +56,35 @@ class OpenedDocument:
     doc_type: str
     media_type: str
     data: bytes
+    pages: list[bytes] = field(default_factory=list)  # a PDF's pages as JPEG (in memory)
+    pages_total: int = 0
+    render_error: str | None = None
 
     @property
     def label(self) -> str:
         return DOC_TYPES.get(self.doc_type, self.doc_type)
+
+    @property
+    def images(self) -> list[bytes]:
+        """What the operator sees: the photo itself, or the rendered pages of a PDF."""
+        return [self.data] if self.media_type == "image/jpeg" else self.pages
+
+    @property
+    def pages_not_shown(self) -> int:
+        return max(self.pages_total - len(self.pages), 0)
+
+
+def _viewable(doc: OpenedDocument) -> OpenedDocument:
+    """Render a PDF's pages at opening; a PDF that cannot be rendered says why (the operator
+    then marks it unreadable: 番号確認書類の写真が読み取れません)."""
+    if doc.media_type == "application/pdf":
+        try:
+            rendered = pdfpages.render(doc.data)
+        except pdfpages.PdfRenderError as exc:
+            doc.render_error = str(exc)
+        else:
+            doc.pages, doc.pages_total = rendered.images, rendered.total
+    return doc
 
 
 @dataclass
@@ -69,6 +98,10 @@ class OpenedSubject:
     number: str | None = None
     excluded_reason: str | None = None
     documents: list[OpenedDocument] = field(default_factory=list)
+    flag: str | None = None  # why the number cannot be accepted (app.collection.duplicates)
+
+    def display_name(self) -> str:
+        return self.name or f"追加した扶養親族（{self.relation or '続柄未入力'}）"
 
 
 @dataclass
@@ -198,7 +231,7 @@ def open_submission(
             target.excluded_reason = EXCLUDE_REASONS.get(json.loads(data)["reason"])
         elif meta["part"] == "document":
             target.documents.append(
-                OpenedDocument(row.id, meta["doc_type"], meta["media_type"], data)
+                _viewable(OpenedDocument(row.id, meta["doc_type"], meta["media_type"], data))
             )
     return OpenedSubmission(submission, req, manifest, list(by_ref.values()))
 
@@ -217,40 +250,3 @@ def _disposed_refs(session: Session, refs: list[str]) -> set[str]:
         select(Person.id).where(Person.id.in_(ids), Person.status == "disposed")
     ).scalars()
     return {str(i) for i in found}
-
-
-def open_document(session: Session, keyring, actor: Actor, part_id: uuid.UUID) -> OpenedDocument:
-    """One document of a received submission (a PDF download); audited first."""
-    row = session.get(SubmissionPart, part_id)
-    if row is None or row.part != "document":
-        raise LookupError("書類が見つかりません")
-    submission = row.submission
-    if submission.status != SubmissionStatus.RECEIVED:
-        raise LookupError("書類が見つかりません")
-    try:
-        _check_open(session, actor, submission.request_id)
-    except policy.PermissionDenied as exc:
-        trail.record(
-            session,
-            actor,
-            "intake.open_document",
-            object_type="submission_part",
-            object_ids=[row.id, submission.id],
-            outcome="denied",
-            details={"reason": str(exc)},
-            commit=True,
-        )
-        raise
-    trail.record(
-        session,
-        actor,
-        "intake.open_document",
-        object_type="submission_part",
-        object_ids=[row.id, submission.id],
-        commit=True,
-    )
-    key = _intake_private_key(keyring, submission.key_id)
-    data = sealing.open_sealed(
-        key, sealing.part_info(submission.request_id, submission.id, row.id), row.sealed
-    )
-    return OpenedDocument(row.id, row.doc_type, row.media_type or "", data)

@@ -2,9 +2,13 @@
 
 The portal offers a template per campaign kind with the fields the operator needs (氏名, カナ,
 生年月日, 郵便番号, 住所, メール, 職員番号/委員番号, 扶養親族 rows for employees, and the
-channel). An upload is validated as a whole first and every problem is reported as
-``行 N: 項目: 理由`` (rows numbered as a spreadsheet shows them, header = 行 1); if any row is
-bad, nothing is loaded. Loading finds or creates the people and issues one request per
+channel), a row of allowed values (``※``, skipped on upload) and sample rows (``記入例…``,
+refused on upload so a forgotten sample is never loaded). An upload is validated as a whole,
+in one pass, and every problem is reported as ``行 N: 項目: 理由`` (rows numbered as a
+spreadsheet shows them, header = 行 1): a row with a bad field is still checked field by
+field and against the other rows (a dependent whose employee row is missing is reported
+together with its own typo, not after the typo is fixed); if any row is bad, nothing is
+loaded. Loading finds or creates the people and issues one request per
 household (employees) or per person (external members), in one transaction.
 
 A target list never needs a number: a cell holding a 12-digit run is refused.
@@ -110,6 +114,7 @@ class TargetRow:
     address: str | None = None
     email: str | None = None
     channel: str | None = None
+    valid: bool = True
 
 
 @dataclass
@@ -146,11 +151,60 @@ class LoadResult:
     contact_differs: list[str] = field(default_factory=list)
 
 
+INSTRUCTION_MARK = "※"
+SAMPLE_MARK = "記入例"
+SAMPLE_ROWS = {
+    CampaignKind.EMPLOYEE: [
+        {
+            "職員番号": "記入例001",
+            "本人区分": "本人",
+            "氏名": "見本 太郎",
+            "氏名カナ": "ミホン タロウ",
+            "生年月日": "1985/01/02",
+            "郵便番号": "100-0001",
+            "住所": "東京都千代田区千代田1-1",
+            "メールアドレス": "taro@example.jp",
+            "送付方法": "メール",
+        },
+        {
+            "職員番号": "記入例001",
+            "本人区分": "扶養親族",
+            "続柄": "子",
+            "氏名": "見本 花子",
+            "氏名カナ": "ミホン ハナコ",
+            "生年月日": "2015/03/04",
+        },
+    ],
+    CampaignKind.EXTERNAL: [
+        {
+            "委員番号": "記入例001",
+            "氏名": "見本 一郎",
+            "氏名カナ": "ミホン イチロウ",
+            "生年月日": "昭和45年5月6日",
+            "郵便番号": "530-0001",
+            "住所": "大阪府大阪市北区梅田1-1-1",
+            "送付方法": "郵送",
+        }
+    ],
+}
+
+
 def template_csv(kind: str) -> bytes:
-    """The header row of the template, UTF-8 with BOM (Excel opens it as UTF-8)."""
+    """The template, UTF-8 with BOM (Excel opens it as UTF-8): the header, one row giving
+    each column's rule and allowed values under it (skipped on upload: its first cell starts
+    with ※), and sample rows (refused on upload: their code starts with 記入例)."""
     if kind not in HEADERS:
         raise ValueError("対象の種類が不正です")
-    return ("\ufeff" + ",".join(HEADERS[kind]) + "\r\n").encode("utf-8")
+    header = HEADERS[kind]
+    rules = [FIELD_HELP[h] for h in header]
+    rules[0] = f"{INSTRUCTION_MARK}この行と記入例の行は削除してください。{header[0]}: {rules[0]}"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerow(rules)
+    for sample in SAMPLE_ROWS[kind]:
+        writer.writerow([sample.get(h, "") for h in header])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -184,7 +238,11 @@ def _text(value: str | None) -> str:
 
 
 def validate(session: Session | None, kind: str, data: bytes) -> TargetFile:
-    """Check every row (and, with a session, against the people already stored)."""
+    """Check every row in one pass (and, with a session, against the people already stored).
+
+    Nothing stops the pass early but an unreadable file: a header with missing columns is
+    reported and the rows are still checked on the columns present; a row with a bad field
+    still takes part in the cross-row checks (its code, its employee row)."""
     if kind not in HEADERS:
         raise TargetFileError(["行 1: 対象: 役職員 または 外部委員等 を選んでください"])
     if not data:
@@ -201,29 +259,20 @@ def validate(session: Session | None, kind: str, data: bytes) -> TargetFile:
     header = [_text(h) for h in header]
     expected = HEADERS[kind]
     missing = [h for h in expected if h not in header]
-    unknown = [h for h in header if h and h not in expected]
-    duplicated = sorted({h for h in header if h and header.count(h) > 1})
-    if missing or unknown or duplicated:
-        reasons = []
-        if missing:
-            reasons.append("不足している列: " + "、".join(missing))
-        if unknown:
-            reasons.append("不明な列: " + "、".join(unknown))
-        if duplicated:
-            reasons.append("重複した列: " + "、".join(duplicated))
-        raise TargetFileError(
-            [f"行 1: ヘッダー: {'／'.join(reasons)}（テンプレートの見出し: {','.join(expected)}）"]
-        )
-    index = {name: header.index(name) for name in expected}
+    problems.extend(_header_problems(header, expected, missing))
+    index = {name: header.index(name) for name in expected if name in header}
     households: list[Household] = []
     by_code: dict[str, tuple[int, Household]] = {}
     dependents_waiting: list[TargetRow] = []
+    label = "職員番号" if kind == CampaignKind.EMPLOYEE else "委員番号"
     line = 1
     try:
         for cells in reader:
             line += 1
             if not any(_text(c) for c in cells):
                 continue  # a blank row a spreadsheet left behind
+            if _text(cells[0]).startswith(INSTRUCTION_MARK):
+                continue  # the template's row of allowed values
             if line - 1 > MAX_ROWS:
                 problems.append(f"行 {line}: ファイル: 1ファイル {MAX_ROWS:,} 行までです")
                 break
@@ -232,13 +281,16 @@ def validate(session: Session | None, kind: str, data: bytes) -> TargetFile:
                     f"行 {line}: 行全体: 列の数（{len(cells)}）が見出し（{len(header)}）と一致しません"
                 )
                 continue
-            row = _row(kind, line, {n: _text(cells[i]) for n, i in index.items()}, problems)
-            if row is None:
+            values = {n: _text(cells[index[n]]) if n in index else "" for n in expected}
+            row_problems: list[str] = []
+            row = _row(kind, line, values, row_problems)
+            # A missing column was reported once on 行 1, not again on every row.
+            problems.extend(p for p in row_problems if _field_of(p) not in missing)
+            if row is None or not row.code:
                 continue
             if row.role == "self":
                 if row.code in by_code:
                     first_line = by_code[row.code][0]
-                    label = "職員番号" if kind == CampaignKind.EMPLOYEE else "委員番号"
                     problems.append(f"行 {line}: {label}: 行 {first_line} と重複しています")
                     continue
                 household = Household(row)
@@ -259,7 +311,7 @@ def validate(session: Session | None, kind: str, data: bytes) -> TargetFile:
             (
                 d
                 for d in owner[1].dependents
-                if d.name == dep.name and d.birth_date == dep.birth_date
+                if d.name and d.name == dep.name and d.birth_date == dep.birth_date
             ),
             None,
         )
@@ -275,11 +327,37 @@ def validate(session: Session | None, kind: str, data: bytes) -> TargetFile:
     return TargetFile(kind, encoding, households, problems)
 
 
+def _header_problems(header: list[str], expected: list[str], missing: list[str]) -> list[str]:
+    unknown = [h for h in header if h and h not in expected]
+    duplicated = sorted({h for h in header if h and header.count(h) > 1})
+    if not (missing or unknown or duplicated):
+        return []
+    reasons = []
+    if missing:
+        reasons.append("不足している列: " + "、".join(missing))
+    if unknown:
+        reasons.append("不明な列: " + "、".join(unknown))
+    if duplicated:
+        reasons.append("重複した列: " + "、".join(duplicated))
+    return [f"行 1: ヘッダー: {'／'.join(reasons)}（テンプレートの見出し: {','.join(expected)}）"]
+
+
+def _field_of(problem: str) -> str:
+    """The 項目 of a ``行 N: 項目: 理由`` problem."""
+    return problem.split(": ", 2)[1]
+
+
 def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> TargetRow | None:
-    before = len(problems)
+    """One row checked field by field; every problem of the row is added to ``problems``
+    (one per field: the first says what to fix). The row comes back even when a field is
+    bad, so that the cross-row checks still see it (``valid`` says whether it could load);
+    None only when its 本人区分 is unknown (which fields apply depends on it)."""
+    bad_fields: set[str] = set()
 
     def bad(field_name: str, reason: str) -> None:
-        problems.append(f"行 {line}: {field_name}: {reason}")
+        if field_name not in bad_fields:  # a value refused once is never echoed after
+            bad_fields.add(field_name)
+            problems.append(f"行 {line}: {field_name}: {reason}")
 
     for name, value in cells.items():
         if has_hidden_characters(value):
@@ -288,10 +366,10 @@ def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> Ta
             bad(name, "制御文字・書式制御文字が含まれています")
         elif mynumber.contains_number(value):
             bad(name, mynumber.NUMBER_REASON)
-    if len(problems) > before:
-        return None
     code_label = "職員番号" if kind == CampaignKind.EMPLOYEE else "委員番号"
     code = unicodedata.normalize("NFKC", cells[code_label])
+    if code.startswith(SAMPLE_MARK):
+        bad(code_label, "テンプレートの記入例の行です（削除してから登録してください）")
     if not code:
         bad(code_label, "入力してください")
     elif len(code) > 50:
@@ -369,7 +447,8 @@ def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> Ta
         for extra in ("郵便番号", "住所", "メールアドレス", "送付方法"):
             if cells[extra]:
                 bad(extra, "扶養親族の行には入力しません（役職員本人の行に入力します）")
-    return row if len(problems) == before else None
+    row.valid = not bad_fields
+    return row
 
 
 def _stored(session: Session, kind: str, code: str) -> Person | None:

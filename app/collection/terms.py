@@ -43,6 +43,13 @@ DEFICIENCY_CODES: dict[str, tuple[str, tuple[str, ...]]] = {
         "個人番号を確認できませんでした。番号をもう一度入力してください。",
         ("number",),
     ),
+    # The number is stored for someone else (app.collection.duplicates): the subject is told
+    # only that it could not be accepted, never that another person holds it.
+    "number_registered": (
+        "入力された個人番号を受け付けられませんでした。ご本人（扶養親族の方はその方ご自身）の"
+        "番号かどうか、番号確認書類と照らし合わせて、番号と書類をもう一度提出してください。",
+        ("number", "documents"),
+    ),
     "number_doc_unreadable": (
         "番号確認書類の写真が読み取れません。明るい場所で、全体が写るように撮影してください。",
         ("documents",),

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from app.access import assignments, policy
 from app.audit import trail
-from app.collection import campaigns, decisions, history, mailings, opening, terms
+from app.collection import campaigns, decisions, duplicates, history, mailings, opening, terms
 from app.core.actor import Actor
 from app.models import (
     BillingCategory,
@@ -74,6 +74,15 @@ CHECK_ITEMS = {
 
 class VerificationError(ValueError):
     """A Japanese message for the operator; never contains a number."""
+
+
+class AcceptRefused(VerificationError):
+    """Accepting was refused; ``view`` is the case as opened (and audited) for the attempt,
+    so the operator stays on it without opening and auditing it again."""
+
+    def __init__(self, message: str, view: CaseView) -> None:
+        super().__init__(message)
+        self.view = view
 
 
 def _note(value: str | None, max_len: int = 500) -> str | None:
@@ -343,6 +352,7 @@ class CaseSubject:
     excluded_reason: str | None = None
     documents: list[opening.OpenedDocument] = field(default_factory=list)
     channel: str = "web"
+    flag: str | None = None  # why the number cannot be accepted (app.collection.duplicates)
 
     @property
     def needs_identity(self) -> bool:
@@ -385,9 +395,12 @@ def four_eyes_for(session: Session, req: CollectionRequest) -> bool:
     return bool(current_app.config.get("COLLECTION_FOUR_EYES"))
 
 
-def open_case(session: Session, keyring, actor: Actor, case_id: int, purpose: str = "") -> CaseView:
+def open_case(
+    session: Session, keyring, actor: Actor, case_id: int, purpose: str = "", vault=None
+) -> CaseView:
     """Unseal every received submission of the case's request (each audited) and merge them
-    into one view per person. Only the operator working the case may do this."""
+    into one view per person. Only the operator working the case may do this. With the
+    ``vault``, a number stored for someone else is flagged at once (``duplicates``)."""
     policy.require(actor, "can_decide", VIEW)
     case = _case(session, case_id)
     _require_worker(session, actor, case, "open")
@@ -423,6 +436,8 @@ def open_case(session: Session, keyring, actor: Actor, case_id: int, purpose: st
                 target.excluded_reason = s.excluded_reason
     order = {"self": 0, "dependent": 1, "added": 2}
     merged = sorted(by_ref.values(), key=lambda s: (order.get(s.role, 3), s.ref))
+    if vault is not None:
+        duplicates.flag(session, vault, actor, req, merged)
     return CaseView(case, req, req.person, submissions, merged, four_eyes_for(session, req))
 
 
@@ -442,6 +457,9 @@ def check_checklist(view: CaseView, checklist: dict[str, dict]) -> dict[str, lis
         name = s.display_name()
         if not s.number:
             problems.append(f"{name}: 個人番号が提出されていません")
+            continue
+        if s.flag:
+            problems.append(f"{name}: {s.flag}")
             continue
         combination = entry.get("combination")
         if combination not in terms.COMBINATIONS:
@@ -483,9 +501,14 @@ def accept(
     checklist is incomplete or a number belongs to someone else."""
     policy.require(actor, "can_decide", VIEW)
     note = _note(note)
-    view = open_case(session, keyring, actor, case_id, "確認結果の登録（受理）")
+    view = open_case(session, keyring, actor, case_id, "確認結果の登録（受理）", vault)
     case, req = view.case, view.request
-    stored = check_checklist(view, checklist)
+    try:
+        stored = check_checklist(view, checklist)
+    except VerificationError as exc:
+        if any(s.flag for s in view.subjects):
+            _audit_duplicate(session, actor, case_id, req)
+        raise AcceptRefused(str(exc), view) from None
     if view.four_eyes and case.status == CaseStatus.CLAIMED:
         trail.record(
             session,
@@ -531,21 +554,13 @@ def accept(
             registered += 1
             if keep:
                 kept += _retain(session, vault, req, person, s.documents)
-    except registry.DuplicateNumber:
+    except registry.DuplicateNumber:  # stored for someone else since the case was opened
         session.rollback()
-        trail.record(
-            session,
-            actor,
-            "verification.accept",
-            object_type="verification_case",
-            object_ids=[case_id, req.id],
-            outcome="failure",
-            details={"reason": "duplicate_number"},
-            commit=True,
-        )
-        raise VerificationError(
+        _audit_duplicate(session, actor, case_id, req)
+        raise AcceptRefused(
             "受理できません: 提出された個人番号が既に別の人物に登録されています"
-            "（不備または不受理として扱い、発注者に確認してください）"
+            "（不備または不受理として扱い、発注者に確認してください）",
+            view,
         ) from None
     for s in view.subjects:
         s.number = None  # the plaintext leaves memory with the view
@@ -562,6 +577,19 @@ def accept(
     _close_assignments(session, req)
     session.commit()
     return AcceptResult("accepted", registered, created, kept)
+
+
+def _audit_duplicate(session: Session, actor: Actor, case_id: int, req: CollectionRequest):
+    trail.record(
+        session,
+        actor,
+        "verification.accept",
+        object_type="verification_case",
+        object_ids=[case_id, req.id],
+        outcome="failure",
+        details={"reason": "duplicate_number"},
+        commit=True,
+    )
 
 
 def _person_for(session: Session, vault, head: Person, s: CaseSubject) -> tuple[Person, bool]:

@@ -50,6 +50,39 @@ TARO_BIRTH = dt.date(1985, 1, 2)
 ICHIRO_BIRTH = dt.date(1970, 5, 6)
 
 
+def submit_external(app, staff, form, documents=None):
+    """An external member (X2001) who submitted on the web: their number and, unless
+    ``documents`` (``(combination, files, types)``) says otherwise, both sides of the card."""
+    from app.collection import links
+    from tests.collection import flows  # it imports this module
+
+    campaign, _ = flows.campaign_with_targets(app, staff, kind="external")
+    req = flows.request_of("X2001")
+    token = links.token_for(app.extensions["mynumber_keyring"], req.id)
+    member = Subject(form.test_client())
+    member.login(token, ICHIRO_BIRTH)
+    member.consent()
+    ref = str(req.person_id)
+    assert member.number(ref, NUMBER_ICHIRO).status_code == 302
+    if documents is None:
+        assert member.card(ref).status_code == 302
+    else:
+        assert member.documents(ref, *documents).status_code == 302
+    assert member.submit().headers["Location"].endswith("/done")
+    return {"campaign": campaign, "req": flows.request_of("X2001"), "ref": ref, "token": token}
+
+
+@pytest.fixture
+def submitted(app, session, staff, request):
+    """An external member who submitted on the web (link from the derived token)."""
+    from tests.collection import flows  # it imports this module
+
+    result = submit_external(app, staff, request.getfixturevalue("form_app"))
+    session.expire_all()
+    result["req"] = flows.request_of("X2001")
+    return result
+
+
 def actor_of(user, role: str) -> Actor:
     return Actor(
         name=user.username,

@@ -100,7 +100,9 @@ def test_reminded_once_per_due_run(
         [NUMBER_TARO, NUMBER_HANAKO, NUMBER_JIRO],
         TARO_BIRTH,
     )
-    later = _run(session, due_on, jobs)
+    # On the promised day itself nobody is reminded again; the business day after it, yes.
+    assert _run(session, due_on, jobs).reminded == 0
+    later = _run(session, dunning.add_business_days(due_on, 1), jobs)
     assert later.reminded == 1 and later.letters == 1 and later.emails == []
     assert len(smtp_server.messages) == 2
     _post_kits(app, session, campaign, operator, jobs)
@@ -112,7 +114,37 @@ def test_reminded_once_per_due_run(
     ).first()
     # The cap: no more than DUNNING_MAX_REMINDERS.
     app.config["DUNNING_MAX_REMINDERS"] = 2
-    assert _run(session, dunning.add_business_days(due_on, 30), jobs).reminded == 0
+    assert _run(session, dunning.add_business_days(due_on, 31), jobs).reminded == 0
+
+
+def test_a_reminder_is_never_followed_by_another_before_its_promised_date_has_passed(
+    app, session, staff, operators, smtp_server, jobs, monkeypatch
+):
+    """The first reminder promised 「12月16日までに」 and the second arrived on the morning of
+    the 16th. With the clock frozen on each day in turn: nothing until the 16th is over."""
+    app.config["SMTP_URL"] = smtp_server.url
+    app.config["DUNNING_INTERVAL_BUSINESS_DAYS"] = 5
+    campaign, _ = flows.campaign_with_targets(app, staff)
+    flows.dispatch(campaign, operators[0], jobs)
+    deadline = dt.date(2027, 12, 8)  # 水曜日
+    session.execute(update(Campaign).values(deadline=deadline))
+    session.execute(update(CollectionRequest).values(deadline=deadline))
+    session.commit()
+
+    def run_on(day):
+        monkeypatch.setattr(jptime, "today_jst", lambda: day)  # the clock the job reads
+        return _run(session, None, jobs)
+
+    assert run_on(dt.date(2027, 12, 9)).emails  # the first reminder (e-mail to 見本 太郎)
+    first = mail_text(smtp_server.messages[-1])
+    assert "2027年12月16日（木）までに" in first
+    sent = len(smtp_server.messages)
+    for day in (10, 13, 14, 15, 16):  # every business day up to and including the 16th
+        assert run_on(dt.date(2027, 12, day)).reminded == 0, day
+    assert len(smtp_server.messages) == sent
+    second = run_on(dt.date(2027, 12, 17))
+    assert second.emails and second.reminded == 1
+    assert "2027年12月24日（金）までに" in mail_text(smtp_server.messages[-1])
 
 
 def test_external_reminders_are_billed_once_each(app, session, staff, operators, jobs, needs_pdf):
@@ -123,7 +155,7 @@ def test_external_reminders_are_billed_once_each(app, session, staff, operators,
     day1 = dunning.add_business_days(campaign.deadline, 1)
     assert _run(session, day1, jobs).letters == 1
     _post_kits(app, session, campaign, operator, jobs)
-    day2 = dunning.add_business_days(day1, app.config["DUNNING_INTERVAL_BUSINESS_DAYS"])
+    day2 = dunning.add_business_days(day1, app.config["DUNNING_INTERVAL_BUSINESS_DAYS"] + 1)
     assert _run(session, day2, jobs).letters == 1
     _post_kits(app, session, campaign, operator, jobs)
     keys = sorted(

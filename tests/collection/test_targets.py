@@ -73,6 +73,8 @@ def test_every_problem_is_reported_and_nothing_is_loaded(app, session, staff):
         "行 5: 住所: 送付方法が郵送の場合は入力してください",
         "行 6: 続柄: 扶養親族の行では入力してください",
         "行 6: 郵便番号: 扶養親族の行には入力しません（役職員本人の行に入力します）",
+        # Found in the same pass as the row's own typos, not after they are fixed.
+        "行 6: 職員番号: 扶養者（本人区分「本人」の行）がこのファイルにありません",
         "行 7: 職員番号: 行 2 と重複しています",
         "行 8: 生年月日: 未来の日付です",
         "行 8: 送付方法: 「FAX」は使えません（メール または 郵送）",
@@ -172,10 +174,79 @@ def test_a_stored_birth_date_that_differs_is_a_problem(app, session, vault, staf
     ]
 
 
-def test_template_and_dry_run(app, session, staff):
-    assert (
-        targets.template_csv("external").decode("utf-8-sig").strip() == EXTERNAL_CSV.splitlines()[0]
-    )
+def test_a_bad_row_still_takes_part_in_the_cross_row_checks(app, session, staff):
+    """The first check used to list a row's typos and, once they were fixed, a new problem
+    on the same row (扶養者がこのファイルにありません): every problem comes in one pass."""
+    campaign = _campaign(session, staff)
+    rows = [
+        HEADER,
+        # A head row with a bad date still owns its dependent (no false "扶養者がありません").
+        "E1,本人,,山田 太郎,,1985/02/30,,,a@example.jp,メール",
+        "E1,扶養親族,子,山田 花子,,2010/01/01,,,,",
+        # A dependent with a typo and no employee row: both at once.
+        "E9,扶養親族,子,孤児 九子,こじ,2010/13/01,,,,",
+        # A head row with a number in one field is still checked on the others.
+        f"E3,本人,,山田 三郎,,,,,{NUMBER_TARO}@example.jp,",
+        "E3,本人,,山田 三郎,,1985/01/02,,,c@example.jp,",
+    ]
+    with pytest.raises(targets.TargetFileError) as info:
+        _load(app, session, staff, campaign, "\r\n".join(rows) + "\r\n")
+    assert info.value.problems == [
+        "行 2: 生年月日: 存在しない日付です: 1985/2/30",
+        "行 4: 氏名カナ: 全角カタカナで入力してください",
+        "行 4: 生年月日: 存在しない日付です: 2010/13/1",
+        "行 4: 職員番号: 扶養者（本人区分「本人」の行）がこのファイルにありません",
+        "行 5: メールアドレス: 個人番号と思われる12桁の数字が含まれています。"
+        "個人番号は入力しないでください。",
+        "行 5: 生年月日: 入力してください（提出フォームでの本人確認に使います）",
+        "行 6: 職員番号: 行 5 と重複しています",
+    ]
+    assert NUMBER_TARO not in "".join(info.value.problems)
+
+
+def test_a_missing_column_is_reported_once_and_the_rows_are_still_checked(app, session, staff):
+    campaign = _campaign(session, staff, CampaignKind.EXTERNAL)
+    header = "委員番号,氏名,氏名カナ,生年月日,郵便番号,住所,送付方法"  # no メールアドレス
+    text = header + "\r\nX1,佐藤 一郎,,1970/02/31,530-0001,大阪府,郵送\r\n"
+    with pytest.raises(targets.TargetFileError) as info:
+        _load(app, session, staff, campaign, text)
+    assert info.value.problems == [
+        "行 1: ヘッダー: 不足している列: メールアドレス（テンプレートの見出し: "
+        "委員番号,氏名,氏名カナ,生年月日,郵便番号,住所,メールアドレス,送付方法）",
+        "行 2: 生年月日: 存在しない日付です: 1970/2/31",
+    ]
+
+
+@pytest.mark.parametrize("kind", [CampaignKind.EMPLOYEE, CampaignKind.EXTERNAL])
+def test_the_template_has_the_allowed_values_and_a_sample_that_is_never_loaded(
+    app, session, staff, kind
+):
+    data = targets.template_csv(kind)
+    assert data.startswith(b"\xef\xbb\xbf")
+    lines = data.decode("utf-8-sig").splitlines()
+    assert lines[0] == ",".join(targets.HEADERS[kind])
+    # Under each column, what it takes: the channel's allowed values among them.
+    assert lines[1].startswith("※") and "メール または 郵送" in lines[1]
+    if kind == CampaignKind.EMPLOYEE:
+        assert "本人 または 扶養親族" in lines[1]
+    campaign = _campaign(session, staff, kind)
+    with pytest.raises(targets.TargetFileError) as info:
+        _load(app, session, staff, campaign, data)
+    # The row of allowed values is skipped; the sample rows are otherwise valid, and each
+    # is refused by name so that a forgotten sample never becomes a person.
+    label = targets.HEADERS[kind][0]
+    assert info.value.problems == [
+        f"行 {n}: {label}: テンプレートの記入例の行です（削除してから登録してください）"
+        for n in range(3, 3 + len(targets.SAMPLE_ROWS[kind]))
+    ]
+    # The client's rows typed under the samples load once the samples are deleted.
+    kept = "\r\n".join(lines[:2]) + "\r\n" + EXTERNAL_CSV.splitlines()[1] + "\r\n"
+    if kind == CampaignKind.EXTERNAL:
+        _parsed, result = _load(app, session, staff, campaign, kept)
+        assert result.requests_issued == 1
+
+
+def test_dry_run(app, session, staff):
     campaign = _campaign(session, staff, CampaignKind.EXTERNAL)
     parsed, result = targets.load(
         session,

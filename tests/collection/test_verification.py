@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from app.access import policy
-from app.collection import decisions, terms, verification
+from app.collection import campaigns, decisions, terms, verification
+from app.core import jptime
 from app.models import (
     AuditEvent,
     CaseStatus,
@@ -28,25 +29,6 @@ from tests.collection.conftest import (
     NUMBERS,
 )
 from tests.public_form.conftest import Subject
-
-
-@pytest.fixture
-def submitted(app, session, staff, operators, form_app):
-    """An external member who submitted on the web (link from the derived token)."""
-    from app.collection import links
-
-    campaign, _ = flows.campaign_with_targets(app, staff, kind="external")
-    req = flows.request_of("X2001")
-    token = links.token_for(app.extensions["mynumber_keyring"], req.id)
-    subject = Subject(form_app.test_client())
-    subject.login(token, ICHIRO_BIRTH)
-    subject.consent()
-    ref = str(req.person_id)
-    assert subject.number(ref, NUMBER_ICHIRO).status_code == 302
-    assert subject.card(ref).status_code == 302
-    assert subject.submit().headers["Location"].endswith("/done")
-    session.expire_all()
-    return {"campaign": campaign, "req": flows.request_of("X2001"), "ref": ref, "token": token}
 
 
 def _checklist(ref, **overrides):
@@ -159,7 +141,7 @@ def test_a_number_stored_for_someone_else_stops_the_acceptance(
     registry.register_number(session, vault, other, NUMBER_ICHIRO, "manual")
     session.commit()
     case, _view = flows.claim_and_open(app, operators[0], submitted["req"])
-    with pytest.raises(verification.VerificationError, match="既に別の人物に登録"):
+    with pytest.raises(verification.VerificationError, match="既に別の人物の番号として登録"):
         _accept(app, session, operators[0], case.id, _checklist(submitted["ref"]))
     session.expire_all()
     assert registry.active_record(session, submitted["req"].person_id) is None
@@ -213,6 +195,12 @@ def test_a_deficiency_by_email_reopens_just_that(app, session, operators, submit
     for n in NUMBERS:
         assert n not in body
     session.refresh(req)
+    # A new deadline, given in the notice: 14 days on (a business day), or the request's own
+    # deadline when that is later; the link stays open past it.
+    resubmit_by = decisions.resubmission_deadline(jptime.today_jst())
+    assert req.deadline >= resubmit_by
+    assert f"{campaigns.format_date(req.deadline)}までに" in body
+    assert jptime.aware(req.expires_at).date() > req.deadline
     assert req.reopened_items == [
         {"ref": submitted["ref"], "part": "number"},
         {"ref": submitted["ref"], "part": "documents"},

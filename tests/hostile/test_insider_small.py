@@ -1,5 +1,5 @@
 """Insider attacks on the small seams: an active PDF slipped into an upload, a document
-download that would run under the portal's policy, a return archive not made by the
+that could be fetched outside the audited opening, a return archive not made by the
 operator, a mail header broken by CR/LF, files readable by anyone on the host, and an
 unknown list action. Each ends in a clear Japanese refusal and an audit event."""
 
@@ -41,8 +41,8 @@ def _submit_with_pdf(subject, external, front: bytes):
     return ref, response
 
 
-# -- the document download keeps its own sandbox --------------------------------------------------
-def test_a_pdf_download_runs_in_a_sandbox_not_under_the_portal_policy(
+# -- a document is shown in the audited opening, never downloaded --------------------------------
+def test_a_pdf_is_shown_as_page_images_in_the_opening_never_as_a_download(
     client, make_user, portal_login, subject, external, session
 ):
     _ref, response = _submit_with_pdf(subject, external, pdf())
@@ -60,21 +60,19 @@ def test_a_pdf_download_runs_in_a_sandbox_not_under_the_portal_policy(
         re.search(r'action="(/intake/[^"]+/open)"', page).group(1),
         {"purpose": "受付内容の確認"},
         token_from="/intake/",
+    ).get_data(as_text=True)
+    # The PDF's page and the JPEG back, both as images inside the page the opening rendered.
+    assert opened.count('src="data:image/jpeg;base64,') == 2
+    assert "（PDF・1 ページ）" in opened
+    assert "/intake/document/" not in opened and "ダウンロード" not in opened
+    part = (
+        session.execute(select(SubmissionPart).where(SubmissionPart.part == "document"))
+        .scalars()
+        .first()
     )
-    link = re.search(r'href="(/intake/document/[^"]+)"', opened.get_data(as_text=True)).group(1)
-    download = client.get(link)
-    assert download.status_code == 200 and download.data.startswith(b"%PDF-")
-    policy = [part.strip() for part in download.headers["Content-Security-Policy"].split(";")]
-    assert policy == ["sandbox", "default-src 'none'"]
-    assert download.headers.getlist("Content-Security-Policy") == [
-        download.headers["Content-Security-Policy"]
-    ]
-    assert download.headers["X-Content-Type-Options"] == "nosniff"
-    assert download.headers["Content-Disposition"].startswith("attachment;")
-    # The download itself is audited (who fetched which document).
-    assert [e.actor_name for e in audit_events("intake.open_document")] == [user.username]
-    # The portal's own pages keep the portal policy.
-    assert "sandbox" not in client.get("/intake/").headers["Content-Security-Policy"]
+    assert client.get(f"/intake/document/{part.id}").status_code == 404
+    # One audited opening showed everything.
+    assert [e.actor_name for e in audit_events("intake.open")] == [user.username]
 
 
 # -- an unknown list action ---------------------------------------------------------------------

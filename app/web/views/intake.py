@@ -1,13 +1,16 @@
 """Operator screens for intake: received submissions, opening one (audited unseal), a
 deficiency, unlocking a locked link (the inquiry desk is ``app.web.views.desk``).
 
+Opening shows everything on the page it renders: the numbers (a number stored for someone
+else is flagged at once, ``app.collection.duplicates``) and the documents as zoomable images,
+a PDF as its rendered pages. No document has a URL of its own: nothing is downloaded.
+
 Acceptance (確認中 → 完了, registering the numbers) is the verification queue's
 (``app.web.views.collection.verification``), never a bare status change here.
 """
 
 from __future__ import annotations
 
-import base64
 import uuid
 
 from flask import abort, flash, redirect, url_for
@@ -18,12 +21,12 @@ from wtforms import StringField, TextAreaField
 
 from app.access import assignments, policy
 from app.audit.trail import AuditUnavailable
-from app.collection import decisions, opening, requests, terms
+from app.collection import decisions, duplicates, opening, requests, terms
 from app.collection.terms import IntakeError
 from app.core import mynumber
 from app.models import CollectionRequest, Person, RequestStatus, Submission, db
 from app.vault.sealing import IntakeKeyError, SealError
-from app.web import context, csp, downloads, forms
+from app.web import context, docimages, forms
 from app.web.identity import current_actor
 
 
@@ -48,7 +51,6 @@ class IntakeView(BaseView):
     method_permission_name = {
         "index": "list",
         "open": "open",
-        "document": "open",
         "decide": "decide",
     }
     default_view = "index"
@@ -98,18 +100,14 @@ class IntakeView(BaseView):
         except (AuditUnavailable, SealError, IntakeKeyError, LookupError) as exc:
             flash(str(exc), "danger")
             return redirect(url_for("IntakeView.index"))
-        subjects = []
-        for subject in opened.subjects:
-            documents = [
-                (
-                    doc,
-                    "data:image/jpeg;base64," + base64.b64encode(doc.data).decode("ascii")
-                    if doc.media_type == "image/jpeg"
-                    else None,
-                )
-                for doc in subject.documents
-            ]
-            subjects.append((subject, documents))
+        try:
+            duplicates.flag(
+                db.session, context.vault(), current_actor(), opened.request, opened.subjects
+            )
+        except AuditUnavailable as exc:  # the flag is audited: without the trail, no page
+            flash(str(exc), "danger")
+            return redirect(url_for("IntakeView.index"))
+        subjects = [(s, docimages.documents(s)) for s in opened.subjects]
         return self.render_template(
             "mynumber/intake_show.html",
             opened=opened,
@@ -121,26 +119,6 @@ class IntakeView(BaseView):
             history=opened.request.history,
             status_labels=RequestStatus.LABELS,
         )
-
-    @expose("/document/<string:part_id>", methods=["GET"])
-    @csp.document_policy
-    @has_access
-    def document(self, part_id: str):
-        try:
-            doc = opening.open_document(
-                db.session, context.keyring(), current_actor(), uuid.UUID(part_id)
-            )
-        except ValueError:
-            abort(404)
-        except LookupError:
-            abort(404)
-        except policy.PermissionDenied:
-            abort(403)
-        if doc.media_type not in ("application/pdf", "image/jpeg"):
-            abort(404)
-        extension = "pdf" if doc.media_type == "application/pdf" else "jpg"
-        name = f"document-{doc.part_id.hex[:8]}.{extension}"
-        return downloads.attachment(doc.data, name, doc.media_type)
 
     @expose("/request/<string:rid>/decide", methods=["POST"])
     @has_access

@@ -1,10 +1,14 @@
 """確認キュー: the received submissions, each claimed by one operator, opened (audited) with all
 its rounds merged, and accepted (the numbers registered), marked deficient or refused; with
-four eyes, a second operator approves what the first checked."""
+four eyes, a second operator approves what the first checked.
+
+The case page flags a number stored for someone else as soon as it opens, shows the
+documents as zoomable images (a PDF as its pages), and a refused accept stays on the case:
+the page is rendered again from the opening the accept itself made (and audited), with the
+operator's ticks kept, instead of sending them to the queue to open and audit it again."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 
 from flask import abort, flash, redirect, request, url_for
@@ -17,7 +21,7 @@ from app.collection import mailings, terms, verification
 from app.core import mynumber
 from app.models import Channel, CollectionRequest, VerificationCase, db
 from app.platform import outbox
-from app.web import context, forms
+from app.web import context, docimages, forms
 from app.web.identity import current_actor
 from app.web.views.collection.errors import USER_ERRORS, fail
 
@@ -112,27 +116,24 @@ class VerificationView(BaseView):
         case = context.row_or_404(VerificationCase, case_id)
         try:
             view = verification.open_case(
-                db.session, context.keyring(), current_actor(), case.id, form.purpose.data
+                db.session,
+                context.keyring(),
+                current_actor(),
+                case.id,
+                form.purpose.data,
+                vault=context.vault(),
             )
         except (*USER_ERRORS, LookupError) as exc:
             fail(exc)
             return redirect(url_for("VerificationView.index"))
-        subjects = []
-        for s in view.subjects:
-            docs = [
-                (
-                    d,
-                    "data:image/jpeg;base64," + base64.b64encode(d.data).decode("ascii")
-                    if d.media_type == "image/jpeg"
-                    else None,
-                )
-                for d in s.documents
-            ]
-            subjects.append((s, docs))
+        return self._case_page(view)
+
+    def _case_page(self, view, ticked: dict | None = None, note: str | None = None):
+        """The opened case; after a refused accept, with what the operator had ticked."""
         return self.render_template(
             "mynumber/verification_case.html",
             view=view,
-            subjects=subjects,
+            subjects=[(s, docimages.documents(s)) for s in view.subjects],
             grouped=lambda n: mynumber.format_grouped(n) if n else "（提出されていません）",
             combinations=terms.COMBINATIONS,
             check_items=verification.CHECK_ITEMS,
@@ -140,6 +141,8 @@ class VerificationView(BaseView):
             refusals=verification.REFUSAL_REASONS,
             history=view.request.history,
             form=FlaskForm(),
+            ticked=ticked or {},
+            note=note,
         )
 
     @expose("/case/<string:case_id>/accept", methods=["POST"])
@@ -158,6 +161,9 @@ class VerificationView(BaseView):
                 checklist,
                 form.note.data,
             )
+        except verification.AcceptRefused as exc:
+            fail(exc)  # nothing was registered; the view stays as opened for the attempt
+            return self._case_page(exc.view, ticked=checklist, note=form.note.data)
         except (*USER_ERRORS, LookupError) as exc:
             fail(exc)
             return redirect(url_for("VerificationView.index"))
