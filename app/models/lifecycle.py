@@ -1,7 +1,8 @@
 """Storage lifecycle tables: retention rules, disposal requests and their items, backups and
 return archives.
 
-None of these tables holds personal data: people appear by id only. A disposed person's
+People appear by id; ``disposal_item`` also keeps each disposed person's 職員番号 / 委員番号
+and name for the deletion certificate, sealed under the KEK (never a number). A disposed person's
 ``person`` row stays, scrubbed of every personal column, as the tombstone (see
 ``app.lifecycle.disposal``), so that every id recorded here and elsewhere (audit events, export
 manifests) keeps pointing at a row.
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -27,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.core import utcnow
+from app.models.system_sealed import DISPOSED_PERSON
 from app.models.types import UtcDateTime
 
 
@@ -98,16 +101,22 @@ class DisposalRequest(Model):
     planned_count: Mapped[int] = mapped_column(Integer, default=0)
     requested_by_id: Mapped[int | None] = mapped_column(Integer)
     requested_by_name: Mapped[str] = mapped_column(String(200))
+    # The requester, approver and executor as the certificate names them (roster name,
+    # department and title, or 「コマンド操作（root）」), kept as they stood at each step:
+    # ``*_by_name`` is the account the audit trail knows, which the client's records do not.
+    requested_by_display: Mapped[str | None] = mapped_column(String(300))
     requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     request_seq: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default=DisposalStatus.PENDING)
     decided_by_id: Mapped[int | None] = mapped_column(Integer)
     decided_by_name: Mapped[str | None] = mapped_column(String(200))
+    decided_by_display: Mapped[str | None] = mapped_column(String(300))
     decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     decision_note: Mapped[str | None] = mapped_column(Text)
     decision_seq: Mapped[int | None] = mapped_column(Integer)
     executed_by_id: Mapped[int | None] = mapped_column(Integer)
     executed_by_name: Mapped[str | None] = mapped_column(String(200))
+    executed_by_display: Mapped[str | None] = mapped_column(String(300))
     executed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     person_count: Mapped[int | None] = mapped_column(Integer)
     numbers_deleted: Mapped[int | None] = mapped_column(Integer)
@@ -160,6 +169,11 @@ class DisposalItem(Model):
     )
     person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("person.id"), index=True)
     person_kind: Mapped[str] = mapped_column(String(20))
+    # 職員番号 / 委員番号 (扶養者コード for a dependent) and the name as they were at
+    # execution (JSON), sealed under the KEK before the person row is scrubbed: the
+    # certificate lists the people the way the client's own records know them, and nothing
+    # of them is readable in the database's bytes. Never a number.
+    identity_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, info=DISPOSED_PERSON.info())
     disposed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     request: Mapped[DisposalRequest] = relationship(DisposalRequest, back_populates="items")
