@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 from flask_appbuilder import Model
+from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import select, text
 from sqlalchemy.exc import StatementError
 
@@ -28,15 +29,23 @@ def _entry(session, approved_at) -> HandlerRosterEntry:
     return entry
 
 
+def _ours(table, column) -> bool:
+    """Every table but Flask-AppBuilder's, and on ``ab_user`` the columns ``VaultUser`` adds
+    (FAB writes its own in the server's local time, and they are not ours to change)."""
+    if not table.name.startswith("ab_"):
+        return True
+    return table.name == "ab_user" and column.name not in vars(User)
+
+
 def test_every_datetime_column_of_the_schema_is_utc_aware():
-    plain = [
-        f"{table.name}.{column.name}"
+    columns = [
+        (f"{table.name}.{column.name}", column.type)
         for table in Model.metadata.sorted_tables
-        if not table.name.startswith("ab_")
         for column in table.columns
-        if column.type.python_type is dt.datetime and not isinstance(column.type, UtcDateTime)
+        if column.type.python_type is dt.datetime and _ours(table, column)
     ]
-    assert plain == []
+    assert "ab_user.locked_until" in {name for name, _ in columns}
+    assert [name for name, kind in columns if not isinstance(kind, UtcDateTime)] == []
 
 
 def test_a_jst_time_comes_back_as_the_same_instant_in_utc(session):
@@ -89,3 +98,34 @@ def test_a_naive_datetime_in_a_query_is_refused_too(session):
             select(HandlerRosterEntry.id).where(HandlerRosterEntry.approved_at < naive)
         ).all()
     session.rollback()
+
+
+def test_a_link_valid_until_2359_jst_shows_and_expires_at_2359_jst(session, vault):
+    """The issue's case: a campaign link valid until 2027/01/12 23:59 JST showed 2027/01/13
+    08:59 on SQLite (the JST wall clock stored as if UTC, then shown in JST)."""
+    from app.collection import requests
+    from app.core import jptime
+    from app.models import CollectionRequest, PersonKind
+    from app.people import registry
+    from tests.support import actor
+
+    person = registry.add_person(
+        session,
+        vault,
+        kind=PersonKind.EXTERNAL,
+        name="期限 確認",
+        code="M9001",
+        birth_date=dt.date(1980, 4, 1),
+    )
+    until = dt.datetime.combine(dt.date(2027, 1, 12), dt.time(23, 59), tzinfo=JST)
+    req, _token = requests.create_request(
+        session, actor("Operator"), person, purpose_text="源泉徴収票の作成", expires_at=until
+    )
+    session.commit()
+    session.expire_all()
+    stored = session.get(CollectionRequest, req.id)
+    assert jptime.format_jst(stored.expires_at) == "2027/01/12 23:59"
+    assert stored.expires_at == until
+    one_minute_before = dt.datetime(2027, 1, 12, 23, 58, tzinfo=JST)
+    assert requests.entry_state(stored, now=one_minute_before) == "ok"
+    assert requests.entry_state(stored, now=until + dt.timedelta(minutes=1)) == "expired"
