@@ -41,9 +41,9 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
                 f"日時の列に日時以外の値が渡されました: {type(value).__name__}"
             )
         if value.tzinfo is None or value.utcoffset() is None:
+            # The value is not repeated: its digits run together like a twelve-digit number.
             raise NaiveDatetimeError(
-                "時刻帯のない日時は保存できません（UTC か JST を明示してください）: "
-                f"{value.isoformat()}"
+                "時刻帯のない日時は保存・比較できません（UTC か JST を明示してください）"
             )
         utc = value.astimezone(dt.UTC)
         # SQLite keeps the wall-clock fields only: hand it the UTC ones, without an offset,
