@@ -118,6 +118,9 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "LOG_FILE": os.environ.get("MYNUMBER_LOG_FILE", str(home / "mynumber.log")),
         "CLIENT_NAME": os.environ.get("MYNUMBER_CLIENT_NAME", "発注者"),
         "OPERATOR_NAME": os.environ.get("MYNUMBER_OPERATOR_NAME", "受注者"),
+        # The operator's person responsible for the service (責任者, e.g. 「情報セキュリティ
+        # 責任者 山田 太郎」), named on the deletion certificate.
+        "OPERATOR_RESPONSIBLE": os.environ.get("MYNUMBER_OPERATOR_RESPONSIBLE", ""),
         "PUBLIC_FORM_URL": os.environ.get("MYNUMBER_PUBLIC_FORM_URL", "http://127.0.0.1:8001"),
         # Flask-AppBuilder
         "APP_NAME": "MyNumber Vault",

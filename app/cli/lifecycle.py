@@ -319,11 +319,13 @@ def disposal_certificate(request_ref: str, fmt: str, out: Path) -> None:
     try:
         _, data, _ = certificate.download(
             db.session,
+            common.vault(),
             common.shell_actor(),
             req.id,
             fmt,
             client=current_app.config["CLIENT_NAME"],
             operator=current_app.config["OPERATOR_NAME"],
+            responsible=current_app.config.get("OPERATOR_RESPONSIBLE", ""),
         )
     except certificate.CertificateError as exc:
         raise click.ClickException(str(exc)) from None

@@ -37,7 +37,7 @@ from app.collection.terms import (
     free_text,
 )
 from app.collection.uploads import Document
-from app.core import mynumber
+from app.core import jptime, mynumber
 from app.models import (
     CollectionRequest,
     RequestStatus,
@@ -259,7 +259,7 @@ def add_dependent(
     name = free_text(name, "氏名", 100, required=True, field="name")
     kana = free_text(kana, "氏名（フリガナ）", 100, field="kana")
     relation = free_text(relation, "続柄", 20, required=True, field="relation")
-    if birth_date > dt.date.today():
+    if birth_date > jptime.today_jst():  # the subject's today, not the server's zone
         raise IntakeError("生年月日: 未来の日付は入力できません", "birth_date")
     ref = next_added_ref(in_request(session, req, draft))
     if ref is None:

@@ -71,8 +71,9 @@ def _make(year: int, month: int, day: int) -> dt.date:
 
 
 def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """A stored time as UTC-aware: SQLite hands back naive datetimes for what was stored in
-    UTC, PostgreSQL aware ones, and comparing the two kinds raises."""
+    """A time as UTC-aware. Every datetime column now reads back aware UTC on both backends
+    (``app.models.types.UtcDateTime``); a naive value from elsewhere (FAB's own columns,
+    old code) is taken as UTC."""
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value

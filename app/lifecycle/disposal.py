@@ -33,6 +33,7 @@ such reference valid while the row itself no longer says anything about the pers
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Iterable
@@ -42,13 +43,14 @@ from pathlib import Path
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.access import accounts, policy
+from app.access import accounts, names, policy
 from app.audit import trail
 from app.core import jptime, mynumber
 from app.core.actor import Actor
 from app.lifecycle import holders, retention, step_up
 from app.lifecycle.journal import record_outside
 from app.models import (
+    DISPOSED_PERSON,
     DataKey,
     DisposalItem,
     DisposalKind,
@@ -59,8 +61,10 @@ from app.models import (
     InquiryAction,
     IoTicket,
     Person,
+    PersonKind,
     utcnow,
 )
+from app.vault.aead import VaultError
 from app.vault.envelopes import Vault
 
 log = logging.getLogger(__name__)
@@ -211,6 +215,7 @@ def request_disposal(
         planned_count=planned,
         requested_by_id=actor.user_id,
         requested_by_name=actor.name,
+        requested_by_display=names.display_name(session, actor),
         status=DisposalStatus.PENDING,
     )
     session.add(req)
@@ -284,6 +289,7 @@ def decide(
     req.status = DisposalStatus.APPROVED if approve else DisposalStatus.REJECTED
     req.decided_by_id = actor.user_id
     req.decided_by_name = actor.name
+    req.decided_by_display = names.display_name(session, actor)
     req.decided_at = utcnow()
     req.decision_note = (note or "").strip()[:1000] or None
     session.flush()
@@ -332,6 +338,63 @@ def _scope_ids(session: Session, req: DisposalRequest) -> list[uuid.UUID]:
             .order_by(DisposalItem.person_id)
         ).scalars()
     )
+
+
+def _remember_who(
+    session: Session, vault: Vault, request_id: uuid.UUID, ids: list[uuid.UUID]
+) -> None:
+    """Seal each person's 職員番号 / 委員番号 (扶養者コード for a dependent) and name into their
+    disposal item before the person row is scrubbed: the certificate names the people as the
+    client's records do, and the tombstone no longer can."""
+    for batch in holders.batches(ids):
+        rows = session.execute(
+            select(DisposalItem.id, DisposalItem.person_id, Person)
+            .join(Person, Person.id == DisposalItem.person_id)
+            .where(DisposalItem.request_id == request_id, DisposalItem.person_id.in_(batch))
+        ).all()
+        if rows:
+            session.execute(
+                update(DisposalItem),
+                [
+                    {
+                        "id": item_id,
+                        "identity_sealed": seal_identity(vault, item_id, person_id, person),
+                    }
+                    for item_id, person_id, person in rows
+                ],
+            )
+
+
+def seal_identity(vault: Vault, item_id: int, person_id: uuid.UUID, person: Person) -> bytes:
+    identity = {"code": person_reference(person), "name": person.name}
+    return vault.seal_system(
+        DISPOSED_PERSON.purpose,
+        DISPOSED_PERSON.aad(id=item_id, person_id=person_id),
+        json.dumps(identity, ensure_ascii=False).encode("utf-8"),
+    )
+
+
+def open_identity(vault: Vault, item: DisposalItem) -> dict:
+    """{"code", "name"} of a disposed person; empty when nothing was kept (a disposal
+    before names were kept) or the key is gone (the key ring destroyed at contract end)."""
+    if item.identity_sealed is None:
+        return {}
+    try:
+        data = vault.open_system(
+            DISPOSED_PERSON.purpose,
+            DISPOSED_PERSON.aad(id=item.id, person_id=item.person_id),
+            item.identity_sealed,
+        )
+    except VaultError:
+        return {}
+    return json.loads(data.decode("utf-8"))
+
+
+def person_reference(person: Person) -> str | None:
+    """職員番号 or 委員番号; a dependent by the 扶養者コード (職員番号-NN)."""
+    if person.kind == PersonKind.DEPENDENT:
+        return person.dependent_code or person.code
+    return person.code
 
 
 def certificate_number(req: DisposalRequest) -> str:
@@ -391,6 +454,7 @@ def execute(
                 ).scalars()
             ]
         record_outside(vault.keys, journal, req.id, ids, key_ids)
+        _remember_who(session, vault, req.id, ids)
         counts = holders.dispose_people(session, vault, ids)
         if req.scope == DisposalScope.ALL:
             # Contract end: inquiries from the contact form are not linked to people, and go
@@ -417,6 +481,7 @@ def execute(
         req.status = DisposalStatus.EXECUTED
         req.executed_by_id = actor.user_id
         req.executed_by_name = actor.name
+        req.executed_by_display = names.display_name(session, actor)
         req.executed_at = now
         req.person_count = len(ids)
         req.numbers_deleted = counts.get("my_number_record", 0)
@@ -547,6 +612,7 @@ def record_material_disposal(
     req.status = DisposalStatus.EXECUTED
     req.executed_by_id = actor.user_id
     req.executed_by_name = actor.name
+    req.executed_by_display = names.display_name(session, actor)
     req.executed_at = utcnow()
     req.method = method[:500] + (f"（備考: {note[:500]}）" if note else "")
     req.performed_on = performed_on

@@ -185,10 +185,11 @@ HANDLED_TABLES = {
     "person": "人物（個人情報の列を消去し、墓標として残す）",
     "data_key": "データ鍵（暗号化消去）",
 }
-# Tables that keep a disposed person's id and nothing else about them. (``export_item``, the
+# Tables that keep a disposed person's id and nothing readable about them (``disposal_item``
+# also keeps the code and name for the certificate, sealed under the KEK). (``export_item``, the
 # append-only export manifests, holds ids without a foreign key, so it is not
 # found by the check below; it keeps them by design.)
-KEEP_TABLES = {"disposal_item": "廃棄の記録（人物IDのみ）"}
+KEEP_TABLES = {"disposal_item": "廃棄の記録（人物ID、削除証明書のための職員番号・氏名は暗号化）"}
 
 
 def unclassified_tables() -> list[str]:

@@ -16,7 +16,7 @@ manifest. Inside the archive::
     documents/<request>/<part>  the ID documents received (images, PDFs)
     inquiries.csv               questions from the public contact form
     disposals.csv               disposal requests, approvals, executions (certificates)
-    disposal_items.csv          the tombstoned person ids of each disposal
+    disposal_items.csv          each disposal's people: ids, and code and name as at execution
     roster.csv                  情報取扱者名簿
     audit_log.csv               the audit log up to this export, with its hash chain
     audit_public_key.pem        to verify the signed checkpoints (the archive's own signature
@@ -31,6 +31,7 @@ A new table the client should get back gets a section here, added to ``SECTIONS`
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -45,8 +46,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit import trail
+from app.core import jptime
 from app.core.actor import Actor
 from app.io import exports, layouts
+from app.lifecycle import disposal
+from app.lifecycle.certificate import who
 from app.models import (
     AuditEvent,
     CollectionRequest,
@@ -201,8 +205,14 @@ STATUS_LABELS = {"active": "保管中", "removed": "扶養から削除（保管�
 
 
 def iso_date(value) -> str:
-    """A date or time in ISO 8601, empty for none: the CSVs and the fingerprint alike."""
-    return value.isoformat() if value else ""
+    """A date or time in ISO 8601, empty for none: the CSVs and the fingerprint alike. A
+    time is given in JST with its offset (2027-01-12T23:59:00+09:00), so that no reader has
+    to guess the zone; the audit log keeps the UTC form it is hashed in (``…Z``)."""
+    if not value:
+        return ""
+    if isinstance(value, dt.datetime):
+        return jptime.to_jst(value).isoformat(timespec="seconds")
+    return value.isoformat()
 
 
 def person_code(person: Person) -> str:
@@ -354,12 +364,12 @@ def _disposals(ctx: Context) -> None:
                     r.reason,
                     r.material_description or "",
                     r.quantity or "",
-                    r.requested_by_name,
+                    who(r.requested_by_display, r.requested_by_name),
                     iso_date(r.requested_at),
                     r.status_label,
-                    r.decided_by_name or "",
+                    who(r.decided_by_display, r.decided_by_name),
                     iso_date(r.decided_at),
-                    r.executed_by_name or "",
+                    who(r.executed_by_display, r.executed_by_name),
                     iso_date(r.executed_at),
                     r.person_count if r.person_count is not None else "",
                     r.method or "",
@@ -368,17 +378,19 @@ def _disposals(ctx: Context) -> None:
                     r.exec_last_hash or "",
                 ]
             )
-    with csv_entry(
-        ctx, "disposal_items.csv", ["申請ID", "人物ID", "本人区分", "廃棄日時"]
-    ) as entry:
+    header = ["申請ID", "人物ID", "本人区分", "職員番号・委員番号（廃棄時点）", "氏名（廃棄時点）"]
+    with csv_entry(ctx, "disposal_items.csv", [*header, "廃棄日時"]) as entry:
         for item in ctx.session.execute(
             select(DisposalItem).order_by(DisposalItem.request_id, DisposalItem.id)
         ).scalars():
+            kept = disposal.open_identity(ctx.vault, item)
             entry.row(
                 [
                     str(item.request_id),
                     str(item.person_id),
                     PersonKind.LABELS.get(item.person_kind, item.person_kind),
+                    kept.get("code") or "",
+                    kept.get("name") or "",
                     iso_date(item.disposed_at),
                 ]
             )
@@ -532,14 +544,16 @@ README = """MyNumber Vault 返却データ
 
 このアーカイブには、受注者が保管していたマイナンバー等のすべての情報が含まれます。
 CSV は UTF-8（BOM 付き）です。= + - @ で始まるセルは、表計算ソフトで数式として扱われない
-よう先頭に ' を付けています。
+よう先頭に ' を付けています。日時は日本時間（JST）の ISO 8601 形式で、末尾に時差を付けて
+います（例: 2027-01-12T23:59:00+09:00）。audit_log.csv の ts だけは、ハッシュチェーンの
+計算に使う UTC の形式（末尾 Z）のままです。
 
   people_<様式名>.csv     保管中の全員（発注者の出力様式ごと、個人番号を含む）
   people_all_fields.csv   全員の全項目（住所を復号済み、廃棄済みの人物は墓標のみ）
   number_history.csv      個人番号の記録（変更前の番号を含む）
   name_changes.csv        氏名変更の履歴
   disposals.csv           廃棄の申請・承認・実行（削除証明書の内容）
-  disposal_items.csv      廃棄ごとの対象人物ID
+  disposal_items.csv      廃棄ごとの対象者（人物ID、廃棄時点の職員番号・委員番号と氏名）
   roster.csv              情報取扱者名簿
   requests.csv            収集依頼（提出フォームのリンク）
   request_history.csv     収集依頼の状態の履歴

@@ -90,6 +90,7 @@ from app.models.outbox import OutboxMessage, OutboxState  # noqa: F401, E402
 from app.models.reports import MonthlyReport, PlannedVolume, ReportDelivery  # noqa: F401, E402
 from app.models.roster import AccountChange, RosterChange  # noqa: F401, E402
 from app.models.system_sealed import (  # noqa: F401
+    DISPOSED_PERSON,
     IO_TICKET,
     PRINT_FILE,
     TOTP_SECRET,

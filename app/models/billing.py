@@ -12,10 +12,11 @@ import datetime as dt
 import uuid
 
 from flask_appbuilder import Model
-from sqlalchemy import Date, DateTime, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import Date, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.core import utcnow
+from app.models.types import UtcDateTime
 
 
 class BillingCategory:
@@ -57,7 +58,7 @@ class UnitPrice(Model):
     effective_from: Mapped[dt.date] = mapped_column(Date)
     note: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class BillableEvent(Model):
@@ -74,7 +75,7 @@ class BillableEvent(Model):
     # What makes it one event, e.g. "kit:<request id>", "reminder:<request id>:<n>".
     subject_key: Mapped[str] = mapped_column(String(200))
     month: Mapped[str] = mapped_column(String(7))  # YYYY-MM in JST
-    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     request_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     people: Mapped[int] = mapped_column(Integer, default=1)  # people covered (households)
 
@@ -94,7 +95,7 @@ class PostageRate(Model):
     effective_from: Mapped[dt.date] = mapped_column(Date)
     submitted_to_client_on: Mapped[dt.date | None] = mapped_column(Date)
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class PostageEntry(Model):
@@ -114,6 +115,6 @@ class PostageEntry(Model):
     tracking_number: Mapped[str | None] = mapped_column(String(50))
     note: Mapped[str | None] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(200))
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     DIRECTION_LABELS = {"send": "発送", "return": "返送"}

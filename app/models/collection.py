@@ -23,7 +23,6 @@ from flask_appbuilder import Model
 from sqlalchemy import (
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -38,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.models.core import utcnow
 from app.models.intake import CollectionRequest
 from app.models.system_sealed import PRINT_FILE
+from app.models.types import UtcDateTime
 
 
 class CampaignKind:
@@ -100,7 +100,7 @@ class Campaign(Model):
     four_eyes: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default="open")  # open|closed
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     letters: Mapped[list[LetterTemplate]] = relationship(
         "LetterTemplate", back_populates="campaign", order_by="LetterTemplate.kind"
@@ -143,7 +143,7 @@ class LetterTemplate(Model):
     body: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_by: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     campaign: Mapped[Campaign] = relationship(Campaign, back_populates="letters")
 
@@ -204,13 +204,13 @@ class Delivery(Model):
     channel: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(300))
     message_id: Mapped[str | None] = mapped_column(String(300), index=True)
     print_batch_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("print_batch.id"))
     batch_position: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     @property
     def status_label(self) -> str:
@@ -233,8 +233,8 @@ class PrintBatch(Model):
     item_count: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(300))
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    rendered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    rendered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     posted_on: Mapped[dt.date | None] = mapped_column(Date)
     posted_by: Mapped[str | None] = mapped_column(String(200))
 
@@ -266,7 +266,7 @@ class PrintBatchFile(Model):
     pages: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(Integer)
     sealed: Mapped[bytes] = mapped_column(LargeBinary, info=PRINT_FILE.info())
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Reminder(Model):
@@ -286,7 +286,7 @@ class Reminder(Model):
     channel: Mapped[str] = mapped_column(String(10))
     delivery_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("delivery.id"))
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class PaperIntakeStatus:
@@ -313,9 +313,9 @@ class PaperIntake(Model):
     postage_entry_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("postage_entry.id"))
     status: Mapped[str] = mapped_column(String(20), default=PaperIntakeStatus.OPEN)
     recorded_by: Mapped[str] = mapped_column(String(200))
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     finished_by: Mapped[str | None] = mapped_column(String(200))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     returned_on: Mapped[dt.date | None] = mapped_column(Date)  # documents sent back
     return_postage_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("postage_entry.id"))
 
@@ -353,7 +353,7 @@ class PaperPart(Model):
     check: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     entered_by_id: Mapped[int | None] = mapped_column(Integer)
     entered_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     intake: Mapped[PaperIntake] = relationship(PaperIntake, back_populates="parts")
 
@@ -396,17 +396,17 @@ class VerificationCase(Model):
     status: Mapped[str] = mapped_column(String(20), default=CaseStatus.CLAIMED)
     claimed_by_id: Mapped[int | None] = mapped_column(Integer)
     claimed_by: Mapped[str] = mapped_column(String(200))
-    claimed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     checked_by_id: Mapped[int | None] = mapped_column(Integer)
     checked_by: Mapped[str | None] = mapped_column(String(200))
-    checked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    checked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     checklist: Mapped[str] = mapped_column(Text, default="{}")  # JSON {ref: [item, ...]}
     approver_id: Mapped[int | None] = mapped_column(Integer)
     approver: Mapped[str | None] = mapped_column(String(200))
     decision: Mapped[str | None] = mapped_column(String(20))
     decided_by_id: Mapped[int | None] = mapped_column(Integer)
     decided_by: Mapped[str | None] = mapped_column(String(200))
-    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     reasons: Mapped[str] = mapped_column(Text, default="[]")  # JSON [{"ref", "code"}]
     registered: Mapped[int] = mapped_column(Integer, default=0)  # numbers registered
     note: Mapped[str | None] = mapped_column(Text)
@@ -440,7 +440,7 @@ class RetainedDocument(Model):
     doc_type: Mapped[str] = mapped_column(String(30))
     media_type: Mapped[str] = mapped_column(String(50))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class CampaignOperator(Model):
@@ -460,6 +460,6 @@ class CampaignOperator(Model):
     user_name: Mapped[str] = mapped_column(String(200))
     assigned_by_id: Mapped[int | None] = mapped_column(Integer)
     assigned_by: Mapped[str] = mapped_column(String(200))
-    assigned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    assigned_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     removed_by: Mapped[str | None] = mapped_column(String(200))
-    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -30,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.system_sealed import TOTP_SECRET
+from app.models.types import UtcDateTime
 
 db = SQLA()
 
@@ -59,9 +59,9 @@ class HandlerRosterEntry(Model):
     nationality: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|revoked
     approved_by: Mapped[str | None] = mapped_column(String(200))
-    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     @property
     def is_approved(self) -> bool:
@@ -86,9 +86,7 @@ class VaultUser(User):
     access_set_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # When the system last issued this account's credentials (one-time password, TOTP reset);
     # a session signed in before then ends (part of app.web.identity.access_grant).
-    credentials_issued_at: Mapped[dt.datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    credentials_issued_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # Who was last shown this account's one-time password (the approver; None when the
     # server's shell printed it): they may have signed in first and kept the account, so the
     # account never counts as a second person against them (app.access.accounts.approver_conflict).
@@ -97,10 +95,8 @@ class VaultUser(User):
     totp_secret_enc: Mapped[bytes | None] = mapped_column(
         LargeBinary, nullable=True, info=TOTP_SECRET.info()
     )
-    totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # Set when someone other than the user chose the password (creation, reset): the user
     # must replace it before anything else, so an administrator never knows a live password.
     password_change_required: Mapped[bool] = mapped_column(
@@ -162,11 +158,9 @@ class Person(Model):
     # a disposed person's row stays as the tombstone, every personal column scrubbed.
     retention_basis: Mapped[str | None] = mapped_column(String(200))
     delete_after: Mapped[dt.date | None] = mapped_column(Date)
-    disposed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    disposed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
     household_head: Mapped[Person | None] = relationship(
         "Person", remote_side=[id], back_populates="dependents"
@@ -199,8 +193,8 @@ class DataKey(Model):
     version: Mapped[int] = mapped_column(Integer, default=1)
     kek_version: Mapped[int] = mapped_column(Integer)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    rewrapped_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    rewrapped_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     person: Mapped[Person] = relationship(Person)
 
@@ -232,8 +226,8 @@ class MyNumberRecord(Model):
     last4: Mapped[str] = mapped_column(String(4))
     status: Mapped[str] = mapped_column(String(20), default="active")  # active|superseded
     source: Mapped[str] = mapped_column(String(20))  # import|web|paper|manual
-    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    superseded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    registered_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     person: Mapped[Person] = relationship(Person)
 
@@ -247,8 +241,8 @@ class CaseAssignment(Model):
     person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("person.id"), index=True)
     user_id: Mapped[int] = mapped_column(Integer, ForeignKey("ab_user.id"), index=True)
     reason: Mapped[str] = mapped_column(String(200))
-    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     person: Mapped[Person] = relationship(Person)
 
@@ -259,7 +253,7 @@ class AuditEvent(Model):
     __tablename__ = "audit_event"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    ts: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ts: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     actor_id: Mapped[int | None] = mapped_column(Integer)
     actor_name: Mapped[str] = mapped_column(String(200))
     roster_entry_id: Mapped[int | None] = mapped_column(Integer)
@@ -293,5 +287,5 @@ class AuditCheckpoint(Model):
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     hash: Mapped[str] = mapped_column(String(64))
-    signed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    signed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     signature: Mapped[str] = mapped_column(String(200))  # base64

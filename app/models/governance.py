@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_appbuilder import Model
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.core import utcnow
+from app.models.types import UtcDateTime
 
 
 class HandlingChart(Model):
@@ -29,10 +30,10 @@ class HandlingChart(Model):
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|rejected
     proposed_by_id: Mapped[int | None] = mapped_column(Integer)
     proposed_by_name: Mapped[str] = mapped_column(String(200))
-    proposed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    proposed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     decided_by_id: Mapped[int | None] = mapped_column(Integer)
     decided_by_name: Mapped[str | None] = mapped_column(String(200))
-    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み", "rejected": "却下"}
 

@@ -18,7 +18,6 @@ import uuid
 from flask_appbuilder import Model
 from sqlalchemy import (
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -31,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.core import Person, utcnow
+from app.models.types import UtcDateTime
 
 
 class RequestStatus:
@@ -88,16 +88,16 @@ class CollectionRequest(Model):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     purpose_text: Mapped[str] = mapped_column(Text)  # 利用目的, the client's own text
     status: Mapped[str] = mapped_column(String(20), default=RequestStatus.ISSUED)
-    status_changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status_changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    locked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # JSON list of {"ref": person id or "new1", "part": "number"|"documents"} the form reopens.
     reopened: Mapped[str] = mapped_column(Text, default="[]")
     decline_reason: Mapped[str | None] = mapped_column(String(50))
     decline_note: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # Collection operations: the campaign it belongs to, how it reaches the subject,
     # its deadline, the code printed on the kit, and what was sent. All nullable/defaulted, so
     # a link issued by hand (`mynumber request create`) is a request without a campaign.
@@ -107,7 +107,7 @@ class CollectionRequest(Model):
     channel: Mapped[str | None] = mapped_column(String(10))  # email | post
     deadline: Mapped[dt.date | None] = mapped_column(Date)
     request_code: Mapped[str | None] = mapped_column(String(20))  # 依頼コード on the kit
-    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # Reminders that actually went out (e-mail sent / letter posted): the 督促済 stage.
     reminder_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -140,7 +140,7 @@ class CollectionRequestStatus(Model):
         Uuid, ForeignKey("collection_request.id"), index=True
     )
     status: Mapped[str] = mapped_column(String(20))
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     actor_name: Mapped[str] = mapped_column(String(200))
     # Deficiencies: JSON list of {"ref": ..., "code": ...}; declines: [{"code": ...}].
     reason_codes: Mapped[str] = mapped_column(Text, default="[]")
@@ -188,8 +188,8 @@ class Submission(Model):
     receipt_no: Mapped[str | None] = mapped_column(String(20), unique=True)
     manifest_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    received_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     request: Mapped[CollectionRequest] = relationship(
         CollectionRequest, back_populates="submissions"
@@ -223,7 +223,7 @@ class SubmissionPart(Model):
     # SHA-256 of ``sealed``, taken when it was stored: the manifest binds parts by it without
     # reading megabytes back, and opening checks it against the bytes actually found.
     digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     submission: Mapped[Submission] = relationship(Submission, back_populates="parts")
 
@@ -254,7 +254,7 @@ class Inquiry(Model):
     __table_args__ = (Index("ix_inquiry_status_received", "status", "received_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     source: Mapped[str] = mapped_column(String(20), default=InquirySource.SUBJECT)
     name: Mapped[str] = mapped_column(String(100))
     contact: Mapped[str] = mapped_column(String(200))  # e-mail address or phone number
@@ -266,14 +266,14 @@ class Inquiry(Model):
     assignee_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("ab_user.id"))
     assignee_name: Mapped[str | None] = mapped_column(String(200))
     response: Mapped[str | None] = mapped_column(Text)
-    first_response_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    first_response_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[dt.datetime | None] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+        UtcDateTime(), default=utcnow, onupdate=utcnow
     )
     staff_note: Mapped[str | None] = mapped_column(Text)
     handled_by: Mapped[str | None] = mapped_column(String(200))
-    handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    handled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     actions: Mapped[list[InquiryAction]] = relationship(
         "InquiryAction", back_populates="inquiry", order_by="InquiryAction.id"
@@ -295,7 +295,7 @@ class InquiryAction(Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     inquiry_id: Mapped[int] = mapped_column(Integer, ForeignKey("inquiry.id"), index=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(Integer)
     actor_name: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(30))  # receive|assign|start|respond|close|note

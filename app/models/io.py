@@ -17,7 +17,6 @@ from flask_appbuilder import Model
 from sqlalchemy import (
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.core import utcnow
 from app.models.system_sealed import IO_TICKET
+from app.models.types import UtcDateTime
 
 
 class ExportLayout(Model):
@@ -44,10 +44,8 @@ class ExportLayout(Model):
     date_format: Mapped[str] = mapped_column(String(20), default="slash")
     encoding: Mapped[str] = mapped_column(String(20), default="utf-8-sig")
     builtin: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(200))
 
 
@@ -64,7 +62,7 @@ class NameChange(Model):
     new_kana: Mapped[str | None] = mapped_column(String(200))
     changed_on: Mapped[dt.date] = mapped_column(Date)
     reason: Mapped[str | None] = mapped_column(String(200))
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     recorded_by: Mapped[str] = mapped_column(String(200))
 
 
@@ -78,8 +76,8 @@ class IoTicket(Model):
     user_id: Mapped[int] = mapped_column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"))
     layout_id: Mapped[int] = mapped_column(Integer, ForeignKey("export_layout.id"))
     payload: Mapped[bytes] = mapped_column(LargeBinary, info=IO_TICKET.info())
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class ExportItem(Model):

@@ -1,7 +1,8 @@
 """Storage lifecycle tables: retention rules, disposal requests and their items, backups and
 return archives.
 
-None of these tables holds personal data: people appear by id only. A disposed person's
+People appear by id; ``disposal_item`` also keeps each disposed person's 職員番号 / 委員番号
+and name for the deletion certificate, sealed under the KEK (never a number). A disposed person's
 ``person`` row stays, scrubbed of every personal column, as the tombstone (see
 ``app.lifecycle.disposal``), so that every id recorded here and elsewhere (audit events, export
 manifests) keeps pointing at a row.
@@ -17,9 +18,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -28,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.core import utcnow
+from app.models.system_sealed import DISPOSED_PERSON
+from app.models.types import UtcDateTime
 
 
 class RetentionRule(Model):
@@ -46,7 +49,7 @@ class RetentionRule(Model):
     years: Mapped[int] = mapped_column(Integer, default=0)
     follow_household: Mapped[bool] = mapped_column(Boolean, default=False)
     label: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(200), default="migration")
 
 
@@ -98,17 +101,23 @@ class DisposalRequest(Model):
     planned_count: Mapped[int] = mapped_column(Integer, default=0)
     requested_by_id: Mapped[int | None] = mapped_column(Integer)
     requested_by_name: Mapped[str] = mapped_column(String(200))
-    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The requester, approver and executor as the certificate names them (roster name,
+    # department and title, or 「コマンド操作（root）」), kept as they stood at each step:
+    # ``*_by_name`` is the account the audit trail knows, which the client's records do not.
+    requested_by_display: Mapped[str | None] = mapped_column(String(300))
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     request_seq: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default=DisposalStatus.PENDING)
     decided_by_id: Mapped[int | None] = mapped_column(Integer)
     decided_by_name: Mapped[str | None] = mapped_column(String(200))
-    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by_display: Mapped[str | None] = mapped_column(String(300))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     decision_note: Mapped[str | None] = mapped_column(Text)
     decision_seq: Mapped[int | None] = mapped_column(Integer)
     executed_by_id: Mapped[int | None] = mapped_column(Integer)
     executed_by_name: Mapped[str | None] = mapped_column(String(200))
-    executed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    executed_by_display: Mapped[str | None] = mapped_column(String(300))
+    executed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     person_count: Mapped[int | None] = mapped_column(Integer)
     numbers_deleted: Mapped[int | None] = mapped_column(Integer)
     keys_destroyed: Mapped[int | None] = mapped_column(Integer)
@@ -118,12 +127,12 @@ class DisposalRequest(Model):
     exec_first_seq: Mapped[int | None] = mapped_column(Integer)
     exec_last_seq: Mapped[int | None] = mapped_column(Integer)
     exec_last_hash: Mapped[str | None] = mapped_column(String(64))
-    compacted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    compacted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # The key closure that ends a data disposal (app.lifecycle.key_closure): the KEK version
     # current at execution, when the older KEKs were retired, and what that made unreadable
     # (JSON: retired versions, backup files), for the certificate.
     kek_version_at_execution: Mapped[int | None] = mapped_column(Integer)
-    keys_closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    keys_closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     key_closure: Mapped[str | None] = mapped_column(Text)
     certificate_no: Mapped[str | None] = mapped_column(String(40), unique=True)
 
@@ -160,7 +169,12 @@ class DisposalItem(Model):
     )
     person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("person.id"), index=True)
     person_kind: Mapped[str] = mapped_column(String(20))
-    disposed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # 職員番号 / 委員番号 (扶養者コード for a dependent) and the name as they were at
+    # execution (JSON), sealed under the KEK before the person row is scrubbed: the
+    # certificate lists the people the way the client's own records know them, and nothing
+    # of them is readable in the database's bytes. Never a number.
+    identity_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, info=DISPOSED_PERSON.info())
+    disposed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     request: Mapped[DisposalRequest] = relationship(DisposalRequest, back_populates="items")
 
@@ -171,7 +185,7 @@ class BackupRecord(Model):
     __tablename__ = "backup_record"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     kind: Mapped[str] = mapped_column(String(20))  # manual|scheduled|keyring
     file_name: Mapped[str] = mapped_column(String(400))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -180,7 +194,7 @@ class BackupRecord(Model):
     schema_revision: Mapped[str | None] = mapped_column(String(40))
     audit_seq: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(200))
-    pruned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    pruned_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class ReturnArchive(Model):
@@ -189,7 +203,7 @@ class ReturnArchive(Model):
     __tablename__ = "return_archive"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     requested_by_id: Mapped[int | None] = mapped_column(Integer)
     requested_by_name: Mapped[str] = mapped_column(String(200))
     purpose: Mapped[str] = mapped_column(Text)
@@ -202,7 +216,7 @@ class ReturnArchive(Model):
     person_count: Mapped[int | None] = mapped_column(Integer)
     number_count: Mapped[int | None] = mapped_column(Integer)
     audit_seq: Mapped[int | None] = mapped_column(Integer)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     error: Mapped[str | None] = mapped_column(String(400))
 
     STATUS_LABELS = {"pending": "作成中", "ready": "作成済み", "failed": "失敗"}

@@ -14,7 +14,6 @@ import datetime as dt
 from flask_appbuilder import Model
 from sqlalchemy import (
     Date,
-    DateTime,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -25,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.core import utcnow
+from app.models.types import UtcDateTime
 
 
 class MonthlyReport(Model):
@@ -38,16 +38,16 @@ class MonthlyReport(Model):
     # その他: free text the operator enters for the month (refused if it holds a number).
     notes: Mapped[str | None] = mapped_column(Text)
     notes_updated_by: Mapped[str | None] = mapped_column(String(200))
-    notes_updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    generated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    notes_updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    generated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     generated_by: Mapped[str | None] = mapped_column(String(200))
     snapshot: Mapped[str | None] = mapped_column(Text)  # JSON of the figures (counts, yen)
     pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
     # Set atomically by the scheduled run before it sends (cleared on failure): two workers
     # never both send the same month.
-    auto_claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    auto_claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     deliveries: Mapped[list[ReportDelivery]] = relationship(
         "ReportDelivery", back_populates="report", order_by="ReportDelivery.id"
@@ -73,7 +73,7 @@ class ReportDelivery(Model):
     recipients: Mapped[str] = mapped_column(Text)  # comma-separated addresses
     trigger: Mapped[str] = mapped_column(String(20))  # scheduled | manual
     requested_by: Mapped[str] = mapped_column(String(200))
-    attempted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     status: Mapped[str] = mapped_column(String(20))  # sent | failed
     error: Mapped[str | None] = mapped_column(String(300))
     message_id: Mapped[str | None] = mapped_column(String(300))
@@ -106,4 +106,4 @@ class PlannedVolume(Model):
     households: Mapped[int | None] = mapped_column(Integer)
     people: Mapped[int | None] = mapped_column(Integer)
     updated_by: Mapped[str] = mapped_column(String(200), default="migration")
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_appbuilder import Model
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.core import HandlerRosterEntry, utcnow
+from app.models.types import UtcDateTime
 
 
 class RosterChange(Model):
@@ -28,11 +29,11 @@ class RosterChange(Model):
     reason: Mapped[str] = mapped_column(Text)
     requested_by_id: Mapped[int | None] = mapped_column(Integer)
     requested_by_name: Mapped[str] = mapped_column(String(200))
-    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|rejected
     decided_by_id: Mapped[int | None] = mapped_column(Integer)
     decided_by_name: Mapped[str | None] = mapped_column(String(200))
-    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     decision_note: Mapped[str | None] = mapped_column(Text)
 
     entry: Mapped[HandlerRosterEntry | None] = relationship(HandlerRosterEntry)
@@ -63,11 +64,11 @@ class AccountChange(Model):
     reason: Mapped[str] = mapped_column(Text)
     requested_by_id: Mapped[int | None] = mapped_column(Integer)
     requested_by_name: Mapped[str] = mapped_column(String(200))
-    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|rejected
     decided_by_id: Mapped[int | None] = mapped_column(Integer)
     decided_by_name: Mapped[str | None] = mapped_column(String(200))
-    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     decision_note: Mapped[str | None] = mapped_column(Text)
 
     ACTION_LABELS = {

@@ -41,6 +41,12 @@ class SystemSealed:
 
 TOTP_SECRET = SystemSealed("TOTP シークレット", "totp", "user:{id}")
 PRINT_FILE = SystemSealed("印刷ファイル", "print", "print_batch:{batch_id}:{part_no}")
+# 職員番号 / 委員番号 and name of a disposed person, kept for the deletion certificate: under
+# the KEKs like every other name at rest after disposal, so that destroying the key ring at
+# contract end leaves nothing readable of them, as of everything else.
+DISPOSED_PERSON = SystemSealed(
+    "廃棄した人の記録（削除証明書）", "disposed_person", "disposal_item:{id}:{person_id}"
+)
 IO_TICKET = SystemSealed(
     "取込・照合の確認待ち", "io_ticket", "mnv:io_ticket:{id}:{user_id}:{purpose}"
 )

@@ -53,7 +53,8 @@ from app.platform.pdf import render_pdf
 ROSTER_VIEW = "Roster"
 CHART_VIEW = "HandlingChart"
 REGISTER_VIEW = "Register"
-ROSTER_HEADERS = ["氏名", "所属部署", "役職", "国籍", "承認日"]
+# Dates and times in files are JST, and the header says so.
+ROSTER_HEADERS = ["氏名", "所属部署", "役職", "国籍", "承認日（JST）"]
 ENCODINGS = ("utf-8-sig", "cp932")
 
 
@@ -250,7 +251,7 @@ def chart_lines(chart: HandlingChart) -> list[list[str]]:
     rows += [["連絡体制", line.strip()] for line in chart.contacts.splitlines() if line.strip()]
     if chart.note:
         rows.append(["備考", chart.note])
-    rows.append(["承認", f"{chart.decided_by_name} {jptime.format_jst(chart.decided_at)}"])
+    rows.append(["承認", f"{chart.decided_by_name} {jptime.format_jst(chart.decided_at)}（JST）"])
     return rows
 
 

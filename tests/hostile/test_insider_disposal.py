@@ -157,7 +157,13 @@ def test_no_pair_of_backups_restores_a_disposed_person(
         db_files["daily-before"].name,
     }
     _, csv_bytes, _ = certificate.download(
-        db.session, user_actor(staff, "ClientStaff"), req.id, "csv", client="見本", operator="受託"
+        db.session,
+        vault,
+        user_actor(staff, "ClientStaff"),
+        req.id,
+        "csv",
+        client="見本",
+        operator="受託",
     )
     text = csv_bytes.decode("utf-8-sig")
     assert "破棄した KEK のバージョン,1、2" in text

@@ -113,6 +113,11 @@ def test_archive_opens_with_the_private_key_and_matches_the_export(
     assert full[str(crowd[5].id)][15] == "廃棄済み" and full[str(crowd[5].id)][6] == ""
     items = _read_csv(folder / "disposal_items.csv")
     assert [r[1] for r in items[1:]] == [str(crowd[5].id)]
+    # The disposed person as the client knows them, and every time in JST with its offset.
+    assert items[1][3:5] == [crowd[5].code, crowd[5].name]
+    assert items[1][5].endswith("+09:00")
+    assert full[str(crowd[1].id)][16].endswith("+09:00")  # 登録日時
+    assert "+09:00" in (folder / "README.txt").read_text(encoding="utf-8")
     audit_rows = _read_csv(folder / "audit_log.csv")
     last = audit_rows[-1]
     assert int(last[0]) == result.audit_seq

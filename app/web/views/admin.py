@@ -253,6 +253,13 @@ class VaultUserDBModelView(UserDBModelView):
         "first_name": [_one_line("名")],
         "last_name": [_one_line("姓")],
     }
+    # Shown in JST: our columns hold aware UTC; FAB writes its own (last_login) as a naive
+    # time in the server's zone, which ``astimezone()`` reads as such.
+    formatters_columns = {
+        "last_login": lambda v: jptime.format_jst(v.astimezone() if v else None),
+        "locked_until": jptime.format_jst,
+        "totp_enrolled_at": jptime.format_jst,
+    }
     label_columns = {
         **UserDBModelView.label_columns,
         "roster_entry": "情報取扱者名簿",

@@ -360,11 +360,13 @@ class CertificateView(BaseView):
         try:
             name, data, mime = certificate.download(
                 db.session,
+                context.vault(),
                 current_actor(),
                 req.id,
                 fmt,
                 client=current_app.config["CLIENT_NAME"],
                 operator=current_app.config["OPERATOR_NAME"],
+                responsible=current_app.config.get("OPERATOR_RESPONSIBLE", ""),
             )
         except (certificate.CertificateError, policy.PermissionDenied, AuditUnavailable) as exc:
             flash(str(exc), "warning")

@@ -43,7 +43,7 @@ def test_roster_pdf_and_csv(app, session, entry, needs_pdf):
     _, utf8, _ = governance.roster_export(session, actor("Auditor"), "csv")
     assert utf8.startswith(b"\xef\xbb\xbf")
     lines = utf8.decode("utf-8-sig").splitlines()
-    assert lines[0] == "氏名,所属部署,役職,国籍,承認日"
+    assert lines[0] == "氏名,所属部署,役職,国籍,承認日（JST）"
     assert lines[1].startswith("名簿 花子,BPO運用部,係員,日本,20")
     _, sjis, mime = governance.roster_export(session, actor("ClientStaff"), "csv", "cp932")
     assert "shift_jis" in mime and sjis.decode("cp932").splitlines() == lines
