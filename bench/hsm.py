@@ -27,19 +27,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.import_export import CHILD, admin_url, generate  # noqa: E402
+from bench.import_export import CHILD, COMMAND, admin_url, generate  # noqa: E402
 
 SOFTHSM_MODULE = os.environ.get("SOFTHSM2_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
 TOKEN_LABEL = "mnv-bench"
@@ -77,12 +79,21 @@ def softhsm_env(folder: Path) -> dict:
 
 
 def run_child(mode: str, path: Path, env: dict) -> dict:
-    """One timed step in its own process; adds the process's CPU time (user + system, the
-    whole process: start-up and token login included). On a shared machine wall time
+    """One timed step in its own process: the ``mynumber import`` / ``export`` command (wall
+    time from start to exit) or the crypto floor; adds the process's CPU time (user + system,
+    the whole process: start-up and token login included). On a shared machine wall time
     varies a lot from run to run; the provider's cost is all in the client's CPU."""
+    if mode == "floor":
+        argv = ["-c", CHILD, str(path)]
+    elif mode == "import":
+        argv = ["-c", COMMAND, "import", str(path), "--layout", "staff"]
+    else:
+        argv = ["-c", COMMAND, "export", "--layout", "staff", "--out", str(path)]
+        argv += ["--purpose", "計測"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(path)],
+        [sys.executable, *argv],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -91,8 +102,14 @@ def run_child(mode: str, path: Path, env: dict) -> dict:
     )
     if result.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{result.stderr[-3000:]}")
+    seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    timed = json.loads(result.stdout.strip().splitlines()[-1])
+    said = result.stdout.strip().splitlines()[-1]
+    if mode == "floor":
+        timed = json.loads(said)
+    else:
+        counted = re.search(r"新規 (\d+) 人" if mode == "import" else r"(\d+) 人を出力", said)
+        timed = {"seconds": seconds, "rows": int(counted.group(1)) if counted else said}
     timed["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return timed
 

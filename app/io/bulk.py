@@ -16,6 +16,7 @@ import contextlib
 import gc
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -36,6 +37,21 @@ from app.vault.envelopes import (
 )
 
 DEK_VERSION = 1
+_RAND_A_AND_B = (0xFFF << 64) | ((1 << 62) - 1)  # the random bits of a UUIDv7
+_VERSION_7_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
+
+
+def time_ordered_id() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    For the rows a bulk import adds to ``data_key`` and ``my_number_record``: their primary
+    keys then grow at the right edge of the B-tree instead of landing on random pages, which
+    took about a tenth of PostgreSQL's CPU for the COPY (measured: 2.9 → 2.6 s of server CPU
+    per 100,000 people). These ids are internal (never in a URL or a file) and the time they
+    carry is in the row anyway (``created_at``, ``registered_at``). People's own ids stay
+    random."""
+    random_bits = int.from_bytes(os.urandom(10), "big") & _RAND_A_AND_B
+    return uuid.UUID(int=(time.time_ns() // 1_000_000) << 80 | _VERSION_7_AND_VARIANT | random_bits)
 
 
 _paused_lock = threading.Lock()

@@ -54,7 +54,14 @@ from app.audit import trail
 from app.core import fields as F
 from app.core import jptime, logsafe
 from app.core.actor import Actor
-from app.io.bulk import BulkWriter, Sealer, collect_young, collector_paused, is_postgres
+from app.io.bulk import (
+    BulkWriter,
+    Sealer,
+    collect_young,
+    collector_paused,
+    is_postgres,
+    time_ordered_id,
+)
 from app.io.layouts import STAFF, Layout
 from app.models import MyNumberRecord, Person, PersonKind, utcnow
 from app.people import registry
@@ -552,8 +559,8 @@ class _Run:
                     now,
                 )
             )
-            key_rows.append((uuid.uuid4(), pid, 1, kek_version, wrapped, now))
-            record_id = uuid.uuid4()
+            key_rows.append((time_ordered_id(), pid, 1, kek_version, wrapped, now))
+            record_id = time_ordered_id()
             record_rows.append(
                 (
                     record_id,

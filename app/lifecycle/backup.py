@@ -139,7 +139,7 @@ def _private_file(path: Path):
 def _rollback_journal_header(image: bytes | bytearray) -> bytes:
     """A WAL database's header (file format bytes 18-19 = 2) cannot be opened from memory;
     mark the image as rollback-journal (1). The live database switches back to WAL on its
-    first connection (``app.web.factory._sqlite_pragmas``)."""
+    first connection (``app.web.base._sqlite_pragmas``)."""
     data = bytearray(image)
     if len(data) >= 100 and data[:16] == b"SQLite format 3\x00":
         data[18] = data[19] = 1

@@ -31,14 +31,14 @@ print(json.dumps({"app": loaded, "heavy": heavy}), file=sys.stderr)
 """
 
 
-def _loaded_by(*args: str) -> dict:
+def _loaded_by(*args: str, env: dict | None = None) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **(env or {})},
     )
     return json.loads(result.stderr.strip().splitlines()[-1])
 
@@ -93,3 +93,25 @@ def test_a_command_line_loads_only_its_own_groups_module(args, modules):
     loaded = _loaded_by(*args)
     assert [m for m in loaded["app"] if m.startswith("app.cli.")] == modules
     assert "app.web.factory" not in loaded["app"]
+
+
+def test_import_and_export_run_in_the_base_app_and_other_commands_in_the_portal(instance, tmp_path):
+    """The data-moving commands build the app without the portal's views (start-up); a
+    command that works with accounts or the audit log gets the whole portal app."""
+    from tests.io.helpers import STAFF_HEADER, csv_bytes, staff_rows
+
+    env = {
+        "MYNUMBER_HOME": instance["MYNUMBER_HOME"],
+        "DATABASE_URL": instance["SQLALCHEMY_DATABASE_URI"],
+    }
+    source = tmp_path / "staff.csv"
+    source.write_bytes(csv_bytes(STAFF_HEADER, staff_rows(1, dependents=1), "utf-8-sig"))
+    for args in (
+        ["import", str(source), "--layout", "staff", "--dry-run"],
+        ["export", "--layout", "staff", "--out", str(tmp_path / "o.csv"), "--purpose", "確認"],
+    ):
+        loaded = _loaded_by(*args, env=env)
+        assert "app.web.base" in loaded["app"] and "app.io.imports" in loaded["app"], args
+        assert not [m for m in loaded["app"] if m.startswith(("app.web.views", "app.web.factory"))]
+    loaded = _loaded_by("audit", "checkpoint", env=env)
+    assert "app.web.factory" in loaded["app"] and "app.web.views" in loaded["app"]

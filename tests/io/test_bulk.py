@@ -108,3 +108,18 @@ def test_the_cycle_collector_stays_off_if_it_was_off_before():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_time_ordered_ids_are_uuid7_and_grow_with_time():
+    import time
+
+    from app.io.bulk import time_ordered_id
+
+    first = [time_ordered_id() for _ in range(100)]
+    assert {u.version for u in first} == {7}
+    assert {u.variant for u in first} == {uuid.RFC_4122}
+    assert len(set(first)) == 100  # 74 random bits: never the same id twice
+    millis = first[0].int >> 80
+    assert abs(millis - time.time_ns() // 1_000_000) < 60_000
+    time.sleep(0.002)
+    assert time_ordered_id() > max(first)  # a later millisecond sorts after

@@ -55,6 +55,9 @@ def test_staff_households_are_stored_encrypted_and_audited(app, session, vault):
     assert decrypt(session, vault, head) == rows[3][5]
     assert decrypt(session, vault, head.dependents[1]) == rows[5][5]
     assert registry.find_by_number(session, vault, rows[4][5]).id == head.dependents[0].id
+    # The key and number rows get time-ordered ids (appended at the B-tree's right edge).
+    for model in (DataKey, MyNumberRecord):
+        assert {i.version for i in session.execute(select(model.id)).scalars()} == {7}
     events = (
         session.execute(
             select(AuditEvent)
