@@ -144,7 +144,7 @@ def test_every_step_in_a_phone_browser_without_javascript(
     page.fill("#number", NUMBER_SELF[:11] + str((int(NUMBER_SELF[11]) + 1) % 10))
     page.fill("#number_confirm", NUMBER_SELF)
     _go(page, "button[type=submit]")
-    assert "チェックデジットが正しくありません" in page.content()
+    assert "番号の数字がどこか違っています" in page.content()
     assert page.input_value("#number") == ""  # never echoed back
     shots(page, "number-error")
     wide = NUMBER_SELF.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
@@ -239,7 +239,7 @@ def test_typing_help_with_javascript(backend, household, live_form, browser):
     _go(page, "#continue")
     wrong = NUMBER_SELF[:11] + str((int(NUMBER_SELF[11]) + 1) % 10)
     page.fill("#number", wrong)
-    assert "チェックデジット" in page.inner_text('.js-check[data-for="number"]')
+    assert "数字がどこか違って" in page.inner_text('.js-check[data-for="number"]')
     page.fill("#number", NUMBER_SELF.translate(str.maketrans("0123456789", "０１２３４５６７８９")))
     assert page.inner_text('.js-check[data-for="number"]') == "形式は正しいです"
     page.fill("#number_confirm", NUMBER_DEP)
