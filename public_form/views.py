@@ -237,9 +237,8 @@ def verify():
         except IntakeError as exc:
             errors.append(str(exc))
         else:
-            # Before the check commits (and expires ``req``).
-            target = _after_login(req)
-            household_first = agreed and subjects.is_employee_request(db.session, req)
+            # Before the check commits (and expires ``req``): read only, nothing created.
+            target = _after_consent(req) if agreed else _after_login(req)
             result = requests.verify_birth_date(db.session, req, birth, _actor(), max_failures)
             if result.locked:
                 session.clear()
@@ -249,13 +248,9 @@ def verify():
                 session.clear()  # a fresh session from here on
                 session.permanent = True
                 session.update(rid=rid, bind=bind, auth=True, auth_at=time.time())
-                if not agreed:
-                    return redirect(target)
-                session["consent_at"] = time.time()
-                if household_first:
-                    return redirect(url_for("form.household"))
-                g.req = req
-                return redirect(_next_url_committed())
+                if agreed:
+                    session["consent_at"] = time.time()
+                return redirect(target)
             errors.append(
                 f"生年月日: ご登録の生年月日と一致しません（あと{result.remaining}回誤ると"
                 "ロックされます）"
@@ -276,6 +271,21 @@ def _chosen_date(form) -> dict[str, str]:
     """The year, month and day the subject picked, to select them again after an error:
     only values that are plain numbers (they go back into ``selected`` options)."""
     return {k: form.get(k, "") for k in ("year", "month", "day") if form.get(k, "").isdigit()}
+
+
+def _after_consent(req) -> str:
+    """Where a first submission goes once the consent is given on the birth-date page: the
+    household list for an employee, else the first missing step. Reads only (the draft is
+    created by the first thing stored), so it can run before the birth-date check commits."""
+    if subjects.is_employee_request(db.session, req):
+        return url_for("form.household")
+    if drafts.draft_for(db.session, req, _public_key(), create=False) is not None:
+        g.req = req
+        return _next_url()
+    listed = subjects.listed_subjects(db.session, req)
+    if not listed:
+        return url_for("form.household")
+    return url_for("form.number", ref=listed[0].ref)
 
 
 def _after_login(req) -> str:
