@@ -18,11 +18,13 @@ order, each lookup is timed in turn:
   file, the sampled ones with their person's id) — the design without the blind index;
 - **ours**: ``app.people.registry.find_by_number`` — normalise the number, its HMAC blind index,
   the person through the active-number index (what 照合 by number and the portal's search run
-  before the audit event and the result list) — returning the ``Person``.
+  before the audit event and the result list) — returning the ``Person``;
+- **before**: the lookup as it was until this benchmark (the number's record with the status as
+  a bound parameter, then the person by a lazy load: two statements).
 
 It prints p50 and p99 of each and the ratio of ours to plaintext → person (target: within
-1.5×), and to the bare row. Not a test: timings
-depend on the machine; the README records them. The plan and the statement count are tested
+1.5×), to the bare row, and of the lookup before. Not a test: timings depend on the machine;
+the README records them. The plan and the statement count are tested
 (tests/people/test_lookup_plan.py).
 """
 
@@ -116,13 +118,14 @@ def measure(env: dict, numbers: list[str], warmup: int, profile: int = 0) -> dic
         os.environ[key] = value
     from sqlalchemy import bindparam, select, text
 
-    from app.models import Person, db
+    from app.core import mynumber
+    from app.models import MyNumberRecord, Person, db
     from app.people import registry
     from app.web.factory import create_app
 
     app = create_app({"RATELIMIT_ENABLED": False})
     row_sql = text("SELECT * FROM bench_plain WHERE number = :n")
-    times: dict[str, list[float]] = {"row": [], "plain": [], "ours": []}
+    times: dict[str, list[float]] = {"row": [], "plain": [], "ours": [], "before": []}
     profiler = cProfile.Profile() if profile else None
     with app.app_context():
         vault = app.extensions["mynumber_vault"]
@@ -135,9 +138,21 @@ def measure(env: dict, numbers: list[str], warmup: int, profile: int = 0) -> dic
             .join(table, table.c.person_id == Person.id)
             .where(table.c.number == bindparam("n"))
         )
-        kinds = ("row", "plain", "ours")
+
+        def before(number: str):
+            """The lookup as it was: the record by blind index and status (both bound), then
+            the person by a second, lazy load — two statements."""
+            index = vault.blind_index(mynumber.normalize(number))
+            record = session.execute(
+                select(MyNumberRecord).where(
+                    MyNumberRecord.blind_index == index, MyNumberRecord.status == "active"
+                )
+            ).scalar_one_or_none()
+            return record.person if record else None
+
+        kinds = ("row", "plain", "ours", "before")
         for i, number in enumerate(numbers):
-            order = kinds[i % 3 :] + kinds[: i % 3]  # rotate: none always goes first
+            order = kinds[i % 4 :] + kinds[: i % 4]  # rotate: none always goes first
             for kind in order:
                 session.rollback()
                 session.expunge_all()
@@ -146,6 +161,8 @@ def measure(env: dict, numbers: list[str], warmup: int, profile: int = 0) -> dic
                     found = session.execute(row_sql, {"n": number}).one()
                 elif kind == "plain":
                     found = session.execute(plain_sql, {"n": number}).scalar_one()
+                elif kind == "before":
+                    found = before(number)
                 elif profiler is not None and i >= warmup:
                     found = profiler.runcall(registry.find_by_number, session, vault, number)
                 else:
@@ -213,11 +230,12 @@ def main() -> None:
         csv_path.unlink()
         result = measure(env, numbers, args.warmup, args.profile)
         for q in (0.5, 0.99):
-            r, p, o = (percentile(result[k], q) for k in ("row", "plain", "ours"))
+            r, p, o, b = (percentile(result[k], q) for k in ("row", "plain", "ours", "before"))
             print(
                 f"p{round(q * 100)}: plaintext row {r * 1e6:6.0f} µs | plaintext → person "
                 f"{p * 1e6:6.0f} µs | blind index → person {o * 1e6:6.0f} µs | ratio "
-                f"{o / p:.2f}x (to the bare row {o / r:.2f}x)"
+                f"{o / p:.2f}x (to the bare row {o / r:.2f}x) | the two-statement lookup "
+                f"before {b * 1e6:6.0f} µs ({b / p:.2f}x)"
             )
         print(
             f"{result['people']:,} people, {len(result['ours']):,} lookups of each "
