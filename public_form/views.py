@@ -230,7 +230,9 @@ def verify():
     errors: list[str] = []
     max_failures = current_app.config["INTAKE_MAX_FAILURES"]
     first = req.status == RequestStatus.ISSUED
-    agreed = first and request.form.get("agree") == "yes"
+    # 提供しない: the second button of a first submission's page, after the birth date only.
+    declining = first and request.form.get("next") == "decline"
+    agreed = first and not declining and request.form.get("agree") == "yes"
     if request.method == "POST":
         try:
             birth = _parse_birth_date(request.form)
@@ -238,7 +240,10 @@ def verify():
             errors.append(str(exc))
         else:
             # Before the check commits (and expires ``req``): read only, nothing created.
-            target = _after_consent(req) if agreed else _after_login(req)
+            if declining:
+                target = url_for("form.decline")
+            else:
+                target = _after_consent(req) if agreed else _after_login(req)
             result = requests.verify_birth_date(db.session, req, birth, _actor(), max_failures)
             if result.locked:
                 session.clear()

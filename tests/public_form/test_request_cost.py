@@ -288,3 +288,13 @@ def test_without_its_listeners_nothing_is_remembered(session, draft, monkeypatch
     _write_behind_the_orms_back(session, made.id, str(req.person_id))
     assert _progress(session, req, made).number_done
     assert memo.of(session) == {}
+
+
+def test_declining_is_offered_with_the_birth_date_and_needs_no_consent(external, subject):
+    page = subject.get(f"/r/{external['token']}")
+    page = subject.get("/verify").get_data(as_text=True)
+    assert 'value="decline"' in page and "個人番号を提供しない" in page
+    birth = {"year": str(BIRTH.year), "month": str(BIRTH.month), "day": str(BIRTH.day)}
+    response = subject.post("/verify", {**birth, "next": "decline"})
+    assert response.headers["Location"].endswith("/decline")
+    assert subject.get("/decline").status_code == 200  # signed in, without a consent
