@@ -204,14 +204,12 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "INTAKE_VALID_DAYS": int(os.environ.get("MYNUMBER_INTAKE_VALID_DAYS", "60")),
         "INTAKE_MAX_FAILURES": int(os.environ.get("MYNUMBER_INTAKE_MAX_FAILURES", "5")),
         "INTAKE_SESSION_MINUTES": int(os.environ.get("MYNUMBER_INTAKE_SESSION_MINUTES", "30")),
-        "INTAKE_MAX_FILE_BYTES": int(
-            os.environ.get("MYNUMBER_INTAKE_MAX_FILE_BYTES", 10 * 1024 * 1024)
-        ),
+        "INTAKE_MAX_FILE_BYTES": int(os.environ.get("MYNUMBER_INTAKE_MAX_FILE_BYTES", 10_000_000)),
         "INTAKE_MAX_REQUEST_BYTES": int(
-            os.environ.get("MYNUMBER_INTAKE_MAX_REQUEST_BYTES", 25 * 1024 * 1024)
+            os.environ.get("MYNUMBER_INTAKE_MAX_REQUEST_BYTES", 25_000_000)
         ),
         "INTAKE_MAX_SUBMISSION_BYTES": int(
-            os.environ.get("MYNUMBER_INTAKE_MAX_SUBMISSION_BYTES", 60 * 1024 * 1024)
+            os.environ.get("MYNUMBER_INTAKE_MAX_SUBMISSION_BYTES", 60_000_000)
         ),
         "INTAKE_MAX_IMAGE_PIXELS": int(
             os.environ.get("MYNUMBER_INTAKE_MAX_IMAGE_PIXELS", 40_000_000)

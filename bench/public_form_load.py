@@ -10,7 +10,8 @@ What it does, all on loopback, bounded in time:
 3. measures the same server answering a static page (the landing page, no database) for
    ``--static-seconds``;
 4. runs ``--clients`` concurrent subjects for ``--duration`` seconds, each doing the whole
-   flow as a browser does: link → birth date → consent → number (twice) → documents
+   flow as a browser does: link → birth date with the consent → number page → number
+   (twice) → documents
    (a 1 MB JPEG photo as 身元確認 + a small PDF 通知カード) → submit → receipt page;
 5. counts the received submissions in the database afterwards (zero lost = every flow that
    got a receipt is there, and nothing else is);
@@ -249,17 +250,15 @@ def one_flow(port: int, token: str, ref: str, number: str, photo: bytes, pdf: by
         body = expect(c.request("GET", "/verify"), 200, what="verify page")
         csrf = CSRF.search(body.decode()).group(1)
         y, m, d = BIRTH
+        birth = {"year": str(y), "month": str(m), "day": str(d), "agree": "yes"}
         expect(
-            c.post_form(
-                "/verify", {"csrf_token": csrf, "year": str(y), "month": str(m), "day": str(d)}
-            ),
+            c.post_form("/verify", {"csrf_token": csrf, **birth}),
             302,
-            "/consent",
-            "birth date",
+            f"/p/{ref}/number",
+            "birth date and consent",
         )
-        body = expect(c.request("GET", "/consent"), 200, what="consent page")
+        body = expect(c.request("GET", f"/p/{ref}/number"), 200, what="number page")
         csrf = CSRF.search(body.decode()).group(1)  # a fresh session after sign-in
-        expect(c.post_form("/consent", {"csrf_token": csrf, "agree": "yes"}), 302, what="consent")
         expect(
             c.post_form(
                 f"/p/{ref}/number", {"csrf_token": csrf, "number": number, "number_confirm": number}
@@ -562,7 +561,9 @@ def main() -> int:
             "ratio_submissions_to_static": round(throughput / static_rps, 4)
             if static_rps
             else None,
-            "http_requests_per_submission": 9,
+            # link, birth date page, birth date + consent, number page, number, documents,
+            # submit, receipt
+            "http_requests_per_submission": 8,
             "receipts": stats.receipts,
             "received_in_db": received,
             "lost": stats.receipts - received,

@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from app import settings
 from app.audit.trail import AuditUnavailable
 from app.collection import memo
+from app.collection.uploads import limit_text
 from app.core import logsafe
 from app.models import db
 from app.operations.desk import DESK_HOURS
@@ -214,7 +215,7 @@ def _error_pages(app: Flask) -> None:
         413: (
             "ファイルが大きすぎます",
             "一度に送信できる容量を超えました。写真を小さくするか、1枚ずつ選び直してください。"
-            "（1ファイル {file_mb} MB まで、1回の送信で {request_mb} MB まで）",
+            "（1ファイル {file_mb} まで、1回の送信で {request_mb} まで）",
         ),
         429: (
             "アクセスが集中しています",
@@ -229,8 +230,8 @@ def _error_pages(app: Flask) -> None:
     def render(code: int):
         title, message = pages.get(code, pages[500])
         message = message.format(
-            file_mb=app.config["INTAKE_MAX_FILE_BYTES"] // 1048576,
-            request_mb=app.config["INTAKE_MAX_REQUEST_BYTES"] // 1048576,
+            file_mb=limit_text(app.config["INTAKE_MAX_FILE_BYTES"]),
+            request_mb=limit_text(app.config["INTAKE_MAX_REQUEST_BYTES"]),
         )
         return render_template("public/message.html", title=title, message=message), code
 

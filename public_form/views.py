@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import io
 import time
 from functools import cache, wraps
 from uuid import UUID
@@ -73,6 +74,36 @@ def _actor() -> Actor:
     )
 
 
+# Names of the dependents added on this visit, by ref: their identity is sealed (the form
+# cannot read it back), so the browser's session keeps what the subject typed, so that two
+# children read as themselves and the spelling can be checked. Gone with the session.
+ADDED_NAMES = "added_names"
+ADDED_NAME_SHOWN = 40  # characters kept for display (the session is a cookie)
+
+
+def subject_name(subject) -> str:
+    """The name the form shows for a subject: on record, typed on this visit, or the
+    numbered label of an added dependent."""
+    if subject.role == "added":
+        typed = (session.get(ADDED_NAMES) or {}).get(subject.ref)
+        return typed or subject.added_label()
+    return subject.display_name()
+
+
+def subject_label(subject) -> str:
+    """The name and, once, who the subject is (ご本人 or the relation)."""
+    if subject.role == "self":
+        return f"{subject_name(subject)}（ご本人）"
+    if subject.relation:
+        return f"{subject_name(subject)}（{subject.relation}）"
+    return subject_name(subject)
+
+
+@bp.app_context_processor
+def _subject_labels() -> dict:
+    return {"subject_name": subject_name, "subject_label": subject_label}
+
+
 def _public_key():
     return current_app.extensions["intake_public_key"]
 
@@ -83,6 +114,21 @@ def _page(template: str, status: int = 200, **context):
 
 def _message(title: str, message: str, status: int = 200, link: tuple | None = None):
     return _page("message.html", status, title=title, message=message, link=link)
+
+
+def _unlock_line() -> str:
+    """How to get a locked link opened again: by phone when the desk has one (the page says
+    call, so it gives the number), else through the contact form."""
+    phone = current_app.config["DESK_PHONE"]
+    if phone:
+        return (
+            f"ロックの解除は、お問い合わせ窓口へお電話ください（電話 {phone}、"
+            f"受付時間 {desk.DESK_HOURS}）。ご本人確認のうえ解除します。"
+        )
+    return (
+        "ロックの解除は、このページ下の「お問い合わせ窓口」のフォームからご依頼ください"
+        f"（受付時間 {desk.DESK_HOURS}）。"
+    )
 
 
 def _desk_line() -> str:
@@ -130,8 +176,7 @@ def _blocked(state: str):
         return _message(
             "入力がロックされています",
             "生年月日の入力を続けて誤ったため、安全のためこのリンクをロックしました。"
-            f"ロックの解除は{_desk_line()}へお電話ください。"
-            f"受付時間: {desk.DESK_HOURS}",
+            + _unlock_line(),
             423,
         )
     return _message(
@@ -172,7 +217,9 @@ def _bound_request():
 
 @bp.route("/verify", methods=["GET", "POST"])
 def verify():
-    """Second factor: the birth date the subject knows."""
+    """Second factor: the birth date the subject knows. A first submission also shows the
+    purpose and its consent here: both in one step, two requests fewer per flow. Without the
+    tick the subject is asked on the consent page after the birth date, as before."""
     req = _bound_request()
     if req is None:
         return _session_over()
@@ -182,13 +229,21 @@ def verify():
         return _blocked(state)
     errors: list[str] = []
     max_failures = current_app.config["INTAKE_MAX_FAILURES"]
+    first = req.status == RequestStatus.ISSUED
+    # 提供しない: the second button of a first submission's page, after the birth date only.
+    declining = first and request.form.get("next") == "decline"
+    agreed = first and not declining and request.form.get("agree") == "yes"
     if request.method == "POST":
         try:
             birth = _parse_birth_date(request.form)
         except IntakeError as exc:
             errors.append(str(exc))
         else:
-            target = _after_login(req)  # before the check commits (and expires ``req``)
+            # Before the check commits (and expires ``req``): read only, nothing created.
+            if declining:
+                target = url_for("form.decline")
+            else:
+                target = _after_consent(req) if agreed else _after_login(req)
             result = requests.verify_birth_date(db.session, req, birth, _actor(), max_failures)
             if result.locked:
                 session.clear()
@@ -198,13 +253,44 @@ def verify():
                 session.clear()  # a fresh session from here on
                 session.permanent = True
                 session.update(rid=rid, bind=bind, auth=True, auth_at=time.time())
+                if agreed:
+                    session["consent_at"] = time.time()
                 return redirect(target)
             errors.append(
                 f"生年月日: ご登録の生年月日と一致しません（あと{result.remaining}回誤ると"
                 "ロックされます）"
             )
-    years = _year_options()
-    return _page("verify.html", 200 if not errors else 422, errors=errors, years=years)
+    return _page(
+        "verify.html",
+        200 if not errors else 422,
+        errors=errors,
+        years=_year_options(),
+        chosen=_chosen_date(request.form),
+        purpose=req.purpose_text if first else None,
+        agreed=agreed,
+        can_decline=first,
+    )
+
+
+def _chosen_date(form) -> dict[str, str]:
+    """The year, month and day the subject picked, to select them again after an error:
+    only values that are plain numbers (they go back into ``selected`` options)."""
+    return {k: form.get(k, "") for k in ("year", "month", "day") if form.get(k, "").isdigit()}
+
+
+def _after_consent(req) -> str:
+    """Where a first submission goes once the consent is given on the birth-date page: the
+    household list for an employee, else the first missing step. Reads only (the draft is
+    created by the first thing stored), so it can run before the birth-date check commits."""
+    if subjects.is_employee_request(db.session, req):
+        return url_for("form.household")
+    if drafts.draft_for(db.session, req, _public_key(), create=False) is not None:
+        g.req = req
+        return _next_url()
+    listed = subjects.listed_subjects(db.session, req)
+    if not listed:
+        return url_for("form.household")
+    return url_for("form.number", ref=listed[0].ref)
 
 
 def _after_login(req) -> str:
@@ -421,12 +507,13 @@ def documents(ref: str):
                 errors[field_name] = f"{label}: 書類の種類を選んでください"
                 continue
             upload = request.files.get(field_name)
-            data = upload.read(cfg["INTAKE_MAX_FILE_BYTES"] + 1) if upload else b""
+            data, size = _read_upload(upload, cfg["INTAKE_MAX_FILE_BYTES"])
             try:
                 chosen[doc_type] = uploads.process(
                     data,
                     max_bytes=cfg["INTAKE_MAX_FILE_BYTES"],
                     max_pixels=cfg["INTAKE_MAX_IMAGE_PIXELS"],
+                    size=size,
                 )
             except uploads.UploadRejected as exc:
                 errors[field_name] = f"{label}: {exc}"
@@ -462,8 +549,19 @@ def documents(ref: str):
         slots=[(name, allowed, _slot_label(name)) for name, allowed in slots],
         doc_types=terms.DOC_TYPES,
         errors=errors,
-        max_file_mb=current_app.config["INTAKE_MAX_FILE_BYTES"] // 1048576,
+        max_file=uploads.limit_text(current_app.config["INTAKE_MAX_FILE_BYTES"]),
     )
+
+
+def _read_upload(upload, max_bytes: int) -> tuple[bytes, int]:
+    """(at most ``max_bytes + 1`` bytes of the file, its real size): a file too big is known
+    as such without copying all of it, and its message still states its real size."""
+    if not upload:
+        return b"", 0
+    stream = upload.stream
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    return stream.read(max_bytes + 1), size
 
 
 def _slot_label(field_name: str | None) -> str:
@@ -503,15 +601,28 @@ def add_dependent():
             errors[exc.field or "name"] = str(exc)
         else:
             db.session.commit()
+            _remember_added_name(ref, request.form.get("name", ""))
             return redirect(url_for("form.number", ref=ref))
-    # Names typed here are not echoed back either: they are sealed on success, and on an
-    # error the subject types them again (a short form).
+    # After an error everything typed comes back (never a number or hidden characters).
+    values = {
+        k: v
+        for k in ("name", "kana", "relation")
+        if not _unsafe_to_echo(v := request.form.get(k, ""))
+    }
     return _page(
         "add_dependent.html",
         200 if not errors else 422,
         errors=errors,
         years=_year_options(),
+        values=values,
+        chosen=_chosen_date(request.form),
     )
+
+
+def _remember_added_name(ref: str, name: str) -> None:
+    name = " ".join(name.split())[:ADDED_NAME_SHOWN]
+    if name and not _unsafe_to_echo(name):
+        session[ADDED_NAMES] = {**(session.get(ADDED_NAMES) or {}), ref: name}
 
 
 @bp.post("/p/<ref>/exclude")
@@ -547,6 +658,9 @@ def remove_added(ref: str):
         db.session.rollback()
         return _message("削除できません", str(exc), 422, link=(url_for("form.household"), "戻る"))
     db.session.commit()
+    names = dict(session.get(ADDED_NAMES) or {})
+    if names.pop(ref, None) is not None:
+        session[ADDED_NAMES] = names
     return redirect(url_for("form.household"))
 
 

@@ -36,7 +36,7 @@ from app.collection.terms import (
     IntakeError,
     free_text,
 )
-from app.collection.uploads import Document
+from app.collection.uploads import Document, limit_text
 from app.core import jptime, mynumber
 from app.models import (
     CollectionRequest,
@@ -222,7 +222,7 @@ def put_documents(
     existing_docs = sum(r.size_bytes for r in parts.stored(session, draft) if r.subject_ref != ref)
     if existing_docs + incoming > max_submission_bytes:
         raise IntakeError(
-            f"提出全体の容量が上限（{max_submission_bytes // 1048576} MB）を超えます。"
+            f"提出全体の容量が上限（{limit_text(max_submission_bytes)}）を超えます。"
             "写真を小さくしてから選んでください",
             chosen[0],
         )

@@ -42,9 +42,16 @@ class Subject:
         return self.role == "self"
 
     def display_name(self) -> str:
+        """The name on record; an added dependent's name is sealed, so it is told apart by its
+        place in the order added and its relation (「追加した扶養親族 2人目（子）」)."""
         if self.name:
             return self.name
-        return f"追加した扶養親族（{self.relation or '続柄未入力'}）"
+        return f"{self.added_label()}（{self.relation or '続柄未入力'}）"
+
+    def added_label(self) -> str:
+        """「追加した扶養親族 N人目」 for ``newN`` (without the relation)."""
+        n = self.ref[3:] if self.ref.startswith("new") else ""
+        return f"追加した扶養親族 {n}人目" if n.isdigit() else "追加した扶養親族"
 
 
 def _listed(session: Session, req: CollectionRequest) -> tuple[str | None, list[Subject]]:

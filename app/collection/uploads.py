@@ -18,6 +18,7 @@ Nothing here writes to disk: the data stays in memory until it is sealed.
 from __future__ import annotations
 
 import io
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -122,13 +123,29 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def process(data: bytes, *, max_bytes: int, max_pixels: int) -> Document:
-    """Check and clean one uploaded file; raise UploadRejected with the reason."""
+def size_text(n_bytes: int) -> str:
+    """A file's size as a phone shows it (decimal MB, one decimal), rounded up: a file over
+    the limit never reads as if it were at or under it."""
+    return f"{math.ceil(n_bytes / 100_000) / 10:.1f} MB"
+
+
+def limit_text(n_bytes: int) -> str:
+    """A limit in decimal MB, rounded down (``10 MB``, ``10.4 MB``): never more than allowed."""
+    tenths = n_bytes // 100_000
+    return f"{tenths // 10} MB" if tenths % 10 == 0 else f"{tenths / 10:.1f} MB"
+
+
+def process(data: bytes, *, max_bytes: int, max_pixels: int, size: int | None = None) -> Document:
+    """Check and clean one uploaded file; raise UploadRejected with the reason.
+
+    ``size`` is the file's real length when the caller read only the first ``max_bytes + 1``
+    bytes of it (enough to know it is too big): the message states the real size."""
     if not data:
         raise UploadRejected("ファイルが選択されていないか、空のファイルです")
     if len(data) > max_bytes:
+        real = max(size or 0, len(data))
         raise UploadRejected(
-            f"ファイルが大きすぎます（{len(data) / 1048576:.1f} MB、上限 {max_bytes // 1048576} MB）"
+            f"ファイルが大きすぎます（{size_text(real)}、上限 {limit_text(max_bytes)}）"
         )
     kind = sniff(data)
     if kind is None:

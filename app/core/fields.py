@@ -205,7 +205,7 @@ def clean_number(raw: str | None) -> str:
             sum(map(operator.mul, mynumber.WEIGHTS, text.encode("ascii"))) - _WEIGHT_OFFSET
         ) % 11
         if (0 if remainder <= 1 else 11 - remainder) != int(text[11]):
-            raise FieldError("個人番号のチェックデジットが正しくありません")
+            raise FieldError(mynumber.WRONG_DIGITS)
         return text
     try:
         return mynumber.normalize(text)

@@ -18,6 +18,12 @@ WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―−ー－ｰ]")
 
 
+# A wrong check digit, in words a person understands: the digits do not add up, so one of
+# them was mistyped. Said after a field label (「個人番号: …」), so it names neither the field
+# again nor the check digit.
+WRONG_DIGITS = "番号の数字がどこか違っています。お手元の書類と見比べて、12桁を入力し直してください"
+
+
 class InvalidMyNumber(ValueError):
     """Raised with a Japanese reason; the message never contains the digits themselves."""
 
@@ -39,7 +45,7 @@ def normalize(raw: str) -> str:
     if len(text) != 12:
         raise InvalidMyNumber(f"個人番号は12桁です（入力は{len(text)}桁）")
     if check_digit(text[:11]) != int(text[11]):
-        raise InvalidMyNumber("個人番号のチェックデジットが正しくありません")
+        raise InvalidMyNumber(WRONG_DIGITS)
     return text
 
 

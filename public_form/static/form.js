@@ -22,7 +22,7 @@
     if (!/^[0-9]+$/.test(value)) { return "数字以外の文字が含まれています"; }
     if (value.length !== 12) { return "12桁で入力してください（いま" + value.length + "桁）"; }
     if (checkDigit(value.slice(0, 11)) !== Number(value[11])) {
-      return "番号に誤りがあるようです（チェックデジットが一致しません）";
+      return "番号の数字がどこか違っているようです。お手元の書類と見比べてください";
     }
     return null;
   }

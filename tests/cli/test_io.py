@@ -103,7 +103,7 @@ def test_import_problems_exit_1_with_every_line_and_no_number(instance, tmp_path
     lines = [line for line in result.stderr.splitlines() if line.startswith("行 ")]
     assert lines == [
         "行 3: 生年月日: 存在しない日付です",
-        "行 4: マイナンバー: 個人番号のチェックデジットが正しくありません",
+        "行 4: マイナンバー: 番号の数字がどこか違っています。お手元の書類と見比べて、12桁を入力し直してください",
     ]
     assert "何も取り込んでいません" in result.stderr and "Traceback" not in result.stderr
     assert not any(x[:8] in result.stderr + result.stdout for x in n)

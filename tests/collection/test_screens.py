@@ -261,7 +261,7 @@ def test_operator_sends_prints_keys_and_verifies_on_screen(
         client, f"{item_url}/key", {"ref": ref, "number": bad}, item_url, follow_redirects=True
     )
     bodies.append(response.data)
-    assert "チェックデジット" in response.get_data(as_text=True)
+    assert "数字がどこか違って" in response.get_data(as_text=True)
     response = _post(
         client,
         f"{item_url}/key",

@@ -27,7 +27,7 @@ def test_numbers_are_normalised(raw):
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        (NUMBER[:11] + str((int(NUMBER[11]) + 1) % 10), "チェックデジット"),
+        (NUMBER[:11] + str((int(NUMBER[11]) + 1) % 10), "数字がどこか違って"),
         (NUMBER[:11], "12桁"),
         (NUMBER + "0", "12桁"),
         ("12345678901A", "数字以外"),

@@ -44,7 +44,7 @@ def test_normalise_accepts_what_people_type(raw):
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        ("123456789012", "チェックデジット"),
+        ("123456789012", "数字がどこか違って"),
         ("12345678901", "12桁"),
         ("1234567890123", "12桁"),
         ("12345678901a", "数字以外"),
@@ -260,3 +260,13 @@ def test_refusal_names_the_field_and_never_the_value():
     )
     assert mynumber.number_problem("山田 太郎", "氏名") is None
     assert mynumber.number_problem(None, "氏名") is None
+
+
+def test_a_wrong_digit_is_said_plainly():
+    """Shown after a field label (「個人番号: …」): it names neither the field again nor the
+    check digit, and tells the person what to do."""
+    with pytest.raises(mynumber.InvalidMyNumber) as wrong:
+        mynumber.normalize("123456789012")
+    message = str(wrong.value)
+    assert "個人番号" not in message and "チェックデジット" not in message
+    assert "見比べて" in message

@@ -60,7 +60,7 @@ def test_every_way_of_writing_a_valid_number_gives_the_same_digits(first, separa
 def test_a_wrong_check_digit_is_always_refused(first, shift):
     number = mynumber.make_valid(first)
     wrong = number[:11] + str((int(number[11]) + shift) % 10)
-    with pytest.raises(mynumber.InvalidMyNumber, match="チェックデジット"):
+    with pytest.raises(mynumber.InvalidMyNumber, match="数字がどこか違って"):
         mynumber.normalize(wrong)
 
 

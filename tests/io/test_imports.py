@@ -102,7 +102,7 @@ def test_every_problem_is_listed_and_nothing_is_imported(app, session, vault):
     assert not report.ok and not report.committed
     got = [(p.line, p.field, p.reason) for p in report.problems]
     expected = [
-        (3, "マイナンバー", "チェックデジット"),
+        (3, "マイナンバー", "数字がどこか違って"),
         (4, "マイナンバー", "12桁"),
         (5, "マイナンバー", "数字以外"),
         (6, "生年月日", "存在しない日付"),

@@ -376,11 +376,9 @@ def test_manual_screenshots_and_pdf(
                 locale="ja-JP",
             ).new_page()
             phone.goto(f"{form}/r/{token}")
-            camera(phone, "subject-birth-date")
             _birth(phone, TARO_BIRTH)
-            _go(phone, "button[type=submit]")
-            camera(phone, "subject-consent")
             phone.check("input[name=agree]")
+            camera(phone, "subject-birth-date")  # the birth date and the consent: one page
             _go(phone, "button[type=submit]")
             camera(phone, "subject-household")
             _go(phone, "#continue")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.collection import decisions
 from app.models import CollectionRequest, RequestStatus, Submission
 from tests import support
-from tests.public_form.conftest import BIRTH, NUMBER_DEP, NUMBER_SELF, jpeg, pdf
+from tests.public_form.conftest import BIRTH, DEP_BIRTH, NUMBER_DEP, NUMBER_SELF, jpeg, pdf
 
 pytestmark = pytest.mark.browser
 
@@ -126,16 +126,20 @@ def test_every_step_in_a_phone_browser_without_javascript(
     page = context.new_page()
     page.goto(f"{live_form}/r/{household['token']}")
     assert page.url.endswith("/verify") and "山田" not in page.content()
-    shots(page, "birth-date")
+    # The birth date and the purpose with its consent: one page, one request.
+    assert "利用目的" in page.content()
+    shots(page, "birth-date-consent")
     _birth(page, BIRTH.replace(day=3))
+    page.check("input[name=agree]")
     _go(page, "button[type=submit]")
     assert "あと4回" in page.content()
+    # Nothing chosen is lost after the error: all three selects and the tick stay.
+    assert page.input_value("select[name=year]") == str(BIRTH.year)
+    assert page.input_value("select[name=month]") == str(BIRTH.month)
+    assert page.input_value("select[name=day]") == "3"
+    assert page.is_checked("input[name=agree]")
     shots(page, "birth-date-wrong")
-    _birth(page, BIRTH)
-    _go(page, "button[type=submit]")
-    assert page.url.endswith("/consent")
-    shots(page, "purpose-consent")
-    page.check("input[name=agree]")
+    page.select_option("select[name=day]", str(BIRTH.day))
     _go(page, "button[type=submit]")
     assert page.url.endswith("/household") and "山田 花子" in page.content()
     shots(page, "household")
@@ -144,7 +148,7 @@ def test_every_step_in_a_phone_browser_without_javascript(
     page.fill("#number", NUMBER_SELF[:11] + str((int(NUMBER_SELF[11]) + 1) % 10))
     page.fill("#number_confirm", NUMBER_SELF)
     _go(page, "button[type=submit]")
-    assert "チェックデジットが正しくありません" in page.content()
+    assert "番号の数字がどこか違っています" in page.content()
     assert page.input_value("#number") == ""  # never echoed back
     shots(page, "number-error")
     wide = NUMBER_SELF.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
@@ -224,7 +228,7 @@ def test_every_step_in_a_phone_browser_without_javascript(
         for form in support.number_forms(number):
             assert not any(form in html for html in seen)
     assert support.leaks(app, [NUMBER_SELF, NUMBER_DEP]) == []
-    assert shots.count >= 14
+    assert shots.count >= 13
 
 
 def test_typing_help_with_javascript(backend, household, live_form, browser):
@@ -233,16 +237,120 @@ def test_typing_help_with_javascript(backend, household, live_form, browser):
     page = context.new_page()
     page.goto(f"{live_form}/r/{household['token']}")
     _birth(page, BIRTH)
-    _go(page, "button[type=submit]")
     page.check("input[name=agree]")
     _go(page, "button[type=submit]")
     _go(page, "#continue")
     wrong = NUMBER_SELF[:11] + str((int(NUMBER_SELF[11]) + 1) % 10)
     page.fill("#number", wrong)
-    assert "チェックデジット" in page.inner_text('.js-check[data-for="number"]')
+    assert "数字がどこか違って" in page.inner_text('.js-check[data-for="number"]')
     page.fill("#number", NUMBER_SELF.translate(str.maketrans("0123456789", "０１２３４５６７８９")))
     assert page.inner_text('.js-check[data-for="number"]') == "形式は正しいです"
     page.fill("#number_confirm", NUMBER_DEP)
     assert "一致しません" in page.inner_text('.js-check[data-for="number_confirm"]')
     shots(page, "number-help")
+    context.close()
+
+
+def _small_targets(page) -> list[str]:
+    """Every visible control a finger has to hit that is under 44 × 44 CSS px: links,
+    buttons, selects, text and file inputs, and checkboxes by the label that holds them."""
+    small = []
+    selector = "main a, main button, main select, main input:not([type=hidden]), main label.check"
+    for handle in page.query_selector_all(selector):
+        if not handle.is_visible():
+            continue
+        if handle.get_attribute("type") == "checkbox":
+            label = handle.evaluate_handle("e => e.closest('label')").as_element()
+            assert label is not None, "a checkbox without its label"
+            handle = label
+        box = handle.bounding_box()
+        if box["height"] < 44 or box["width"] < 44:
+            text = (handle.inner_text() or handle.get_attribute("name") or "").strip()[:20]
+            small.append(f"{text} {box['width']:.0f}×{box['height']:.0f}")
+    return small
+
+
+def test_added_dependents_by_name_large_targets_and_honest_messages(
+    backend, form_app, household, live_form, browser, tmp_path
+):
+    """An iPhone-sized screen: the landing page says who sees what; the added dependents
+    are asked and shown by name; a validation error keeps what was typed; every tap target
+    is at least 44 px; a too-big file is refused with its real size."""
+    shots = Shots(f"{backend}-dependents")
+    context = _phone(browser, javascript=True)
+    page = context.new_page()
+    page.goto(f"{live_form}/")
+    landing = page.inner_text("main")
+    assert "第三者が提出内容に触れることはありません" not in landing
+    assert "表示したり、ファイルに出力したり" in landing  # the client's staff, after the check
+    assert _small_targets(page) == []
+    shots(page, "landing")
+
+    page.goto(f"{live_form}/r/{household['token']}")
+    assert _small_targets(page) == []  # the consent checkbox included
+    box = page.query_selector("label.check").bounding_box()
+    assert box["height"] >= 44
+    _birth(page, BIRTH)
+    page.click("label.check")  # the whole label is the target
+    assert page.is_checked("input[name=agree]")
+    _go(page, "button[type=submit]")
+    assert page.url.endswith("/household")
+    assert _small_targets(page) == []
+
+    # A dependent with an impossible date: the error keeps every field.
+    _go(page, "text=扶養親族を追加する")
+    page.fill("#name", "山田 一郎")
+    page.fill("#kana", "ヤマダ イチロウ")
+    page.fill("#relation", "子")
+    page.select_option("select[name=year]", "2019")
+    page.select_option("select[name=month]", "2")
+    page.select_option("select[name=day]", "30")
+    _go(page, "button[type=submit]")
+    assert "存在しない日付" in page.content()
+    assert page.input_value("#name") == "山田 一郎"
+    assert page.input_value("#kana") == "ヤマダ イチロウ"
+    assert page.input_value("#relation") == "子"
+    assert page.input_value("select[name=year]") == "2019"
+    assert page.input_value("select[name=month]") == "2"
+    assert _small_targets(page) == []
+    shots(page, "add-dependent-error")
+    page.select_option("select[name=day]", "28")
+    _go(page, "button[type=submit]")
+    assert page.url.endswith("/p/new1/number")
+    assert "山田 一郎（子）" in page.inner_text(".who")
+    page.goto(f"{live_form}/dependents/add")
+    page.fill("#name", "山田 二郎")
+    page.fill("#relation", "子")
+    _birth(page, DEP_BIRTH)
+    _go(page, "button[type=submit]")
+    page.goto(f"{live_form}/household")
+    names = page.inner_text(".people")
+    assert "山田 一郎" in names and "山田 二郎" in names
+    assert "（子）（子）" not in page.content()
+    shots(page, "household-added-by-name")
+
+    # A file over the limit: its real size, in the units a phone shows.
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8\xff" + b"\0" * (11_000_000 - 3))
+    page.goto(f"{live_form}/p/new1/documents?combination=other")
+    page.select_option("#number_doc_type", "juminhyo")
+    page.set_input_files("#number_doc", str(big))
+    _go(page, "button[type=submit]")
+    assert "11.0 MB、上限 10 MB" in page.content()
+    assert _small_targets(page) == []
+    shots(page, "file-too-big")
+    context.close()
+
+
+def test_the_lock_page_gives_the_phone_number(form_app, household, live_form, browser):
+    context = _phone(browser, javascript=False)
+    page = context.new_page()
+    page.goto(f"{live_form}/r/{household['token']}")
+    for _ in range(form_app.config["INTAKE_MAX_FAILURES"]):
+        _birth(page, BIRTH.replace(day=3))
+        page.check("input[name=agree]")
+        _go(page, "button[type=submit]")
+    text = page.inner_text("main")
+    assert "ロック" in text and "お電話ください" in text
+    assert f"電話 {form_app.config['DESK_PHONE']}" in text
     context.close()

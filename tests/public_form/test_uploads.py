@@ -79,6 +79,18 @@ def test_oversized_file_is_refused():
         uploads.process(b"\xff\xd8\xff" + b"0" * 2048, max_bytes=1024, max_pixels=1000)
 
 
+def test_a_file_over_the_limit_is_refused_with_its_real_size():
+    """The form reads only limit + 1 bytes of a big file; the message states the real size,
+    in the decimal MB a phone shows, rounded up, and the limit rounded down."""
+    head = b"\xff\xd8\xff" + b"0" * (10_000_001 - 3)
+    with pytest.raises(uploads.UploadRejected) as refused:
+        uploads.process(head, max_bytes=10_000_000, max_pixels=1000, size=11_000_000)
+    assert "（11.0 MB、上限 10 MB）" in str(refused.value)
+    assert uploads.size_text(10_000_001) == "10.1 MB"  # never reads as the limit itself
+    assert uploads.limit_text(10 * 1024 * 1024) == "10.4 MB"  # never more than allowed
+    assert uploads.limit_text(25_000_000) == "25 MB"
+
+
 def test_polyglot_trailer_is_dropped():
     html = b"<html><script>alert(1)</script></html>"
     doc = uploads.process(jpeg() + html, **LIMITS)

@@ -53,7 +53,7 @@ def test_client_staff_previews_problems_then_imports_after_confirming(
         csv_bytes(STAFF_HEADER, bad, "cp932"),
         {"layout": staff_id(session), "encoding": "auto"},
     ).get_data(as_text=True)
-    assert "行 4: マイナンバー: 個人番号のチェックデジットが正しくありません" in html
+    assert "行 4: マイナンバー: 番号の数字がどこか違っています" in html
     assert "この内容で取り込む" not in html
     assert not any(n[:8] in html for n in numbers_used)
     assert people_count(session) == 0
