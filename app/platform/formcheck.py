@@ -33,14 +33,21 @@ def problem(form_url: str, timeout: float) -> str | None:
     try:
         # The scheme is checked above (http/https only): no file:// or custom opener.
         with urllib.request.urlopen(health_url(url), timeout=timeout) as response:  # noqa: S310  # nosec B310
-            body = json.loads(response.read(4096).decode("utf-8"))
+            raw = response.read(4096)
     except urllib.error.HTTPError as exc:
-        return f"{where}が応答しません（HTTP {exc.code}）。提出フォームを起動してください"
+        return (
+            f"{where}で提出フォームが応答しません（HTTP {exc.code}）。"
+            "提出フォームが起動しているか、URL とポートが正しいか確認してください"
+        )
     except (OSError, ValueError) as exc:
         return (
             f"{where}に接続できません（{type(exc).__name__}）。"
             "提出フォームが起動しているか、URL とポートが正しいか確認してください"
         )
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        body = None
     if not isinstance(body, dict) or body.get("service") != SERVICE:
         return f"{where}で応答したのは提出フォームではありません。URL とポートを確認してください"
     return None
