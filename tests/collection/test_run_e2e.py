@@ -211,7 +211,7 @@ def test_a_campaign_sent_on_any_port_reaches_the_form_and_the_receipt_arrives(
 
         # 受付のお知らせ arrives with nothing run by hand (the run process dispatches).
         receipt = _wait_for(
-            lambda: [m for m in smtp.messages if "受付" in m["Subject"]],
+            lambda: [m for m in smtp.messages if "受け付けました" in m["Subject"]],
             30,
             "受付のお知らせが届きません",
         )[0]
