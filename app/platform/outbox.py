@@ -313,10 +313,10 @@ def waiting(session: Session, config, extensions) -> Waiting | None:
         )
     elif beat is not None and beat.last_error:
         reason = f"送信処理でエラーが起きています（{beat.last_error}）"
-        fix = f"{int(beat.interval)} 秒ごとに再試行します。続く場合はログを確認してください。"
+        fix = f"{beat.interval:g} 秒ごとに再試行します。続く場合はログを確認してください。"
     elif beat is not None:
         reason = "送信処理（mynumber run）の順番を待っています"
-        fix = f"{int(beat.interval)} 秒ごとに自動で送出されます。操作は不要です。"
+        fix = f"{beat.interval:g} 秒ごとに自動で送出されます。操作は不要です。"
     else:
         reason = "このプロセスでは送信処理が動いていません（Redis も設定されていません）"
         fix = (
