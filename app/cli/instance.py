@@ -8,7 +8,6 @@ missing. The test suite and the benchmarks build their instances with it too.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import secrets
 import sys
@@ -178,9 +177,7 @@ def ask_identity(home: Path, given: dict[str, str | None], interactive: bool) ->
         elif stored.get(env):
             continue
         elif interactive:
-            chosen[env] = click.prompt(
-                label, value_proc=functools.partial(_checked, key), prompt_suffix=": "
-            )
+            chosen[env] = _ask(key, label)
         else:
             missing.append(f"{label}（{env}）")
     if chosen:
@@ -196,11 +193,14 @@ def _at_terminal() -> bool:
         return False
 
 
-def _checked(key: str, value: str) -> str:
-    problem = settings.identity_problem(key, value)
-    if problem:
-        raise click.UsageError(problem)  # click.prompt shows it and asks again
-    return value.strip()
+def _ask(key: str, label: str) -> str:
+    """Ask until the answer is acceptable, saying why in Japanese (never click's "Error:")."""
+    while True:
+        value = click.prompt(label, prompt_suffix=": ", default="", show_default=False)
+        problem = settings.identity_problem(key, value)
+        if problem is None:
+            return value.strip()
+        click.echo(f"エラー: {problem}", err=True)
 
 
 @click.command("init")
