@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.audit import trail
 from app.core.actor import Actor
 from app.platform import formcheck
-from app.settings import IDENTITY, missing_identity
+from app.settings import IDENTITY, identity_problem, missing_identity
 
 
 def problems(config, *, form: bool = True) -> list[str]:
@@ -32,6 +32,14 @@ def problems(config, *, form: bool = True) -> list[str]:
             + "、".join(missing)
             + "。`mynumber init` で入力するか、環境変数で設定してください"
         )
+    # Set, but to a placeholder or a malformed value (an old unit file, a typo).
+    wrong = [
+        problem
+        for key, env, _label in IDENTITY
+        if (config.get(key) or "").strip() and (problem := identity_problem(key, config.get(key)))
+    ]
+    if wrong:
+        found.append("設定が正しくありません: " + " ".join(f"{p}。" for p in wrong))
     timeout = float(config.get("FORM_CHECK_TIMEOUT") or 0)
     if form and timeout > 0:
         unreachable = formcheck.problem(config.get("PUBLIC_FORM_URL", ""), timeout)
@@ -65,6 +73,11 @@ def refusal(
         details={
             "reason": "not_ready",
             "missing": [key for key, _env, _label in IDENTITY if not config.get(key)],
+            "invalid": [
+                key
+                for key, _env, _label in IDENTITY
+                if config.get(key) and identity_problem(key, config.get(key))
+            ],
             "form_unreachable": any(p.startswith("提出フォーム") for p in found),
         },
         commit=True,

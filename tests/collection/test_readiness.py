@@ -11,10 +11,11 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from app.collection import kits, mailings, readiness
-from app.models import AuditEvent, Delivery
+from app.collection import dunning, kits, mailings, readiness
+from app.models import AuditEvent, Delivery, Reminder
 from app.platform import formcheck
 from tests.collection import flows
+from tests.collection.conftest import Jobs
 
 
 @pytest.fixture
@@ -82,7 +83,12 @@ def test_sending_refuses_while_the_form_does_not_answer_then_sends(
     assert "提出フォームのURL" in str(info.value) and "接続できません" in str(info.value)
     assert session.execute(select(Delivery)).first() is None  # nothing promised
     [refusal] = _refusals(session, "campaign.dispatch")
-    assert refusal == {"reason": "not_ready", "missing": [], "form_unreachable": True}
+    assert refusal == {
+        "reason": "not_ready",
+        "missing": [],
+        "invalid": [],
+        "form_unreachable": True,
+    }
 
     app.config["PUBLIC_FORM_URL"] = served_form
     result = mailings.dispatch(session, operators[0], campaign)
@@ -141,3 +147,29 @@ def test_a_queued_mail_is_not_sent_with_an_empty_sender(app, session, staff, ope
 def test_ready_when_everything_is_set(app, served_form):
     app.config.update(FORM_CHECK_TIMEOUT=2, PUBLIC_FORM_URL=served_form)
     assert readiness.problems(app.config) == []
+
+
+def test_a_placeholder_from_the_environment_is_refused_too(app, session, staff, operators):
+    """An old unit file still saying 0120-000-000: nothing is sent with it."""
+    campaign, _ = flows.campaign_with_targets(app, staff)
+    app.config["DESK_PHONE"] = "0120-000-000"
+    with pytest.raises(mailings.MailingError, match="「0120-000-000」は仮の値です"):
+        mailings.dispatch(session, operators[0], campaign)
+    assert _refusals(session, "campaign.dispatch")[0]["invalid"] == ["DESK_PHONE"]
+
+
+def test_no_reminder_goes_out_while_the_form_does_not_answer(
+    app, session, staff, operators, served_form
+):
+    """The daily dunning run reminds nobody (audited) rather than mail a dead link; the next
+    run, once the form answers, reminds them."""
+    campaign, _ = flows.campaign_with_targets(app, staff)
+    flows.dispatch(campaign, operators[0], Jobs("inline", app))  # the e-mail is sent
+    late = dunning.add_business_days(campaign.deadline, 1)
+    app.config.update(FORM_CHECK_TIMEOUT=2, PUBLIC_FORM_URL=_dead_url())
+    refused = dunning.run(session, today=late)
+    assert refused.reminded == 0 and "提出フォームのURL" in str(refused)
+    assert session.execute(select(Reminder)).first() is None
+    assert _refusals(session, "dunning.run")
+    app.config["PUBLIC_FORM_URL"] = served_form
+    assert dunning.run(session, today=late).reminded == 1
