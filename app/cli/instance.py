@@ -218,7 +218,10 @@ def _ask(key: str, label: str) -> str:
     help="未設定の発注者名・受注者名・送信元・窓口を尋ねる（既定: 端末から実行したとき）",
 )
 def init_command(admin_password: str | None, interactive: bool | None, **identity) -> None:
-    """インスタンスを初期化する（鍵リング・スキーマ・ロール・admin・発注者名など）。2回実行しても安全。"""
+    """インスタンスを初期化する（鍵リング・スキーマ・ロール・admin）。2回実行しても安全。
+
+    発注者名・受注者名・送信元・問い合わせ窓口を、端末からなら尋ね、オプションか環境変数からも受け取る。
+    """
     if admin_password:
         try:
             password_complexity(admin_password)
