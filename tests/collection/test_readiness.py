@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.collection import dunning, kits, mailings, readiness
 from app.models import AuditEvent, Delivery, Reminder
 from app.platform import formcheck
+from tests import support
 from tests.collection import flows
 from tests.collection.conftest import Jobs
 
@@ -173,3 +174,20 @@ def test_no_reminder_goes_out_while_the_form_does_not_answer(
     assert _refusals(session, "dunning.run")
     app.config["PUBLIC_FORM_URL"] = served_form
     assert dunning.run(session, today=late).reminded == 1
+
+
+def test_the_operator_reads_why_on_the_campaign_page(app, session, client, make_user, login, staff):
+    campaign, _ = flows.campaign_with_targets(app, staff, assign_operators=False)
+    user, secret = make_user("Operator")
+    login(user.username, totp_secret=secret)
+    support.assign_operator(session, campaign, user.id)
+    app.config.update(FORM_CHECK_TIMEOUT=2, PUBLIC_FORM_URL=_dead_url(), DESK_EMAIL="")
+    page_url = f"/campaigns/{campaign.id}"
+    response = support.post_form(
+        client, f"{page_url}/dispatch", {}, token_from=page_url, follow_redirects=True
+    )
+    html = response.get_data(as_text=True)
+    assert "送付・印刷できません。" in html
+    assert "問い合わせ窓口のメールアドレス（MYNUMBER_DESK_EMAIL）" in html
+    assert f"MYNUMBER_PUBLIC_FORM_URL: {app.config['PUBLIC_FORM_URL']}" in html
+    assert session.execute(select(Delivery)).first() is None
