@@ -35,9 +35,12 @@ scan: install
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python scripts/dep_audit.py
 
+# `init` asks, once, who the instance speaks for (client, operator, sender, desk phone and
+# e-mail) when run from a terminal; elsewhere give MYNUMBER_CLIENT_NAME … as variables
+# (README). `run` serves both apps and sends the mail itself (no worker needed).
 run: install
 	$(BIN)/mynumber init
-	$(BIN)/mynumber run
+	$(BIN)/mynumber run $(RUN_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

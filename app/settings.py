@@ -7,6 +7,7 @@ The defaults are the embedded mode: a SQLite file and the key ring under ``MYNUM
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -81,12 +82,120 @@ def private_umask() -> None:
     os.umask(PRIVATE_UMASK)
 
 
+# Who the instance speaks for: printed on every letter and in every e-mail to a subject.
+# ``mynumber init`` asks for them (or takes them from the environment) and keeps them in the
+# instance's settings file; sending and printing refuse while one is missing, so no
+# placeholder (「【発注者】」, a made-up phone number) ever reaches a subject.
+IDENTITY: tuple[tuple[str, str, str], ...] = (
+    # (config key, environment variable, label)
+    ("CLIENT_NAME", "MYNUMBER_CLIENT_NAME", "発注者名"),
+    ("OPERATOR_NAME", "MYNUMBER_OPERATOR_NAME", "受注者名"),
+    ("MAIL_FROM", "MYNUMBER_MAIL_FROM", "送信元メールアドレス"),
+    ("DESK_PHONE", "MYNUMBER_DESK_PHONE", "問い合わせ窓口の電話番号"),
+    ("DESK_EMAIL", "MYNUMBER_DESK_EMAIL", "問い合わせ窓口のメールアドレス"),
+)
+INSTANCE_SETTINGS_FILE = "settings.json"
+DEFAULT_FORM_PORT = 8001
+
+
+def instance_settings(home: Path) -> dict[str, str]:
+    """The settings ``mynumber init`` (who we are) and ``mynumber run`` (the form's address)
+    stored in the instance folder, keyed by environment variable. The environment wins."""
+    path = home / INSTANCE_SETTINGS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"設定ファイル {path} を読めません（{type(exc).__name__}）") from None
+    return (
+        {str(k): str(v) for k, v in data.items() if isinstance(v, str)}
+        if isinstance(data, dict)
+        else {}
+    )
+
+
+def save_instance_settings(home: Path, values: dict[str, str]) -> Path:
+    """Merge ``values`` (environment-variable names) into the instance's settings file,
+    written whole (0600, temporary file then rename) so a crash never leaves half a file."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    merged = {**instance_settings(home), **values}
+    path = home / INSTANCE_SETTINGS_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(merged, handle, ensure_ascii=False, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return path
+
+
+def missing_identity(config) -> list[str]:
+    """The labels (with their variable) of who-we-are settings still unset."""
+    return [
+        f"{label}（{env}）" for key, env, label in IDENTITY if not (config.get(key) or "").strip()
+    ]
+
+
+# What the first build printed before these were asked for: never accepted as a value.
+PLACEHOLDERS = frozenset(
+    {
+        "発注者",
+        "受注者",
+        "【発注者】",
+        "【受注者】",
+        "mynumber-vault@localhost",
+        "mynumber-desk@example.jp",
+        "0120-000-000",
+    }
+)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9()\- ]{6,20}$")
+
+
+def identity_problem(key: str, value: str | None) -> str | None:
+    """Why ``value`` cannot be the who-we-are setting ``key``, in Japanese (None: fine)."""
+    label = next(lbl for k, _env, lbl in IDENTITY if k == key)
+    text = (value or "").strip()
+    if not text:
+        return f"{label}: 入力してください"
+    problem = header_problem(label, text)
+    if problem:
+        return problem
+    if text in PLACEHOLDERS:
+        return f"{label}: 「{text}」は仮の値です。実際の値を入力してください"
+    if key in ("MAIL_FROM", "DESK_EMAIL") and (
+        not _EMAIL.match(text) or text.lower().endswith("@localhost")
+    ):
+        return f"{label}: メールアドレスの形式（例: desk@example.co.jp）で入力してください"
+    if key == "DESK_PHONE" and not _PHONE.match(text):
+        return f"{label}: 電話番号（例: 03-1234-5678）を半角の数字とハイフンで入力してください"
+    if len(text) > 200:
+        return f"{label}: 200文字以内で入力してください"
+    return None
+
+
+def form_url_for_port(host: str, port: int) -> str:
+    """The public form's address as ``mynumber run`` serves it (a wildcard host is reached
+    through the loopback address)."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104  # nosec B104 - compared, not bound
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def load(overrides: dict | None = None, component: str = "portal") -> dict:
     """Build the Flask config mapping for the admin portal (the public form reuses a subset)."""
     home = instance_home()
     if overrides and "MYNUMBER_HOME" in overrides:
         home = Path(overrides["MYNUMBER_HOME"]).resolve()
     https = _bool("MYNUMBER_HTTPS", False)
+    stored = instance_settings(home)
+
+    def setting(env: str, default: str = "") -> str:
+        """The environment, else the instance's settings file, else ``default``."""
+        return os.environ.get(env) or stored.get(env) or default
+
     cfg: dict = {
         "MYNUMBER_HOME": str(home),
         "SQLALCHEMY_DATABASE_URI": database_url(home),
@@ -97,7 +206,7 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "JOB_QUEUE": os.environ.get("MYNUMBER_JOB_QUEUE", "mynumber"),
         "SMTP_URL": os.environ.get("SMTP_URL") or None,
-        "MAIL_FROM": os.environ.get("MYNUMBER_MAIL_FROM", "mynumber-vault@localhost"),
+        "MAIL_FROM": setting("MYNUMBER_MAIL_FROM"),
         "KEYRING_PATH": os.environ.get("MYNUMBER_KEYRING", str(home / "keyring.json")),
         # Who holds the KEKs (app.vault.custody): "file" (the ring file above) or "pkcs11"
         # (an HSM; the ring file then keeps only what needs no HSM). docs/deployment.md.
@@ -116,12 +225,24 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         "AUDIT_PUBLIC_KEY_FILE": str(home / "audit_public_key.pem"),
         "OUTBOX_DIR": str(home / "outbox"),
         "LOG_FILE": os.environ.get("MYNUMBER_LOG_FILE", str(home / "mynumber.log")),
-        "CLIENT_NAME": os.environ.get("MYNUMBER_CLIENT_NAME", "発注者"),
-        "OPERATOR_NAME": os.environ.get("MYNUMBER_OPERATOR_NAME", "受注者"),
+        # Who we are (IDENTITY): no default, sending and printing refuse until set.
+        "CLIENT_NAME": setting("MYNUMBER_CLIENT_NAME"),
+        "OPERATOR_NAME": setting("MYNUMBER_OPERATOR_NAME"),
         # The operator's person responsible for the service (責任者, e.g. 「情報セキュリティ
-        # 責任者 山田 太郎」), named on the deletion certificate.
-        "OPERATOR_RESPONSIBLE": os.environ.get("MYNUMBER_OPERATOR_RESPONSIBLE", ""),
-        "PUBLIC_FORM_URL": os.environ.get("MYNUMBER_PUBLIC_FORM_URL", "http://127.0.0.1:8001"),
+        # 責任者 山田 太郎」), named on the deletion certificate and the invoice.
+        "OPERATOR_RESPONSIBLE": setting("MYNUMBER_OPERATOR_RESPONSIBLE"),
+        # The public form's address in every link and QR code. `mynumber run` derives it from
+        # the port it serves (and stores it for the instance's other processes) unless set.
+        "PUBLIC_FORM_URL": setting(
+            "MYNUMBER_PUBLIC_FORM_URL", form_url_for_port("127.0.0.1", DEFAULT_FORM_PORT)
+        ),
+        "PUBLIC_FORM_URL_GIVEN": bool(os.environ.get("MYNUMBER_PUBLIC_FORM_URL")),
+        # Before a campaign is sent or a print batch made, the form's health endpoint must
+        # answer within this many seconds (0: not checked, e.g. a portal that cannot reach
+        # the form host through the firewall).
+        "FORM_CHECK_TIMEOUT": float(os.environ.get("MYNUMBER_FORM_CHECK_TIMEOUT", "3")),
+        # Embedded mode (no Redis): how often `mynumber run` hands the outbox over.
+        "OUTBOX_INTERVAL_SECONDS": float(os.environ.get("MYNUMBER_OUTBOX_INTERVAL_SECONDS", "3")),
         # Flask-AppBuilder
         "APP_NAME": "MyNumber Vault",
         "APP_THEME": "",
@@ -244,8 +365,8 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
         # made-up address; print batches refuse to start until these are set).
         "OPERATOR_POSTAL_CODE": os.environ.get("MYNUMBER_OPERATOR_POSTAL_CODE", ""),
         "OPERATOR_ADDRESS": os.environ.get("MYNUMBER_OPERATOR_ADDRESS", ""),
-        "DESK_PHONE": os.environ.get("MYNUMBER_DESK_PHONE", "0120-000-000"),
-        "DESK_EMAIL": os.environ.get("MYNUMBER_DESK_EMAIL", "mynumber-desk@example.jp"),
+        "DESK_PHONE": setting("MYNUMBER_DESK_PHONE"),
+        "DESK_EMAIL": setting("MYNUMBER_DESK_EMAIL"),
         # Storage lifecycle (docs/lifecycle.md). Put backups on another volume in production.
         "BACKUP_DIR": os.environ.get("MYNUMBER_BACKUP_DIR", str(home / "backups")),
         "BACKUP_KEEP": int(os.environ.get("MYNUMBER_BACKUP_KEEP", "14")),

@@ -21,13 +21,14 @@ from flask import (
     abort,
     current_app,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import joinedload
 
 from app.collection import drafts, receive, requests, subjects, terms, uploads
@@ -37,7 +38,7 @@ from app.core.actor import Actor
 from app.core.fields import has_hidden_characters
 from app.models import CollectionRequest, RequestStatus, db
 from app.operations import desk
-from app.platform import outbox
+from app.platform import formcheck, outbox
 from app.platform.dbroles import form_guarded
 
 bp = Blueprint("form", __name__, template_folder="templates", static_folder=None)
@@ -137,6 +138,14 @@ def _desk_line() -> str:
 
 
 # -- entry --------------------------------------------------------------------------------
+@bp.get(formcheck.HEALTH_PATH)
+def health():
+    """The portal asks this before it sends links or prints QR codes: the form answers here
+    and can reach its database. Says nothing about any request."""
+    db.session.execute(text("SELECT 1"))
+    return jsonify(status="ok", service=formcheck.SERVICE)
+
+
 @bp.get("/")
 def landing():
     return _page("landing.html")
@@ -774,7 +783,8 @@ def contact():
         else:
             return _message(
                 "お問い合わせを受け付けました",
-                "担当者から、受付時間内にご連絡します。",
+                "担当者から、受付時間内にご連絡します（メールアドレスをご記入の場合は回答を"
+                "メールでお送りし、電話番号の場合はお電話します）。",
                 link=(url_for("form.landing"), "トップへ"),
             )
     return _page(

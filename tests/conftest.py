@@ -34,6 +34,13 @@ ADMIN_PASSWORD = "Admin-Passw0rd!"
 # account needs the second factor); `login("admin", ADMIN_PASSWORD)` uses it.
 ADMIN_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 USER_PASSWORD = "Str0ng-Passw0rd!"
+TEST_IDENTITY = {
+    "CLIENT_NAME": "見本機構",
+    "OPERATOR_NAME": "見本BPO株式会社",
+    "MAIL_FROM": "mynumber@bpo.example.jp",
+    "DESK_PHONE": "03-5555-0100",
+    "DESK_EMAIL": "desk@bpo.example.jp",
+}
 
 build_caches.install()
 
@@ -412,6 +419,12 @@ def instance(backend, _golden_root, tmp_path, request) -> dict:
         # Jobs run inline unless a test asks for Redis itself (see tests/jobs).
         "REDIS_URL": None,
         "SMTP_URL": None,
+        # Who the instance speaks for, as `mynumber init` records it (tests/cli/test_instance.py
+        # checks that sending and printing refuse without them).
+        **TEST_IDENTITY,
+        # Most tests do not serve the public form; those that check its health
+        # (tests/collection/test_readiness.py, the `run` end-to-end tests) turn this on.
+        "FORM_CHECK_TIMEOUT": 0,
     }
     if backend == "postgres":
         spares = _spares.get(golden.db_name)

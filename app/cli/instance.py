@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,14 @@ from werkzeug.serving import make_server
 from wtforms.validators import ValidationError
 
 import public_form
+from app import settings
 from app.access import policy
 from app.audit import checkpoints, signing, trail
 from app.cli import common
 from app.cli.lifecycle import echo_closure
 from app.collection import links
 from app.core.actor import Actor
+from app.jobs import worker
 from app.lifecycle import journal, key_closure
 from app.models import db
 from app.settings import password_complexity
@@ -148,6 +151,58 @@ def ensure_intake_key(app: Flask) -> bool:
     return created
 
 
+def _identity_options(func):
+    """``--client-name`` … ``--desk-email``, each also read from its environment variable."""
+    for key, env, label in reversed(settings.IDENTITY):
+        option = "--" + key.lower().replace("_", "-")
+        func = click.option(option, key.lower(), envvar=env, default=None, help=label)(func)
+    return func
+
+
+def ask_identity(home: Path, given: dict[str, str | None], interactive: bool) -> list[str]:
+    """Who the instance speaks for: each value given (option or environment), else the one
+    stored, else asked for when someone is at the terminal. What was given or typed is
+    stored in the instance's settings file. Returns the labels still missing."""
+    stored = settings.instance_settings(home)
+    chosen: dict[str, str] = {}
+    missing = []
+    for key, env, label in settings.IDENTITY:
+        value = (given.get(key.lower()) or "").strip()
+        if value:
+            problem = settings.identity_problem(key, value)
+            if problem:
+                option = "--" + key.lower().replace("_", "-")
+                raise click.ClickException(f"{option}（{env}）: {problem}")
+            chosen[env] = value
+        elif stored.get(env):
+            continue
+        elif interactive:
+            chosen[env] = _ask(key, label)
+        else:
+            missing.append(f"{label}（{env}）")
+    if chosen:
+        settings.save_instance_settings(home, chosen)
+    return missing
+
+
+def _at_terminal() -> bool:
+    """Someone can answer a prompt (``make run`` in a terminal; not a unit file or a pipe)."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _ask(key: str, label: str) -> str:
+    """Ask until the answer is acceptable, saying why in Japanese (never click's "Error:")."""
+    while True:
+        value = click.prompt(label, prompt_suffix=": ", default="", show_default=False)
+        problem = settings.identity_problem(key, value)
+        if problem is None:
+            return value.strip()
+        click.echo(f"エラー: {problem}", err=True)
+
+
 @click.command("init")
 @with_appcontext
 @click.option(
@@ -156,15 +211,27 @@ def ensure_intake_key(app: Flask) -> bool:
     default=None,
     help="最初のシステム管理者 admin のパスワード（省略時は生成して一度だけ表示）",
 )
-def init_command(admin_password: str | None) -> None:
-    """インスタンスを初期化する（鍵リング・スキーマ・ロール・admin）。2回実行しても安全。"""
+@_identity_options
+@click.option(
+    "--interactive/--no-interactive",
+    default=None,
+    help="未設定の発注者名・受注者名・送信元・窓口を尋ねる（既定: 端末から実行したとき）",
+)
+def init_command(admin_password: str | None, interactive: bool | None, **identity) -> None:
+    """インスタンスを初期化する（鍵リング・スキーマ・ロール・admin）。2回実行しても安全。
+
+    発注者名・受注者名・送信元・問い合わせ窓口を、端末からなら尋ね、オプションか環境変数からも受け取る。
+    """
     if admin_password:
         try:
             password_complexity(admin_password)
         except ValidationError as exc:
             raise click.ClickException(str(exc)) from None
+    home = Path(current_app.config["MYNUMBER_HOME"])
+    if interactive is None:
+        interactive = _at_terminal()
+    missing = ask_identity(home, identity, interactive)
     result = initialise(common.flask_app(), admin_password)
-    home = current_app.config["MYNUMBER_HOME"]
     click.echo(f"インスタンスを初期化しました: {home}")
     if result.created_keyring:
         click.echo(f"鍵リングを作成しました: {current_app.config['KEYRING_PATH']}（0600）")
@@ -176,17 +243,27 @@ def init_command(admin_password: str | None) -> None:
         click.echo("システム管理者 admin を作成しました（パスワードは MYNUMBER_ADMIN_PASSWORD）")
     if result.created_admin:
         click.echo("admin は初回ログインで認証アプリ（二要素認証 TOTP）を登録します")
+    if missing:
+        click.echo(
+            "次の設定がないため、送付と印刷はできません: "
+            + "、".join(missing)
+            + "。`mynumber init` を端末から実行して入力するか、環境変数で設定してください",
+            err=True,
+        )
+    else:
+        click.echo(f"発注者・受注者・窓口の設定: {home / settings.INSTANCE_SETTINGS_FILE}")
 
 
 @click.command("run")
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--admin-port", default=8000, show_default=True, type=int)
-@click.option("--form-port", default=8001, show_default=True, type=int)
+@click.option("--form-port", default=settings.DEFAULT_FORM_PORT, show_default=True, type=int)
 def run_command(host: str, admin_port: int, form_port: int) -> None:
     """管理ポータル（8000）と提出フォーム（8001）を起動する（組み込みモード）。"""
     admin_app = common.flask_app()
     _reapply_disposals()
+    form_url = serve_form_url(admin_app, host, form_port)
     form_app = public_form.create_app()
     servers = [
         make_server(host, admin_port, admin_app, threaded=True),
@@ -194,18 +271,50 @@ def run_command(host: str, admin_port: int, form_port: int) -> None:
     ]
     click.echo(f"管理ポータル: http://{host}:{admin_port}/")
     click.echo(f"提出フォーム: http://{host}:{form_port}/")
+    click.echo(f"メールと QR コードのリンク: {form_url}/r/…")
+    missing = settings.missing_identity(admin_app.config)
+    if missing:
+        click.echo(
+            "次の設定がないため、送付と印刷はできません: "
+            + "、".join(missing)
+            + "（`mynumber init` で入力してください）",
+            err=True,
+        )
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     for thread in threads:
         thread.start()
     # The audit log signs itself here too (the form's events included): jobs run inline.
-    signer = signing.start_signer(admin_app)
+    stops = [signing.start_signer(admin_app)]
+    if not admin_app.config.get("REDIS_URL"):
+        # Embedded mode: nobody runs a worker, so this process hands the outbox over
+        # (receipts, campaign mails) within seconds and runs the daily jobs (dunning).
+        interval = admin_app.config["OUTBOX_INTERVAL_SECONDS"]
+        stops.append(worker.start_embedded(admin_app, interval))
+        click.echo(
+            f"送信処理: {interval:g} 秒ごと（組み込みモード）、定期ジョブもこのプロセスで実行"
+        )
     try:
         for thread in threads:
             thread.join()
     except KeyboardInterrupt:
-        signer.set()
+        for stop in stops:
+            stop.set()
         for server in servers:
             server.shutdown()
+
+
+def serve_form_url(app: Flask, host: str, form_port: int) -> str:
+    """The form's address in links and QR codes: MYNUMBER_PUBLIC_FORM_URL when given, else
+    the port served here. Stored in the instance's settings so the instance's other
+    processes (``mynumber job dunning``, ``outbox dispatch``) write the same links."""
+    if app.config.get("PUBLIC_FORM_URL_GIVEN"):
+        return app.config["PUBLIC_FORM_URL"].rstrip("/")
+    url = settings.form_url_for_port(host, form_port)
+    app.config["PUBLIC_FORM_URL"] = url
+    settings.save_instance_settings(
+        Path(app.config["MYNUMBER_HOME"]), {"MYNUMBER_PUBLIC_FORM_URL": url}
+    )
+    return url
 
 
 def _reapply_disposals() -> None:

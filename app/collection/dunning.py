@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import trail
-from app.collection import mailings
+from app.collection import mailings, readiness
 from app.core import jptime
 from app.core.actor import Actor
 from app.models import (
@@ -72,10 +72,13 @@ class RunResult:
     reminded: int = 0
     emails: list[int] = field(default_factory=list)
     letters: int = 0
+    refused: str | None = None  # not ready (app.collection.readiness): nobody was reminded
 
     def __str__(self) -> str:
         if not self.business_day:
             return f"{self.run_date:%Y-%m-%d} は営業日ではないため督促しません"
+        if self.refused:
+            return f"{self.run_date:%Y-%m-%d}: 督促しませんでした。{self.refused}"
         return (
             f"{self.run_date:%Y-%m-%d}: 督促 {self.reminded} 件"
             f"（メール {len(self.emails)} 件、郵送 {self.letters} 件は次の印刷バッチ）"
@@ -123,12 +126,21 @@ def run(session: Session, today: dt.date | None = None, actor: Actor = JOB_ACTOR
     result = RunResult(today, jptime.is_business_day(today))
     if not result.business_day:
         return result
+    todo = due(session, today)
+    if todo:
+        # Reminders carry the link too: none while it would not reach the form (audited);
+        # the next run, or `mynumber job dunning` once fixed, reminds them.
+        result.refused = readiness.refusal(
+            session, actor, current_app.config, "dunning.run", "dunning", []
+        )
+        if result.refused:
+            return result
     interval = int(current_app.config.get("DUNNING_INTERVAL_BUSINESS_DAYS", 5))
     due_on = promised_date(today, interval)
     keep_until = dt.datetime.combine(
         due_on + dt.timedelta(days=14), dt.time(23, 59), tzinfo=jptime.JST
     )
-    for req, seq in due(session, today):
+    for req, seq in todo:
         try:
             with session.begin_nested():
                 reminder = Reminder(

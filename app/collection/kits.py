@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.collection import campaigns, links, mailings, receive
+from app.collection import campaigns, links, mailings, readiness, receive
 from app.core import jptime
 from app.core.actor import Actor
 from app.models import (
@@ -156,6 +156,9 @@ def preview(session: Session, vault, keyring, actor: Actor, delivery_id: int) ->
     policy.require(actor, "can_print", VIEW)
     config = current_app.config
     check_return_address(config)
+    refused = readiness.refusal(session, actor, config, "print.preview", "delivery", [delivery_id])
+    if refused:
+        raise KitError(refused)
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.channel != Channel.POST:
         raise KitError("郵送の送付が見つかりません")
@@ -193,6 +196,11 @@ def create_batch(session: Session, actor: Actor, campaign: Campaign) -> PrintBat
     postal-code order. Committed; the caller enqueues ``render_batch`` with the batch id."""
     policy.require(actor, "can_print", campaigns.VIEW)
     check_return_address(current_app.config)
+    refused = readiness.refusal(
+        session, actor, current_app.config, "print.batch_create", "campaign", [campaign.id]
+    )
+    if refused:
+        raise KitError(refused)
     letters = []
     for delivery in pending_letters(session, campaign.id):
         req = session.get(CollectionRequest, delivery.request_id)

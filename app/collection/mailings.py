@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
-from app.collection import campaigns, history, links, receipts, receive, terms
+from app.collection import campaigns, history, links, readiness, receipts, receive, terms
 from app.core import jptime
 from app.core.actor import Actor
 from app.models import (
@@ -54,6 +54,7 @@ from app.models import (
 )
 from app.operations import billing
 from app.platform import mail, outbox
+from app.settings import missing_identity
 
 VIEW = "Mailings"  # FAB permission view name (app.access.policy)
 RETRY_MINUTES = (5, 30, 120, 480, 1440)
@@ -182,6 +183,11 @@ def dispatch(session: Session, actor: Actor, campaign: Campaign) -> DispatchResu
     policy.require(actor, "can_send", campaigns.VIEW)
     if campaign.status != "open":
         raise MailingError("終了したキャンペーンは送付できません")
+    refused = readiness.refusal(
+        session, actor, current_app.config, "campaign.dispatch", "campaign", [campaign.id]
+    )
+    if refused:
+        raise MailingError(refused)
     created = prepare(session, campaign)
     emails = list(
         session.execute(
@@ -250,6 +256,9 @@ def build_mail(session: Session, keyring, config, delivery: Delivery) -> mail.Ma
     person = session.get(Person, req.person_id)
     if not person.email:
         raise MailingError("メールアドレスが登録されていません")
+    missing = missing_identity(config)
+    if missing:  # never a mail with an empty sender or desk: the operator resends once set
+        raise MailingError("次の設定がないため送信できません: " + "、".join(missing))
     if delivery.kind == DeliveryKind.RECEIPT:  # 受付のお知らせ (no link)
         return mail.Mail([person.email], *receipts.letter(session, config, delivery, req))
     subject, body = campaigns.letter(session, req.campaign_id, _EMAIL_LETTER[delivery.kind])
@@ -481,6 +490,11 @@ def resend(session: Session, actor: Actor, delivery: Delivery, channel: str) -> 
         raise MailingError("メールアドレスが登録されていません")
     if channel == Channel.POST and not (person.postal_code and person.address_enc):
         raise MailingError("住所が登録されていないため郵送できません")
+    refused = readiness.refusal(
+        session, actor, current_app.config, "mailing.resend", "delivery", [delivery.id, req.id]
+    )
+    if refused:
+        raise MailingError(refused)
     trail.record(
         session,
         actor,

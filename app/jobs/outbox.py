@@ -1,4 +1,5 @@
-"""Outbox jobs: the scheduled dispatcher (every minute) and the receipt mail.
+"""Outbox jobs: the scheduled dispatcher (every minute), the receipt mail and the desk's
+answer mail.
 
 ``dispatch_outbox`` hands every due ``outbox_message`` to RQ (or runs it, in embedded mode):
 whatever an action promised while Redis was down goes out once Redis is back.
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import uuid
 
+from flask import current_app
+
 from app.collection import mailings
 from app.jobs import job, scheduled
 from app.models import db
+from app.operations import desk
 from app.platform import outbox
 
 
@@ -32,3 +36,9 @@ def send_receipt(submission_id: str) -> str:
     db.session.commit()
     outbox.after_commit(db.session, mailings.outbox_keys([delivery.id]))
     return f"delivery {delivery.id}"
+
+
+@job
+def send_inquiry_answer(inquiry_id: int, answered: int) -> str:
+    """Mail the desk's answer to the subject who asked (once per answer)."""
+    return desk.send_answer(db.session, current_app.config, int(inquiry_id), int(answered))

@@ -11,13 +11,17 @@ import datetime as dt
 import importlib
 import logging
 import multiprocessing
+import threading
 import time
 
 from croniter import croniter
+from flask import Flask
 from rq import Worker
 from rq.cron import CronScheduler
 
 from app.jobs import SCHEDULE, Scheduled
+from app.models import db
+from app.platform import outbox
 from app.platform.queue import QUEUE, redis_connection
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,56 @@ def run_rq(
     finally:
         if cron is not None:
             cron.terminate()
+
+
+# Run by ``start_embedded`` itself (the outbox, every few seconds) or by ``mynumber run``'s
+# audit signer: not again from the cron table.
+EMBEDDED_OWN = frozenset({"outbox", "audit-checkpoint"})
+
+
+def start_embedded(app: Flask, interval: float) -> threading.Event:
+    """Embedded mode (``mynumber run`` without Redis): a daemon thread that hands the outbox
+    over every ``interval`` seconds (receipts, campaign mails, print batches go out within
+    seconds, nobody runs ``mynumber outbox dispatch``) and runs the cron schedule (dunning,
+    mail retries, backups …) when each job's time comes. Its heartbeat
+    (``outbox.DispatcherBeat``) lets the portal say whether anything is sending. Returns the
+    event that stops it."""
+    stop = threading.Event()
+    beat = outbox.DispatcherBeat(interval=interval)
+    app.extensions[outbox.DISPATCHER_EXTENSION] = beat
+    schedule = [item for item in load_schedule() if item.name not in EMBEDDED_OWN]
+    start = dt.datetime.now(dt.UTC)
+    next_runs = {item.name: croniter(item.cron, start).get_next(dt.datetime) for item in schedule}
+
+    def tick() -> None:
+        with app.app_context():
+            try:
+                outbox.dispatch(db.session)
+                now = dt.datetime.now(dt.UTC)
+                for item in schedule:
+                    if next_runs[item.name] <= now:
+                        next_runs[item.name] = croniter(item.cron, now).get_next(dt.datetime)
+                        try:
+                            item.func()
+                        except Exception:  # one failing job must not stop the others
+                            db.session.rollback()
+                            log.exception("scheduled job %s failed", item.name)
+                beat.last_run = dt.datetime.now(dt.UTC)
+                beat.last_error = None
+            except Exception as exc:  # noqa: BLE001 - the next tick tries again
+                db.session.rollback()
+                beat.last_error = type(exc).__name__
+                log.warning("embedded dispatcher: %s", type(exc).__name__)
+            finally:
+                db.session.remove()
+
+    def loop() -> None:
+        tick()
+        while not stop.wait(interval):
+            tick()
+
+    threading.Thread(target=loop, name="outbox-dispatcher", daemon=True).start()
+    return stop
 
 
 def run_inline(stop_after: float | None = None) -> None:

@@ -312,6 +312,8 @@ class InquiryAction(Model):
         "respond": "回答",
         "close": "完了",
         "reopen": "再対応",
+        "mail": "回答をメールで送信",
+        "mail_failed": "回答メールの送信に失敗",
     }
 
     @property

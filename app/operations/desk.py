@@ -16,6 +16,7 @@ stored: inquiries are kept in the clear and must never hold a number.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import statistics
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ from app.models import (
     VaultUser,
     utcnow,
 )
+from app.platform import mail, outbox
+from app.settings import missing_identity
 
 OPEN_AT = dt.time(10, 0)
 CLOSE_AT = dt.time(17, 0)
@@ -335,8 +338,91 @@ def respond(session: Session, actor: Actor, inquiry_id: int, response: str) -> I
         item.assignee_id, item.assignee_name = actor.user_id, actor.name
     item.handled_by, item.handled_at = actor.name, now
     _history(session, item, actor, "respond", before)
+    if answer_channel(item) == "mail":
+        # The answer goes to the subject through the outbox, in this transaction (ids only).
+        session.flush()
+        answered = len([a for a in item.actions if a.action == "respond"])
+        outbox.add(session, SEND_ANSWER, item.id, answered)
     session.commit()
     return item
+
+
+# -- the answer to the subject --------------------------------------------------------------
+SEND_ANSWER = "app.jobs.outbox.send_inquiry_answer"  # the job, by name (app.platform.queue)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def answer_channel(item: Inquiry) -> str:
+    """How the answer reaches who asked: ``mail`` (a subject who gave an e-mail address),
+    ``phone`` (a subject who gave a phone number: the desk calls back), ``portal`` (the
+    client's staff read it on their inquiry screen)."""
+    if item.source != InquirySource.SUBJECT:
+        return "portal"
+    return "mail" if _EMAIL.match((item.contact or "").strip()) else "phone"
+
+
+ANSWER_CHANNEL_TEXT = {
+    "mail": "回答を記録すると、お問い合わせの方（{contact}）にメールで送られます。",
+    "phone": "連絡先が電話番号のため、回答はメールでは送られません。電話（{contact}）で回答してください。",
+    "portal": "回答は発注者担当者のポータル（窓口への問合せ）に表示されます。メールでは送られません。",
+}
+
+
+def answer_key(item: Inquiry) -> str | None:
+    """The outbox key of the latest answer's mail (None when the answer is not mailed)."""
+    if answer_channel(item) != "mail":
+        return None
+    answered = len([a for a in item.actions if a.action == "respond"])
+    return outbox.key_for(SEND_ANSWER, item.id, answered)
+
+
+def answer_mail(item: Inquiry, config) -> mail.Mail:
+    """The answer as an e-mail: the name, the category and the answer; never the question
+    (it may hold what the subject should not have sent) and never a number (refused when
+    the answer was recorded, and again by ``app.platform.mail``)."""
+    body = (
+        f"{item.name} 様\n\n"
+        f"{config['CLIENT_NAME']}のマイナンバー収集について、お問い合わせいただいた件"
+        f"（{CATEGORIES.get(item.category, item.category)}）にご回答いたします。\n\n"
+        f"{item.response}\n\n"
+        "このメールは送信専用です。ご不明な点は下記の窓口までお問い合わせください。\n"
+        f"{config['OPERATOR_NAME']} マイナンバー収集 問い合わせ窓口\n"
+        f"電話 {config['DESK_PHONE']}（{DESK_HOURS}）\n"
+        f"メール {config['DESK_EMAIL']}\n"
+    )
+    return mail.Mail([item.contact.strip()], f"お問い合わせへの回答（受付番号 {item.id}）", body)
+
+
+def send_answer(session: Session, config, inquiry_id: int, answered: int) -> str:
+    """Mail the ``answered``-th answer of an inquiry, once (a history row marks it sent)."""
+    item = session.get(Inquiry, inquiry_id)
+    if item is None or answer_channel(item) != "mail" or not item.response:
+        return "not_mailable"
+    marker = f"{answered} 回目の回答"
+    if any(a.action == "mail" and a.note == marker for a in item.actions):
+        return "already_sent"
+    job = Actor.system("job:mail")
+    missing = missing_identity(config)
+    if missing:
+        _history(
+            session,
+            item,
+            job,
+            "mail_failed",
+            item.status,
+            note="設定がありません: " + "、".join(missing),
+        )
+        session.commit()
+        return "not_configured"
+    try:
+        mail.send_from_app(answer_mail(item, config))
+    except (mail.MailError, mail.MailHeaderRefused, mail.MailContainsNumber) as exc:
+        _history(session, item, job, "mail_failed", item.status, note=str(exc)[:300])
+        session.commit()
+        return "failed"
+    _history(session, item, job, "mail", item.status, note=marker)
+    session.commit()
+    return "sent"
 
 
 def close(session: Session, actor: Actor, inquiry_id: int, note: str | None = None) -> Inquiry:

@@ -22,6 +22,8 @@ from flask import current_app
 from app.core import mynumber
 from app.core.fields import header_problem
 
+FALLBACK_SENDER = "mynumber-vault@localhost"
+
 
 class MailContainsNumber(ValueError):
     """The message text contains something that is a valid My Number."""
@@ -118,6 +120,7 @@ def send(mail: Mail, *, smtp_url: str | None, sender: str, outbox: str | Path) -
 def send_from_app(mail: Mail) -> str:
     """``send`` with the current app's settings."""
     cfg = current_app.config
-    return send(
-        mail, smtp_url=cfg.get("SMTP_URL"), sender=cfg["MAIL_FROM"], outbox=cfg["OUTBOX_DIR"]
-    )
+    # Mail to subjects is refused before it gets here while MAIL_FROM is unset
+    # (app.collection.readiness); the staff's own mails (reports, alerts) still go out.
+    sender = cfg.get("MAIL_FROM") or FALLBACK_SENDER
+    return send(mail, smtp_url=cfg.get("SMTP_URL"), sender=sender, outbox=cfg["OUTBOX_DIR"])

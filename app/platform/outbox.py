@@ -255,6 +255,77 @@ def after_commit(session: Session, keys: list[str]) -> DispatchReport:
         return DispatchReport(errors=[_reason(exc)])
 
 
+DISPATCHER_EXTENSION = "mynumber_outbox_dispatcher"
+
+# What a waiting row is, in the operator's words (by the job's name).
+TASK_LABELS = {
+    "send_delivery": "メール（依頼・督促・不備のお知らせ）",
+    "send_receipt": "受付のお知らせメール",
+    "render_print_batch": "印刷ファイルの作成",
+    "send_inquiry_answer": "お問い合わせへの回答メール",
+}
+
+
+@dataclass
+class DispatcherBeat:
+    """The embedded dispatcher of ``mynumber run`` (``app.jobs.worker.start_embedded``), as
+    the process that serves the portal knows it."""
+
+    interval: float
+    last_run: dt.datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class Waiting:
+    """What the outbox holds that has not gone out, and why: the portal's banner."""
+
+    total: int
+    by_kind: list[tuple[str, int]]
+    oldest_at: dt.datetime | None
+    reason: str
+    fix: str
+
+
+def waiting(session: Session, config, extensions) -> Waiting | None:
+    """None when nothing waits; else counts per kind and the real reason: Redis refusing
+    (only when it is configured), a failing job, or no dispatcher in this mode."""
+    rows = session.execute(
+        select(OutboxMessage.task, func.count(), func.min(OutboxMessage.created_at))
+        .where(OutboxMessage.state != OutboxState.DISPATCHED)
+        .group_by(OutboxMessage.task)
+    ).all()
+    if not rows:
+        return None
+    by_kind: dict[str, int] = {}
+    for task, n, _first in rows:
+        label = TASK_LABELS.get(task.rpartition(".")[2], "その他の処理")
+        by_kind[label] = by_kind.get(label, 0) + int(n)
+    oldest = min(first for _t, _n, first in rows if first is not None)
+    last = oldest_pending(session)
+    last_error = last.last_error if last is not None else None
+    beat = extensions.get(DISPATCHER_EXTENSION)
+    if config.get("REDIS_URL"):
+        reason = last_error or "ジョブキュー（Redis）への受け渡しを待っています"
+        fix = (
+            "ジョブキュー（Redis）に接続でき次第、1分以内に自動で送出されます。"
+            "続く場合は Redis と `mynumber worker` が動いているか確認してください。"
+        )
+    elif beat is not None and beat.last_error:
+        reason = f"送信処理でエラーが起きています（{beat.last_error}）"
+        fix = f"{beat.interval:g} 秒ごとに再試行します。続く場合はログを確認してください。"
+    elif beat is not None:
+        reason = "送信処理（mynumber run）の順番を待っています"
+        fix = f"{beat.interval:g} 秒ごとに自動で送出されます。操作は不要です。"
+    else:
+        reason = "このプロセスでは送信処理が動いていません（Redis も設定されていません）"
+        fix = (
+            "`mynumber run` で起動するか、`mynumber worker` を動かしてください"
+            "（今すぐ送るには `mynumber outbox dispatch`）。"
+        )
+    return Waiting(sum(by_kind.values()), sorted(by_kind.items()), oldest, reason, fix)
+
+
 def counts(session: Session) -> dict[str, int]:
     """Rows per state (for the delivery screen and ``mynumber outbox status``)."""
     rows = session.execute(

@@ -60,7 +60,7 @@ def test_birth_date_lockout_after_five_and_whom_to_call(session, household, subj
     response = subject.verify(dt.date(1985, 1, 3))
     assert response.status_code == 423
     page = response.get_data(as_text=True)
-    assert "ロック" in page and "0120-000-000" in page and "10:00〜17:00" in page
+    assert "ロック" in page and "03-5555-0100" in page and "10:00〜17:00" in page
     # Locked means locked: the right date no longer works, even in a new session.
     fresh = Subject(subject.client.application.test_client())
     assert fresh.enter(household["token"]).status_code == 423

@@ -12,6 +12,7 @@ from app.access import policy
 from app.audit.trail import AuditUnavailable
 from app.models import Inquiry, InquiryStatus, db
 from app.operations import desk
+from app.platform import outbox
 from app.web import forms
 from app.web.identity import current_actor
 
@@ -74,6 +75,9 @@ class DeskView(BaseView):
             item=item,
             form=FlaskForm(),
             operators=desk.operators(db.session),
+            answer_note=desk.ANSWER_CHANNEL_TEXT[desk.answer_channel(item)].format(
+                contact=item.contact
+            ),
             categories=desk.CATEGORIES,
             transitions=desk.TRANSITIONS,
             statuses=InquiryStatus,
@@ -88,7 +92,10 @@ class DeskView(BaseView):
             if step == "assign":
                 desk.assign(db.session, actor, inquiry_id, _user_id(form.assignee_id.data))
             elif step == "respond":
-                desk.respond(db.session, actor, inquiry_id, form.response.data)
+                item = desk.respond(db.session, actor, inquiry_id, form.response.data)
+                key = desk.answer_key(item)
+                if key:  # handed over now; the outbox retries it otherwise
+                    outbox.after_commit(db.session, [key])
             elif step == "close":
                 desk.close(db.session, actor, inquiry_id, form.note.data)
             elif step == "reopen":

@@ -85,6 +85,8 @@ def test_public_form_inquiry_through_its_whole_life(
         ("receive", None, "received", "public-form"),
         ("assign", "received", "in_progress", operator.username),
         ("respond", "in_progress", "answered", operator.username),
+        # The subject gave an e-mail address: the answer went to it, once.
+        ("mail", "answered", "answered", "job:mail"),
         ("close", "answered", "closed", operator.username),
     ]
     events = audit_actions(session, item.id)
@@ -92,9 +94,10 @@ def test_public_form_inquiry_through_its_whole_life(
         "inquiry.receive",
         "inquiry.assign",
         "inquiry.respond",
+        "inquiry.mail",
         "inquiry.close",
     ]
-    assert events[3][1] == {"from": "answered", "to": "closed", "source": "subject"}
+    assert events[4][1] == {"from": "answered", "to": "closed", "source": "subject"}
     history = client.get(show).get_data(as_text=True)
     assert "対応履歴" in history and "完了" in history
 

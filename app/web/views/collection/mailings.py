@@ -103,8 +103,8 @@ class MailingView(BaseView):
             today=jptime.today_jst().isoformat(),
             carrier=current_app.config["KIT_CARRIER"],
             method=current_app.config["KIT_SEND_METHOD"],
-            outbox_waiting=outbox.oldest_pending(db.session),  # mail promised but not yet queued
-            outbox_counts=outbox.counts(db.session),
+            # Promised work not handed over yet: what, since when, and the real reason.
+            outbox_waiting=outbox.waiting(db.session, current_app.config, current_app.extensions),
         )
 
     @expose("/delivery/<string:did>/resend", methods=["POST"])
