@@ -101,6 +101,27 @@ def _nfkc(raw: str | None) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
+_SPACES = re.compile(r"\s+")
+_HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
+
+
+def name_key(text: str | None) -> str:
+    """How names compare when searched or matched (照合): NFKC, no spaces of any width.
+    ``見本　太郎`` = ``見本 太郎`` = ``見本太郎``; 異体字 stay distinct (髙 is not 高)."""
+    return _SPACES.sub("", unicodedata.normalize("NFKC", _text(text)))
+
+
+def kana_key(text: str | None) -> str:
+    """How kana compare when searched: ``name_key`` (half-width kana become full-width) and
+    hiragana as katakana, so ｹﾝｼｮｳ, けんしょう and ケンショウ are one reading."""
+    return name_key(text).translate(_HIRAGANA_TO_KATAKANA)
+
+
+def code_key(text: str | None) -> str:
+    """How 職員番号・委員番号 compare when searched in part: NFKC, no spaces, upper case."""
+    return name_key(text).upper()
+
+
 def clean_code(raw: str | None) -> str:
     """職員番号 / 委員番号: ASCII letters, digits, ``-_.`` after NFKC; never 12 digits."""
     text = _nfkc(raw).strip()
