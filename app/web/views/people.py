@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-
 from urllib.parse import parse_qs, urlencode
 
 from flask import abort, flash, redirect, request, url_for
