@@ -26,7 +26,9 @@ RELATION_MAX = 20
 CODE_MAX = 20
 
 KUBUN_SELF = "本人"
-KUBUN_DEPENDENT = "扶養家族"
+KUBUN_DEPENDENT = "扶養親族"
+# Older files (and the first CSV layouts) wrote 扶養家族; both read as a dependent.
+KUBUN_DEPENDENT_ALIASES = frozenset({KUBUN_DEPENDENT, "扶養家族"})
 
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-]{0,19}")
 _DEPENDENT_SUFFIX = re.compile(r"-([0-9]{2})")
@@ -139,11 +141,11 @@ def clean_code(raw: str | None) -> str:
 
 
 def clean_kubun(raw: str | None) -> bool:
-    """本人区分: True for 本人, False for 扶養家族."""
+    """本人区分: True for 本人, False for 扶養親族 (or the older 扶養家族)."""
     text = unicodedata.normalize("NFKC", _text(raw)).strip()
     if text == KUBUN_SELF:
         return True
-    if text == KUBUN_DEPENDENT:
+    if text in KUBUN_DEPENDENT_ALIASES:
         return False
     if not text:
         raise FieldError("入力されていません")

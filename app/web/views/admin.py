@@ -6,10 +6,15 @@ from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_appbuilder.security.views import ResetPasswordView, UserDBModelView
+from flask_appbuilder.security.views import (
+    ResetMyPasswordView,
+    ResetPasswordView,
+    UserDBModelView,
+)
 from flask_appbuilder.validators import PasswordComplexityValidator
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from werkzeug.security import check_password_hash
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
@@ -401,6 +406,31 @@ def _audit_user(item, action: str) -> None:
     )
 
 
+class VaultResetMyPasswordView(ResetMyPasswordView):
+    """FAB's own-password form, refusing the password the user already has: after an
+    administrator chose it (or it was issued), keeping it would leave it known to them."""
+
+    class_permission_name = "ResetMyPasswordView"
+    route_base = "/resetmypassword"
+    form_title = "パスワードの変更"
+    message = "パスワードを変更しました。"
+
+    def form_post(self, form):
+        if password_unchanged(g.user, form.password.data):
+            flash(
+                "パスワード: 現在のパスワード（管理者が設定したもの、または発行されたもの）は"
+                "使えません。別の新しいパスワードを入力してください。",
+                "warning",
+            )
+            return redirect(url_for("ResetMyPasswordView.this_form_get"))
+        return super().form_post(form)
+
+
+def password_unchanged(user, password: str) -> bool:
+    """Is ``password`` the one the account has now?"""
+    return bool(user.password and password and check_password_hash(user.password, password))
+
+
 class VaultResetPasswordView(ResetPasswordView):
     """FAB's "reset password" for another user: on an account that can reach personal data it
     becomes a request for approval, and the new password goes to the approver, not to us."""
@@ -560,6 +590,21 @@ class KeysView(BaseView):
     @has_access
     def rotate(self):
         forms.posted(FlaskForm)
+        if not forms.confirmed():
+            return self.render_template(
+                "mynumber/confirm.html",
+                **forms.confirmation(
+                    "KEK を更新しますか",
+                    [
+                        "新しい KEK を作り、全データ鍵とシステムの秘密をその KEK で包み直します。",
+                        "件数によっては時間がかかります。更新の後、旧 KEK を廃棄するまでに新しい"
+                        "バックアップを取ってください（旧 KEK を廃棄すると、それに依存する"
+                        "バックアップは復元できなくなります）。",
+                    ],
+                    "KEK を更新する",
+                    url_for("KeysView.index"),
+                ),
+            )
         try:
             version, count = keyops.rotate(db.session, context.vault(), current_actor())
         except (AuditUnavailable, VaultError) as exc:

@@ -149,7 +149,10 @@ def test_system_admin_proposes_roster_changes_and_rotates_keys(client, login, se
     assert client.get("/rosterview/list/").status_code == 200
     page = client.get("/keys/").get_data(as_text=True)
     assert "現在使用中" in page and "データベースで依存するもの" in page
-    response = post_form(client, "/keys/rotate", {}, token_from="/keys/")
+    confirm = post_form(client, "/keys/rotate", {}, token_from="/keys/")
+    assert confirm.status_code == 200 and "KEK を更新しますか" in confirm.get_data(as_text=True)
+    assert "旧版" not in client.get("/keys/").get_data(as_text=True)  # nothing done yet
+    response = post_form(client, "/keys/rotate", {"confirmed": "1"}, token_from="/keys/")
     assert response.status_code == 302
     page = client.get("/keys/").get_data(as_text=True)
     assert "旧版（廃棄できます）" in page and "mynumber keys retire" in page
