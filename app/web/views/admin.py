@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
+from flask_appbuilder.fields import QuerySelectField
+from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, Select2Widget
+from flask_appbuilder.models.sqla.filters import FilterNotEqual
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.views import (
     ResetMyPasswordView,
@@ -62,6 +64,7 @@ class RosterView(ModelView):
     formatters_columns = {
         "approved_at": jptime.format_jst,
         "created_at": jptime.format_jst,
+        "note": lambda v: v or "",
         "status": lambda v: {"pending": "承認待ち", "approved": "承認済み", "revoked": "取消"}.get(
             v, v
         ),
@@ -199,6 +202,23 @@ def _one_line(label: str):
     return check
 
 
+def _roster_entry_field() -> QuerySelectField:
+    """The roster link as a select whose empty choice reads （なし）, not FAB's ``__None``."""
+    return QuerySelectField(
+        "情報取扱者名簿",
+        query_func=lambda: (
+            db.session.execute(select(HandlerRosterEntry).order_by(HandlerRosterEntry.id))
+            .scalars()
+            .all()
+        ),
+        get_pk_func=lambda entry: entry.id,
+        allow_blank=True,
+        blank_text="（なし）",
+        validators=[Optional()],
+        widget=Select2Widget(),
+    )
+
+
 class VaultUserDBModelView(UserDBModelView):
     """FAB's user screen plus the roster link; role changes are audited.
 
@@ -213,9 +233,55 @@ class VaultUserDBModelView(UserDBModelView):
 
     class_permission_name = "UserDBModelView"
 
-    add_columns = UserDBModelView.add_columns + ["roster_entry"]
-    edit_columns = UserDBModelView.edit_columns + ["roster_entry"]
+    # 名字（姓） before 名前（名）, as Japanese names read; no FAB groups (unused here).
+    list_columns = ["last_name", "first_name", "username", "email", "active", "roles"]
+    add_columns = [
+        "last_name",
+        "first_name",
+        "username",
+        "active",
+        "email",
+        "roles",
+        "password",
+        "conf_password",
+        "roster_entry",
+    ]
+    edit_columns = [
+        "last_name",
+        "first_name",
+        "username",
+        "active",
+        "email",
+        "roles",
+        "roster_entry",
+    ]
+    search_columns = ["last_name", "first_name", "username", "email", "active"]
+    # FAB's own role (``Public``, the signed-out visitor) is never given to an account.
+    add_form_query_rel_fields = {"roles": [["name", FilterNotEqual, "Public"]]}
+    edit_form_query_rel_fields = add_form_query_rel_fields
+    description_columns = {
+        "last_name": "利用者の名字（姓）です。画面と監査ログに表示されます。",
+        "first_name": "利用者の名前（名）です。",
+        "username": "ログインに使う名前です（半角英数字を推奨）。",
+        "active": "無効にしたアカウントはログインできません。退職・異動のときは削除せず無効にします。",
+        "email": "お知らせの送り先です。",
+        "roles": "SystemAdmin＝システム管理者、Operator＝事務取扱担当者（受注者）、"
+        "ClientStaff＝発注者担当者、Auditor＝監査担当者。個人番号を扱うロールの付与は"
+        "発注者担当者の承認後に反映されます。",
+        "roster_entry": "事務取扱担当者・発注者担当者は、承認済みの情報取扱者名簿の登録と結び付けます。",
+    }
+    formatters_columns = {
+        "active": lambda v: "有効" if v else "無効",
+        "roles": lambda roles: "、".join(
+            policy.ROLE_LABELS.get(r.name, r.name) for r in (roles or [])
+        ),
+        "roster_entry": lambda e: str(e) if e else "（なし）",
+        "last_login": lambda v: jptime.format_jst(v) if v else "",
+        "locked_until": lambda v: jptime.format_jst(v) if v else "",
+        "totp_enrolled_at": lambda v: jptime.format_jst(v) if v else "未登録",
+    }
     add_form_extra_fields = {
+        "roster_entry": _roster_entry_field(),
         "password": PasswordField(
             "パスワード",
             description=(
@@ -236,8 +302,8 @@ class VaultUserDBModelView(UserDBModelView):
             "ユーザー",
             {
                 "fields": [
-                    "first_name",
                     "last_name",
+                    "first_name",
                     "username",
                     "active",
                     "email",
@@ -251,6 +317,11 @@ class VaultUserDBModelView(UserDBModelView):
             },
         ),
     ]
+    edit_form_extra_fields = {"roster_entry": _roster_entry_field()}
+    user_show_fieldsets = [
+        ("ユーザー情報", {"fields": ["username", "active", "roles", "login_count"]}),
+        ("個人情報", {"fields": ["last_name", "first_name", "email"], "expanded": True}),
+    ]
     validators_columns = {
         **UserDBModelView.validators_columns,
         # The address receives notices; the names are the user's display name.
@@ -260,6 +331,13 @@ class VaultUserDBModelView(UserDBModelView):
     }
     label_columns = {
         **UserDBModelView.label_columns,
+        "last_name": "名字（姓）",
+        "first_name": "名前（名）",
+        "active": "有効",
+        "roles": "ロール",
+        "email": "メールアドレス",
+        "last_login": "最後のログイン",
+        "login_count": "ログイン回数",
         "roster_entry": "情報取扱者名簿",
         "locked_until": "ロック解除予定",
         "totp_enrolled_at": "TOTP登録日時",
