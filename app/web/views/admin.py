@@ -324,6 +324,8 @@ class VaultUserDBModelView(UserDBModelView):
     ]
     validators_columns = {
         **UserDBModelView.validators_columns,
+        # FAB's own check reads the groups field, which this screen does not show.
+        "roles": [DataRequired(message="ロールを1つ以上選んでください")],
         # The address receives notices; the names are the user's display name.
         "email": [_one_line("メールアドレス")],
         "first_name": [_one_line("名")],
