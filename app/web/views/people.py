@@ -195,7 +195,10 @@ class PeopleView(BaseView):
 def _back_args() -> dict:
     """The search a person page was opened from (``?back=`` holds its query string), so
     「検索に戻る」 shows the same results; only the search's own fields are kept."""
-    parsed = parse_qs(request.args.get("back", ""), max_num_fields=10)
+    try:
+        parsed = parse_qs(request.args.get("back", ""), max_num_fields=10)
+    except ValueError:  # a hand-made address with too many fields: plain search page
+        return {}
     keep = {k: v[0] for k, v in parsed.items() if k in (*URL_FIELDS, "page") and v}
     return {k: v for k, v in keep.items() if len(v) <= 100}
 
