@@ -59,13 +59,6 @@ SUBJECT_ENDPOINTS = (
     "form.decline",
 )
 
-ERAS = (
-    (dt.date(2019, 5, 1), "令和"),
-    (dt.date(1989, 1, 8), "平成"),
-    (dt.date(1926, 12, 25), "昭和"),
-    (dt.date(1912, 7, 30), "大正"),
-)
-
 
 def _actor() -> Actor:
     return Actor(
@@ -320,13 +313,7 @@ def _parse_birth_date(form) -> dt.date:
 
 
 def _wareki(year: int) -> str:
-    for start, name in ERAS:
-        if year > start.year or (year == start.year and start.month == 1 and start.day <= 8):
-            n = year - start.year + 1
-            return f"{name}{'元' if n == 1 else n}年"
-        if year == start.year:
-            return f"{name}元年"
-    return ""
+    return jptime.wareki_year(year)
 
 
 def _year_options() -> tuple[tuple[int, str], ...]:

@@ -453,6 +453,27 @@ def effective_roles(actor: Actor) -> set[str]:
     return roles
 
 
+def withheld_reasons(actor: Actor) -> list[str]:
+    """Why roles the account holds do not count right now (Japanese, for the user): the
+    screens they would open are then refused, and the user must know what to ask for."""
+    roles = set(actor.roles) & set(ROLE_PERMISSIONS)
+    reasons = []
+    unapproved = sorted(roles & ROSTER_REQUIRED) if not actor.roster_approved else []
+    if unapproved:
+        labels = "・".join(ROLE_LABELS[r] for r in unapproved)
+        reasons.append(
+            f"このアカウント（{labels}）は、承認済みの情報取扱者名簿の登録に結び付いていないため、"
+            "個人番号を扱う画面を使えません。発注者の担当者に、名簿への登録（または変更）と"
+            "その承認、アカウントとの結び付けを依頼してください。"
+        )
+    if not actor.mfa and roles & MFA_REQUIRED:
+        reasons.append(
+            "二要素認証（確認コード）でのログインが済んでいないため、使える画面が限られています。"
+            "一度ログアウトし、確認コードを入力してログインし直してください。"
+        )
+    return reasons
+
+
 def permissions(actor: Actor) -> set[tuple[str, str]]:
     """Every ``(permission, view)`` pair the actor holds now."""
     result: set[tuple[str, str]] = set()

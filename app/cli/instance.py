@@ -262,6 +262,8 @@ def init_command(admin_password: str | None, interactive: bool | None, **identit
 def run_command(host: str, admin_port: int, form_port: int) -> None:
     """管理ポータル（8000）と提出フォーム（8001）を起動する（組み込みモード）。"""
     admin_app = common.flask_app()
+    # Long jobs (print batches) run in a thread of their own: the page shows their progress.
+    admin_app.config["JOBS_IN_BACKGROUND"] = True
     _reapply_disposals()
     form_url = serve_form_url(admin_app, host, form_port)
     form_app = public_form.create_app()

@@ -267,10 +267,19 @@ def render_batch(session: Session, vault, keyring, batch_id: int, actor: Actor) 
         commit=True,
     )
     chunk = max(1, int(config.get("PRINT_CHUNK_LETTERS", 50)))
+    # Progress lives with the job's state (its outbox row). Each letter counts twice: once
+    # when its content (address, QR code) is ready, once when its part's PDF is laid out;
+    # a letter is ~240 ms of work, so the bar moves while a 50-letter part renders.
+    key = outbox.key_for(RENDER_PRINT_BATCH, batch.id)
+    steps = 2 * len(letters)
+    outbox.report_progress(session, key, 0, steps)
     try:
         for part_no, start in enumerate(range(0, len(letters), chunk), 1):
             group = letters[start : start + chunk]
-            docs = [letter_doc(session, vault, keyring, config, d) for d in group]
+            docs = []
+            for delivery in group:
+                docs.append(letter_doc(session, vault, keyring, config, delivery))
+                outbox.report_progress(session, key, start * 2 + len(docs), steps)
             data = render(docs, config, title=f"印刷バッチ {batch.id}-{part_no}")
             # pypdf takes ~150 ms to import: loaded by the print job, not by every process.
             from pypdf import PdfReader
@@ -292,6 +301,7 @@ def render_batch(session: Session, vault, keyring, batch_id: int, actor: Actor) 
             )
             del data, docs
             session.commit()
+            outbox.report_progress(session, key, (start + len(group)) * 2, steps)
     except (KitError, links.LinkUnavailable, pdf.PdfUnavailable) as exc:
         session.rollback()
         batch = session.get(PrintBatch, batch_id)

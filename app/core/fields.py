@@ -26,7 +26,9 @@ RELATION_MAX = 20
 CODE_MAX = 20
 
 KUBUN_SELF = "本人"
-KUBUN_DEPENDENT = "扶養家族"
+KUBUN_DEPENDENT = "扶養親族"
+# Older files (and the first CSV layouts) wrote 扶養家族; both read as a dependent.
+KUBUN_DEPENDENT_ALIASES = frozenset({KUBUN_DEPENDENT, "扶養家族"})
 
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-]{0,19}")
 _DEPENDENT_SUFFIX = re.compile(r"-([0-9]{2})")
@@ -101,6 +103,27 @@ def _nfkc(raw: str | None) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
+_SPACES = re.compile(r"\s+")
+_HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
+
+
+def name_key(text: str | None) -> str:
+    """How names compare when searched or matched (照合): NFKC, no spaces of any width.
+    ``見本　太郎`` = ``見本 太郎`` = ``見本太郎``; 異体字 stay distinct (髙 is not 高)."""
+    return _SPACES.sub("", unicodedata.normalize("NFKC", _text(text)))
+
+
+def kana_key(text: str | None) -> str:
+    """How kana compare when searched: ``name_key`` (half-width kana become full-width) and
+    hiragana as katakana, so ｹﾝｼｮｳ, けんしょう and ケンショウ are one reading."""
+    return name_key(text).translate(_HIRAGANA_TO_KATAKANA)
+
+
+def code_key(text: str | None) -> str:
+    """How 職員番号・委員番号 compare when searched in part: NFKC, no spaces, upper case."""
+    return name_key(text).upper()
+
+
 def clean_code(raw: str | None) -> str:
     """職員番号 / 委員番号: ASCII letters, digits, ``-_.`` after NFKC; never 12 digits."""
     text = _nfkc(raw).strip()
@@ -118,11 +141,11 @@ def clean_code(raw: str | None) -> str:
 
 
 def clean_kubun(raw: str | None) -> bool:
-    """本人区分: True for 本人, False for 扶養家族."""
+    """本人区分: True for 本人, False for 扶養親族 (or the older 扶養家族)."""
     text = unicodedata.normalize("NFKC", _text(raw)).strip()
     if text == KUBUN_SELF:
         return True
-    if text == KUBUN_DEPENDENT:
+    if text in KUBUN_DEPENDENT_ALIASES:
         return False
     if not text:
         raise FieldError("入力されていません")

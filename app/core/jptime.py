@@ -28,6 +28,17 @@ _ERA_BY_KEY = {name: start for name, _, start in ERAS} | {
 }
 _ERA_END = {ERAS[i][2]: ERAS[i - 1][2] for i in range(1, len(ERAS))}
 
+
+def wareki_year(year: int) -> str:
+    """The era year of a western year as a year is labelled (``1911`` → ``明治44年``): the era
+    in force at the year's end, so a year an era began in is that era's 元年. Before 明治: ""."""
+    for name, _letters, start in ERAS:
+        if year >= start.year:
+            n = year - start.year + 1
+            return f"{name}{'元' if n == 1 else n}年"
+    return ""
+
+
 _WESTERN = re.compile(r"^(\d{4})[/\-.年](\d{1,2})[/\-.月](\d{1,2})日?$")
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _WAREKI = re.compile(

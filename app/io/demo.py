@@ -124,14 +124,14 @@ def staff_csv(households: int, seed: int) -> bytes:
             seq += 1
             spouse, spouse_kana = rng.choice(WOMEN if (given, given_kana) in MEN else MEN)
             out.write(
-                f"{code},{surname} {spouse},{surname_kana} {spouse_kana},扶養家族,{code}-{seq:02d},"
+                f"{code},{surname} {spouse},{surname_kana} {spouse_kana},扶養親族,{code}-{seq:02d},"
                 f"配偶者,{_birth(rng, 1960, 2000)},{next(numbers)}\r\n"
             )
         for _ in range(rng.choice((0, 0, 1, 2, 3))):
             seq += 1
             child, child_kana = rng.choice(MEN + WOMEN)
             out.write(
-                f"{code},{surname} {child},{surname_kana} {child_kana},扶養家族,{code}-{seq:02d},"
+                f"{code},{surname} {child},{surname_kana} {child_kana},扶養親族,{code}-{seq:02d},"
                 f"子,{_birth(rng, 2005, 2024)},{next(numbers)}\r\n"
             )
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import canary, trail
+from app.core import fields as F
 from app.core.actor import Actor
 from app.io.bulk import (
     BulkWriter,
@@ -296,7 +297,7 @@ def _write_rows(
         if kind == PersonKind.EXTERNAL:
             kubun = dependent_code = ""
         else:
-            kubun = "本人" if kind == PersonKind.EMPLOYEE else "扶養家族"
+            kubun = "本人" if kind == PersonKind.EMPLOYEE else F.KUBUN_DEPENDENT
             dependent_code = f"{code}-{seq:02d}" if code else ""
         values = (
             code or "", name, kana or "", kubun, dependent_code, relation or "",

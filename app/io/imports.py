@@ -397,7 +397,7 @@ class _Run:
                 self.problem(
                     line,
                     label_of("kubun"),
-                    "扶養者コードと一致しません（本人は -00、扶養家族は -01 以降）",
+                    "扶養者コードと一致しません（本人は -00、扶養親族は -01 以降）",
                 )
                 bad = True
             kind = PersonKind.EMPLOYEE if seq == 0 else PersonKind.DEPENDENT
@@ -598,7 +598,7 @@ class _Run:
             self.problem(
                 line,
                 self.layout.label_of("code"),
-                "扶養家族の職員（本人）が、ファイルにも登録済みのデータにもありません",
+                "扶養親族の職員（本人）が、ファイルにも登録済みのデータにもありません",
             )
         if self.write and self.report.ok and links:
             table = Person.__table__

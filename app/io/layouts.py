@@ -45,10 +45,10 @@ FIELDS: dict[str, FieldDef] = {
     for f in (
         FieldDef("code", "職員番号・委員番号", (STAFF, EXTERNAL)),
         FieldDef(
-            "name", "氏名", (STAFF, EXTERNAL), "役職員の行は本人、扶養家族の行は扶養家族の氏名"
+            "name", "氏名", (STAFF, EXTERNAL), "役職員の行は本人、扶養親族の行は扶養親族の氏名"
         ),
         FieldDef("name_kana", "氏名カナ", (STAFF, EXTERNAL)),
-        FieldDef("kubun", "本人区分（本人／扶養家族）", (STAFF,)),
+        FieldDef("kubun", "本人区分（本人／扶養親族）", (STAFF,)),
         FieldDef("dependent_code", "扶養者コード（職員番号-連番）", (STAFF,)),
         FieldDef("relation", "続柄", (STAFF,)),
         FieldDef("birth_date", "生年月日", (STAFF, EXTERNAL)),

@@ -13,8 +13,6 @@ Matching reads no number: it finds person ids. The numbers are written afterward
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -36,7 +34,6 @@ MAX_KEYS = 100_000
 CODE_HEADERS = ("職員番号", "委員番号", "職員番号・委員番号")
 NAME_HEADERS = ("氏名", "職員氏名")
 BIRTH_HEADERS = ("生年月日",)
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -76,8 +73,8 @@ class MatchError(ValueError):
 
 
 def name_key(name: str) -> str:
-    """How names compare in 照合: NFKC, no spaces; 異体字 untouched."""
-    return _SPACES.sub("", unicodedata.normalize("NFKC", name))
+    """How names compare in 照合 (and in the people search): NFKC, no spaces; 異体字 untouched."""
+    return F.name_key(name)
 
 
 def _header(cells: list[str]) -> tuple[str, int, int]:

@@ -231,6 +231,18 @@ class MyNumberRecord(Model):
 
     person: Mapped[Person] = relationship(Person)
 
+    SOURCE_LABELS = {
+        "import": "CSV取込",
+        "web": "Webフォーム",
+        "paper": "郵送（書面）",
+        "manual": "画面で入力",
+    }
+
+    @property
+    def source_label(self) -> str:
+        """How the number came in, as the screens say it."""
+        return self.SOURCE_LABELS.get(self.source, "その他")
+
 
 class CaseAssignment(Model):
     """An Operator working a person's case (verification, deficiency) may reveal that number."""

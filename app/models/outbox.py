@@ -41,6 +41,11 @@ class OutboxMessage(Model):
     dispatched_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # How far the job has got (a long job reports as it goes: ``app.platform.outbox.progress``),
+    # kept with its state, whether it runs inline or in an RQ worker.
+    progress_done: Mapped[int | None] = mapped_column(Integer)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    progress_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     @property
     def state_label(self) -> str:

@@ -11,11 +11,12 @@ import uuid
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from app.access import assignments, policy
 from app.audit import canary, trail
+from app.core import fields as F
 from app.core import mynumber
 from app.core.actor import Actor
 from app.models import MyNumberRecord, Person, PersonKind, utcnow
@@ -184,30 +185,50 @@ def find_by_number(session: Session, vault: Vault, raw_number: str) -> Person | 
     return session.execute(_person_by_blind_index(), {"blind_index": index}).scalar_one_or_none()
 
 
-def search(
-    session: Session, vault: Vault, actor: Actor, criteria: SearchCriteria, limit: int = 200
-) -> list[Person]:
-    """照合 by 職員番号/委員番号, name, kana (partial), birth date, or the number (exact)."""
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search: the people shown and how many matched in all (never capped)."""
+
+    people: list[Person]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first(self) -> int:
+        """The 1-based position of the first person shown (0 when none)."""
+        return (self.page - 1) * self.per_page + 1 if self.people else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.people) - 1 if self.people else 0
+
+
+def search(session: Session, vault: Vault, actor: Actor, criteria: SearchCriteria) -> list[Person]:
+    """Every person found (services and tests); the portal pages with ``search_page``."""
+    return search_page(session, vault, actor, criteria, per_page=None).people
+
+
+def search_page(
+    session: Session,
+    vault: Vault,
+    actor: Actor,
+    criteria: SearchCriteria,
+    page: int = 1,
+    per_page: int | None = PAGE_SIZE,
+) -> SearchPage:
+    """照合 by 職員番号/委員番号 (partial), name, kana (partial), birth date, or the number
+    (exact). Names and kana compare as 照合 does (``fields.name_key``/``kana_key``: any width,
+    any space, hiragana = katakana); the result is paged with the full count, never cut."""
     policy.require(actor, "can_search", "People")
-    misplaced = criteria.number_in_text_field()
-    if misplaced is not None:
-        trail.record(
-            session,
-            actor,
-            "people.search",
-            object_type="person",
-            outcome="denied",
-            details={
-                "criteria": criteria.describe(),
-                "reason": "number_in_text_field",
-                "field": misplaced,
-            },
-            commit=True,
-        )
-        raise SearchRefused(
-            f"{FIELD_LABELS[misplaced]}に個人番号と思われる12桁の数字が含まれています。"
-            "個人番号で検索するときは「個人番号（完全一致）」欄に入力してください。"
-        )
+    _refuse_number_in_text(session, actor, criteria)
     trail.record(
         session,
         actor,
@@ -216,25 +237,68 @@ def search(
         details={"criteria": criteria.describe()},
         commit=True,
     )
-    query = select(Person).where(Person.status == "active")
+    ids = _matching_ids(session, vault, criteria)
+    size = per_page or max(1, len(ids))
+    page = max(1, min(page, max(1, -(-len(ids) // size))))
+    shown = ids[(page - 1) * size : page * size]
+    by_id = {p.id: p for p in session.execute(select(Person).where(Person.id.in_(shown))).scalars()}
+    people = [by_id[i] for i in shown if i in by_id]
+    canary.trip(session, vault, actor, [p.id for p in people], "search")
+    return SearchPage(people=people, total=len(ids), page=page, per_page=size)
+
+
+def _refuse_number_in_text(session: Session, actor: Actor, criteria: SearchCriteria) -> None:
+    """A number typed into a free-text field is refused (and audited), never searched for."""
+    misplaced = criteria.number_in_text_field()
+    if misplaced is None:
+        return
+    trail.record(
+        session,
+        actor,
+        "people.search",
+        object_type="person",
+        outcome="denied",
+        details={
+            "criteria": criteria.describe(),
+            "reason": "number_in_text_field",
+            "field": misplaced,
+        },
+        commit=True,
+    )
+    raise SearchRefused(
+        f"{FIELD_LABELS[misplaced]}に個人番号と思われる12桁の数字が含まれています。"
+        "個人番号で検索するときは「個人番号（完全一致）」欄に入力してください。"
+    )
+
+
+def _matching_ids(session: Session, vault: Vault, criteria: SearchCriteria) -> list[uuid.UUID]:
+    """The ids of every match in display order. Exact criteria filter in SQL; names and kana
+    (stored exactly as written, in any width or script) compare in Python on their keys, over
+    the three columns only."""
+    query = select(Person.id, Person.name, Person.name_kana).where(Person.status == "active")
     if criteria.number:
         person = find_by_number(session, vault, criteria.number)
         if person is None:
             return []
         query = query.where(Person.id == person.id)
-    if criteria.code:
-        query = query.where(Person.code == criteria.code.strip())
-    if criteria.name:
-        query = query.where(Person.name.contains(criteria.name.strip(), autoescape=True))
-    if criteria.kana:
-        query = query.where(Person.name_kana.contains(criteria.kana.strip(), autoescape=True))
+    if criteria.code and F.code_key(criteria.code):
+        query = query.where(
+            func.upper(Person.code).contains(F.code_key(criteria.code), autoescape=True)
+        )
     if criteria.birth_date:
         query = query.where(Person.birth_date == criteria.birth_date)
     if criteria.kind:
         query = query.where(Person.kind == criteria.kind)
-    query = query.order_by(Person.code, Person.dependent_seq, Person.name).limit(limit)
-    found = list(session.execute(query).scalars())
-    canary.trip(session, vault, actor, [p.id for p in found], "search")
+    query = query.order_by(Person.code, Person.dependent_seq, Person.name, Person.id)
+    name = F.name_key(criteria.name) if criteria.name else ""
+    kana = F.kana_key(criteria.kana) if criteria.kana else ""
+    found = []
+    for pid, person_name, person_kana in session.execute(query):
+        if name and name not in F.name_key(person_name):
+            continue
+        if kana and kana not in F.kana_key(person_kana):
+            continue
+        found.append(pid)
     return found
 
 

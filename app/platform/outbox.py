@@ -23,6 +23,11 @@ return archive) show the failure and have their own retry, so nothing loops fore
 
 A process without the key ring (the public form) never runs jobs inline: it only pushes to
 RQ, and in embedded mode leaves the rows to the worker.
+
+A long job (a print batch) reports how far it has got with ``report_progress`` on its own
+row, wherever it runs; the portal reads it with ``progress`` for a progress bar. In the
+embedded ``run``, ``dispatch_soon`` runs such a job in a thread of its own instead of inside
+the request, so the page answers at once and shows the bar.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -38,7 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.models import utcnow
+from app.models import db, utcnow
 from app.models.outbox import OutboxMessage, OutboxState
 from app.platform import queue
 
@@ -127,6 +133,9 @@ def reclaim_stale(session: Session, now: dt.datetime | None = None) -> int:
         .where(
             OutboxMessage.state == OutboxState.DISPATCHING,
             OutboxMessage.claimed_at < now - dt.timedelta(minutes=STALE_CLAIM_MINUTES),
+            # A long inline job that still reports progress is alive, however old its claim.
+            (OutboxMessage.progress_at.is_(None))
+            | (OutboxMessage.progress_at < now - dt.timedelta(minutes=STALE_CLAIM_MINUTES)),
         )
         .values(state=OutboxState.PENDING, claimed_at=None)
     ).rowcount
@@ -343,3 +352,64 @@ def oldest_pending(session: Session) -> OutboxMessage | None:
         .order_by(OutboxMessage.id)
         .limit(1)
     ).scalar_one_or_none()
+
+
+# -- progress of a long job ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Progress:
+    """How far a promised job has got: ``done`` of ``total`` (``None`` before it reported)."""
+
+    state: str
+    done: int | None
+    total: int | None
+    error: str | None
+
+    @property
+    def percent(self) -> int:
+        if not self.total:
+            return 0
+        return max(0, min(100, round(100 * (self.done or 0) / self.total)))
+
+
+def report_progress(session: Session, key: str, done: int, total: int) -> None:
+    """The job behind ``key`` has done ``done`` of ``total`` steps. Committed at once (the
+    caller has nothing pending: it reports between its own commits); a job run without a row
+    (from the command line) updates nothing."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.key == key)
+        .values(progress_done=done, progress_total=total, progress_at=utcnow())
+    )
+    session.commit()
+
+
+def progress(session: Session, key: str) -> Progress | None:
+    """The state and progress of the job promised under ``key``, or ``None``."""
+    row = session.execute(
+        select(
+            OutboxMessage.state,
+            OutboxMessage.progress_done,
+            OutboxMessage.progress_total,
+            OutboxMessage.last_error,
+        ).where(OutboxMessage.key == key)
+    ).one_or_none()
+    return Progress(*row) if row is not None else None
+
+
+def dispatch_soon(session: Session, keys: list[str]) -> None:
+    """Hand ``keys`` over without making the request wait for them: to RQ when there is one;
+    in the embedded ``run`` (``JOBS_IN_BACKGROUND``), inline in a thread of its own with its
+    own application context and database session; otherwise inline now (``after_commit``)."""
+    app = current_app._get_current_object()
+    if app.config.get("REDIS_URL") or not app.config.get("JOBS_IN_BACKGROUND"):
+        after_commit(session, keys)
+        return
+
+    def work() -> None:
+        with app.app_context():  # the thread's own scoped session
+            try:
+                after_commit(db.session, keys)
+            finally:
+                db.session.remove()
+
+    threading.Thread(target=work, name="mynumber-job", daemon=True).start()

@@ -21,6 +21,7 @@ from app.web.base import create_base_app
 from app.web.identity import enforce_password_change, enforce_session
 from app.web.security import VaultAppBuilder
 from app.web.views import HomeView, register
+from app.web.views.home import render_error_page
 
 MIGRATIONS = str(Path(__file__).resolve().parents[2] / "migrations")
 
@@ -76,6 +77,10 @@ def _no_store(response):
     return response
 
 
+# Refusals and missing pages are portal pages (menu, sign-out); a server error stays plain.
+PORTAL_ERROR_CODES = frozenset({400, 403, 404, 405, 413, 429})
+
+
 def _error_pages(app: Flask) -> None:
     """Japanese error pages; a stack trace never reaches the browser."""
     messages = {
@@ -109,6 +114,11 @@ def _error_pages(app: Flask) -> None:
             # The masking filter scrubs any 12-digit run from the traceback text.
             log.error("unhandled error on %s", request.path, exc_info=error)
         message = getattr(error, "japanese", None) or messages.get(code, messages[500])
+        if code in PORTAL_ERROR_CODES:
+            try:
+                return render_error_page(code, message), code
+            except Exception:  # noqa: BLE001 - the plain page below is the fallback
+                log.warning("error page %s rendered plain on %s", code, request.path)
         return render_template("mynumber/error.html", code=code, message=message), code
 
     for code in messages:

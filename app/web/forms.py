@@ -70,3 +70,39 @@ def decision_field() -> StringField:
     """The pressed button of an approve / reject pair (``name="decision"``): anything else
     fails the form (400)."""
     return StringField(validators=[AnyOf(("approve", "reject"))])
+
+
+# -- a confirm step that works without JavaScript --------------------------------------------
+CONFIRMED = "confirmed"
+# Never carried into a confirm page: the token is issued afresh, and a number is never echoed.
+_NOT_CARRIED = frozenset({"csrf_token", CONFIRMED, "number"})
+
+
+def confirmed() -> bool:
+    """Did this POST come from the confirm page (the second press)?"""
+    return request.form.get(CONFIRMED) == "1"
+
+
+def confirmation(
+    title: str, lines: list[str], button: str, cancel_url: str, danger: bool = True
+) -> dict:
+    """What ``mynumber/confirm.html`` needs to ask once more before an action with
+    consequences: the same POST again, with every field the user sent and ``confirmed=1``.
+    A view returns ``render_template("mynumber/confirm.html", **confirmation(...))`` unless
+    ``confirmed()``."""
+    carried = [
+        (name, value)
+        for name in request.form
+        if name not in _NOT_CARRIED
+        for value in request.form.getlist(name)
+    ]
+    return {
+        "title": title,
+        "lines": lines,
+        "button": button,
+        "cancel_url": cancel_url,
+        "action": request.full_path.rstrip("?"),
+        "carried": carried,
+        "danger": danger,
+        "form": FlaskForm(),
+    }

@@ -24,7 +24,11 @@ from app.core import jptime
 from app.models import VaultUser, db, utcnow
 from app.web import identity
 from app.web.identity import VaultAuthDBView
-from app.web.views.admin import VaultResetPasswordView, VaultUserDBModelView
+from app.web.views.admin import (
+    VaultResetMyPasswordView,
+    VaultResetPasswordView,
+    VaultUserDBModelView,
+)
 
 
 class VaultSecurityManager(SecurityManager):
@@ -54,7 +58,8 @@ class VaultSecurityManager(SecurityManager):
         self.user_view = self.userdbmodelview
         self.auth_view = self.authdbview()
         self.appbuilder.add_view_no_menu(self.resetpasswordview())
-        self.appbuilder.add_view_no_menu(self.resetmypasswordview())
+        # Our subclass, under FAB's endpoint name (the password-change gate names it).
+        self.appbuilder.add_view_no_menu(VaultResetMyPasswordView(), endpoint="ResetMyPasswordView")
         self.appbuilder.add_view_no_menu(self.auth_view)
         if self.is_auth_limited:
             self.limiter.limit(self.auth_rate_limit, methods=["POST"])(self.auth_view.blueprint)

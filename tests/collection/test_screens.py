@@ -203,6 +203,21 @@ def test_operator_sends_prints_keys_and_verifies_on_screen(
             "method": "定形外郵便（規格内）",
         },
         "/mailings/",
+    )
+    # One press asks first: the print files are deleted when the batch is posted.
+    confirm = response.get_data(as_text=True)
+    assert "発送済みにしますか" in confirm and "印刷ファイル（PDF）は削除され" in confirm
+    assert client.get(pdf_url).status_code == 200
+    response = _post(
+        client,
+        posted_url,
+        {
+            "posted_on": campaigns.jptime.today_jst().isoformat(),
+            "carrier": "日本郵便",
+            "method": "定形外郵便（規格内）",
+            "confirmed": "1",
+        },
+        "/mailings/",
         follow_redirects=True,
     )
     assert "1 通を発送済み" in response.get_data(as_text=True)

@@ -66,3 +66,20 @@ def test_a_time_in_words_never_reads_as_a_number():
     assert mynumber.contains_number(jptime.format_jst(at))
     assert jptime.format_jst_words(at) == "2026年12月07日 20時10分"
     assert not mynumber.contains_number(jptime.format_jst_words(at))
+
+
+@pytest.mark.parametrize(
+    ("year", "label"),
+    [
+        (1900, "明治33年"),
+        (1911, "明治44年"),
+        (1912, "大正元年"),
+        (1926, "昭和元年"),
+        (1989, "平成元年"),
+        (2019, "令和元年"),
+        (2026, "令和8年"),
+        (1867, ""),
+    ],
+)
+def test_every_year_since_meiji_has_its_era_label(year, label):
+    assert jptime.wareki_year(year) == label

@@ -110,7 +110,9 @@ def test_a_search_by_name_logs_which_fields_were_given_never_their_text(
 ):
     user, secret = make_user("ClientStaff")
     login(user.username, totp_secret=secret)
-    page = post_form(client, "/people/", {"name": "見本", "kana": "ミホン"}).get_data(as_text=True)
+    page = post_form(
+        client, "/people/", {"name": "見本", "kana": "ミホン"}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "見本 太郎" in page
     (event,) = audit_events("people.search", "success")
     assert "見本" not in event.details and "ミホン" not in event.details

@@ -33,7 +33,7 @@ def staff_rows(households: int, dependents: int = 1, seed: int = 1) -> list[list
                 [
                     code,
                     f"見本 花子{h}-{d}",
-                    "扶養家族",
+                    "扶養親族",
                     f"{code}-{d:02d}",
                     "2010/01/0" + str(d),
                     next(nums),

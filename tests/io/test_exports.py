@@ -102,9 +102,9 @@ def test_a_client_layout_round_trips_in_cp932_with_wareki_dates(session, vault):
             "タカハシ ハナコ",
             "配偶者",
             "昭和62年3月4日",
-            "扶養家族",
+            "扶養親族",
         ],
-        [n[2], "E1-02", "E1", "髙橋 令子", "", "子", "令和元年5月1日", "扶養家族"],
+        [n[2], "E1-02", "E1", "髙橋 令子", "", "子", "令和元年5月1日", "扶養親族"],
     ]
     load(session, vault, csv_bytes(header, rows, "cp932"), layout)
     result, data = export(session, vault, layout)

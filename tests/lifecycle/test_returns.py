@@ -100,7 +100,7 @@ def test_archive_opens_with_the_private_key_and_matches_the_export(
     assert dependent == [
         crowd[0].code,
         "保管試験子",
-        "扶養家族",
+        "扶養親族",
         f"{crowd[0].code}-01",
         "",
         "123456789018",

@@ -51,6 +51,45 @@ def test_name_search_treats_wildcards_literally(session, vault, household):
     assert registry.search(session, vault, staff, registry.SearchCriteria(name="%")) == []
 
 
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        {"name": "見本　太郎"},  # full-width space
+        {"name": "見本太郎"},  # no space
+        {"name": "見本  太郎 "},  # two half-width spaces and a trailing one
+        {"kana": "みほん　たろう"},  # hiragana
+        {"kana": "ﾐﾎﾝ ﾀﾛｳ"},  # half-width katakana
+        {"kana": "ミホンタロウ"},
+        {"code": "0001"},  # part of 職員番号
+        {"code": "ｅ０００"},  # full-width, lower case
+    ],
+)
+def test_search_forgives_width_spaces_and_kana_forms_as_matching_does(
+    session, vault, household, criteria
+):
+    head, _ = household
+    found = registry.search(
+        session, vault, actor("ClientStaff"), registry.SearchCriteria(**criteria)
+    )
+    assert head.id in [p.id for p in found]
+
+
+def test_search_pages_with_the_full_count_instead_of_a_silent_cap(session, vault):
+    for i in range(1, 251):
+        registry.add_person(session, vault, kind="employee", name=f"頁送 {i:03d}", code=f"P{i:04d}")
+    session.commit()
+    staff = actor("ClientStaff")
+    crit = registry.SearchCriteria(name="頁送")
+    first = registry.search_page(session, vault, staff, crit)
+    assert (first.total, first.pages, first.first, first.last) == (250, 5, 1, 50)
+    assert [p.code for p in first.people][:2] == ["P0001", "P0002"]
+    last = registry.search_page(session, vault, staff, crit, page=5)
+    assert [p.code for p in last.people][-1] == "P0250" and (last.first, last.last) == (201, 250)
+    beyond = registry.search_page(session, vault, staff, crit, page=99)
+    assert beyond.page == 5
+    assert len(registry.search(session, vault, staff, crit)) == 250
+
+
 def test_reveal_is_audited_before_the_plaintext_exists(session, vault, household):
     head, _ = household
     staff = actor("ClientStaff", user_id=None, name="client-a")

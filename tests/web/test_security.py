@@ -206,6 +206,11 @@ def test_a_password_chosen_by_the_admin_must_be_replaced_first(client, login, se
     _enrol_totp(client, session, "auditor1")  # every role, at first sign-in
     response = client.get("/auditlogview/list/")
     assert response.status_code == 302 and "resetmypassword" in response.headers["Location"]
+    # The password the administrator chose is refused as the new one: they would know it.
+    same = {"password": USER_PASSWORD, "conf_password": USER_PASSWORD}
+    refused = post_form(client, "/resetmypassword/form", same, follow_redirects=True)
+    assert "現在のパスワード（管理者が設定したもの" in refused.get_data(as_text=True)
+    assert client.get("/auditlogview/list/").status_code == 302  # still to be replaced
     new = "An0ther-Passw0rd!"
     post_form(client, "/resetmypassword/form", {"password": new, "conf_password": new})
     assert client.get("/auditlogview/list/").status_code == 200

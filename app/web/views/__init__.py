@@ -12,17 +12,14 @@ in a service module; views parse input, call the service, and render.
   (a package: one module per workflow)
 - ``lifecycle``: retention, disposal requests, deletion certificates, the return archive
 - ``reports``: the monthly usage report, planned volumes, the dashboard
+- ``home``: the first screen (the user's tasks), the favicon, the error pages
 - ``desk``: the inquiry desk (Operators) and the client's own inquiries
 - ``governance``: roster downloads, 情報管理体制図, 取扱状況 register
 """
 
 from __future__ import annotations
 
-from flask import redirect, url_for
-from flask_appbuilder import IndexView, expose
-
 from app.access import policy
-from app.web.identity import current_actor
 from app.web.views.admin import AccountChangeView, KeysView, RosterChangeView, RosterView
 from app.web.views.audit import AuditLogView, AuditVerifyView
 from app.web.views.billing import PostageEntryView, PostageRateView, UnitPriceView
@@ -32,23 +29,13 @@ from app.web.views.collection.paper import PaperView
 from app.web.views.collection.verification import VerificationView
 from app.web.views.desk import ClientInquiryView, DeskView
 from app.web.views.governance import HandlingChartView, RegisterView, RosterExportView
+from app.web.views.home import HomeView as HomeView  # the index view, built by the factory
 from app.web.views.intake import IntakeView
 from app.web.views.io import ExportView, ImportView, LayoutView, MatchView
 from app.web.views.lifecycle import CertificateView, DisposalView, RetentionView, ReturnArchiveView
 from app.web.views.people import PeopleView
 from app.web.views.records import RecordsView
 from app.web.views.reports import DashboardView, PlannedVolumeView, ReportView
-
-
-class HomeView(IndexView):
-    index_template = "mynumber/index.html"
-
-    @expose("/")
-    def index(self):
-        # The dashboard is the landing page of whoever may see it.
-        if policy.allows(current_actor(), "can_index", "Dashboard"):
-            return redirect(url_for("DashboardView.index"))
-        return super().index()
 
 
 def register(appbuilder) -> None:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
+from flask_appbuilder.fields import QuerySelectField
+from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, Select2Widget
+from flask_appbuilder.models.sqla.filters import FilterNotEqual
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_appbuilder.security.views import ResetPasswordView, UserDBModelView
+from flask_appbuilder.security.views import (
+    ResetMyPasswordView,
+    ResetPasswordView,
+    UserDBModelView,
+)
 from flask_appbuilder.validators import PasswordComplexityValidator
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from werkzeug.security import check_password_hash
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
@@ -57,6 +64,7 @@ class RosterView(ModelView):
     formatters_columns = {
         "approved_at": jptime.format_jst,
         "created_at": jptime.format_jst,
+        "note": lambda v: v or "",
         "status": lambda v: {"pending": "承認待ち", "approved": "承認済み", "revoked": "取消"}.get(
             v, v
         ),
@@ -194,6 +202,23 @@ def _one_line(label: str):
     return check
 
 
+def _roster_entry_field() -> QuerySelectField:
+    """The roster link as a select whose empty choice reads （なし）, not FAB's ``__None``."""
+    return QuerySelectField(
+        "情報取扱者名簿",
+        query_func=lambda: (
+            db.session.execute(select(HandlerRosterEntry).order_by(HandlerRosterEntry.id))
+            .scalars()
+            .all()
+        ),
+        get_pk_func=lambda entry: entry.id,
+        allow_blank=True,
+        blank_text="（なし）",
+        validators=[Optional()],
+        widget=Select2Widget(),
+    )
+
+
 class VaultUserDBModelView(UserDBModelView):
     """FAB's user screen plus the roster link; role changes are audited.
 
@@ -208,9 +233,55 @@ class VaultUserDBModelView(UserDBModelView):
 
     class_permission_name = "UserDBModelView"
 
-    add_columns = UserDBModelView.add_columns + ["roster_entry"]
-    edit_columns = UserDBModelView.edit_columns + ["roster_entry"]
+    # 名字（姓） before 名前（名）, as Japanese names read; no FAB groups (unused here).
+    list_columns = ["last_name", "first_name", "username", "email", "active", "roles"]
+    add_columns = [
+        "last_name",
+        "first_name",
+        "username",
+        "active",
+        "email",
+        "roles",
+        "password",
+        "conf_password",
+        "roster_entry",
+    ]
+    edit_columns = [
+        "last_name",
+        "first_name",
+        "username",
+        "active",
+        "email",
+        "roles",
+        "roster_entry",
+    ]
+    search_columns = ["last_name", "first_name", "username", "email", "active"]
+    # FAB's own role (``Public``, the signed-out visitor) is never given to an account.
+    add_form_query_rel_fields = {"roles": [["name", FilterNotEqual, "Public"]]}
+    edit_form_query_rel_fields = add_form_query_rel_fields
+    description_columns = {
+        "last_name": "利用者の名字（姓）です。画面と監査ログに表示されます。",
+        "first_name": "利用者の名前（名）です。",
+        "username": "ログインに使う名前です（半角英数字を推奨）。",
+        "active": "無効にしたアカウントはログインできません。退職・異動のときは削除せず無効にします。",
+        "email": "お知らせの送り先です。",
+        "roles": "SystemAdmin＝システム管理者、Operator＝事務取扱担当者（受注者）、"
+        "ClientStaff＝発注者担当者、Auditor＝監査担当者。個人番号を扱うロールの付与は"
+        "発注者担当者の承認後に反映されます。",
+        "roster_entry": "事務取扱担当者・発注者担当者は、承認済みの情報取扱者名簿の登録と結び付けます。",
+    }
+    formatters_columns = {
+        "active": lambda v: "有効" if v else "無効",
+        "roles": lambda roles: "、".join(
+            policy.ROLE_LABELS.get(r.name, r.name) for r in (roles or [])
+        ),
+        "roster_entry": lambda e: str(e) if e else "（なし）",
+        "last_login": lambda v: jptime.format_jst(v) if v else "",
+        "locked_until": lambda v: jptime.format_jst(v) if v else "",
+        "totp_enrolled_at": lambda v: jptime.format_jst(v) if v else "未登録",
+    }
     add_form_extra_fields = {
+        "roster_entry": _roster_entry_field(),
         "password": PasswordField(
             "パスワード",
             description=(
@@ -231,8 +302,8 @@ class VaultUserDBModelView(UserDBModelView):
             "ユーザー",
             {
                 "fields": [
-                    "first_name",
                     "last_name",
+                    "first_name",
                     "username",
                     "active",
                     "email",
@@ -246,8 +317,15 @@ class VaultUserDBModelView(UserDBModelView):
             },
         ),
     ]
+    edit_form_extra_fields = {"roster_entry": _roster_entry_field()}
+    user_show_fieldsets = [
+        ("ユーザー情報", {"fields": ["username", "active", "roles", "login_count"]}),
+        ("個人情報", {"fields": ["last_name", "first_name", "email"], "expanded": True}),
+    ]
     validators_columns = {
         **UserDBModelView.validators_columns,
+        # FAB's own check reads the groups field, which this screen does not show.
+        "roles": [DataRequired(message="ロールを1つ以上選んでください")],
         # The address receives notices; the names are the user's display name.
         "email": [_one_line("メールアドレス")],
         "first_name": [_one_line("名")],
@@ -262,6 +340,13 @@ class VaultUserDBModelView(UserDBModelView):
     }
     label_columns = {
         **UserDBModelView.label_columns,
+        "last_name": "名字（姓）",
+        "first_name": "名前（名）",
+        "active": "有効",
+        "roles": "ロール",
+        "email": "メールアドレス",
+        "last_login": "最後のログイン",
+        "login_count": "ログイン回数",
         "roster_entry": "情報取扱者名簿",
         "locked_until": "ロック解除予定",
         "totp_enrolled_at": "TOTP登録日時",
@@ -406,6 +491,31 @@ def _audit_user(item, action: str) -> None:
         },
         commit=True,
     )
+
+
+class VaultResetMyPasswordView(ResetMyPasswordView):
+    """FAB's own-password form, refusing the password the user already has: after an
+    administrator chose it (or it was issued), keeping it would leave it known to them."""
+
+    class_permission_name = "ResetMyPasswordView"
+    route_base = "/resetmypassword"
+    form_title = "パスワードの変更"
+    message = "パスワードを変更しました。"
+
+    def form_post(self, form):
+        if password_unchanged(g.user, form.password.data):
+            flash(
+                "パスワード: 現在のパスワード（管理者が設定したもの、または発行されたもの）は"
+                "使えません。別の新しいパスワードを入力してください。",
+                "warning",
+            )
+            return redirect(url_for("ResetMyPasswordView.this_form_get"))
+        return super().form_post(form)
+
+
+def password_unchanged(user, password: str) -> bool:
+    """Is ``password`` the one the account has now?"""
+    return bool(user.password and password and check_password_hash(user.password, password))
 
 
 class VaultResetPasswordView(ResetPasswordView):
@@ -567,6 +677,21 @@ class KeysView(BaseView):
     @has_access
     def rotate(self):
         forms.posted(FlaskForm)
+        if not forms.confirmed():
+            return self.render_template(
+                "mynumber/confirm.html",
+                **forms.confirmation(
+                    "KEK を更新しますか",
+                    [
+                        "新しい KEK を作り、全データ鍵とシステムの秘密をその KEK で包み直します。",
+                        "件数によっては時間がかかります。更新の後、旧 KEK を廃棄するまでに新しい"
+                        "バックアップを取ってください（旧 KEK を廃棄すると、それに依存する"
+                        "バックアップは復元できなくなります）。",
+                    ],
+                    "KEK を更新する",
+                    url_for("KeysView.index"),
+                ),
+            )
         try:
             version, count = keyops.rotate(db.session, context.vault(), current_actor())
         except (AuditUnavailable, VaultError) as exc:

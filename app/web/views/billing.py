@@ -33,7 +33,12 @@ class UnitPriceView(ModelView):
         "note": "備考",
         "created_by": "登録者",
     }
-    formatters_columns = {"category": BillingCategory.label, "price_yen": _YEN}
+    formatters_columns = {
+        "category": BillingCategory.label,
+        "price_yen": _YEN,
+        "note": lambda v: v or "",
+        "effective_from": lambda d: d.strftime("%Y/%m/%d") if d else "",
+    }
     add_form_extra_fields = {
         "category": SelectField(
             "区分", choices=[(c, BillingCategory.label(c)) for c in BillingCategory.ALL]
@@ -80,7 +85,11 @@ class PostageRateView(ModelView):
         "effective_from": "適用開始日",
         "submitted_to_client_on": "発注者への提出日",
     }
-    formatters_columns = {"price_yen": _YEN}
+    formatters_columns = {
+        "price_yen": _YEN,
+        "effective_from": lambda d: d.strftime("%Y/%m/%d") if d else "",
+        "submitted_to_client_on": lambda d: d.strftime("%Y/%m/%d") if d else "未提出",
+    }
 
     def pre_add(self, item: PostageRate) -> None:
         if not item.carrier or not item.method:
@@ -130,6 +139,10 @@ class PostageEntryView(ModelView):
         "direction": lambda v: PostageEntry.DIRECTION_LABELS.get(v, v),
         "cost_yen": _YEN,
         "posted_on": lambda d: d.strftime("%Y/%m/%d"),
+        # An empty cell, never Python's ``None``.
+        "tracking_number": lambda v: v or "",
+        "note": lambda v: v or "",
+        "recorded_by": lambda v: v or "",
     }
     add_form_extra_fields = {
         "direction": SelectField("区分", choices=[("send", "発送"), ("return", "返送")])

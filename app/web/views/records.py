@@ -125,6 +125,11 @@ class RecordsView(BaseView):
             details={"screen": "records"},
             commit=True,
         )
+        return self._render_show(person)
+
+    def _render_show(self, person: Person, failed: str = "", values: dict | None = None):
+        """The record page; after a refused action, that action's form shows what was typed
+        (``failed`` names it, ``values`` holds the fields, never a number)."""
         head = person.household_head or person
         members = []
         removed = []
@@ -142,11 +147,14 @@ class RecordsView(BaseView):
             masked=mynumber.mask,
             form=FlaskForm(),
             today=records.today().strftime("%Y/%m/%d"),
+            failed=failed,
+            values={k: v for k, v in (values or {}).items() if k != "number"},
         )
 
-    def _act(self, pid: str, action, message: str):
-        """Run one POST action on a person (``action(person, form)``); problems are flashed,
-        the record shown again."""
+    def _act(self, pid: str, action, message: str, failed: str = "", page: Person | None = None):
+        """Run one POST action on a person (``action(person, form)``). Done: the record again
+        (a redirect). Refused: the problems above the record page, the action's form keeping
+        everything typed (``failed`` names the form; ``page`` is the person whose page it is)."""
         person = _person(pid)
         form = forms.posted(RecordForm)
         try:
@@ -160,7 +168,11 @@ class RecordsView(BaseView):
             flash(str(exc), "danger")
         else:
             flash(message if not callable(message) else message(outcome), "success")
-        return redirect(url_for("RecordsView.show", pid=person.id))
+            return redirect(url_for("RecordsView.show", pid=person.id))
+        typed = {name: field.data for name, field in form._fields.items() if field.raw_data}
+        return self._render_show(
+            page or person, failed or (request.endpoint or "").rsplit(".", 1)[-1], typed
+        )
 
     @expose("/<string:pid>/edit", methods=["POST"])
     @has_access
@@ -209,6 +221,22 @@ class RecordsView(BaseView):
     @expose("/<string:pid>/end", methods=["POST"])
     @has_access
     def end(self, pid: str):
+        person = _person(pid)
+        if not forms.confirmed():
+            ended_on = request.form.get("ended_on", "").strip()
+            what = "退職日" if person.kind != PersonKind.EXTERNAL else "委嘱終了日"
+            return self.render_template(
+                "mynumber/confirm.html",
+                **forms.confirmation(
+                    f"{what}を記録しますか",
+                    [
+                        f"{person.name} さんの{what}を「{ended_on or '（空欄）'}」として記録します。",
+                        "保管期間はこの日から数えます。日付をもう一度確かめてください。",
+                    ],
+                    f"{what}を記録する",
+                    url_for("RecordsView.show", pid=person.id),
+                ),
+            )
         return self._act(
             pid,
             lambda p, form: records.record_end(
@@ -237,6 +265,21 @@ class RecordsView(BaseView):
     def remove(self, pid: str):
         person = _person(pid)
         head_id = person.household_head_id
+        if not forms.confirmed():
+            return self.render_template(
+                "mynumber/confirm.html",
+                **forms.confirmation(
+                    "扶養から削除しますか",
+                    [
+                        f"{person.name} さん（{person.dependent_code}）を扶養から削除します。",
+                        f"扶養から外れた日: {request.form.get('ended_on', '').strip() or '（空欄）'}"
+                        f"　理由: {request.form.get('reason', '').strip() or '（空欄）'}",
+                        "個人番号などの記録は廃棄の時期まで保管され、必要なら扶養者コードが振り直されます。",
+                    ],
+                    "扶養から削除する",
+                    url_for("RecordsView.show", pid=head_id or person.id),
+                ),
+            )
         response = self._act(
             pid,
             lambda p, form: records.remove_dependent(
@@ -250,6 +293,8 @@ class RecordsView(BaseView):
                     else ""
                 )
             ),
+            failed=f"remove-{person.id}",
+            page=person.household_head,
         )
         removed = db.session.execute(
             select(Person.status).where(Person.id == person.id)

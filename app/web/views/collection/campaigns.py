@@ -316,9 +316,10 @@ class CampaignView(BaseView):
         except USER_ERRORS as exc:
             fail(exc)
             return redirect(url_for("CampaignView.show", cid=campaign.id))
-        outbox.after_commit(db.session, [outbox.key_for(kits.RENDER_PRINT_BATCH, batch.id)])
-        flash(f"印刷バッチ {batch.id}（{batch.item_count} 通）を作成しました。", "success")
-        return redirect(url_for("MailingView.index"))
+        # A job (RQ, or a thread of the embedded run): the page shows its progress meanwhile.
+        outbox.dispatch_soon(db.session, [outbox.key_for(kits.RENDER_PRINT_BATCH, batch.id)])
+        flash(f"印刷バッチ {batch.id}（{batch.item_count} 通）の作成を始めました。", "success")
+        return redirect(url_for("MailingView.progress", bid=batch.id))
 
     @expose("/<string:cid>/statuses.csv", methods=["GET"])
     @has_access

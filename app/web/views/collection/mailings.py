@@ -70,6 +70,7 @@ class MailingView(BaseView):
         "batch_file": "print",
         "preview": "print",
         "posted": "post",
+        "progress": "list",
     }
     default_view = "index"
 
@@ -105,6 +106,31 @@ class MailingView(BaseView):
             method=current_app.config["KIT_SEND_METHOD"],
             # Promised work not handed over yet: what, since when, and the real reason.
             outbox_waiting=outbox.waiting(db.session, current_app.config, current_app.extensions),
+        )
+
+    @expose("/batch/<string:bid>/progress", methods=["GET"])
+    @has_access
+    def progress(self, bid: str):
+        """A print batch being made: a progress bar that refreshes itself (no JavaScript
+        needed); once the batch is ready (or failed) the 送付・印刷 page takes over."""
+        batch = context.row_or_404(PrintBatch, bid)
+        if batch.status not in ("queued", "rendering"):
+            if batch.status == "failed":
+                flash(
+                    f"印刷バッチ {batch.id} を作成できませんでした: {batch.error or ''}", "danger"
+                )
+            else:
+                flash(f"印刷バッチ {batch.id}（{batch.item_count} 通）を作成しました。", "success")
+            return redirect(url_for("MailingView.index"))
+        job = outbox.progress(db.session, outbox.key_for(kits.RENDER_PRINT_BATCH, batch.id))
+        return self.render_template(
+            "mynumber/job_progress.html",
+            title=f"印刷バッチ {batch.id} を作成しています",
+            what=f"{batch.item_count} 通の印刷ファイル（PDF）",
+            job=job,
+            state=batch.status_label,
+            back_url=url_for("MailingView.index"),
+            refresh_seconds=2,
         )
 
     @expose("/delivery/<string:did>/resend", methods=["POST"])
@@ -180,6 +206,25 @@ class MailingView(BaseView):
         batch = context.row_or_404(PrintBatch, bid)
         try:
             posted_on = jptime.parse_date(form.posted_on.data)
+        except jptime.InvalidDate as exc:
+            fail(campaigns.CampaignError(f"発送日: {exc}"))
+            return redirect(url_for("MailingView.index"))
+        if not forms.confirmed():
+            return self.render_template(
+                "mynumber/confirm.html",
+                **forms.confirmation(
+                    f"印刷バッチ {batch.id} を発送済みにしますか",
+                    [
+                        f"{batch.item_count} 通を {posted_on:%Y/%m/%d} に"
+                        f"{form.carrier.data} {form.method.data}で発送したと記録し、郵送費を計上します。",
+                        "印刷ファイル（PDF）は削除され、もう一度ダウンロードすることはできません。"
+                        "すべて印刷できていることを確かめてから進んでください。",
+                    ],
+                    "発送済みにする（印刷ファイルを削除）",
+                    url_for("MailingView.index"),
+                ),
+            )
+        try:
             count = kits.mark_posted(
                 db.session,
                 current_actor(),
@@ -190,9 +235,6 @@ class MailingView(BaseView):
                 cost_yen=whole_number(form.cost_yen.data, "料金（1通あたり）"),
             )
             db.session.commit()
-        except jptime.InvalidDate as exc:
-            fail(campaigns.CampaignError(f"発送日: {exc}"))
-            return redirect(url_for("MailingView.index"))
         except (*USER_ERRORS, kits.billing.BillingError) as exc:
             fail(exc)
             return redirect(url_for("MailingView.index"))
