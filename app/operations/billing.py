@@ -291,6 +291,7 @@ def monthly_lines(session: Session, month: str, reminder_unit: str = "person") -
         raise BillingError(f"督促の請求単位が不正です（person または reminder）: {reminder_unit}")
     year, mon = int(month[:4]), int(month[5:])
     start, calendar_start, end = period(year, mon)
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)  # stored times are UTC
     lines = []
     for category in BillingCategory.ALL:
         who, kind, what, unit = BillingCategory.ROWS[category]
@@ -315,7 +316,7 @@ def monthly_lines(session: Session, month: str, reminder_unit: str = "person") -
         ):
             label = f"{who} {kind}: {what}"
             if carried:
-                label += f"（前月締切後 {start:%m/%d %H:%M}～24:00 分）"
+                label += f"（前月締切後 {jptime.to_jst(start):%m/%d %H:%M}～24:00 分）"
             lines.append(
                 BillLine(
                     category,
