@@ -154,6 +154,10 @@ def generate(
     if replace is not None and not reason:
         reason = replace.reason or ""  # a correction generated again keeps its reason
     figures["version"] = version
+    # The price versions this generation knew: a later one reaching back marks the month.
+    figures["prices_known_upto"] = session.execute(
+        select(func.coalesce(func.max(UnitPrice.id), 0))
+    ).scalar_one()
     if version > 1:
         figures["correction"] = {"reason": reason, "replaces": version - 1}
     pdf = output.to_pdf(figures, client, operator)
@@ -200,19 +204,19 @@ def generate(
 
 
 def corrections_due(session: Session) -> dict[str, list[str]]:
-    """Sent months a price version created after their sending reaches back into:
-    ``{month: [reasons]}``; each needs a corrected version."""
+    """Sent months that a price version registered after their generation reaches back
+    into: ``{month: [what changed]}``; each needs a corrected version."""
     due: dict[str, list[str]] = {}
     for row in session.execute(select(MonthlyReport)).scalars():
         current = current_version(row)
         if current is None or not row.was_sent(current.pdf_sha256):
             continue
-        end = jptime.to_jst(current.period_end)
+        known = json.loads(current.snapshot).get("prices_known_upto", 0)
+        last_day = (jptime.to_jst(current.period_end) - dt.timedelta(microseconds=1)).date()
         prices = session.execute(
-            select(UnitPrice).where(
-                UnitPrice.created_at > current.generated_at,
-                UnitPrice.effective_from < end.date() + dt.timedelta(days=1),
-            )
+            select(UnitPrice)
+            .where(UnitPrice.id > known, UnitPrice.effective_from <= last_day)
+            .order_by(UnitPrice.id)
         ).scalars()
         notes = [f"単価改定（{p.effective_from:%Y/%m/%d} 適用）" for p in prices]
         if notes:

@@ -339,7 +339,13 @@ def test_a_sent_report_never_changes_a_back_dated_price_needs_a_second_version(
         correction_reason="郵送収集の単価を契約変更により11/20から改定",
     )
     session.commit()
-    assert "2026-11" in delivery.corrections_due(session)
+    assert delivery.corrections_due(session) == {"2026-11": ["単価改定（2026/11/20 適用）"]}
+    # A price from the day after the period does not reach back.
+    billing.add_price(
+        session, OP, category=C.EXTERNAL_KIT, price_yen=750, effective_from=dt.date(2026, 12, 1)
+    )
+    session.commit()
+    assert list(delivery.corrections_due(session)) == ["2026-11"]
 
     # Generating again is refused (CLI and portal call the same service) ...
     with pytest.raises(monthly.ReportError) as info:
@@ -385,6 +391,7 @@ def test_a_sent_report_never_changes_a_back_dated_price_needs_a_second_version(
         "利用実績報告書_2026-11_第2版.pdf",
         "請求書_2026-11_第2版.pdf",
     ]
+    assert delivery.corrections_due(session) == {}  # 第2版 knew the new price
     actions = list(session.execute(select(AuditEvent.action)).scalars())
     assert "report.correct" in actions and "billing.price_set" in actions
 
