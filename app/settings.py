@@ -388,6 +388,14 @@ def load(overrides: dict | None = None, component: str = "portal") -> dict:
             for a in os.environ.get("MYNUMBER_REPORT_RECIPIENTS", "").split(",")
             if a.strip()
         ],
+        # The 請求書 (qualified invoice): the operator's 登録番号 (T + 13 digits), the contract's
+        # title; the responsible person (OPERATOR_RESPONSIBLE) and the operator's name and
+        # address are above.
+        "INVOICE_REGISTRATION_NUMBER": os.environ.get("MYNUMBER_INVOICE_REGISTRATION_NUMBER", ""),
+        "CONTRACT_TITLE": os.environ.get("MYNUMBER_CONTRACT_TITLE", ""),
+        # 督促の連絡 (／人) as agreed with the client: "person" bills each person once per
+        # campaign (the default), "reminder" bills every reminder sent.
+        "BILLING_REMINDER_UNIT": os.environ.get("MYNUMBER_BILLING_REMINDER_UNIT", "person"),
         # Proof of safety (docs/security.md, docs/deployment.md).
         # Who is mailed when a canary number is touched (comma-separated addresses).
         "SECURITY_CONTACT": os.environ.get("MYNUMBER_SECURITY_CONTACT", ""),

@@ -26,10 +26,32 @@ def report_group() -> None:
     "--encoding", type=click.Choice(["utf-8-sig", "cp932"]), default="utf-8-sig", show_default=True
 )
 @click.option(
+    "--invoice",
+    "invoice_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="請求書 PDF の書き出し先",
+)
+@click.option(
+    "--correct",
+    "reason",
+    default=None,
+    help="送付済みの月の訂正版（第2版…）を作成する。訂正理由を指定",
+)
+@click.option(
     "--send", is_flag=True, help="設定された送信先（MYNUMBER_REPORT_RECIPIENTS）へメールする"
 )
-def report_monthly(month: str, out: Path, csv_out: Path | None, encoding: str, send: bool) -> None:
-    """報告書を作成して PDF（と CSV）に書き出す。--send でメール送信（再送を含む）。"""
+def report_monthly(
+    month: str,
+    out: Path,
+    csv_out: Path | None,
+    invoice_out: Path | None,
+    reason: str | None,
+    encoding: str,
+    send: bool,
+) -> None:
+    """報告書を作成して PDF（と CSV、請求書）に書き出す。送付済みの月は保管した版を書き出し、
+    --correct 理由 で訂正版を作成する。--send でメール送信（再送を含む）。"""
     try:
         monthly.parse_month(month)
         settings = {
@@ -37,10 +59,20 @@ def report_monthly(month: str, out: Path, csv_out: Path | None, encoding: str, s
             "operator": current_app.config["OPERATOR_NAME"],
         }
         actor = common.shell_actor()
-        delivery.generate(db.session, actor, month, **settings)
+        row = delivery.ensure(db.session, month)
+        if reason or not delivery.is_sent(row):
+            row = delivery.generate(db.session, actor, month, correction_reason=reason, **settings)
+            what = "作成しました"
+        else:
+            what = "送付済みの版を書き出しました（訂正は --correct 理由）"
         _, pdf, _ = delivery.download(db.session, actor, month, "pdf")
         out.write_bytes(pdf)
-        click.echo(f"利用実績報告書（{monthly.month_label(month)}分）を書き出しました: {out}")
+        label = monthly.month_label(month)
+        click.echo(f"利用実績報告書（{label}分・第{row.version}版）を{what}: {out}")
+        if invoice_out is not None:
+            _, data, _ = delivery.download(db.session, actor, month, "invoice")
+            invoice_out.write_bytes(data)
+            click.echo(f"請求書を書き出しました: {invoice_out}")
         if csv_out is not None:
             _, data, _ = delivery.download(db.session, actor, month, "csv", encoding)
             csv_out.write_bytes(data)

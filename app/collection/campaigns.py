@@ -47,6 +47,7 @@ from app.models import (
     LetterTemplate,
     PaperIntake,
     Person,
+    PersonKind,
     Reminder,
     RequestStatus,
     Stage,
@@ -333,6 +334,9 @@ def issue_request(
     campaign's deadline, and a link that stays usable for the grace period after it."""
     if channel not in Channel.ALL:
         raise CampaignError("送付方法が不正です", "channel")
+    if channel == Channel.EMAIL and person.kind == PersonKind.EXTERNAL:
+        # Spec 5.2-3: e-mail instead of the kit is for 役職員 and their dependents only.
+        raise CampaignError("外部委員等には収集キットを郵送します（メールは使えません）", "channel")
     grace = int(current_app.config.get("COLLECTION_LINK_GRACE_DAYS", 60))
     expires = dt.datetime.combine(
         campaign.deadline + dt.timedelta(days=grace), dt.time(23, 59), tzinfo=jptime.JST

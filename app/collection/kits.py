@@ -415,7 +415,7 @@ def mark_posted(
             carrier=carrier,
             method=method,
             posted_on=posted_on,
-            recorded_by=actor.name,
+            actor=actor,
             cost_yen=cost_yen,
             request_id=req.id,
             note=f"{_LETTER[delivery.kind][1]}（印刷バッチ {batch.id}）",

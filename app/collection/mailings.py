@@ -486,6 +486,12 @@ def resend(session: Session, actor: Actor, delivery: Delivery, channel: str) -> 
     if not still_needed(req, delivery):
         raise MailingError("この依頼は既に提出済み等のため、再送は不要です")
     person = session.get(Person, req.person_id)
+    if (
+        channel == Channel.EMAIL
+        and person.kind == PersonKind.EXTERNAL
+        and delivery.kind == DeliveryKind.REQUEST
+    ):  # spec 5.2-3: the e-mail instead of the kit is for 役職員 and their dependents only
+        raise MailingError("外部委員等には収集キットを郵送します（メールでの案内はできません）")
     if channel == Channel.EMAIL and not person.email:
         raise MailingError("メールアドレスが登録されていません")
     if channel == Channel.POST and not (person.postal_code and person.address_enc):

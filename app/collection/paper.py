@@ -153,7 +153,7 @@ def _return_postage(
             carrier=carrier.strip(),
             method=method.strip(),
             posted_on=day,
-            recorded_by=actor.name,
+            actor=actor,
             cost_yen=cost_yen,
             request_id=request_id,
             tracking_number=tracking,

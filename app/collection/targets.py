@@ -89,6 +89,10 @@ FIELD_HELP = {
 SELF_VALUES = {"本人"}
 DEPENDENT_VALUES = {"扶養親族", "扶養家族", "家族"}
 CHANNEL_VALUES = {"メール": Channel.EMAIL, "郵送": Channel.POST, "": None}
+# Spec 5.2-3: e-mail instead of the kit is for 役職員 and their dependents only.
+EXTERNAL_KIT_ONLY = (
+    "外部委員等には収集キットを郵送します（メールでの案内は役職員とその親族に限ります）"
+)
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _KANA = re.compile(r"^[\u30a0-\u30ff\u3000 ・]+$")
 
@@ -435,8 +439,12 @@ def _row(kind: str, line: int, cells: dict[str, str], problems: list[str]) -> Ta
         if value not in CHANNEL_VALUES:
             bad("送付方法", f"「{value}」は使えません（メール または 郵送）")
         else:
-            row.channel = CHANNEL_VALUES[value] or (Channel.EMAIL if email else Channel.POST)
-            if row.channel == Channel.EMAIL and not email:
+            row.channel = CHANNEL_VALUES[value] or (
+                Channel.EMAIL if email and kind == CampaignKind.EMPLOYEE else Channel.POST
+            )
+            if row.channel == Channel.EMAIL and kind != CampaignKind.EMPLOYEE:
+                bad("送付方法", EXTERNAL_KIT_ONLY)
+            elif row.channel == Channel.EMAIL and not email:
                 bad("メールアドレス", "送付方法がメールの場合は入力してください")
             if row.channel == Channel.POST:
                 if not row.postal_code:

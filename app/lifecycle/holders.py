@@ -212,6 +212,8 @@ def touched_tables() -> list[str]:
     return tables
 
 
+# The tombstone keeps its kind, dates and household (an id, not personal data): a month's
+# storage counts recomputed after a disposal still find the household it belonged to.
 SCRUBBED = {
     "name": DISPOSED_NAME,
     "name_kana": None,
@@ -222,7 +224,6 @@ SCRUBBED = {
     "email": None,
     "relation": None,
     "ended_on": None,
-    "household_head_id": None,
     "dependent_seq": 0,
     "status": "disposed",
 }

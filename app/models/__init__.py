@@ -87,7 +87,12 @@ from app.models.lifecycle import (  # noqa: F401, E402
 from app.models.outbox import OutboxMessage, OutboxState  # noqa: F401, E402
 
 # -- monthly usage report --------------------------------------------------
-from app.models.reports import MonthlyReport, PlannedVolume, ReportDelivery  # noqa: F401, E402
+from app.models.reports import (  # noqa: F401, E402
+    MonthlyReport,
+    PlannedVolume,
+    ReportDelivery,
+    ReportVersion,
+)
 from app.models.roster import AccountChange, RosterChange  # noqa: F401, E402
 from app.models.system_sealed import (  # noqa: F401
     DISPOSED_PERSON,

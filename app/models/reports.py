@@ -44,6 +44,10 @@ class MonthlyReport(Model):
     snapshot: Mapped[str | None] = mapped_column(Text)  # JSON of the figures (counts, yen)
     pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The current version (1 = 初版); each issued version is kept in ``versions``.
+    version: Mapped[int | None] = mapped_column(Integer)
+    invoice_pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    invoice_sha256: Mapped[str | None] = mapped_column(String(64))
     # Set atomically by the scheduled run before it sends (cleared on failure): two workers
     # never both send the same month.
     auto_claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
@@ -52,6 +56,13 @@ class MonthlyReport(Model):
     deliveries: Mapped[list[ReportDelivery]] = relationship(
         "ReportDelivery", back_populates="report", order_by="ReportDelivery.id"
     )
+    versions: Mapped[list[ReportVersion]] = relationship(
+        "ReportVersion", back_populates="report", order_by="ReportVersion.version"
+    )
+
+    def was_sent(self, sha256: str | None) -> bool:
+        """Whether the file with this digest reached the client (then it never changes)."""
+        return any(d.status == "sent" and d.pdf_sha256 == sha256 for d in self.deliveries)
 
     @property
     def delivered(self) -> ReportDelivery | None:
@@ -87,6 +98,34 @@ class ReportDelivery(Model):
     @property
     def status_label(self) -> str:
         return self.STATUS_LABELS.get(self.status, self.status)
+
+
+class ReportVersion(Model):
+    """One issued version of a month's report (第1版, 第2版, …): its period, figures, PDF and
+    invoice, never changed once sent. A correction is a new version with its reason."""
+
+    __tablename__ = "monthly_report_version"
+    __table_args__ = (UniqueConstraint("report_id", "version", name="uq_report_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(Integer, ForeignKey("monthly_report.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was corrected (版 2 onwards)
+    period_start: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    period_end: Mapped[dt.datetime] = mapped_column(UtcDateTime())  # the cut-off
+    snapshot: Mapped[str] = mapped_column(Text)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    pdf_sha256: Mapped[str] = mapped_column(String(64))
+    invoice_pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    invoice_sha256: Mapped[str | None] = mapped_column(String(64))
+    generated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    generated_by: Mapped[str] = mapped_column(String(200))
+
+    report: Mapped[MonthlyReport] = relationship(MonthlyReport, back_populates="versions")
+
+    @property
+    def label(self) -> str:
+        return f"第{self.version}版"
 
 
 class PlannedVolume(Model):

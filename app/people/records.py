@@ -280,7 +280,8 @@ def edit_person(
         elif key == "code":
             person.code = value
             for dependent in person.dependents:
-                dependent.code = value
+                if dependent.status != "disposed":  # a tombstone keeps no code
+                    dependent.code = value
         else:
             setattr(person, key, value)
     person.updated_at = utcnow()

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from app.collection import campaigns, mailings, paper, verification
-from app.models import CampaignKind, Delivery, DeliveryStatus
+from app.models import CampaignKind, Delivery, DeliveryStatus, PostageRate
 from tests.collection import flows
 
 TODAY = campaigns.jptime.today_jst()
@@ -109,6 +109,17 @@ def test_returning_documents(app, session, staff, operators, kwargs, message):
 def test_returning_documents_once(app, session, staff, operators):
     flows.campaign_with_targets(app, staff, kind=CampaignKind.EXTERNAL)
     _req, item = _envelope(app, session, operators[0], "X2001")
+    # The postage ledger takes a carrier and service of the fee table only.
+    session.add(
+        PostageRate(
+            carrier="日本郵便",
+            method="簡易書留",
+            price_yen=580,
+            effective_from=TODAY.replace(day=1),
+            created_by="test",
+        )
+    )
+    session.commit()
     paper.return_documents(
         session,
         operators[0],

@@ -17,6 +17,7 @@ from app.models import (
     DeliveryKind,
     PaperPart,
     PostageEntry,
+    PostageRate,
     RequestStatus,
     Stage,
     Submission,
@@ -149,7 +150,18 @@ def test_postal_subject_from_kit_to_registration(app, session, staff, operators,
     )
     session.commit()
 
-    # The first envelope's documents are sent back (return postage recorded).
+    # The first envelope's documents are sent back (return postage recorded): by a service
+    # of the carrier's fee table, as the postage ledger requires.
+    session.add(
+        PostageRate(
+            carrier="日本郵便",
+            method="簡易書留",
+            price_yen=580,
+            effective_from=campaigns.jptime.today_jst().replace(day=1),
+            created_by="test",
+        )
+    )
+    session.commit()
     paper.return_documents(
         session,
         op1,

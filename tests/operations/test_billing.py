@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 
+from app.core.actor import Actor
 from app.models import BillingCategory as C
 from app.models import UnitPrice
 from app.operations import billing
@@ -50,15 +51,25 @@ def test_a_synthetic_month_matches_the_hand_computed_bill(session):
     billing.record_event(session, C.EXTERNAL_KIT, "kit:x1", _at(1, month=11, hour=0))
     session.commit()
 
-    lines = {line.category: line for line in billing.monthly_lines(session, "2026-10")}
-    assert (lines[C.EMPLOYEE_KIT].count, lines[C.EMPLOYEE_KIT].amount) == (3, 2400)
-    assert (lines[C.EMPLOYEE_SMARTPHONE].count, lines[C.EMPLOYEE_SMARTPHONE].amount) == (2, 2400)
-    # Reminders on 10/10 and 10/13 at 300, 10/16 and 10/19 at 350.
-    assert (lines[C.EXTERNAL_REMINDER].count, lines[C.EXTERNAL_REMINDER].amount) == (4, 1300)
-    assert lines[C.EXTERNAL_REMINDER].unit_price is None  # two prices that month
-    assert (lines[C.EXTERNAL_POSTAL].count, lines[C.EXTERNAL_POSTAL].amount) == (1, 1500)
-    assert lines[C.EXTERNAL_KIT].count == 0
-    assert billing.monthly_lines(session, "2026-11")[2].count == 1
+    lines = billing.monthly_lines(session, "2026-10")
+    by = {(line.category, line.unit_price): line for line in lines}
+    assert (by[C.EMPLOYEE_KIT, 800].count, by[C.EMPLOYEE_KIT, 800].amount) == (3, 2400)
+    assert (by[C.EMPLOYEE_SMARTPHONE, 1200].count, by[C.EMPLOYEE_SMARTPHONE, 1200].amount) == (
+        2,
+        2400,
+    )
+    # Reminders on 10/10 and 10/13 at 300, 10/16 and 10/19 at 350: a line per price version,
+    # so 件数 × 単価 = 金額 on each.
+    reminders = [line for line in lines if line.category == C.EXTERNAL_REMINDER]
+    assert [(r.count, r.unit_price, r.amount, r.price_from) for r in reminders] == [
+        (2, 300, 600, "2026-04-01"),
+        (2, 350, 700, "2026-10-16"),
+    ]
+    assert all(line.count * line.unit_price == line.amount for line in lines if line.count)
+    assert (by[C.EXTERNAL_POSTAL, 1500].count, by[C.EXTERNAL_POSTAL, 1500].amount) == (1, 1500)
+    assert [line.count for line in lines if line.category == C.EXTERNAL_KIT] == [0]
+    november = billing.monthly_lines(session, "2026-11")
+    assert [line.count for line in november if line.category == C.EXTERNAL_KIT] == [1]
 
 
 def test_a_month_without_prices_shows_counts_but_no_amount(session):
@@ -70,23 +81,27 @@ def test_a_month_without_prices_shows_counts_but_no_amount(session):
 def test_postage_at_cost_and_from_the_fee_table(session):
     from app.models import PostageRate
 
-    session.add(
-        PostageRate(
-            carrier="日本郵便",
-            method="定形郵便 50g以内",
-            price_yen=110,
-            effective_from=dt.date(2024, 10, 1),
-            created_by="op",
+    for method, price in (("定形郵便 50g以内", 110), ("簡易書留", 460)):
+        session.add(
+            PostageRate(
+                carrier="日本郵便",
+                method=method,
+                price_yen=price,
+                effective_from=dt.date(2024, 10, 1),
+                created_by="op",
+            )
         )
-    )
     session.flush()
+    op = Actor.system("op")
+    today = dt.date(2026, 10, 31)
     billing.record_postage(
         session,
         direction="send",
         carrier="日本郵便",
         method="定形郵便 50g以内",
         posted_on=dt.date(2026, 10, 2),
-        recorded_by="op",
+        actor=op,
+        today=today,
     )
     billing.record_postage(
         session,
@@ -95,8 +110,9 @@ def test_postage_at_cost_and_from_the_fee_table(session):
         method="簡易書留",
         posted_on=dt.date(2026, 10, 20),
         cost_yen=460,
-        recorded_by="op",
+        actor=op,
         tracking_number="1234-5678-9012",
+        today=today,
     )
     totals = billing.postage_totals(session, "2026-10")
     assert totals == {"send": {"count": 1, "yen": 110}, "return": {"count": 1, "yen": 460}}
@@ -107,7 +123,8 @@ def test_postage_at_cost_and_from_the_fee_table(session):
             carrier="ヤマト運輸",
             method="宅急便",
             posted_on=dt.date(2026, 10, 2),
-            recorded_by="op",
+            actor=op,
+            today=today,
         )
     assert "料金表" in str(info.value)
 

@@ -1,19 +1,24 @@
-"""Generating, storing and e-mailing the monthly report; the scheduled run.
+"""Generating, storing and e-mailing the monthly report and its invoice; the scheduled run.
 
-**Stored, not regenerated.** Generating a month's report stores its figures (``snapshot``,
-JSON) and the PDF bytes with their SHA-256. The report holds counts and yen only, so storing
-it adds no personal data; and what the client received stays exactly reproducible: a later
-disposal (which removes the registration dates of the disposed numbers), a new price version
-or a late correction would make a fresh computation differ from what was sent. The CSV is
-rendered from the stored snapshot, so PDF and CSV always agree. Generating again (by hand)
-replaces both and is audited.
+**Stored, not regenerated; sent, never changed.** Generating a month's report stores its
+figures (``snapshot``, JSON), the PDF and the 請求書 PDF with their SHA-256, as a version
+(``ReportVersion``, 第1版). The report holds counts and yen only, so storing it adds no
+personal data; and what the client received stays exactly reproducible: a later disposal, a
+back-dated price or a late correction would make a fresh computation differ from what was
+sent. Until a version is sent it may be generated again (replaced); once sent it is
+immutable: a correction is a new version (第2版) with its reason, both kept and listed, and
+the client is told by the correction's e-mail. A price version dated inside a sent month
+marks that month as needing a correction (``corrections_due``). The CSV is rendered from the
+stored snapshot, so PDF and CSV always agree.
 
-**The scheduled run** (``run_scheduled``, daily job) sends last month's report once, from the
-first business day after the month ends; for March, on its due date (March 31 or the business
-day before), covering the month through that day. A month counts as delivered once one
-e-mail went out; the run claims the month atomically before sending, so two workers never
-both send, and a failure (recorded with its error) is retried by the next day's run. Only a
-person re-sends by hand (portal or CLI, audited).
+**The scheduled run** (``run_scheduled``, daily job) sends every month that is due and not
+delivered yet, from the first month with any activity on: a month the worker missed is
+generated when it comes back. A month is due from the first business day after it ends;
+March on its due date (March 31 or the business day before), closing at 17:00 that day
+(``billing.period``): what happens after the cut-off is in April's report, on its own line.
+A month counts as delivered once one e-mail went out; the run claims the month atomically
+before sending, so two workers never both send, and a failure (recorded with its error) is
+retried by the next day's run. Only a person re-sends by hand (portal or CLI, audited).
 """
 
 from __future__ import annotations
@@ -22,20 +27,30 @@ import datetime as dt
 import hashlib
 import json
 
-from sqlalchemy import or_, select, update
+from flask import current_app, has_app_context
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.access import policy
 from app.audit import trail
 from app.core import jptime, mynumber
 from app.core.actor import Actor
-from app.models import MonthlyReport, ReportDelivery, utcnow
-from app.operations.reports import monthly, output
+from app.models import (
+    BillableEvent,
+    MonthlyReport,
+    PostageEntry,
+    ReportDelivery,
+    ReportVersion,
+    UnitPrice,
+    utcnow,
+)
+from app.operations.reports import invoice, monthly, output
 from app.platform import mail
 
 VIEW = "Reports"
 JOB_ACTOR = Actor.system("job:monthly_report")
 NOTES_MAX = 4000
+REASON_MAX = 1000
 CLAIM_STALE = dt.timedelta(hours=1)
 
 
@@ -82,6 +97,29 @@ def save_notes(session: Session, actor: Actor, month: str, text: str) -> Monthly
     return row
 
 
+def _config() -> dict:
+    return current_app.config if has_app_context() else {}
+
+
+def current_version(row: MonthlyReport) -> ReportVersion | None:
+    return row.versions[-1] if row.versions else None
+
+
+def is_sent(row: MonthlyReport) -> bool:
+    """Whether the current version reached the client (then only a correction follows)."""
+    current = current_version(row)
+    return current is not None and row.was_sent(current.pdf_sha256)
+
+
+def _check_reason(text: str | None) -> str:
+    reason = (text or "").strip()
+    if len(reason) > REASON_MAX:
+        raise monthly.ReportError(f"訂正理由: {REASON_MAX}文字以内で入力してください")
+    if mynumber.contains_number(reason):
+        raise monthly.ReportError(mynumber.number_refusal("訂正理由"))
+    return reason
+
+
 def generate(
     session: Session,
     actor: Actor,
@@ -90,31 +128,106 @@ def generate(
     client: str,
     operator: str,
     now: dt.datetime | None = None,
+    correction_reason: str | None = None,
 ) -> MonthlyReport:
-    """Compute the month's figures, render the PDF and store both (replacing an earlier
-    generation); audited."""
+    """Compute the month's figures, render the report and the invoice, and store them as a
+    version; audited. A version not sent yet is replaced; a sent one never is: then a
+    correction reason is required and the result is the next version (第2版, …)."""
     _authorize(actor, "can_generate")
+    reason = _check_reason(correction_reason)
     row = ensure(session, month)
-    figures = monthly.compute(session, month, now=now)
+    current = current_version(row)
+    sent = is_sent(row)
+    label = monthly.month_label(month)
+    if sent and not reason:
+        raise monthly.ReportError(
+            f"{label}の報告書（第{current.version}版）は送付済みのため変更できません。"
+            f"訂正する場合は訂正理由を入力して訂正版（第{current.version + 1}版）を作成してください"
+        )
+    now = now or utcnow()
+    config = _config()
+    figures = monthly.compute(
+        session, month, now=now, reminder_unit=config.get("BILLING_REMINDER_UNIT", "person")
+    )
+    replace = current if current is not None and not sent else None
+    version = replace.version if replace else (current.version + 1 if current else 1)
+    if replace is not None and not reason:
+        reason = replace.reason or ""  # a correction generated again keeps its reason
+    figures["version"] = version
+    # The price versions this generation knew: a later one reaching back marks the month.
+    figures["prices_known_upto"] = session.execute(
+        select(func.coalesce(func.max(UnitPrice.id), 0))
+    ).scalar_one()
+    if version > 1:
+        figures["correction"] = {"reason": reason, "replaces": version - 1}
     pdf = output.to_pdf(figures, client, operator)
-    row.snapshot = json.dumps(figures, ensure_ascii=False, sort_keys=True)
-    row.pdf = pdf
-    row.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
-    row.generated_at = now or utcnow()
-    row.generated_by = actor.name
+    invoice_pdf = None
+    try:
+        issuer = invoice.issuer_from(config)
+        invoice_pdf = invoice.to_pdf(figures, issuer, client, now)
+    except monthly.ReportError as exc:
+        figures["invoice_problem"] = str(exc)
+    snapshot = json.dumps(figures, ensure_ascii=False, sort_keys=True)
+    start, end = monthly.bounds(month)
+    target = replace or ReportVersion(report_id=row.id, version=version)
+    target.reason = reason or None
+    target.period_start, target.period_end = start, end
+    target.snapshot, target.pdf = snapshot, pdf
+    target.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
+    target.invoice_pdf = invoice_pdf
+    target.invoice_sha256 = hashlib.sha256(invoice_pdf).hexdigest() if invoice_pdf else None
+    target.generated_at, target.generated_by = now, actor.name
+    if replace is None:
+        session.add(target)
+        row.versions.append(target)
+    row.version = version
+    row.snapshot, row.pdf, row.pdf_sha256 = snapshot, pdf, target.pdf_sha256
+    row.invoice_pdf, row.invoice_sha256 = invoice_pdf, target.invoice_sha256
+    row.generated_at, row.generated_by = now, actor.name
     trail.record(
         session,
         actor,
-        "report.generate",
+        "report.correct" if version > 1 and replace is None else "report.generate",
         object_type="monthly_report",
-        object_ids=[month],
-        details={"sha256": row.pdf_sha256, "bytes": len(pdf)},
+        object_ids=[month, version],
+        details={
+            "version": version,
+            "sha256": row.pdf_sha256,
+            "bytes": len(pdf),
+            "invoice_sha256": row.invoice_sha256,
+            "reason": reason or None,
+            "replaced_unsent": replace is not None,
+        },
     )
     session.commit()
     return row
 
 
-def figures(row: MonthlyReport) -> dict:
+def corrections_due(session: Session) -> dict[str, list[str]]:
+    """Sent months that a price version registered after their generation reaches back
+    into: ``{month: [what changed]}``; each needs a corrected version."""
+    due: dict[str, list[str]] = {}
+    for row in session.execute(select(MonthlyReport)).scalars():
+        current = current_version(row)
+        if current is None or not row.was_sent(current.pdf_sha256):
+            continue
+        known = json.loads(current.snapshot).get("prices_known_upto", 0)
+        last_day = (jptime.to_jst(current.period_end) - dt.timedelta(microseconds=1)).date()
+        prices = session.execute(
+            select(UnitPrice)
+            .where(UnitPrice.id > known, UnitPrice.effective_from <= last_day)
+            .order_by(UnitPrice.id)
+        ).scalars()
+        notes = [f"単価改定（{p.effective_from:%Y/%m/%d} 適用）" for p in prices]
+        if notes:
+            due[row.month] = notes
+    return due
+
+
+def figures(row: MonthlyReport, version: int | None = None) -> dict:
+    if version is not None:
+        found = _version(row, version)
+        return json.loads(found.snapshot)
     if not row.snapshot:
         raise monthly.ReportError(
             f"{monthly.month_label(row.month)}の報告書はまだ作成されていません"
@@ -122,32 +235,64 @@ def figures(row: MonthlyReport) -> dict:
     return json.loads(row.snapshot)
 
 
-def file_name(month: str, fmt: str) -> str:
-    return f"利用実績報告書_{month}.{fmt}"
+def _version(row: MonthlyReport, version: int) -> ReportVersion:
+    found = next((v for v in row.versions if v.version == version), None)
+    if found is None:
+        raise monthly.ReportError(
+            f"{monthly.month_label(row.month)}の報告書に第{version}版はありません"
+        )
+    return found
+
+
+def file_name(month: str, fmt: str, version: int | None = None) -> str:
+    suffix = f"_第{version}版" if version and version > 1 else ""
+    if fmt == "invoice":
+        return f"請求書_{month}{suffix}.pdf"
+    return f"利用実績報告書_{month}{suffix}.{fmt}"
 
 
 def download(
-    session: Session, actor: Actor, month: str, fmt: str, encoding: str = "utf-8-sig"
+    session: Session,
+    actor: Actor,
+    month: str,
+    fmt: str,
+    encoding: str = "utf-8-sig",
+    version: int | None = None,
 ) -> tuple[str, bytes, str]:
-    """(file name, bytes, MIME type) of the stored report; the download is audited first."""
+    """(file name, bytes, MIME type) of the stored report, its CSV or its invoice (the
+    current version, or an earlier one kept); the download is audited first."""
     _authorize(actor, "can_download")
-    if fmt not in ("pdf", "csv"):
-        raise monthly.ReportError("形式は pdf か csv を指定してください")
+    if fmt not in ("pdf", "csv", "invoice"):
+        raise monthly.ReportError("形式は pdf、csv、invoice（請求書）のいずれかを指定してください")
     row = ensure(session, month)
-    data = figures(row)
+    data = figures(row, version)
+    chosen = _version(row, version) if version is not None else current_version(row)
+    number = chosen.version if chosen else None
+    if fmt == "invoice" and (chosen is None or not chosen.invoice_pdf):
+        raise monthly.ReportError(
+            f"{monthly.month_label(month)}の請求書は作成されていません"
+            + (f"（{data['invoice_problem']}）" if data.get("invoice_problem") else "")
+        )
     trail.record(
         session,
         actor,
         "report.download",
         object_type="monthly_report",
         object_ids=[month],
-        details={"format": fmt, "encoding": encoding if fmt == "csv" else None},
+        details={
+            "format": fmt,
+            "encoding": encoding if fmt == "csv" else None,
+            "version": number,
+        },
         commit=True,
     )
+    name = file_name(month, fmt, number)
     if fmt == "csv":
         charset = "shift_jis" if encoding == "cp932" else "utf-8"
-        return file_name(month, fmt), output.to_csv(data, encoding), f"text/csv; charset={charset}"
-    return file_name(month, fmt), row.pdf, "application/pdf"
+        return name, output.to_csv(data, encoding), f"text/csv; charset={charset}"
+    if fmt == "invoice":
+        return name, chosen.invoice_pdf, "application/pdf"
+    return name, chosen.pdf if chosen else row.pdf, "application/pdf"
 
 
 def _message(row: MonthlyReport, client: str, operator: str) -> tuple[str, str]:
@@ -156,13 +301,29 @@ def _message(row: MonthlyReport, client: str, operator: str) -> tuple[str, str]:
     guard would (rightly) refuse."""
     data = figures(row)
     label = data["month_label"]
-    subject = f"【利用実績報告書】{label}分（{client} 御中）"
+    version = data.get("version") or 1
+    correction = data.get("correction")
+    if correction:
+        subject = f"【利用実績報告書・訂正版（第{version}版）】{label}分（{client} 御中）"
+        intro = (
+            f"{label}分の利用実績報告書と請求書の訂正版（第{version}版）をお送りします。"
+            f"第{correction['replaces']}版を差し替えます（第{correction['replaces']}版も管理ポータルに"
+            "保管しており、ダウンロードできます）。\n\n"
+            f"訂正理由: {correction['reason']}\n\n"
+        )
+    else:
+        subject = f"【利用実績報告書】{label}分（{client} 御中）"
+        intro = (
+            f"マイナンバー収集・保管・利用サービスの{label}分の利用実績報告書を"
+            "お送りします（PDF を添付しています）。\n\n"
+        )
+    attached = "報告書と請求書の PDF" if row.invoice_pdf else "報告書の PDF"
     body = (
         f"{client} ご担当者様\n\n"
-        f"{operator}です。マイナンバー収集・保管・利用サービスの{label}分の利用実績報告書を"
-        "お送りします（PDF を添付しています）。\n\n"
+        f"{operator}です。{intro}"
         f"対象期間: {data['period']}\n"
-        f"提出期限: {data['due_on'].replace('-', '/')}\n\n"
+        f"提出期限: {data['due_on'].replace('-', '/')}\n"
+        f"添付: {attached}\n\n"
         "CSV 版と過去の報告書は管理ポータルの「利用実績報告書」からダウンロードできます。\n"
         "このメールには個人番号・個人情報は含まれていません。\n"
     )
@@ -193,7 +354,12 @@ def send(
         to=recipients,
         subject=subject,
         body=body,
-        attachments=[mail.Attachment(file_name(month, "pdf"), row.pdf)],
+        attachments=[mail.Attachment(file_name(month, "pdf", row.version), row.pdf)]
+        + (
+            [mail.Attachment(file_name(month, "invoice", row.version), row.invoice_pdf)]
+            if row.invoice_pdf
+            else []
+        ),
     )
     delivery = ReportDelivery(
         report_id=row.id,
@@ -218,21 +384,53 @@ def send(
         object_type="monthly_report",
         object_ids=[month, delivery.id],
         outcome="success" if delivery.status == "sent" else "failure",
-        details={"recipients": len(recipients), "trigger": trigger, "error": delivery.error},
+        details={
+            "recipients": len(recipients),
+            "trigger": trigger,
+            "version": row.version,
+            "error": delivery.error,
+        },
     )
     session.commit()
     return delivery
 
 
 # -- the scheduled run --------------------------------------------------------------------------
-def months_due(today: dt.date) -> list[str]:
-    """Which months the run of ``today`` should have delivered by now."""
+def is_due(month: str, today: dt.date) -> bool:
+    """March from its due date; any other month from the first business day after it."""
+    year, mon = monthly.parse_month(month)
+    if mon == 3:
+        return today >= monthly.due_date(month)
+    return today >= jptime.next_business_day(dt.date(*monthly.next_month(year, mon), 1))
+
+
+def month_range(first: str, last: str) -> list[str]:
     months = []
-    if today.month == 3 and today >= monthly.due_date(f"{today.year}-03"):
-        months.append(f"{today.year}-03")  # March: due on the 31st, covering through it
-    if today >= jptime.next_business_day(today.replace(day=1)):
-        months.append(monthly.previous_month(today))
+    year, mon = monthly.parse_month(first)
+    while f"{year:04d}-{mon:02d}" <= last:
+        months.append(f"{year:04d}-{mon:02d}")
+        year, mon = monthly.next_month(year, mon)
     return months
+
+
+def months_due(today: dt.date, first: str | None = None) -> list[str]:
+    """Which months the run of ``today`` should have delivered by now, oldest first: every
+    due month from ``first`` (the first month with any activity) on, else last month and
+    this one (March, on its due date)."""
+    this = f"{today.year:04d}-{today.month:02d}"
+    start = min(first, monthly.previous_month(today)) if first else monthly.previous_month(today)
+    return [m for m in month_range(start, this) if is_due(m, today)]
+
+
+def first_month(session: Session) -> str | None:
+    """The first month with anything to report: a report row, a billable event, postage."""
+    candidates = [
+        session.execute(select(func.min(MonthlyReport.month))).scalar_one_or_none(),
+        session.execute(select(func.min(BillableEvent.month))).scalar_one_or_none(),
+        session.execute(select(func.min(PostageEntry.month))).scalar_one_or_none(),
+    ]
+    found = [c for c in candidates if c]
+    return min(found) if found else None
 
 
 def _claim(session: Session, row: MonthlyReport, now: dt.datetime) -> bool:
@@ -279,7 +477,7 @@ def run_scheduled(
     today = today or jptime.today_jst()
     now = now or utcnow()
     done = []
-    for month in months_due(today):
+    for month in months_due(today, first_month(session)):
         if not recipients:
             done.append(f"{month}: 送信先（MYNUMBER_REPORT_RECIPIENTS）が未設定のため送信しません")
             continue

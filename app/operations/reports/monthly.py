@@ -95,12 +95,39 @@ def previous_month(day: dt.date) -> str:
 
 
 def bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
-    """The month as [start, end) in UTC (JST midnights): stored times are UTC."""
+    """The month's period as [start, end) in UTC (stored times are UTC): JST midnights,
+    except that March closes at 17:00 on its due date and April opens there
+    (``billing.period``), so an event after March's cut-off is in April's report."""
     year, mon = parse_month(month)
-    ny, nm = next_month(year, mon)
-    start = dt.datetime(year, mon, 1, tzinfo=jptime.JST).astimezone(dt.UTC)
-    end = dt.datetime(ny, nm, 1, tzinfo=jptime.JST).astimezone(dt.UTC)
-    return start, end
+    start, _calendar_start, end = billing.period(year, mon)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def _moment(value: dt.datetime, end: bool = False) -> str:
+    """``2026年11月30日 24:00`` for an end at midnight, else ``2027年3月31日 17:00``."""
+    local = jptime.to_jst(value)
+    if end and local.time() == dt.time(0):
+        day = local.date() - dt.timedelta(days=1)
+        return f"{day.year}年{day.month}月{day.day}日 24:00"
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def period_label(month: str) -> dict:
+    """The period with its cut-off, as the report states it (JST)."""
+    year, mon = parse_month(month)
+    start, calendar_start, end = billing.period(year, mon)
+    carried = start < calendar_start
+    return {
+        "text": f"{_moment(start)}～{_moment(end, end=True)}（日本時間）",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "cutoff": _moment(end, end=True),
+        "carried_from": (
+            f"{_moment(start)}～{_moment(calendar_start, end=True)}（前月の締切後）"
+            if carried
+            else None
+        ),
+    }
 
 
 def due_date(month: str) -> dt.date:
@@ -266,7 +293,12 @@ def disposals(session: Session, month: str) -> dict:
     }
 
 
-def bill(session: Session, month: str) -> dict:
+TAX_RATE = 10  # 消費税 (%), on the service lines; postage is 立替金 at cost
+
+
+def bill(session: Session, month: str, reminder_unit: str = "person") -> dict:
+    """The bill: one line per category and price version (件数 × 単価 = 金額), the 税抜 total,
+    消費税 10 % (rounded down once, on the total) and the tax-included total."""
     lines = [
         {
             "category": line.category,
@@ -275,17 +307,37 @@ def bill(session: Session, month: str) -> dict:
             "count": line.count,
             "unit_price": line.unit_price,
             "amount": line.amount,
+            "price_from": line.price_from,
+            "carried": line.carried,
+            "reminders": line.reminders,
         }
-        for line in billing.monthly_lines(session, month)
+        for line in billing.monthly_lines(session, month, reminder_unit)
     ]
     priced = [x["amount"] for x in lines]
     total = None if any(a is None for a in priced) else sum(priced)
-    return {"lines": lines, "total": total}
+    tax = None if total is None else total * TAX_RATE // 100
+    return {
+        "lines": lines,
+        "total": total,
+        "tax_rate": TAX_RATE,
+        "tax": tax,
+        "total_with_tax": None if total is None else total + tax,
+        "reminder_unit": reminder_unit,
+        "reminder_unit_label": billing.REMINDER_UNITS[reminder_unit],
+        "unpriced": sorted({x["label"] for x in lines if x["amount"] is None}),
+    }
 
 
 def postage(session: Session, month: str) -> dict:
+    """発送 / 返送 totals, the breakdown by carrier, service and rate, and the fee table in force
+    at the end of the month (attached to the invoice, spec 6-6)."""
+    year, mon = parse_month(month)
+    last_day = dt.date(*next_month(year, mon), 1) - dt.timedelta(days=1)
     totals = billing.postage_totals(session, month)
     totals["total_yen"] = totals["send"]["yen"] + totals["return"]["yen"]
+    totals["breakdown"] = billing.postage_breakdown(session, month)
+    totals["fee_table"] = billing.fee_table(session, last_day)
+    totals["fee_table_as_of"] = last_day.isoformat()
     return totals
 
 
@@ -393,17 +445,19 @@ def notes(session: Session, month: str) -> str:
     return row or ""
 
 
-def compute(session: Session, month: str, now: dt.datetime | None = None) -> dict:
+def compute(
+    session: Session, month: str, now: dt.datetime | None = None, reminder_unit: str = "person"
+) -> dict:
     """Every figure of the month's report, as plain JSON-able data."""
-    year, mon = parse_month(month)
     now = now or dt.datetime.now(dt.UTC)
     _start, end = bounds(month)
     stored_moment = min(end, now)
+    period = period_label(month)
     return {
         "month": month,
         "month_label": month_label(month),
-        "period": f"{year}年{mon}月1日～{year}年{mon}月"
-        f"{(dt.date(*next_month(year, mon), 1) - dt.timedelta(days=1)).day}日",
+        "period": period["text"],
+        "period_detail": period,
         "due_on": due_date(month).isoformat(),
         "computed_at": jptime.format_jst(now),
         "stored_as_of": jptime.format_jst(stored_moment),
@@ -413,7 +467,7 @@ def compute(session: Session, month: str, now: dt.datetime | None = None) -> dic
         "verifications": verifications(session, month),
         "stored": stored_at(session, stored_moment),
         "disposals": disposals(session, month),
-        "billing": bill(session, month),
+        "billing": bill(session, month, reminder_unit),
         "postage": postage(session, month),
         "inquiries": _inquiry_figures(session, month),
         "plan": plan_vs_actual(session, month),

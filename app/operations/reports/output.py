@@ -91,7 +91,10 @@ def rows(report: dict) -> list[list[str]]:
         ["報告", "対象期間", "", report["period"]],
         ["報告", "提出期限", "", report["due_on"]],
         ["報告", "集計日時", "", report["computed_at"]],
+        ["報告", "版", "", f"第{report.get('version') or 1}版"],
     ]
+    if report.get("correction"):
+        out.append(["報告", "訂正理由", "", report["correction"]["reason"]])
     for group, label in monthly.GROUP_LABELS.items():
         for channel, channel_label in monthly.CHANNEL_LABELS.items():
             cell = report["collections"][group][channel]
@@ -113,12 +116,25 @@ def rows(report: dict) -> list[list[str]]:
     for group, label in monthly.GROUP_LABELS.items():
         out.append(["廃棄", label, "人数", _n(d["people"][group])])
     out.append(["廃棄", "紙の原本・資料の廃棄", "件数", _n(d["material_requests"])])
-    for line in report["billing"]["lines"]:
-        out.append(["請求", line["label"], f"件数（/{line['unit']}）", _n(line["count"])])
-        out.append(["請求", line["label"], "単価（円）", _n(line["unit_price"])])
-        out.append(["請求", line["label"], "金額（円）", _n(line["amount"])])
-    out.append(["請求", "合計", "金額（円）", _n(report["billing"]["total"])])
+    bill = report["billing"]
+    for line in bill["lines"]:
+        name = line["label"]
+        if line.get("price_from"):
+            name += f"（単価 {line['price_from']} 適用）"
+        out.append(["請求", name, f"件数（/{line['unit']}）", _n(line["count"])])
+        if line.get("reminders") is not None:
+            out.append(["請求", name, "督促の送付（回）", _n(line["reminders"])])
+        out.append(["請求", name, "単価（円）", _n(line["unit_price"])])
+        out.append(["請求", name, "金額（円）", _n(line["amount"])])
+    out.append(["請求", "合計（税抜）", "金額（円）", _n(bill["total"])])
+    if "tax" in bill:
+        out.append(["請求", f"消費税（{bill['tax_rate']}%）", "金額（円）", _n(bill["tax"])])
+        out.append(["請求", "合計（税込）", "金額（円）", _n(bill["total_with_tax"])])
     p = report["postage"]
+    for item in p.get("breakdown") or []:
+        name = f"{item['direction_label']} {item['carrier']} {item['method']} {item['unit_yen']}円"
+        out.append(["郵送費", name, "件数", _n(item["count"])])
+        out.append(["郵送費", name, "金額（円）", _n(item["yen"])])
     for key, label in (("send", "発送"), ("return", "返送")):
         out.append(["郵送費", label, "件数", _n(p[key]["count"])])
         out.append(["郵送費", label, "金額（円）", _n(p[key]["yen"])])

@@ -1,14 +1,14 @@
 """Billing screens: unit-price versions (SystemAdmin), the carrier's fee table and the postage
-ledger (Operator). Add-only: a price or a posted entry is never edited in place."""
+ledger (Operator). Add-only: a price or a posted entry is never edited in place. The checks
+and the audit events are ``app.operations.billing``'s; these views only call them."""
 
 from __future__ import annotations
 
 from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from wtforms import SelectField
+from wtforms import SelectField, StringField
 
-from app.audit import trail
-from app.core import mynumber
+from app.core import jptime, mynumber
 from app.models import BillingCategory, PostageEntry, PostageRate, UnitPrice, db
 from app.operations import billing
 from app.web.identity import current_actor
@@ -25,7 +25,7 @@ class UnitPriceView(ModelView):
     list_title = "マイナンバー収集料金単価表"
     add_title = "単価の登録（新しい版）"
     list_columns = ["category", "price_yen", "effective_from", "note", "created_by"]
-    add_columns = ["category", "price_yen", "effective_from", "note"]
+    add_columns = ["category", "price_yen", "effective_from", "note", "correction_reason"]
     label_columns = {
         "category": "区分",
         "price_yen": "単価（円・税抜）",
@@ -42,30 +42,23 @@ class UnitPriceView(ModelView):
     add_form_extra_fields = {
         "category": SelectField(
             "区分", choices=[(c, BillingCategory.label(c)) for c in BillingCategory.ALL]
-        )
+        ),
+        "correction_reason": StringField(
+            "訂正理由（送付済みの月に遡る場合）",
+            description="送付済みの報告書は変わりません。その月は訂正版（第2版）の作成が必要になります",
+        ),
     }
     description_columns = {
         "effective_from": "この日以降に発生した件数にこの単価を適用します（過去の版は変更しません）"
     }
 
     def pre_add(self, item: UnitPrice) -> None:
-        billing.validate_price(item.category, item.price_yen, item.effective_from)
+        reason = getattr(item, "correction_reason", None)
+        affected = billing.check_price(db.session, item, reason)
         item.created_by = current_actor().name
-
-    def post_add(self, item: UnitPrice) -> None:
-        trail.record(
-            db.session,
-            current_actor(),
-            "billing.price_set",
-            object_type="unit_price",
-            object_ids=[item.id],
-            details={
-                "category": item.category,
-                "price_yen": item.price_yen,
-                "effective_from": item.effective_from.isoformat(),
-            },
-            commit=True,
-        )
+        db.session.add(item)
+        db.session.flush()  # the audit event commits with the price (FAB's add commits)
+        billing.audit_price(db.session, current_actor(), item, affected)
 
 
 class PostageRateView(ModelView):
@@ -92,11 +85,7 @@ class PostageRateView(ModelView):
     }
 
     def pre_add(self, item: PostageRate) -> None:
-        if not item.carrier or not item.method:
-            raise billing.BillingError("運送事業者と種別を入力してください")
-        if item.price_yen is None or item.price_yen < 0:
-            raise billing.BillingError("料金（円）は0以上の整数で入力してください")
-        item.created_by = current_actor().name
+        billing.add_rate(db.session, current_actor(), item)
 
 
 class PostageEntryView(ModelView):
@@ -152,14 +141,17 @@ class PostageEntryView(ModelView):
 
     def pre_add(self, item: PostageEntry) -> None:
         mynumber.refuse_numbers({"備考": item.note})  # a tracking number may be 12 digits
-        if item.posted_on is None:
-            raise billing.BillingError("日付を入力してください")
-        if item.cost_yen is None:
-            rate = billing.rate_on(db.session, item.carrier, item.method, item.posted_on)
-            if rate is None:
-                raise billing.BillingError(
-                    f"{item.carrier} {item.method} の料金表（{item.posted_on:%Y/%m/%d} 時点）がありません"
-                )
-            item.cost_yen = rate
+        item.cost_yen = billing.validate_postage(
+            db.session,
+            direction=item.direction,
+            carrier=(item.carrier or "").strip(),
+            method=(item.method or "").strip(),
+            posted_on=item.posted_on,
+            cost_yen=item.cost_yen,
+            today=jptime.today_jst(),
+        )
         item.month = billing.month_of(item.posted_on)
         item.recorded_by = current_actor().name
+        db.session.add(item)
+        db.session.flush()  # the audit event commits with the entry (FAB's add commits)
+        billing.audit_postage(db.session, current_actor(), item)

@@ -9,7 +9,7 @@ from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import SelectField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 
 from app.access import policy
 from app.audit import trail
@@ -30,16 +30,20 @@ PLAN_CATEGORIES = {
 
 class NotesForm(FlaskForm):
     notes = TextAreaField("その他（特記事項）")
+    reason = StringField("訂正理由")
 
 
 def _months(session) -> list[MonthlyReport]:
-    """Every month with a row, plus last month and this month (so their due dates show).
+    """Every month from the first with any activity to this one, newest first: a month the
+    job missed shows as 未送信 rather than being absent.
 
-    Those two are shown, not stored: looking at the page writes nothing; the row is made
-    when the month's report or notes are first saved (``delivery.ensure``)."""
+    Months without a row are shown, not stored: looking at the page writes nothing; the row
+    is made when the month's report or notes are first saved (``delivery.ensure``)."""
     today = jptime.today_jst()
     rows = {r.month: r for r in session.execute(select(MonthlyReport)).scalars()}
-    for month in (monthly.previous_month(today), f"{today.year:04d}-{today.month:02d}"):
+    this = f"{today.year:04d}-{today.month:02d}"
+    first = min([m for m in (delivery.first_month(session), monthly.previous_month(today)) if m])
+    for month in delivery.month_range(first, this):
         if month not in rows:
             rows[month] = MonthlyReport(month=month, due_on=monthly.due_date(month))
     return sorted(rows.values(), key=lambda row: row.month, reverse=True)
@@ -75,14 +79,19 @@ class ReportView(BaseView):
             can=lambda perm: policy.allows(actor, perm, delivery.VIEW),
             form=NotesForm(),
             current=jptime.today_jst().strftime("%Y-%m"),
+            corrections=delivery.corrections_due(db.session),
+            sent=delivery.is_sent,
         )
 
     @expose("/<string:month>.<string:fmt>", methods=["GET"])
     @has_access
     def download(self, month: str, fmt: str):
         encoding = "cp932" if request.args.get("encoding") == "cp932" else "utf-8-sig"
+        version = request.args.get("version", type=int)
         try:
-            name, data, mime = delivery.download(db.session, current_actor(), month, fmt, encoding)
+            name, data, mime = delivery.download(
+                db.session, current_actor(), month, fmt, encoding, version=version
+            )
         except (monthly.ReportError, policy.PermissionDenied, AuditUnavailable) as exc:
             flash(str(exc), "warning")
             return redirect(url_for("ReportView.index"))
@@ -104,10 +113,23 @@ class ReportView(BaseView):
     @expose("/<string:month>/generate", methods=["POST"])
     @has_access
     def generate(self, month: str):
-        if NotesForm().validate_on_submit():
+        form = NotesForm()
+        if form.validate_on_submit():
             try:
-                delivery.generate(db.session, current_actor(), month, **_settings())
-                flash(f"{monthly.month_label(month)}の報告書を作成しました", "success")
+                row = delivery.generate(
+                    db.session,
+                    current_actor(),
+                    month,
+                    correction_reason=form.reason.data,
+                    **_settings(),
+                )
+                flash(
+                    f"{monthly.month_label(month)}の報告書（第{row.version}版）を作成しました",
+                    "success",
+                )
+                problem = delivery.figures(row).get("invoice_problem")
+                if problem:
+                    flash(problem, "warning")
             except (monthly.ReportError, policy.PermissionDenied) as exc:
                 db.session.rollback()
                 flash(str(exc), "warning")

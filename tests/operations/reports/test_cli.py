@@ -65,3 +65,23 @@ def test_send_without_recipients_fails_with_the_setting_named(app, instance, tmp
     result = run(["--month", "2026-10", "--out", str(tmp_path / "r.pdf"), "--send"], instance)
     assert result.returncode == 1
     assert "MYNUMBER_REPORT_RECIPIENTS" in result.stderr
+
+
+def test_a_sent_month_is_written_out_unchanged_and_corrected_only_with_a_reason(
+    app, session, instance, tmp_path, smtp_server, needs_pdf
+):
+    mail = {"SMTP_URL": smtp_server.url, "MYNUMBER_REPORT_RECIPIENTS": "keiri@client.example.jp"}
+    first, again, corrected = (tmp_path / f"{n}.pdf" for n in ("first", "again", "corrected"))
+    assert (
+        run(["--month", "2026-10", "--out", str(first), "--send"], instance, **mail).returncode == 0
+    )
+    result = run(["--month", "2026-10", "--out", str(again)], instance)
+    assert result.returncode == 0, result.stderr
+    assert "送付済みの版を書き出しました" in result.stdout
+    assert again.read_bytes() == first.read_bytes()
+    result = run(
+        ["--month", "2026-10", "--out", str(corrected), "--correct", "件数の訂正"], instance
+    )
+    assert result.returncode == 0, result.stderr
+    assert "第2版" in result.stdout
+    assert "第2版（訂正版）" in pdf_text(corrected.read_bytes())

@@ -38,7 +38,7 @@ def test_a_bad_month_is_a_japanese_error(bad):
         (dt.date(2027, 1, 3), []),  # 1/1-1/3 are not business days
         (dt.date(2027, 1, 4), ["2026-12"]),
         (dt.date(2026, 3, 30), ["2026-02"]),  # March's own report is not due yet
-        (dt.date(2026, 3, 31), ["2026-03", "2026-02"]),  # March: on its due date
+        (dt.date(2026, 3, 31), ["2026-02", "2026-03"]),  # March: on its due date
         (dt.date(2026, 4, 1), ["2026-03"]),  # (already sent on 3/31: the run skips it)
     ],
 )

@@ -99,7 +99,7 @@ def _build_the_month(app, session, staff, operator, subject, jobs, smtp_server) 
         carrier=app.config["KIT_CARRIER"],
         method=app.config["KIT_RETURN_METHOD"],
         posted_on=jptime.today_jst(),
-        recorded_by=operator.name,
+        actor=operator,
     )
     session.commit()
     # Two inquiries: one still open, one answered in 2.5 business hours on the month's
@@ -140,7 +140,9 @@ def test_the_month_matches_the_hand_computed_table(
 
     # 別表 × counts, by hand: kits 2 × 800 (one e-mailed, one posted), web collection of
     # one household 1 × 1200; nothing else.
+    # One price version each, so one line per category.
     bill = {line["category"]: line for line in figures["billing"]["lines"]}
+    assert len(bill) == len(figures["billing"]["lines"])
     assert (bill[C.EMPLOYEE_KIT]["count"], bill[C.EMPLOYEE_KIT]["amount"]) == (2, 1600)
     assert (bill[C.EMPLOYEE_SMARTPHONE]["count"], bill[C.EMPLOYEE_SMARTPHONE]["amount"]) == (
         1,
@@ -149,6 +151,7 @@ def test_the_month_matches_the_hand_computed_table(
     for category in (C.EXTERNAL_KIT, C.EXTERNAL_REMINDER, C.EXTERNAL_SMARTPHONE, C.EXTERNAL_POSTAL):
         assert (bill[category]["count"], bill[category]["amount"]) == (0, 0)
     assert figures["billing"]["total"] == 2800
+    assert (figures["billing"]["tax"], figures["billing"]["total_with_tax"]) == (280, 3080)
     # Postage at cost: the kit sent (250) and the documents returned (370).
     assert figures["postage"]["send"] == {"count": 1, "yen": 250}
     assert figures["postage"]["return"] == {"count": 1, "yen": 370}
@@ -202,8 +205,12 @@ def test_the_month_matches_the_hand_computed_table(
     _name, csv_bytes, _mime = delivery.download(session, _shell(), month, "csv")
     assert csv_bytes.startswith(b"\xef\xbb\xbf")
     csv_text = csv_bytes.decode("utf-8-sig")
-    assert "請求,役職員(親族含) 案内: 収集キット郵送等,件数（/世帯）,2" in csv_text
+    assert (
+        "請求,役職員(親族含) 案内: 収集キット郵送等（単価 2020-01-01 適用）,件数（/世帯）,2"
+        in csv_text
+    )
     assert "郵送費,返送,金額（円）,370" in csv_text
+    assert "郵送費,返送 日本郵便" in csv_text  # broken down by carrier, service and rate
     assert "'=HYPERLINK" in csv_text  # a formula is neutralised
     _name, sjis, _mime = delivery.download(session, _shell(), month, "csv", "cp932")
     assert sjis.decode("cp932").splitlines()[0] == "区分,項目,内訳,値"

@@ -202,3 +202,36 @@ def test_operator_edits_the_planned_volumes_client_staff_read_them(
     _sign_in(make_user, login, "ClientStaff")
     assert client.get("/plannedvolumeview/list/").status_code == 200
     assert client.get(f"/plannedvolumeview/edit/{plan.id}").status_code == 403
+
+
+def test_a_sent_report_is_corrected_as_a_second_version_on_the_portal(
+    app, client, make_user, login, session, smtp_server, needs_pdf
+):
+    app.config.update(SMTP_URL=smtp_server.url, REPORT_RECIPIENTS=["keiri@client.example.jp"])
+    _generated_october(session)
+    _sign_in(make_user, login, "Operator")
+    support.post_form(client, "/reports/2026-10/resend", {}, token_from="/reports/")
+    page = client.get("/reports/").get_data(as_text=True)
+    assert "訂正版（第2版）を作成" in page  # in place of 作成し直す
+    # Without a reason the service refuses (the CLI calls the same one).
+    refused = support.post_form(
+        client, "/reports/2026-10/generate", {}, token_from="/reports/", follow_redirects=True
+    )
+    assert "送付済みのため変更できません" in refused.get_data(as_text=True)
+    done = support.post_form(
+        client,
+        "/reports/2026-10/generate",
+        {"reason": "外部委員の案内件数の訂正"},
+        token_from="/reports/",
+        follow_redirects=True,
+    )
+    assert "（第2版）を作成しました" in done.get_data(as_text=True)
+    session.expire_all()
+    row = session.execute(
+        select(MonthlyReport).where(MonthlyReport.month == "2026-10")
+    ).scalar_one()
+    assert [v.version for v in row.versions] == [1, 2]
+    page = client.get("/reports/").get_data(as_text=True)
+    assert "第1版" in page and "訂正理由（第2版）: 外部委員の案内件数の訂正" in page
+    first = client.get("/reports/2026-10.pdf?version=1")
+    assert first.status_code == 200 and first.data == row.versions[0].pdf

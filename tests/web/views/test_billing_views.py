@@ -1,8 +1,18 @@
 """Billing screens: who edits prices, who records postage, and the messages on bad input."""
 
+import datetime as dt
+
 from sqlalchemy import select
 
-from app.models import AuditEvent, PostageEntry, UnitPrice
+from app.core import jptime
+from app.models import (
+    AuditEvent,
+    MonthlyReport,
+    PostageEntry,
+    PostageRate,
+    ReportDelivery,
+    UnitPrice,
+)
 from tests.conftest import ADMIN_PASSWORD
 from tests.support import post_form
 
@@ -43,11 +53,26 @@ def test_negative_price_is_refused_with_a_message(client, login, session):
     assert session.execute(select(UnitPrice)).first() is None
 
 
+def _fee_table(session) -> None:
+    session.add(
+        PostageRate(
+            carrier="日本郵便",
+            method="簡易書留",
+            price_yen=460,
+            effective_from=dt.date(2024, 10, 1),
+            created_by="test",
+        )
+    )
+    session.commit()
+
+
 def test_operator_records_postage_but_cannot_set_prices(client, make_user, login, session):
+    _fee_table(session)
     user, secret = make_user("Operator")
     login(user.username, totp_secret=secret)
     assert client.get("/unitpriceview/add").status_code == 403
     assert client.get("/unitpriceview/list/").status_code == 200
+    today = jptime.today_jst()
     response = post_form(
         client,
         "/postageentryview/add",
@@ -55,7 +80,7 @@ def test_operator_records_postage_but_cannot_set_prices(client, make_user, login
             "direction": "return",
             "carrier": "日本郵便",
             "method": "簡易書留",
-            "posted_on": "2026-10-20",
+            "posted_on": today.isoformat(),
             "cost_yen": "460",
             "tracking_number": "",
             "note": "",
@@ -64,7 +89,66 @@ def test_operator_records_postage_but_cannot_set_prices(client, make_user, login
     assert response.status_code == 302
     session.expire_all()
     entry = session.execute(select(PostageEntry)).scalar_one()
-    assert (entry.month, entry.cost_yen, entry.recorded_by) == ("2026-10", 460, user.username)
+    assert (entry.month, entry.cost_yen, entry.recorded_by) == (
+        today.strftime("%Y-%m"),
+        460,
+        user.username,
+    )
+    event = session.execute(
+        select(AuditEvent).where(AuditEvent.action == "billing.postage_record")
+    ).scalar_one()
+    assert event.actor_name == user.username
+
+
+def test_a_negative_or_future_postage_entry_is_refused(client, make_user, login, session):
+    _fee_table(session)
+    user, secret = make_user("Operator")
+    login(user.username, totp_secret=secret)
+    today = jptime.today_jst()
+    for changes, message in (
+        ({"cost_yen": "-500"}, "料金（円）: 0以上の整数"),
+        (
+            {"posted_on": (today + dt.timedelta(days=40)).isoformat(), "cost_yen": "460"},
+            "は記録できる期間",
+        ),
+    ):
+        values = {
+            "direction": "send",
+            "carrier": "日本郵便",
+            "method": "簡易書留",
+            "posted_on": today.isoformat(),
+            "cost_yen": "",
+            "tracking_number": "",
+            "note": "",
+            **changes,
+        }
+        response = post_form(client, "/postageentryview/add", values, follow_redirects=True)
+        assert message in response.get_data(as_text=True)
+    session.expire_all()
+    assert session.execute(select(PostageEntry)).first() is None
+
+
+def test_a_fee_table_version_is_audited(client, make_user, login, session):
+    user, secret = make_user("Operator")
+    login(user.username, totp_secret=secret)
+    response = post_form(
+        client,
+        "/postagerateview/add",
+        {
+            "carrier": "日本郵便",
+            "method": "簡易書留",
+            "price_yen": "460",
+            "effective_from": "2026-04-01",
+            "submitted_to_client_on": "2026-03-20",
+        },
+    )
+    assert response.status_code == 302
+    session.expire_all()
+    rate = session.execute(select(PostageRate)).scalar_one()
+    assert rate.created_by == user.username
+    assert session.execute(
+        select(AuditEvent).where(AuditEvent.action == "billing.rate_set")
+    ).scalar_one()
 
 
 def test_postage_without_cost_or_fee_table_is_refused(client, make_user, login, session):
@@ -95,3 +179,38 @@ def test_auditor_reads_prices_but_adds_nothing(client, make_user, login):
     assert client.get("/unitpriceview/list/").status_code == 200
     assert client.get("/postageentryview/list/").status_code == 200
     assert client.get("/postageentryview/add").status_code == 403
+
+
+def test_a_price_inside_a_sent_month_needs_a_correction_reason(client, login, session):
+    report = MonthlyReport(month="2026-11", due_on=dt.date(2026, 12, 10))
+    session.add(report)
+    session.flush()
+    session.add(
+        ReportDelivery(
+            report_id=report.id,
+            recipients="keiri@client.example.jp",
+            trigger="scheduled",
+            requested_by="job:monthly_report",
+            status="sent",
+            pdf_sha256="0" * 64,
+        )
+    )
+    session.commit()
+    login("admin", ADMIN_PASSWORD)
+    values = {
+        "category": "external_postal",
+        "price_yen": "1400",
+        "effective_from": "2026-11-20",
+        "note": "",
+        "correction_reason": "",
+    }
+    response = post_form(client, "/unitpriceview/add", values, follow_redirects=True)
+    assert "2026年11月分の報告書は送付済みです" in response.get_data(as_text=True)
+    session.expire_all()
+    assert session.execute(select(UnitPrice)).first() is None
+
+    values["correction_reason"] = "契約変更により改定"
+    assert post_form(client, "/unitpriceview/add", values).status_code == 302
+    session.expire_all()
+    price = session.execute(select(UnitPrice)).scalar_one()
+    assert "訂正理由: 契約変更により改定" in price.note
