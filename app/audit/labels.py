@@ -86,6 +86,8 @@ ACTION_LABELS = {
     "backup.pruned": "古いバックアップの削除",
     "backup.restored": "バックアップからの復元",
     "billing.price_set": "料金単価の設定",
+    "billing.postage_record": "郵送料実績の記録",
+    "billing.rate_set": "郵送料金表の設定",
     "campaign.assign": "担当事務取扱担当者の割当",
     "campaign.create": "キャンペーンの作成",
     "campaign.dispatch": "依頼の送付開始",
@@ -117,6 +119,8 @@ ACTION_LABELS = {
     "handling_chart.rejected": "情報管理体制図の却下",
     "inquiry.assign": "お問い合わせの担当割当",
     "inquiry.close": "お問い合わせの完了",
+    "inquiry.mail": "お問い合わせ回答のメール送信",
+    "inquiry.mail_failed": "お問い合わせ回答のメール送信失敗",
     "inquiry.receive": "お問い合わせの受付",
     "inquiry.refused": "お問い合わせの受付拒否（個人番号の記載）",
     "inquiry.reopen": "お問い合わせの再開",
@@ -176,6 +180,7 @@ ACTION_LABELS = {
     "print.render": "印刷ファイルの作成",
     "register.export": "取扱状況の記録のダウンロード",
     "report.download": "利用実績報告書のダウンロード",
+    "report.correct": "利用実績報告書の訂正版の作成",
     "report.generate": "利用実績報告書の作成",
     "report.notes": "利用実績報告書の備考",
     "report.plan_set": "想定人数の設定",
@@ -212,6 +217,8 @@ ACTION_LABELS = {
 }
 
 OBJECT_TYPE_LABELS = {
+    "postage_entry": "郵送料実績",
+    "postage_rate": "郵送料金表",
     "account_change": "アカウント変更",
     "backup": "バックアップ",
     "campaign": "キャンペーン",
@@ -243,6 +250,14 @@ OBJECT_TYPE_LABELS = {
 
 # The keys of an event's details, as the screen and the CSV label them.
 DETAIL_LABELS = {
+    "cost_yen": "金額（円）",
+    "direction": "区分（発送・返送）",
+    "form_unreachable": "提出フォームに接続できない",
+    "invalid": "不正な設定",
+    "invoice_sha256": "請求書のハッシュ（SHA-256）",
+    "missing": "未設定の項目",
+    "replaced_unsent": "未送付の版を置き換え",
+    "reported_months": "影響する報告済みの月",
     "action": "操作",
     "actor": "実行者",
     "active": "有効",
