@@ -276,7 +276,9 @@ class VaultUserDBModelView(UserDBModelView):
             policy.ROLE_LABELS.get(r.name, r.name) for r in (roles or [])
         ),
         "roster_entry": lambda e: str(e) if e else "（なし）",
-        "last_login": lambda v: jptime.format_jst(v) if v else "",
+        # Shown in JST: our columns hold aware UTC; FAB writes its own (last_login) as a naive
+        # time in the server's zone, which ``astimezone()`` reads as such.
+        "last_login": lambda v: jptime.format_jst(v.astimezone()) if v else "",
         "locked_until": lambda v: jptime.format_jst(v) if v else "",
         "totp_enrolled_at": lambda v: jptime.format_jst(v) if v else "未登録",
     }
@@ -330,13 +332,6 @@ class VaultUserDBModelView(UserDBModelView):
         "email": [_one_line("メールアドレス")],
         "first_name": [_one_line("名")],
         "last_name": [_one_line("姓")],
-    }
-    # Shown in JST: our columns hold aware UTC; FAB writes its own (last_login) as a naive
-    # time in the server's zone, which ``astimezone()`` reads as such.
-    formatters_columns = {
-        "last_login": lambda v: jptime.format_jst(v.astimezone() if v else None),
-        "locked_until": jptime.format_jst,
-        "totp_enrolled_at": jptime.format_jst,
     }
     label_columns = {
         **UserDBModelView.label_columns,
