@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from flask import current_app, has_app_context
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, not_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -270,34 +270,29 @@ def _external_guidance(
     """(when, e-mailed) of each external member's 案内 in the period: e-mailed when the
     request went out by e-mail and no kit was posted for it by the period's end (a bounce
     re-sent by post was a kit)."""
-    posted = (
-        select(Delivery.request_id)
-        .where(
+
+    def sent_by(channel: str, before: dt.datetime | None = None):
+        sent = select(Delivery.id).where(
+            Delivery.request_id == BillableEvent.request_id,
             Delivery.kind == DeliveryKind.REQUEST,
-            Delivery.channel == Channel.POST,
-            Delivery.status == DeliveryStatus.SENT,
-            Delivery.sent_at < end,
+            Delivery.channel == channel,
+            Delivery.sent_at.is_not(None),
         )
-        .scalar_subquery()
-    )
-    emailed = set(
-        session.execute(
-            select(Delivery.request_id).where(
-                Delivery.kind == DeliveryKind.REQUEST,
-                Delivery.channel == Channel.EMAIL,
-                Delivery.sent_at.is_not(None),
-                Delivery.request_id.not_in(posted),
-            )
-        ).scalars()
-    )
+        if before is not None:
+            sent = sent.where(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at < before)
+        return sent.exists()
+
     rows = session.execute(
-        select(BillableEvent.occurred_at, BillableEvent.request_id).where(
+        select(
+            BillableEvent.occurred_at,
+            and_(sent_by(Channel.EMAIL), not_(sent_by(Channel.POST, end))),
+        ).where(
             BillableEvent.category == BillingCategory.EXTERNAL_KIT,
             BillableEvent.occurred_at >= start,
             BillableEvent.occurred_at < end,
         )
     ).all()
-    return [(jptime.to_jst(at), request in emailed) for at, request in rows]
+    return [(jptime.to_jst(at), bool(mailed)) for at, mailed in rows]
 
 
 def _reminder_units(
