@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from flask import current_app, has_app_context
 from flask_appbuilder import Model
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.lifecycle import retention
@@ -212,8 +212,9 @@ def touched_tables() -> list[str]:
     return tables
 
 
-# The tombstone keeps its kind, dates and household (an id, not personal data): a month's
-# storage counts recomputed after a disposal still find the household it belonged to.
+# The tombstone keeps its kind, dates (the number's first registration among them) and household
+# (an id, not personal data): a month's storage counts recomputed after a disposal still find
+# the household it belonged to and when its number came.
 SCRUBBED = {
     "name": DISPOSED_NAME,
     "name_kana": None,
@@ -234,6 +235,18 @@ def dispose_people(session: Session, vault: Vault, ids: list[uuid.UUID]) -> dict
     counts = {"data_keys": len(vault.shred(session, ids))}
     now = utcnow()
     for batch in batches(ids):
+        first_registered = (
+            select(func.min(MyNumberRecord.registered_at))
+            .where(MyNumberRecord.person_id == Person.id)
+            .scalar_subquery()
+        )
+        session.execute(  # before the records go: the tombstone keeps the date, not the number
+            update(Person)
+            .where(Person.id.in_(batch))
+            .values(
+                number_registered_at=func.coalesce(first_registered, Person.number_registered_at)
+            )
+        )
         for holder in HOLDERS:
             counts[holder.table] = counts.get(holder.table, 0) + holder.purge(session, batch)
         session.execute(

@@ -159,6 +159,9 @@ class Person(Model):
     retention_basis: Mapped[str | None] = mapped_column(String(200))
     delete_after: Mapped[dt.date | None] = mapped_column(Date)
     disposed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # When the number was first registered, copied onto the tombstone at disposal (the number
+    # record goes): a month's 'stored at month end' recomputed later stays what it was.
+    number_registered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 

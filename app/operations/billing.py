@@ -15,7 +15,8 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from flask import current_app, has_app_context
+from sqlalchemy import and_, func, not_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,11 @@ from app.core.actor import Actor
 from app.models import (
     BillableEvent,
     BillingCategory,
+    Channel,
     CollectionRequest,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
     MonthlyReport,
     PostageEntry,
     PostageRate,
@@ -37,6 +42,9 @@ from app.models import (
 CUTOFF = dt.time(17, 0)
 # 督促の連絡 (／人), as agreed with the client: once per person and campaign, or per reminder.
 REMINDER_UNITS = {"person": "人（キャンペーンごと）", "reminder": "回"}
+# An external member guided by e-mail (before the channel rule kept them on the kit): billed as
+# what happened, at the 案内 price agreed for external members, on a line of its own.
+EMAILED_LABEL = "外部委員等 案内: メールでの案内（収集キット郵送の単価）"
 
 
 class BillingError(ValueError):
@@ -58,6 +66,7 @@ class BillLine:
     price_from: str | None = None
     carried: bool = False
     reminders: int | None = None
+    emailed: bool = False
 
 
 def month_of(moment: dt.datetime | dt.date) -> str:
@@ -255,6 +264,37 @@ def _events(session: Session, category: str, start: dt.datetime, end: dt.datetim
     ]
 
 
+def _external_guidance(
+    session: Session, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, bool]]:
+    """(when, e-mailed) of each external member's 案内 in the period: e-mailed when the
+    request went out by e-mail and no kit was posted for it by the period's end (a bounce
+    re-sent by post was a kit)."""
+
+    def sent_by(channel: str, before: dt.datetime | None = None):
+        sent = select(Delivery.id).where(
+            Delivery.request_id == BillableEvent.request_id,
+            Delivery.kind == DeliveryKind.REQUEST,
+            Delivery.channel == channel,
+            Delivery.sent_at.is_not(None),
+        )
+        if before is not None:
+            sent = sent.where(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at < before)
+        return sent.exists()
+
+    rows = session.execute(
+        select(
+            BillableEvent.occurred_at,
+            and_(sent_by(Channel.EMAIL), not_(sent_by(Channel.POST, end))),
+        ).where(
+            BillableEvent.category == BillingCategory.EXTERNAL_KIT,
+            BillableEvent.occurred_at >= start,
+            BillableEvent.occurred_at < end,
+        )
+    ).all()
+    return [(jptime.to_jst(at), bool(mailed)) for at, mailed in rows]
+
+
 def _reminder_units(
     session: Session, start: dt.datetime, end: dt.datetime
 ) -> list[tuple[dt.datetime, int]]:
@@ -284,11 +324,34 @@ def _reminder_units(
     return [(at, within[who]) for who, at in first.items() if at >= start]
 
 
-def monthly_lines(session: Session, month: str, reminder_unit: str = "person") -> list[BillLine]:
-    """Every category's lines for a month's period: one per price version (and a separate one
-    for the previous month's late part), each event at the price of its day."""
+def agreed_reminder_unit(reminder_unit: str | None = None) -> str:
+    """The 督促 unit agreed with the client (``BILLING_REMINDER_UNIT``, "person" outside an
+    app), or the one given, checked: the bill, the dashboard and the plan-vs-actual figures
+    all count 督促 the same way."""
+    if reminder_unit is None:
+        config = current_app.config if has_app_context() else {}
+        reminder_unit = config.get("BILLING_REMINDER_UNIT") or "person"
     if reminder_unit not in REMINDER_UNITS:
         raise BillingError(f"督促の請求単位が不正です（person または reminder）: {reminder_unit}")
+    return reminder_unit
+
+
+def reminder_count(
+    session: Session, start: dt.datetime, end: dt.datetime, reminder_unit: str | None = None
+) -> int:
+    """督促 units billed between ``start`` and ``end`` in the agreed unit: people whose first
+    reminder of a campaign falls there, or every reminder sent there."""
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    if agreed_reminder_unit(reminder_unit) == "person":
+        return len(_reminder_units(session, start, end))
+    return len(_events(session, BillingCategory.EXTERNAL_REMINDER, start, end))
+
+
+def monthly_lines(session: Session, month: str, reminder_unit: str | None = None) -> list[BillLine]:
+    """Every category's lines for a month's period: one per price version (and a separate one
+    for the previous month's late part), each event at the price of its day; 督促 in the
+    agreed unit (``agreed_reminder_unit``)."""
+    reminder_unit = agreed_reminder_unit(reminder_unit)
     year, mon = int(month[:4]), int(month[5:])
     start, calendar_start, end = period(year, mon)
     start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)  # stored times are UTC
@@ -297,24 +360,26 @@ def monthly_lines(session: Session, month: str, reminder_unit: str = "person") -
         who, kind, what, unit = BillingCategory.ROWS[category]
         per_person = category == BillingCategory.EXTERNAL_REMINDER and reminder_unit == "person"
         if per_person:
-            units = _reminder_units(session, start, end)
+            units = [(at, n, False) for at, n in _reminder_units(session, start, end)]
             unit = REMINDER_UNITS["person"]
+        elif category == BillingCategory.EXTERNAL_KIT:
+            units = [(at, None, mailed) for at, mailed in _external_guidance(session, start, end)]
         else:
-            units = [(at, None) for at in _events(session, category, start, end)]
+            units = [(at, None, False) for at in _events(session, category, start, end)]
             if category == BillingCategory.EXTERNAL_REMINDER:
                 unit = REMINDER_UNITS["reminder"]
         groups: dict = defaultdict(lambda: [0, 0])
-        for at, reminders in units:
+        for at, reminders, mailed in units:
             version = price_version(session, category, at.date())
-            group = groups[(at < calendar_start, version)]
+            group = groups[(at < calendar_start, mailed, version)]
             group[0] += 1
             group[1] += reminders or 0
         if not groups:
             lines.append(BillLine(category, f"{who} {kind}: {what}", unit, 0, None, 0))
-        for (carried, version), (count, reminders) in sorted(
-            groups.items(), key=lambda g: (not g[0][0], g[0][1] or (dt.date.min, 0))
+        for (carried, mailed, version), (count, reminders) in sorted(
+            groups.items(), key=lambda g: (not g[0][0], g[0][1], g[0][2] or (dt.date.min, 0))
         ):
-            label = f"{who} {kind}: {what}"
+            label = EMAILED_LABEL if mailed else f"{who} {kind}: {what}"
             if carried:
                 label += f"（前月締切後 {jptime.to_jst(start):%m/%d %H:%M}～24:00 分）"
             lines.append(
@@ -328,6 +393,7 @@ def monthly_lines(session: Session, month: str, reminder_unit: str = "person") -
                     version[0].isoformat() if version else None,
                     carried,
                     reminders if per_person else None,
+                    mailed,
                 )
             )
     return lines

@@ -19,9 +19,10 @@ data: no name, no id, no number), read from what the other modules record:
   per-month series for the chart;
 - その他: the operator's notes for the month (``MonthlyReport.notes``).
 
-The figures for months before a disposal cannot be recomputed exactly afterwards (the
-disposed numbers' registration dates are gone): the report stores its snapshot and PDF when it
-is generated, and the portal shows and re-sends that (see ``app.operations.reports.delivery``).
+A disposed person's tombstone keeps the household and the number's first registration date
+(``Person.number_registered_at``), so a month's storage counts recomputed after a disposal
+stay what they were; the report also stores its snapshot and PDF when it is generated, and
+the portal shows and re-sends that (see ``app.operations.reports.delivery``).
 """
 
 from __future__ import annotations
@@ -232,9 +233,11 @@ def verifications(session: Session, month: str) -> dict[str, int]:
 
 def stored_at(session: Session, moment: dt.datetime) -> dict:
     """People whose number was stored at ``moment``: a number registered before it, and not
-    disposed before it. A person disposed later lost their records' dates, so they count if
-    their person row existed then."""
+    disposed before it. A person disposed later has no number record left: their tombstone's
+    ``number_registered_at`` says when it came (tombstones made before that column were given
+    their creation date by the migration, the best date left)."""
     numbered = select(MyNumberRecord.person_id).where(MyNumberRecord.registered_at < moment)
+    registered = Person.number_registered_at
     rows = session.execute(
         select(Person.id, Person.kind, Person.household_head_id).where(
             or_(
@@ -242,7 +245,7 @@ def stored_at(session: Session, moment: dt.datetime) -> dict:
                     Person.id.in_(numbered),
                     or_(Person.disposed_at.is_(None), Person.disposed_at >= moment),
                 ),
-                and_(Person.disposed_at >= moment, Person.created_at < moment),
+                and_(Person.disposed_at >= moment, registered < moment),
             )
         )
     ).all()
@@ -293,12 +296,18 @@ def disposals(session: Session, month: str) -> dict:
     }
 
 
+# Said on the report and the invoice whenever external members were guided by e-mail.
+EMAILED_NOTE = (
+    "外部委員へのメール案内 {n} 件（仕様 5.2-3 の対象外。収集キットは郵送しておらず、"
+    "実績どおりメールでの案内として外部委員等の案内単価で計上、郵送料なし）"
+)
 TAX_RATE = 10  # 消費税 (%), on the service lines; postage is 立替金 at cost
 
 
-def bill(session: Session, month: str, reminder_unit: str = "person") -> dict:
+def bill(session: Session, month: str, reminder_unit: str | None = None) -> dict:
     """The bill: one line per category and price version (件数 × 単価 = 金額), the 税抜 total,
     消費税 10 % (rounded down once, on the total) and the tax-included total."""
+    reminder_unit = billing.agreed_reminder_unit(reminder_unit)
     lines = [
         {
             "category": line.category,
@@ -310,9 +319,11 @@ def bill(session: Session, month: str, reminder_unit: str = "person") -> dict:
             "price_from": line.price_from,
             "carried": line.carried,
             "reminders": line.reminders,
+            "emailed": line.emailed,
         }
         for line in billing.monthly_lines(session, month, reminder_unit)
     ]
+    emailed = sum(x["count"] for x in lines if x["emailed"])
     priced = [x["amount"] for x in lines]
     total = None if any(a is None for a in priced) else sum(priced)
     tax = None if total is None else total * TAX_RATE // 100
@@ -325,6 +336,7 @@ def bill(session: Session, month: str, reminder_unit: str = "person") -> dict:
         "reminder_unit": reminder_unit,
         "reminder_unit_label": billing.REMINDER_UNITS[reminder_unit],
         "unpriced": sorted({x["label"] for x in lines if x["amount"] is None}),
+        "notes": [EMAILED_NOTE.format(n=emailed)] if emailed else [],
     }
 
 
@@ -355,8 +367,11 @@ def _inquiry_figures(session: Session, month: str) -> dict:
     }
 
 
-def _fiscal_actuals(session: Session, months: list[str]) -> dict[str, dict]:
-    """Billable counts of the fiscal year so far per category: households and people."""
+def _fiscal_actuals(
+    session: Session, months: list[str], reminder_unit: str | None = None
+) -> dict[str, dict]:
+    """Billable counts of the fiscal year so far per category: households and people; 督促
+    in the unit the bill uses (``billing.reminder_count`` over the year's periods)."""
     out = {c: {"households": 0, "people": 0} for c in BillingCategory.ALL}
     rows = session.execute(
         select(
@@ -373,14 +388,19 @@ def _fiscal_actuals(session: Session, months: list[str]) -> dict[str, dict]:
             int(people) if category == BillingCategory.EMPLOYEE_SMARTPHONE else int(count)
         )
     out[BillingCategory.EMPLOYEE_KIT]["people"] = None
+    first, last = parse_month(months[0]), parse_month(months[-1])
+    reminded = billing.reminder_count(
+        session, billing.period(*first)[0], billing.period_end(*last), reminder_unit
+    )
+    out[BillingCategory.EXTERNAL_REMINDER] = {"households": reminded, "people": reminded}
     return out
 
 
-def plan_vs_actual(session: Session, month: str) -> dict:
+def plan_vs_actual(session: Session, month: str, reminder_unit: str | None = None) -> dict:
     """The 想定人数 of the fiscal year (``PlannedVolume``) beside the actuals so far."""
     fy = fiscal_year(month)
     months = fiscal_months(month)
-    actual = _fiscal_actuals(session, months)
+    actual = _fiscal_actuals(session, months, reminder_unit)
     planned = {
         p.category: p
         for p in session.execute(
@@ -446,7 +466,10 @@ def notes(session: Session, month: str) -> str:
 
 
 def compute(
-    session: Session, month: str, now: dt.datetime | None = None, reminder_unit: str = "person"
+    session: Session,
+    month: str,
+    now: dt.datetime | None = None,
+    reminder_unit: str | None = None,
 ) -> dict:
     """Every figure of the month's report, as plain JSON-able data."""
     now = now or dt.datetime.now(dt.UTC)
@@ -470,7 +493,7 @@ def compute(
         "billing": bill(session, month, reminder_unit),
         "postage": postage(session, month),
         "inquiries": _inquiry_figures(session, month),
-        "plan": plan_vs_actual(session, month),
+        "plan": plan_vs_actual(session, month, reminder_unit),
         "series": monthly_series(session, month),
         "notes": notes(session, month),
     }

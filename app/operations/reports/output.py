@@ -90,7 +90,7 @@ def rows(report: dict) -> list[list[str]]:
         ["報告", "対象月", "", report["month_label"]],
         ["報告", "対象期間", "", report["period"]],
         ["報告", "提出期限", "", report["due_on"]],
-        ["報告", "集計日時", "", report["computed_at"]],
+        ["報告", "集計日時", "", f"{report['computed_at']}（JST）"],
         ["報告", "版", "", f"第{report.get('version') or 1}版"],
     ]
     if report.get("correction"):
@@ -130,6 +130,8 @@ def rows(report: dict) -> list[list[str]]:
     if "tax" in bill:
         out.append(["請求", f"消費税（{bill['tax_rate']}%）", "金額（円）", _n(bill["tax"])])
         out.append(["請求", "合計（税込）", "金額（円）", _n(bill["total_with_tax"])])
+    for note in bill.get("notes") or []:
+        out.append(["請求", "注記", "", note])
     p = report["postage"]
     for item in p.get("breakdown") or []:
         name = f"{item['direction_label']} {item['carrier']} {item['method']} {item['unit_yen']}円"

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from wtforms import SelectField, StringField
+from wtforms import IntegerField, SelectField, StringField
+from wtforms.validators import Optional
 
 from app.core import jptime, mynumber
 from app.models import BillingCategory, PostageEntry, PostageRate, UnitPrice, db
@@ -134,7 +135,14 @@ class PostageEntryView(ModelView):
         "recorded_by": lambda v: v or "",
     }
     add_form_extra_fields = {
-        "direction": SelectField("区分", choices=[("send", "発送"), ("return", "返送")])
+        "direction": SelectField("区分", choices=[("send", "発送"), ("return", "返送")]),
+        # Optional: blank takes the fee table's rate (``billing.validate_postage``), which
+        # also checks a value typed in.
+        "cost_yen": IntegerField(
+            "料金（円）",
+            validators=[Optional()],
+            description="空欄なら料金表のその日の料金を使います",
+        ),
     }
     description_columns = {"cost_yen": "空欄なら料金表のその日の料金を使います"}
     search_columns = ["posted_on", "month", "direction", "carrier", "method", "tracking_number"]

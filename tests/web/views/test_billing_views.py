@@ -1,6 +1,7 @@
 """Billing screens: who edits prices, who records postage, and the messages on bad input."""
 
 import datetime as dt
+import json
 
 from sqlalchemy import select
 
@@ -214,3 +215,52 @@ def test_a_price_inside_a_sent_month_needs_a_correction_reason(client, login, se
     session.expire_all()
     price = session.execute(select(UnitPrice)).scalar_one()
     assert "訂正理由: 契約変更により改定" in price.note
+
+
+def test_a_blank_fee_is_filled_from_the_fee_table_on_the_form(client, make_user, login, session):
+    """料金 is optional on the ledger form: blank takes the fee table's rate for the chosen
+    carrier and service on that day; a value typed in is still checked."""
+    _fee_table(session)
+    session.add(
+        PostageRate(
+            carrier="日本郵便",
+            method="定形郵便 50g以内",
+            price_yen=110,
+            effective_from=dt.date(2024, 10, 1),
+            created_by="test",
+        )
+    )
+    session.commit()
+    user, secret = make_user("Operator")
+    login(user.username, totp_secret=secret)
+    form = client.get("/postageentryview/add").get_data(as_text=True)
+    cost_input = form[form.index('id="cost_yen"') - 200 : form.index('id="cost_yen"') + 200]
+    assert "required" not in cost_input
+    assert "空欄なら料金表のその日の料金を使います" in form
+    today = jptime.today_jst()
+    values = {
+        "direction": "send",
+        "carrier": "日本郵便",
+        "method": "定形郵便 50g以内",
+        "posted_on": today.isoformat(),
+        "cost_yen": "",
+        "tracking_number": "",
+        "note": "",
+    }
+    assert post_form(client, "/postageentryview/add", values).status_code == 302
+    refused = post_form(
+        client,
+        "/postageentryview/add",
+        {**values, "method": "簡易書留", "cost_yen": "-460"},
+        follow_redirects=True,
+    )
+    assert "料金（円）: 0以上の整数" in refused.get_data(as_text=True)
+    session.expire_all()
+    entries = session.execute(select(PostageEntry)).scalars().all()
+    assert [(e.method, e.cost_yen) for e in entries] == [("定形郵便 50g以内", 110)]
+    event = session.execute(
+        select(AuditEvent).where(AuditEvent.action == "billing.postage_record")
+    ).scalar_one()
+    assert json.loads(event.details)["cost_yen"] == 110
+    page = client.get("/postageentryview/list/").get_data(as_text=True)
+    assert "110 円" in page
