@@ -98,14 +98,24 @@ def test_client_staff_orders_and_follows_a_campaign(app, session, client, make_u
         page_url,
         content_type="multipart/form-data",
     )
-    assert response.status_code == 422
+    # Checked by a job: the answer is the upload's own page (progress, then the result).
+    assert response.status_code == 302
+    assert re.fullmatch(rf"{page_url}/targets/[0-9a-f-]{{36}}", response.headers["Location"])
+    response = client.get(response.headers["Location"])
+    assert response.status_code == 200
     html = response.get_data(as_text=True)
+    assert "3 件の問題があるため、登録しませんでした" in html
     assert "行 2: 生年月日: 存在しない日付です" in html
     assert "行 2: メールアドレス: メールアドレスの形式が正しくありません" in html
     assert "行 5: 職員番号: 扶養者（本人区分「本人」の行）がこのファイルにありません" in html
     assert session.execute(select(CollectionRequest)).first() is None
     response = _post(
-        client, f"{page_url}/targets", {}, page_url, content_type="multipart/form-data"
+        client,
+        f"{page_url}/targets",
+        {},
+        page_url,
+        content_type="multipart/form-data",
+        follow_redirects=True,
     )
     assert "空のファイル" in response.get_data(as_text=True)
 
