@@ -291,7 +291,7 @@ class TargetUpload(Model):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     STATUS_LABELS = {
-        "queued": "開始を待っています",
+        "queued": "受付済み",
         "running": "確認・登録しています",
         "loaded": "登録しました",
         "checked": "確認しました（登録なし）",

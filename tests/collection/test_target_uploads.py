@@ -3,6 +3,7 @@ job (inline or an RQ worker); the job checks the whole file in one pass as the u
 reports its progress, and leaves every problem or the counts for the result page. The file
 is not kept once read; what was refused loads nobody."""
 
+import io
 import json
 
 import pytest
@@ -122,3 +123,45 @@ def test_the_check_tells_its_progress_through_the_file(session):
     assert all(total == 500 for _, total in seen)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert seen[-1] == (500, 500)
+
+
+def test_the_embedded_run_checks_in_the_background_and_the_page_follows_it(
+    app, session, client, make_user, login
+):
+    import re
+    import time
+
+    from tests import support
+
+    app.config["JOBS_IN_BACKGROUND"] = True  # as `mynumber run` sets it
+    user, secret = make_user(CLIENT_STAFF)
+    assert login(user.username, totp_secret=secret).status_code == 302
+    campaign = _campaign(session, actor_of(user, CLIENT_STAFF))
+    session.commit()
+    page_url = f"/campaigns/{campaign.id}"
+    response = support.post_form(
+        client,
+        f"{page_url}/targets",
+        {"file": (io.BytesIO(EMPLOYEE_CSV.encode("utf-8-sig")), "targets.csv")},
+        token_from=page_url,
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    result_url = response.headers["Location"]
+    assert re.fullmatch(rf"{page_url}/targets/[0-9a-f-]{{36}}", result_url)
+    # Followed like a browser (bounded, not measured: the job may finish before the first look).
+    for _ in range(240):
+        page = client.get(result_url)
+        if page.status_code == 302:
+            break
+        html = page.get_data(as_text=True)
+        assert 'http-equiv="refresh"' in html and 'role="progressbar"' in html
+        time.sleep(0.5)
+    assert page.status_code == 302 and page.headers["Location"] == page_url
+    html = client.get(page_url).get_data(as_text=True)
+    assert "対象者リストを登録しました: 依頼 2 件（メール 1・郵送 1）" in html
+    # Someone else cannot read this upload's page.
+    client.get("/logout/")
+    other, other_secret = make_user(CLIENT_STAFF)
+    login(other.username, totp_secret=other_secret)
+    assert client.get(result_url).status_code == 404
