@@ -3,7 +3,8 @@
 The upload is audited and stored sealed under a KEK-derived key (``TargetUpload.payload``);
 only its id goes to the job (``app.platform.queue`` refuses anything else), so the list's
 names never touch Redis, a temp file or the job's arguments. The job acts as the uploading
-user (the identity recorded at upload) and runs ``targets.load`` unchanged: one pass, every
+user (the identity recorded at upload, with the roles the account holds when the job
+runs) and runs ``targets.load`` unchanged: one pass, every
 problem with its row and field, nothing loaded when anything is wrong, the same audit events.
 It reports the check's progress on its outbox row (``outbox.report_progress``); its findings
 (every problem, or the counts) are sealed on the row for the result page, and the file is
@@ -30,6 +31,7 @@ from app.models import (
     TARGET_UPLOAD_RESULT,
     Campaign,
     TargetUpload,
+    VaultUser,
     utcnow,
 )
 from app.platform import outbox
@@ -113,8 +115,7 @@ def run(session: Session, vault: Vault, keyring, upload_id: str) -> str:
         )
     except VaultError:
         return _finish(session, vault, upload.id, "failed", {"error": UNEXPECTED}, job_key)
-    fields = json.loads(upload.actor)
-    actor = Actor(**(fields | {"roles": tuple(fields.get("roles") or ())}))
+    actor = _uploader_now(session, upload)
     campaign = session.get(Campaign, upload.campaign_id)
 
     def progress(done: int, total: int) -> None:
@@ -149,6 +150,27 @@ def run(session: Session, vault: Vault, keyring, upload_id: str) -> str:
     found["loaded"] = dataclasses.asdict(result)
     # The people and requests commit together with the finding: all or nothing.
     return _finish(session, vault, upload.id, "loaded", found, job_key)
+
+
+def _uploader_now(session: Session, upload: TargetUpload) -> Actor:
+    """The uploader as the audit trail names them (name, address, agent at upload time), with
+    the roles and roster approval they hold *now*: an account switched off or stripped of
+    its role while the job waited is refused (and the refusal audited) like at the screen."""
+    fields = json.loads(upload.actor)
+    user = session.get(VaultUser, upload.user_id) if upload.user_id is not None else None
+    if user is None or not user.active:
+        return Actor(**(fields | {"roles": (), "roster_approved": False}))
+    entry = user.roster_entry
+    return Actor(
+        **(
+            fields
+            | {
+                "roles": tuple(sorted(r.name for r in user.roles)),
+                "roster_entry_id": user.roster_entry_id,
+                "roster_approved": bool(entry and entry.is_approved),
+            }
+        )
+    )
 
 
 def _finish(

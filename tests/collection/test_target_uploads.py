@@ -165,3 +165,32 @@ def test_the_embedded_run_checks_in_the_background_and_the_page_follows_it(
     other, other_secret = make_user(CLIENT_STAFF)
     login(other.username, totp_secret=other_secret)
     assert client.get(result_url).status_code == 404
+
+
+def test_an_account_stripped_of_its_role_before_the_job_runs_loads_nobody(
+    app, session, make_user, jobs
+):
+    from app.models import VaultUser
+
+    user = make_user(CLIENT_STAFF)[0]
+    staff = actor_of(user, CLIENT_STAFF)
+    vault = app.extensions["mynumber_vault"]
+    upload = target_uploads.create(
+        session, vault, staff, _campaign(session, staff), EMPLOYEE_CSV.encode("utf-8-sig"), False
+    )
+    account = session.get(VaultUser, user.id)
+    account.active = False  # switched off while the job waited
+    session.commit()
+    outbox.after_commit(session, [target_uploads.key(upload)])
+    jobs.drain()
+    session.expire_all()
+    upload = session.get(TargetUpload, upload.id)
+    assert upload.status == "failed" and upload.payload is None
+    assert "権限がありません" in target_uploads.findings(vault, upload)["error"]
+    assert session.execute(select(func.count()).select_from(CollectionRequest)).scalar_one() == 0
+    denied = session.execute(
+        select(AuditEvent).where(
+            AuditEvent.action == "campaign.targets_load", AuditEvent.outcome == "denied"
+        )
+    ).scalar_one()
+    assert denied is not None
