@@ -95,6 +95,7 @@ ACTION_LABELS = {
     "campaign.status_export": "状況一覧のダウンロード",
     "campaign.targets_load": "対象者リストの取込",
     "campaign.targets_rejected": "対象者リストの取込拒否",
+    "campaign.targets_upload": "対象者リストの受付（確認・登録の開始）",
     "campaign.unassign": "担当事務取扱担当者の割当解除",
     "certificate.download": "削除証明書のダウンロード",
     "dependent.add": "扶養親族の追加",

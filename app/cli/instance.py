@@ -193,10 +193,25 @@ def _at_terminal() -> bool:
         return False
 
 
+ABORTED = (
+    "初期化を中止しました。入力した設定は保存していません。続けるには、もう一度 `mynumber init` を"
+    "実行してください。"
+)
+
+
 def _ask(key: str, label: str) -> str:
-    """Ask until the answer is acceptable, saying why in Japanese (never click's "Error:")."""
+    """Ask until the answer is acceptable, saying why in Japanese (never click's "Error:").
+
+    Ctrl-D / Ctrl-C at the prompt stops ``init`` with a Japanese line and a non-zero exit
+    (click would print its English "Aborted!"): nothing typed so far is stored, since the
+    answers are saved only once all were given."""
     while True:
-        value = click.prompt(label, prompt_suffix=": ", default="", show_default=False)
+        try:
+            value = click.prompt(label, prompt_suffix=": ", default="", show_default=False)
+        except (click.Abort, EOFError, KeyboardInterrupt):
+            click.echo("", err=True)  # the prompt's line was left open
+            click.echo(ABORTED, err=True)
+            raise SystemExit(1) from None
         problem = settings.identity_problem(key, value)
         if problem is None:
             return value.strip()

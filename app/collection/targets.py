@@ -26,6 +26,7 @@ import datetime as dt
 import io
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from charset_normalizer import from_bytes
@@ -50,6 +51,8 @@ from app.models import (
 from app.people import registry
 
 MAX_ROWS = 200_000
+# Told (lines checked, lines in the file) while a file is checked.
+Progress = Callable[[int, int], None]
 EMPLOYEE_HEADER = [
     "職員番号",
     "本人区分",
@@ -241,18 +244,25 @@ def _text(value: str | None) -> str:
     return (value or "").strip().strip("\u3000").strip()
 
 
-def validate(session: Session | None, kind: str, data: bytes) -> TargetFile:
+def validate(
+    session: Session | None, kind: str, data: bytes, on_progress: Progress | None = None
+) -> TargetFile:
     """Check every row in one pass (and, with a session, against the people already stored).
 
     Nothing stops the pass early but an unreadable file: a header with missing columns is
     reported and the rows are still checked on the columns present; a row with a bad field
-    still takes part in the cross-row checks (its code, its employee row)."""
+    still takes part in the cross-row checks (its code, its employee row).
+
+    ``on_progress(done, total)`` is told every hundredth of the lines (and at the end), for the
+    upload job's progress bar; the session has nothing pending when it is called."""
     if kind not in HEADERS:
         raise TargetFileError(["行 1: 対象: 役職員 または 外部委員等 を選んでください"])
     if not data:
         raise TargetFileError(["行 1: ファイル: 空のファイルです"])
     text, encoding = decode(data)
     reader = csv.reader(io.StringIO(text, newline=""))
+    total_lines = max(1, text.count("\n") + (0 if text.endswith("\n") else 1) - 1)
+    every = max(1, total_lines // 100)
     problems: list[str] = []
     try:
         header = next(reader)
@@ -273,6 +283,8 @@ def validate(session: Session | None, kind: str, data: bytes) -> TargetFile:
     try:
         for cells in reader:
             line += 1
+            if on_progress is not None and (line - 1) % every == 0:
+                on_progress(min(line - 1, total_lines), total_lines)
             if not any(_text(c) for c in cells):
                 continue  # a blank row a spreadsheet left behind
             if _text(cells[0]).startswith(INSTRUCTION_MARK):
@@ -328,6 +340,8 @@ def validate(session: Session | None, kind: str, data: bytes) -> TargetFile:
     if session is not None:
         _check_against_stored(session, kind, households, problems)
     problems.sort(key=lambda p: int(re.match(r"行 (\d+)", p).group(1)))
+    if on_progress is not None:
+        on_progress(total_lines, total_lines)
     return TargetFile(kind, encoding, households, problems)
 
 
@@ -499,10 +513,11 @@ def load(
     campaign: Campaign,
     data: bytes,
     dry_run: bool = False,
+    on_progress: Progress | None = None,
 ) -> tuple[TargetFile, LoadResult | None]:
     """Validate, then (unless ``dry_run``) create people and requests. Raises TargetFileError
     with every problem when anything is wrong: nothing is loaded then. Audited; the caller
-    commits."""
+    commits. ``on_progress`` follows the check (see ``validate``)."""
     policy.require_audited(
         session,
         actor,
@@ -515,7 +530,7 @@ def load(
     if campaign.status != "open":
         raise TargetFileError(["行 1: キャンペーン: 終了したキャンペーンには追加できません"])
     try:
-        parsed = validate(session, campaign.kind, data)
+        parsed = validate(session, campaign.kind, data, on_progress)
     except TargetFileError as exc:
         # A file refused at its encoding or header is audited like one refused row by row.
         _audit_rejected(session, actor, campaign, len(exc.problems), None)

@@ -1,5 +1,5 @@
-"""Collection jobs: sending one e-mail, rendering a print batch, the daily dunning run and the
-mail retry sweep.
+"""Collection jobs: sending one e-mail, rendering a print batch, checking and loading an
+uploaded target list, the daily dunning run and the mail retry sweep.
 
 Every job takes ids only (``app.platform.queue.enqueue`` refuses anything else) and is
 idempotent: the service it calls checks the database first (a delivery already ``sent`` or
@@ -13,7 +13,7 @@ import logging
 
 from flask import current_app
 
-from app.collection import dunning, kits, mailings
+from app.collection import dunning, kits, mailings, target_uploads
 from app.core.actor import Actor
 from app.jobs import job, scheduled
 from app.models import db
@@ -45,6 +45,12 @@ def render_print_batch(batch_id: int) -> str:
     return kits.render_batch(
         db.session, _vault(), _keyring(), int(batch_id), Actor.system("job:print")
     )
+
+
+@job
+def load_target_upload(upload_id: str) -> str:
+    """Check (and load) a target list uploaded in the portal, as the user who uploaded it."""
+    return target_uploads.run(db.session, _vault(), _keyring(), str(upload_id))
 
 
 @scheduled("dunning", "0 0 * * *")

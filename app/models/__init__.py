@@ -42,6 +42,7 @@ from app.models.collection import (  # noqa: F401
     Reminder,
     RetainedDocument,
     Stage,
+    TargetUpload,
     VerificationCase,
 )
 from app.models.core import (  # noqa: F401
@@ -98,6 +99,8 @@ from app.models.system_sealed import (  # noqa: F401
     DISPOSED_PERSON,
     IO_TICKET,
     PRINT_FILE,
+    TARGET_UPLOAD,
+    TARGET_UPLOAD_RESULT,
     TOTP_SECRET,
     SystemSealed,
     sealed_columns,

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.core import utcnow
 from app.models.intake import CollectionRequest
-from app.models.system_sealed import PRINT_FILE
+from app.models.system_sealed import PRINT_FILE, TARGET_UPLOAD, TARGET_UPLOAD_RESULT
 from app.models.types import UtcDateTime
 
 
@@ -267,6 +267,42 @@ class PrintBatchFile(Model):
     size_bytes: Mapped[int] = mapped_column(Integer)
     sealed: Mapped[bytes] = mapped_column(LargeBinary, info=PRINT_FILE.info())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class TargetUpload(Model):
+    """A target list uploaded in the portal, checked and loaded by a job (the page shows its
+    progress). The file is sealed under a KEK-derived key until the job has read it, then
+    dropped; the job's findings (every problem, or the counts) are sealed likewise. The job
+    acts as the uploading user: ``actor`` is that user's audit identity at upload time
+    (name, roles, roster link: no personal data)."""
+
+    __tablename__ = "target_upload"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    campaign_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaign.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(Text)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, info=TARGET_UPLOAD.info())
+    result: Mapped[bytes | None] = mapped_column(LargeBinary, info=TARGET_UPLOAD_RESULT.info())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    STATUS_LABELS = {
+        "queued": "受付済み",
+        "running": "確認・登録しています",
+        "loaded": "登録しました",
+        "checked": "確認しました（登録なし）",
+        "refused": "問題があるため登録しませんでした",
+        "failed": "処理できませんでした",
+    }
+    RUNNING = ("queued", "running")
+
+    @property
+    def status_label(self) -> str:
+        return self.STATUS_LABELS.get(self.status, self.status)
 
 
 class Reminder(Model):

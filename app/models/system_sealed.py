@@ -51,6 +51,13 @@ IO_TICKET = SystemSealed(
     "取込・照合の確認待ち", "io_ticket", "mnv:io_ticket:{id}:{user_id}:{purpose}"
 )
 
+# A target list uploaded in the portal waits here for its job (its rows name people), and
+# the job's findings (every problem, or the counts) wait here for the page that shows them.
+TARGET_UPLOAD = SystemSealed("対象者リストの処理待ち", "target_upload", "mnv:target_upload:{id}")
+TARGET_UPLOAD_RESULT = SystemSealed(
+    "対象者リストの処理結果", "target_upload_result", "mnv:target_upload_result:{id}"
+)
+
 
 def sealed_columns() -> Iterator[tuple[type, str, SystemSealed]]:
     """(model, column attribute, declaration) of every declared column, in table order (of

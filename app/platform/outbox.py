@@ -24,7 +24,7 @@ return archive) show the failure and have their own retry, so nothing loops fore
 A process without the key ring (the public form) never runs jobs inline: it only pushes to
 RQ, and in embedded mode leaves the rows to the worker.
 
-A long job (a print batch) reports how far it has got with ``report_progress`` on its own
+A long job (a print batch, a target list upload) reports how far it has got with ``report_progress`` on its own
 row, wherever it runs; the portal reads it with ``progress`` for a progress bar. In the
 embedded ``run``, ``dispatch_soon`` runs such a job in a thread of its own instead of inside
 the request, so the page answers at once and shows the bar.
@@ -271,6 +271,7 @@ TASK_LABELS = {
     "send_delivery": "メール（依頼・督促・不備のお知らせ）",
     "send_receipt": "受付のお知らせメール",
     "render_print_batch": "印刷ファイルの作成",
+    "load_target_upload": "対象者リストの確認・登録",
     "send_inquiry_answer": "お問い合わせへの回答メール",
 }
 

@@ -68,6 +68,18 @@ def test_init_asks_once_refusing_placeholders_and_stores_the_answers(tmp_path):
     assert json.loads(stored.read_text(encoding="utf-8")) == ANSWERS
 
 
+def test_ctrl_d_at_a_prompt_stops_init_in_japanese_and_stores_nothing(tmp_path):
+    home = tmp_path / "instance"
+    # Two answers, then the end of input (Ctrl-D) at the third prompt.
+    typed = ANSWERS["MYNUMBER_CLIENT_NAME"] + "\n" + ANSWERS["MYNUMBER_OPERATOR_NAME"] + "\n"
+    stopped = init(home, "--interactive", answers=typed)
+    assert stopped.returncode != 0
+    assert "初期化を中止しました。入力した設定は保存していません。" in stopped.stderr
+    assert "Aborted" not in stopped.stdout + stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert not (home / settings.INSTANCE_SETTINGS_FILE).exists()
+
+
 def test_without_a_terminal_init_says_what_is_missing_and_options_fill_it(tmp_path):
     home = tmp_path / "instance"
     bare = init(home)  # stdin is not a terminal: nothing asked

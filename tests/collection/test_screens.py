@@ -98,14 +98,24 @@ def test_client_staff_orders_and_follows_a_campaign(app, session, client, make_u
         page_url,
         content_type="multipart/form-data",
     )
-    assert response.status_code == 422
+    # Checked by a job: the answer is the upload's own page (progress, then the result).
+    assert response.status_code == 302
+    assert re.fullmatch(rf"{page_url}/targets/[0-9a-f-]{{36}}", response.headers["Location"])
+    response = client.get(response.headers["Location"])
+    assert response.status_code == 200
     html = response.get_data(as_text=True)
+    assert "3 件の問題があるため、登録しませんでした" in html
     assert "行 2: 生年月日: 存在しない日付です" in html
     assert "行 2: メールアドレス: メールアドレスの形式が正しくありません" in html
     assert "行 5: 職員番号: 扶養者（本人区分「本人」の行）がこのファイルにありません" in html
     assert session.execute(select(CollectionRequest)).first() is None
     response = _post(
-        client, f"{page_url}/targets", {}, page_url, content_type="multipart/form-data"
+        client,
+        f"{page_url}/targets",
+        {},
+        page_url,
+        content_type="multipart/form-data",
+        follow_redirects=True,
     )
     assert "空のファイル" in response.get_data(as_text=True)
 
@@ -428,3 +438,35 @@ def test_client_staff_assign_and_remove_operators_on_the_campaign_page(
     )
     assert response.status_code == 403
     assert not assignments.is_assigned(session, operator.id, campaign.id)
+
+
+def test_an_added_dependent_reads_with_its_relation_once_on_the_paper_page(
+    app, session, client, make_user, login, staff
+):
+    campaign, _ = flows.campaign_with_targets(app, staff)
+    operator = _sign_in(client, make_user, login, OPERATOR)
+    support.assign_operator(session, campaign, operator.id)
+    req = flows.request_of("E1002")
+    response = _post(
+        client,
+        "/paper/receive",
+        {
+            "request_code": req.request_code,
+            "received_on": campaigns.jptime.today_jst().isoformat(),
+            "carrier": "日本郵便",
+            "method": "特定記録郵便",
+        },
+        "/paper/",
+    )
+    item_url = response.headers["Location"]
+    for name in ("見本 花", "見本 実"):
+        response = _post(
+            client,
+            f"{item_url}/dependent",
+            {"name": name, "kana": "", "relation": "子", "birth_date": "2019-04-01"},
+            item_url,
+            follow_redirects=True,
+        )
+    html = response.get_data(as_text=True)
+    assert "追加した扶養親族 1人目（子）" in html and "追加した扶養親族 2人目（子）" in html
+    assert "（子）（子）" not in html

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.fields import QuerySelectField
-from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, Select2Widget
-from flask_appbuilder.models.sqla.filters import FilterNotEqual
+from flask_appbuilder.fields import QuerySelectField, QuerySelectMultipleField
+from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, Select2ManyWidget, Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.sqla.models import Role
 from flask_appbuilder.security.views import (
     ResetMyPasswordView,
     ResetPasswordView,
@@ -219,6 +219,32 @@ def _roster_entry_field() -> QuerySelectField:
     )
 
 
+def _roles_field() -> QuerySelectMultipleField:
+    """The roles as a multiple select reading their Japanese names (「システム管理者」, not
+    FAB's ``SystemAdmin``); FAB's own ``Public`` (the signed-out visitor) is never offered."""
+    return QuerySelectMultipleField(
+        "ロール",
+        query_func=lambda: (
+            db.session.execute(select(Role).where(Role.name != "Public").order_by(Role.id))
+            .scalars()
+            .all()
+        ),
+        get_pk_func=lambda role: role.id,
+        get_label=lambda role: policy.ROLE_LABELS.get(role.name, role.name),
+        description=(
+            "個人番号を扱うロール（事務取扱担当者（受注者）・発注者担当者）の付与は、"
+            "発注者担当者の承認後に反映されます。"
+        ),
+        validators=[DataRequired(message="ロールを1つ以上選んでください")],
+        widget=Select2ManyWidget(),
+    )
+
+
+def _role_names(roles) -> str:
+    """The roles of an account in Japanese, for the list and show screens."""
+    return "、".join(policy.ROLE_LABELS.get(r.name, r.name) for r in (roles or []))
+
+
 class VaultUserDBModelView(UserDBModelView):
     """FAB's user screen plus the roster link; role changes are audited.
 
@@ -256,33 +282,28 @@ class VaultUserDBModelView(UserDBModelView):
         "roster_entry",
     ]
     search_columns = ["last_name", "first_name", "username", "email", "active"]
-    # FAB's own role (``Public``, the signed-out visitor) is never given to an account.
-    add_form_query_rel_fields = {"roles": [["name", FilterNotEqual, "Public"]]}
-    edit_form_query_rel_fields = add_form_query_rel_fields
     description_columns = {
         "last_name": "利用者の名字（姓）です。画面と監査ログに表示されます。",
         "first_name": "利用者の名前（名）です。",
         "username": "ログインに使う名前です（半角英数字を推奨）。",
         "active": "無効にしたアカウントはログインできません。退職・異動のときは削除せず無効にします。",
         "email": "お知らせの送り先です。",
-        "roles": "SystemAdmin＝システム管理者、Operator＝事務取扱担当者（受注者）、"
-        "ClientStaff＝発注者担当者、Auditor＝監査担当者。個人番号を扱うロールの付与は"
+        "roles": "個人番号を扱うロール（事務取扱担当者（受注者）・発注者担当者）の付与は、"
         "発注者担当者の承認後に反映されます。",
         "roster_entry": "事務取扱担当者・発注者担当者は、承認済みの情報取扱者名簿の登録と結び付けます。",
     }
+    # Shown in JST: our columns hold aware UTC; FAB writes its own (last_login) as a naive
+    # time in the server's zone, which ``astimezone()`` reads as such.
     formatters_columns = {
         "active": lambda v: "有効" if v else "無効",
-        "roles": lambda roles: "、".join(
-            policy.ROLE_LABELS.get(r.name, r.name) for r in (roles or [])
-        ),
+        "roles": _role_names,
         "roster_entry": lambda e: str(e) if e else "（なし）",
-        # Shown in JST: our columns hold aware UTC; FAB writes its own (last_login) as a naive
-        # time in the server's zone, which ``astimezone()`` reads as such.
         "last_login": lambda v: jptime.format_jst(v.astimezone()) if v else "",
         "locked_until": lambda v: jptime.format_jst(v) if v else "",
         "totp_enrolled_at": lambda v: jptime.format_jst(v) if v else "未登録",
     }
     add_form_extra_fields = {
+        "roles": _roles_field(),
         "roster_entry": _roster_entry_field(),
         "password": PasswordField(
             "パスワード",
@@ -319,7 +340,7 @@ class VaultUserDBModelView(UserDBModelView):
             },
         ),
     ]
-    edit_form_extra_fields = {"roster_entry": _roster_entry_field()}
+    edit_form_extra_fields = {"roles": _roles_field(), "roster_entry": _roster_entry_field()}
     user_show_fieldsets = [
         ("ユーザー情報", {"fields": ["username", "active", "roles", "login_count"]}),
         ("個人情報", {"fields": ["last_name", "first_name", "email"], "expanded": True}),

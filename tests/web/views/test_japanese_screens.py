@@ -28,6 +28,10 @@ def test_the_user_screens_read_in_japanese(client, login, url):
         assert english not in html, english
     # Japanese names read 名字 then 名前.
     assert html.index("名字（姓）") < html.index("名前（名）")
+    # Roles by their Japanese names, in the form's choices as in the list and show screens.
+    assert "システム管理者" in html
+    for code in ("SystemAdmin", "ClientStaff", "Operator", "Auditor"):
+        assert re.search(rf"[>\s、]{code}\b", html) is None, code
 
 
 def test_the_postage_ledger_shows_empty_cells_not_none(client, make_user, login, session):

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from wtforms import StringField, TextAreaField
 
 from app.access import assignments, policy
-from app.collection import campaigns, kits, mailings, targets
+from app.collection import campaigns, kits, mailings, target_uploads, targets
 from app.models import (
     Campaign,
     CampaignKind,
@@ -22,6 +22,7 @@ from app.models import (
     LetterKind,
     PrintBatch,
     Stage,
+    TargetUpload,
     db,
 )
 from app.platform import outbox
@@ -74,6 +75,7 @@ class CampaignView(BaseView):
         "create": "add",
         "show": "show",
         "upload": "upload",
+        "upload_result": "upload",
         "template": "upload",
         "assign": "assign",
         "unassign": "assign",
@@ -173,54 +175,68 @@ class CampaignView(BaseView):
     @expose("/<string:cid>/targets", methods=["POST"])
     @has_access
     def upload(self, cid: str):
+        """Accept the file and hand it to a job (sealed in the database, only its id in the
+        job): the next page shows the check's progress, then every problem or the counts."""
         form = forms.posted(TargetsForm)
         campaign = context.row_or_404(Campaign, cid)
         data = form.file.data.read() if form.file.data else b""
         try:
-            parsed, result = targets.load(
-                db.session,
-                context.vault(),
-                context.keyring(),
-                current_actor(),
-                campaign,
-                data,
-                dry_run=form.dry_run.data,
+            upload = target_uploads.create(
+                db.session, context.vault(), current_actor(), campaign, data, form.dry_run.data
             )
-            db.session.commit()
         except targets.TargetFileError as exc:
             db.session.rollback()
-            flash(
-                f"対象者リストに {len(exc.problems)} 件の問題があるため、登録しませんでした。",
-                "danger",
-            )
+            flash("対象者リストを登録しませんでした。", "danger")
             return self._show(campaign, exc.problems, 422)
         except USER_ERRORS as exc:
             fail(exc)
             return redirect(url_for("CampaignView.show", cid=campaign.id))
-        if result is None:
+        # A job (RQ, or a thread of the embedded run): the page shows its progress meanwhile.
+        outbox.dispatch_soon(db.session, [target_uploads.key(upload)])
+        return redirect(url_for("CampaignView.upload_result", cid=campaign.id, uid=upload.id))
+
+    @expose("/<string:cid>/targets/<string:uid>", methods=["GET"])
+    @has_access
+    def upload_result(self, cid: str, uid: str):
+        """The upload's progress bar while its job runs; then every problem (the campaign
+        page with the list, nothing loaded) or what was loaded."""
+        campaign = context.row_or_404(Campaign, cid)
+        try:
+            upload = target_uploads.find(db.session, current_actor(), uid)
+        except target_uploads.UploadNotFound:
+            abort(404)
+        if upload.campaign_id != campaign.id:
+            abort(404)
+        if upload.status in TargetUpload.RUNNING:
+            return self.render_template(
+                "mynumber/job_progress.html",
+                title="対象者リストを確認しています",
+                what=f"対象者リスト（{upload.size_bytes:,} バイト）",
+                doing="確認・登録" if not upload.dry_run else "確認",
+                job=outbox.progress(db.session, target_uploads.key(upload)),
+                state=upload.status_label,
+                back_url=url_for("CampaignView.show", cid=campaign.id),
+                back_label="キャンペーンに戻る",
+                refresh_seconds=1,
+            )
+        found = target_uploads.findings(context.vault(), upload)
+        if upload.status == "refused":
+            problems = found.get("problems", [])
             flash(
-                f"確認のみ: {parsed.rows} 行（{len(parsed.households)} 世帯・人）に問題はありません"
-                f"（文字コード {parsed.encoding}）。",
+                f"対象者リストに {len(problems)} 件の問題があるため、登録しませんでした。",
+                "danger",
+            )
+            return self._show(campaign, problems)
+        if upload.status == "failed":
+            flash(f"対象者リストを処理できませんでした: {found.get('error', '')}", "danger")
+        elif upload.status == "checked":
+            flash(
+                f"確認のみ: {found['rows']} 行（{found['households']} 世帯・人）に問題はありません"
+                f"（文字コード {found['encoding']}）。",
                 "info",
             )
         else:
-            flash(
-                f"対象者リストを登録しました: 依頼 {result.requests_issued} 件（メール "
-                f"{result.emails}・郵送 {result.posts}）、新規 {result.people_created} 人、"
-                f"登録済みの人物 {result.people_matched} 人、依頼済みのため省略 "
-                f"{result.skipped_already_requested} 件。",
-                "success",
-            )
-            if result.contact_differs:
-                shown = "、".join(result.contact_differs[:20])
-                more = len(result.contact_differs) - 20
-                flash(
-                    f"登録済みの連絡先と異なる項目が {len(result.contact_differs)} 件あります"
-                    f"（{shown}{f' ほか {more} 件' if more > 0 else ''}）。対象者リストでは"
-                    "登録済みの連絡先を変更しないため、依頼は登録済みの連絡先に送付します。"
-                    "連絡先が変わった場合は、送付の前に人物情報を訂正してください。",
-                    "warning",
-                )
+            _flash_loaded(found["loaded"])
         return redirect(url_for("CampaignView.show", cid=campaign.id))
 
     @expose("/<string:cid>/assign", methods=["POST"])
@@ -346,4 +362,26 @@ class CampaignView(BaseView):
             entries=campaigns.timeline(db.session, req),
             channels=Channel.LABELS,
             fmt=campaigns.format_date,
+        )
+
+
+def _flash_loaded(result: dict) -> None:
+    """What a load did, and the stored contacts the list disagreed with (never the values)."""
+    flash(
+        f"対象者リストを登録しました: 依頼 {result['requests_issued']} 件（メール "
+        f"{result['emails']}・郵送 {result['posts']}）、新規 {result['people_created']} 人、"
+        f"登録済みの人物 {result['people_matched']} 人、依頼済みのため省略 "
+        f"{result['skipped_already_requested']} 件。",
+        "success",
+    )
+    differs = result.get("contact_differs") or []
+    if differs:
+        shown = "、".join(differs[:20])
+        more = len(differs) - 20
+        flash(
+            f"登録済みの連絡先と異なる項目が {len(differs)} 件あります"
+            f"（{shown}{f' ほか {more} 件' if more > 0 else ''}）。対象者リストでは"
+            "登録済みの連絡先を変更しないため、依頼は登録済みの連絡先に送付します。"
+            "連絡先が変わった場合は、送付の前に人物情報を訂正してください。",
+            "warning",
         )
