@@ -251,6 +251,7 @@ OBJECT_TYPE_LABELS = {
 
 # The keys of an event's details, as the screen and the CSV label them.
 DETAIL_LABELS = {
+    "dry_run": "確認のみ（登録しない）",
     "cost_yen": "金額（円）",
     "direction": "区分（発送・返送）",
     "form_unreachable": "提出フォームに接続できない",

@@ -36,6 +36,15 @@ from app.models import Person
 AUDIT_TABLES = ("audit_event", "audit_checkpoint")
 AUDIT_HEAD = "audit_chain_head"
 
+# What ``mnv_form`` may read of a person (its grant below); every other column, including one
+# added later, is hidden from the form: derived, so a new column cannot slip past the guard.
+FORM_PERSON_COLUMNS = frozenset(
+    "id kind code household_head_id dependent_seq relation name name_kana birth_date status".split()
+)
+FORM_HIDDEN_PERSON_COLUMNS = tuple(
+    c.key for c in Person.__table__.columns if c.name not in FORM_PERSON_COLUMNS
+)
+
 # The public form's grants: table → privileges; a privilege may name columns.
 # Found by reading public_form/views.py and the app.collection functions it calls, and proved by
 # tests/public_form/test_form_role.py, which runs a whole submission as this role.
@@ -48,10 +57,7 @@ FORM_GRANTS: dict[str, list[str]] = {
     "collection_request_status": ["INSERT", "SELECT (id)"],
     # The second factor (birth date) and the listed household: never the address, e-mail,
     # postal code or lifecycle columns (app.platform.dbroles.form_person_guard defers those).
-    "person": [
-        "SELECT (id, kind, code, household_head_id, dependent_seq, relation, name, name_kana,"
-        " birth_date, status)"
-    ],
+    "person": [f"SELECT ({', '.join(sorted(FORM_PERSON_COLUMNS))})"],
     "submission": [
         "SELECT",
         "INSERT",
@@ -78,17 +84,6 @@ FORM_GRANTS: dict[str, list[str]] = {
     ],
 }
 # Person columns the form must never load (no grant): deferred in the form app.
-FORM_HIDDEN_PERSON_COLUMNS = (
-    "postal_code",
-    "address_enc",
-    "email",
-    "ended_on",
-    "retention_basis",
-    "delete_after",
-    "disposed_at",
-    "created_at",
-    "updated_at",
-)
 
 # Tables that hold no personal data: the auditor's view besides the audit tables.
 AUDITOR_TABLES = (
