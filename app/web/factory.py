@@ -35,6 +35,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     # Every decryption of a canary raises a security alert, naming the signed-in user.
     actor.provide(identity.request_actor)
 
+    app.session_interface = identity.AssetsKeepSessionInterface()
     CSRFProtect(app)
     https = app.config["MYNUMBER_HTTPS"]
     Talisman(

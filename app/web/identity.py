@@ -32,6 +32,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from flask_appbuilder import expose
 from flask_appbuilder.security.forms import LoginForm_db
 from flask_appbuilder.security.views import AuthDBView
@@ -432,3 +433,20 @@ def _int_or_none(value) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+class AssetsKeepSessionInterface(SecureCookieSessionInterface):
+    """The signed session cookie, never re-sent with a static file or the favicon.
+
+    With a refreshed, permanent session every response carries the session as it was when its
+    request began. A stylesheet or favicon asked for just before sign-in (or a sign-out) and
+    answered just after would put the old session back: the user is signed out again, or the
+    next form fails its CSRF check. Assets never change the session, so they never send it.
+    """
+
+    def should_set_cookie(self, app, session) -> bool:
+        if has_request_context() and (
+            request.path.startswith("/static/") or request.path == "/favicon.ico"
+        ):
+            return False
+        return super().should_set_cookie(app, session)

@@ -85,6 +85,19 @@ def test_wrong_totp_codes_also_lock(client, make_user, session, app):
     assert session.get(VaultUser, user.id).locked_until is not None
 
 
+def test_assets_never_send_the_session_back(client, make_user, login):
+    """A stylesheet or favicon answered after a sign-in must not restore the session its
+    request began with (the user signed out again, the next form failing its CSRF check)."""
+    user, secret = make_user("Auditor", roster=None)
+    login(user.username, totp_secret=secret)
+    page = client.get("/auditlogview/list/")
+    assert page.status_code == 200 and "Set-Cookie" in page.headers  # refreshed each request
+    for asset in ("/static/mynumber/portal.css", "/favicon.ico"):
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert "Set-Cookie" not in response.headers, asset
+
+
 def test_idle_session_is_logged_out_server_side(client, app, make_user, login, session):
     user, secret = make_user("Auditor", roster=None)
     login(user.username, totp_secret=secret)
