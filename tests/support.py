@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from app.core.actor import Actor
@@ -323,3 +326,19 @@ def mark_received(session, req):
     )
     session.commit()
     return req
+
+
+@contextmanager
+def served(wsgi_app) -> Iterator[str]:
+    """``wsgi_app`` over real HTTP on a free loopback port, in a thread, for a browser or a
+    health check; yields its base URL and stops the server on the way out."""
+    from werkzeug.serving import make_server  # only the browser tests serve
+
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)

@@ -5,7 +5,6 @@ Screenshots land in tests/artifacts/collection/."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from tests.collection import flows
 from tests.collection.conftest import Jobs
 from tests.conftest import USER_PASSWORD
 from tests.public_form.test_browser import ARGS, CHROMIUM, _chromium_or_skip
-from tests.support import browser_sign_in
+from tests.support import browser_sign_in, served
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "collection"
@@ -23,14 +22,8 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "collection"
 
 @pytest.fixture
 def live_portal(app):
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with served(app) as url:
+        yield url
 
 
 def test_the_client_follows_a_campaign_in_a_browser(

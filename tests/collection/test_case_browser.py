@@ -5,7 +5,6 @@ operator on the case with their ticks. Screenshots land in tests/artifacts/colle
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from tests.collection.conftest import NUMBER_ICHIRO, actor_of, submit_external
 from tests.conftest import USER_PASSWORD
 from tests.public_form.conftest import jpeg, pdf
 from tests.public_form.test_browser import ARGS, CHROMIUM, _chromium_or_skip
-from tests.support import browser_sign_in
+from tests.support import browser_sign_in, served
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "collection"
@@ -26,14 +25,8 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "collection"
 
 @pytest.fixture
 def portal_url(app):
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with served(app) as url:
+        yield url
 
 
 def _opened_count() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 
 import pytest
 from sqlalchemy import select
@@ -22,14 +21,8 @@ from tests.collection.conftest import Jobs
 @pytest.fixture
 def served_form(form_app):
     """The real public form on a free loopback port (its health endpoint included)."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, form_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with support.served(form_app) as url:
+        yield url
 
 
 def _dead_url() -> str:
@@ -61,17 +54,9 @@ def test_a_form_url_that_does_not_answer_is_named(app):
         "提出フォームのURL（MYNUMBER_PUBLIC_FORM_URL: 未設定）"
     )
     # Something answers on that port, but it is not the form (the portal, say).
-    from werkzeug.serving import make_server
-
-    portal = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=portal.serve_forever, daemon=True)
-    thread.start()
-    try:
-        answer = formcheck.problem(f"http://127.0.0.1:{portal.server_port}", 3)
+    with support.served(app) as portal:
+        answer = formcheck.problem(portal, 3)
         assert "提出フォームではありません" in answer or "提出フォームが応答しません" in answer
-    finally:
-        portal.shutdown()
-        thread.join(timeout=5)
 
 
 def test_sending_refuses_while_the_form_does_not_answer_then_sends(

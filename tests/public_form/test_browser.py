@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -54,14 +53,8 @@ def _chromium_or_skip():
 @pytest.fixture
 def live_form(form_app):
     """The form app served over HTTP on a free loopback port, in a thread."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, form_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with support.served(form_app) as url:
+        yield url
 
 
 @pytest.fixture
