@@ -52,19 +52,7 @@ def create(
     """Accept a file for checking (and loading unless ``dry_run``): audited first, sealed,
     the job promised in the same transaction. Committed; the caller hands the job over with
     ``outbox.dispatch_soon([key(upload)])``."""
-    policy.require_audited(
-        session,
-        actor,
-        "can_upload",
-        campaigns.VIEW,
-        "campaign.targets_load",
-        object_type="campaign",
-        object_ids=[campaign.id],
-    )
-    if campaign.status != "open":
-        raise targets.TargetFileError(
-            ["行 1: キャンペーン: 終了したキャンペーンには追加できません"]
-        )
+    targets.require_upload(session, actor, campaign)
     _purge(session)
     hold_kek(session)  # sealed under the current KEK: no rotation until committed
     upload = TargetUpload(

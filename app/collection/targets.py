@@ -505,6 +505,22 @@ def _check_against_stored(
             )
 
 
+def require_upload(session: Session, actor: Actor, campaign: Campaign) -> None:
+    """The one gate before a target file is taken, whether checked now or by a job: the role
+    (a refusal audited first) and a campaign still open."""
+    policy.require_audited(
+        session,
+        actor,
+        "can_upload",
+        campaigns.VIEW,
+        "campaign.targets_load",
+        object_type="campaign",
+        object_ids=[campaign.id],
+    )
+    if campaign.status != "open":
+        raise TargetFileError(["行 1: キャンペーン: 終了したキャンペーンには追加できません"])
+
+
 def load(
     session: Session,
     vault,
@@ -518,17 +534,7 @@ def load(
     """Validate, then (unless ``dry_run``) create people and requests. Raises TargetFileError
     with every problem when anything is wrong: nothing is loaded then. Audited; the caller
     commits. ``on_progress`` follows the check (see ``validate``)."""
-    policy.require_audited(
-        session,
-        actor,
-        "can_upload",
-        campaigns.VIEW,
-        "campaign.targets_load",
-        object_type="campaign",
-        object_ids=[campaign.id],
-    )
-    if campaign.status != "open":
-        raise TargetFileError(["行 1: キャンペーン: 終了したキャンペーンには追加できません"])
+    require_upload(session, actor, campaign)
     try:
         parsed = validate(session, campaign.kind, data, on_progress)
     except TargetFileError as exc:
