@@ -7,6 +7,7 @@ import pytest
 
 from app.platform.queue import UnsafeJobArgument, check_args, enqueue, queue
 from tests.jobs.job_functions import always_fails, write_marker
+from tests.support import drain_queue
 
 
 def test_inline_without_redis(app):
@@ -17,23 +18,18 @@ def test_inline_without_redis(app):
 
 
 def test_on_a_real_redis_with_a_real_worker(rq_app):
-    from rq import SimpleWorker
-
     job = enqueue(write_marker, "rq-run")
     assert job.args == ("rq-run",)
     assert not (Path(rq_app.config["MYNUMBER_HOME"]) / "ran-rq-run").exists()
-    worker = SimpleWorker([queue()], connection=queue().connection)
-    worker.work(burst=True)
+    drain_queue(queue())
     job.refresh()
     assert job.is_finished and job.return_value() == "done"
     assert (Path(rq_app.config["MYNUMBER_HOME"]) / "ran-rq-run").exists()
 
 
 def test_failures_are_visible_and_scheduled_for_retry(rq_app):
-    from rq import SimpleWorker
-
     job = enqueue(always_fails, "x")
-    SimpleWorker([queue()], connection=queue().connection).work(burst=True)
+    drain_queue(queue())
     job.refresh()
     assert job.retries_left == 2  # one attempt used, retried later by the scheduler
     assert job.get_status() in ("scheduled", "failed")
