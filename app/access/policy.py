@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.audit import trail
+from app.audit.labels import ROLE_LABELS  # the roles in words: one table, the log's too
 from app.core.actor import Actor
 
 SYSTEM_ADMIN = "SystemAdmin"
@@ -33,12 +34,6 @@ OPERATOR = "Operator"
 CLIENT_STAFF = "ClientStaff"
 AUDITOR = "Auditor"
 ROLES = (SYSTEM_ADMIN, OPERATOR, CLIENT_STAFF, AUDITOR)
-ROLE_LABELS = {
-    SYSTEM_ADMIN: "システム管理者",
-    OPERATOR: "事務取扱担当者（受注者）",
-    CLIENT_STAFF: "発注者担当者",
-    AUDITOR: "監査担当者",
-}
 
 ROSTER_REQUIRED = frozenset({OPERATOR, CLIENT_STAFF})
 # Every role signs in with a second factor: an administrator or auditor account behind a

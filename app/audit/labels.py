@@ -14,8 +14,8 @@ import json
 
 OUTCOME_LABELS = {"success": "成功", "denied": "拒否", "failure": "失敗"}
 
-# The portal's roles (the same words as app.access.policy.ROLE_LABELS, which sits above this
-# layer; a test keeps the two equal).
+# The portal's roles in words: the one table, here because the audit layer is below
+# app.access.policy, which uses it (as ``policy.ROLE_LABELS``) for every screen.
 ROLE_LABELS = {
     "SystemAdmin": "システム管理者",
     "Operator": "事務取扱担当者（受注者）",
